@@ -1,0 +1,1 @@
+"""Experiments: data, Lightning training, MLflow tracking, comparison and the `zoo` CLI."""

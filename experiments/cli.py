@@ -1,0 +1,72 @@
+"""The `zoo` command: a thin layer that parses arguments and calls the library.
+
+Each subcommand lives in `experiments.commands.<name>` with two functions,
+``add_parser(subparsers)`` and ``run(args) -> int``. An error the user can fix
+(a `registry.ZooError`) is printed as one line on stderr, without a
+traceback, and the command exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import NoReturn, Sequence
+
+from registry.errors import ZooError
+
+COMMANDS = ("models",)
+"""Subcommand modules under `experiments.commands`, in the order `zoo --help` lists them."""
+
+USAGE_ERROR = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the error in one line and exit with code 2.
+
+        Args:
+            message: argparse's description of the problem.
+        """
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the `zoo` argument parser with every subcommand.
+
+    Returns:
+        The parser.
+    """
+    parser = OneLineParser(prog="zoo", description="A pluggable model zoo: models, training, tracking.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"experiments.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `zoo` command.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The exit code: 0 on success, 2 for bad input, 130 on Ctrl-C.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""timm's ImageNet weights inside the zoo's own ResNet.
+
+Where the weights come from is resolved here, in one place:
+
+1. ``weights=PATH``: a local ``.safetensors`` or ``.pth`` file (tensors only);
+2. otherwise timm's own download (the Hugging Face Hub, or timm's URL), which
+   reads the Hugging Face cache when the machine is offline.
+
+The weights load key for key into `zoo.resnet.ResNet`, which uses the
+same module names as timm's ResNet; only the head is replaced when
+``num_classes`` differs from the weights' 1000 ImageNet classes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from registry import register_model
+from registry.errors import ModelArgumentError, WeightsError
+from registry.weights import load_state_dict_strict, read_weights_file
+from zoo.blocks import Bottleneck
+from zoo.resnet import ResNet, check_num_classes
+
+WeightsArg = str | os.PathLike[str] | None
+
+
+def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
+    """Read what timm's weights expect (mean, std, input size, interpolation).
+
+    Reads timm's built-in table; nothing is downloaded.
+
+    Args:
+        timm_name: timm's ``architecture.tag``, such as ``"resnet50.a1_in1k"``.
+
+    Returns:
+        The relevant fields of timm's pretrained config, plus ``source`` and ``tag``.
+    """
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    if cfg is None:
+        raise WeightsError(f"timm has no pretrained weights named '{timm_name}'; see timm.list_pretrained()")
+    full = cfg.to_dict()
+    keys = ("input_size", "interpolation", "crop_pct", "mean", "std", "num_classes", "hf_hub_id", "license")
+    return {"source": "timm", "tag": timm_name, **{k: full[k] for k in keys if k in full}}
+
+
+def download_timm_state_dict(model: ResNet, timm_name: str) -> None:
+    """Load timm's weights for `timm_name` into a 1000-class model via timm's own download.
+
+    Args:
+        model: A zoo ResNet with ``num_classes=1000`` and the matching depth.
+        timm_name: timm's ``architecture.tag``.
+
+    Raises:
+        WeightsError: If the download fails and the Hugging Face cache has no copy.
+    """
+    import timm
+    from timm.models import load_pretrained
+
+    cfg = timm.models.get_pretrained_cfg(timm_name).to_dict()
+    try:
+        load_pretrained(model, pretrained_cfg=cfg, num_classes=cfg["num_classes"], strict=True)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise WeightsError(
+            f"could not download timm weights '{timm_name}' ({type(exc).__name__}: {detail}); "
+            f"download them on a machine that is online, or pass weights=PATH to a local "
+            f".safetensors or .pth file"
+        ) from None
+
+
+def build_timm_pretrained(
+    model_name: str,
+    make_model: Callable[[int], ResNet],
+    timm_name: str,
+    num_classes: int,
+    stem: str,
+    pretrained: bool,
+    weights: WeightsArg,
+) -> ResNet:
+    """Build a zoo ResNet and fill it with timm's weights.
+
+    Args:
+        model_name: The registered name, for error messages.
+        make_model: Builds the zoo ResNet for a class count.
+        timm_name: timm weights to use, such as ``"resnet50.a1_in1k"``.
+        num_classes: Classes of the returned model's head.
+        stem: Must be ``"imagenet"``: timm's 7x7 ``conv1`` fits no other stem.
+        pretrained: ``False`` builds the architecture only (for metadata).
+        weights: A local weights file instead of the download.
+
+    Returns:
+        The model, with ``pretrained_cfg`` describing what the weights expect.
+    """
+    check_num_classes(num_classes)
+    if stem != "imagenet":
+        raise ModelArgumentError(
+            f"'{model_name}' takes only stem='imagenet': timm's 7x7 conv1 weights cannot load "
+            f"into the '{stem}' stem; use a *_scratch model for stem='{stem}'"
+        )
+    cfg = timm_pretrained_cfg(timm_name)
+    if not pretrained:
+        model = make_model(num_classes)
+    elif weights is not None:
+        state_dict = read_weights_file(weights)
+        file_classes = state_dict["fc.weight"].shape[0] if "fc.weight" in state_dict else cfg["num_classes"]
+        model = make_model(file_classes)
+        load_state_dict_strict(model, state_dict, str(weights), model_name)
+        cfg["weights"] = str(weights)
+    else:
+        model = make_model(cfg["num_classes"])
+        download_timm_state_dict(model, timm_name)
+        cfg["weights"] = "download"
+    if model.num_classes != num_classes:
+        model.reset_classifier(num_classes)
+    model.pretrained_cfg = cfg
+    return model
+
+
+_PRETRAINED = dict(family="resnet", tags=("pretrained", "imagenet"))
+
+
+@register_model(
+    description="ResNet-50 with timm's ImageNet weights (resnet50.a1_in1k) in the zoo's architecture",
+    pretrained="timm:resnet50.a1_in1k",
+    **_PRETRAINED,
+)
+def resnet50_timm_pretrained(
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    pretrained: bool = True,
+    weights: WeightsArg = None,
+    timm_name: str = "resnet50.a1_in1k",
+) -> ResNet:
+    """ResNet-50 with timm's ImageNet weights in the zoo's architecture."""
+    make = lambda n: ResNet(Bottleneck, (3, 4, 6, 3), n)  # noqa: E731
+    return build_timm_pretrained("resnet50_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)
+
+
+@register_model(
+    description="ResNet-101 with timm's ImageNet weights (resnet101.a1h_in1k) in the zoo's architecture",
+    pretrained="timm:resnet101.a1h_in1k",
+    **_PRETRAINED,
+)
+def resnet101_timm_pretrained(
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    pretrained: bool = True,
+    weights: WeightsArg = None,
+    timm_name: str = "resnet101.a1h_in1k",
+) -> ResNet:
+    """ResNet-101 with timm's ImageNet weights in the zoo's architecture."""
+    make = lambda n: ResNet(Bottleneck, (3, 4, 23, 3), n)  # noqa: E731
+    return build_timm_pretrained("resnet101_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)
