@@ -1,0 +1,37 @@
+"""The distribution: exactly three top-level packages, and the `zoo` command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("registry", "zoo", "experiments", "tests"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True, text=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert wheel.name.startswith("bottleneck_zoo-")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"registry", "zoo", "experiments"}
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "zoo = experiments.cli:main" in entry_points and "[zoo.models]" in entry_points
+    assert any(n.startswith("experiments/configs/") and n.endswith(".yaml") for n in names) or not list(
+        (ROOT / "experiments" / "configs").glob("*.yaml")
+    )
