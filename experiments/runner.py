@@ -1,0 +1,316 @@
+"""`train(config)`: a config in, a trained, tested and recorded run out.
+
+The order of work: validate the config, seed, load the data and build the model
+(so that bad input fails before a run exists), create or reopen the MLflow run,
+then train, test the best checkpoint, and record the summary inside
+`TrackedRun.lifecycle`, which sets the final status however it ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import registry
+from experiments import tracking
+from experiments.config import ConfigError, ExperimentConfig, from_dict
+from experiments.seeding import set_seed
+
+LOG_EVERY_N_STEPS = 10
+"""Steps between two logged ``train_loss`` values (each is one write to the store)."""
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        run_id: The MLflow run id (``None`` with tracking off).
+        metrics: Summary figures: ``best_val_acc``, ``epoch_of_best``, ``test_acc``,
+            ``test_loss``, ``train_time_s``, ``images_per_sec``, ``epochs``.
+        checkpoint_dir: The run's local checkpoint folder.
+        best_checkpoint: Path of the best checkpoint.
+        config: The config the run used.
+        tracking_uri: The MLflow store (``None`` with tracking off).
+    """
+
+    run_id: str | None
+    metrics: dict[str, float]
+    checkpoint_dir: Path
+    best_checkpoint: str
+    config: ExperimentConfig
+    tracking_uri: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_datamodule(config: ExperimentConfig) -> Any:
+    """The `ImageDataModule` the config describes, prepared and set up.
+
+    Args:
+        config: The run's config.
+
+    Returns:
+        The data module, after ``prepare_data()`` and ``setup("fit")``.
+    """
+    from experiments.data import ImageDataModule
+
+    pretrained_cfg = registry.model_info(config.model)["pretrained_cfg"] or None
+    dm = ImageDataModule(
+        config.data, batch_size=config.batch_size, val_fraction=config.val_fraction, seed=config.seed,
+        limit_per_class=config.limit_per_class, workers=int(config.workers) if config.workers.isdigit() else "auto",
+        preset=config.preset, image_size=config.image_size, mean=config.mean, std=config.std,
+        augment=config.augment, decode_size=config.decode_size, pretrained_cfg=pretrained_cfg,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Any:
+    """Create the run's MLflow record (or reopen it to resume); a `NullRun` with tracking off.
+
+    The one place a run is born; a distributed launch (rank > 0) or a sweep's
+    child run would be decided here.
+
+    Args:
+        config: The run's config.
+        resume_run_id: A run to continue.
+
+    Returns:
+        `TrackedRun` or `NullRun`.
+    """
+    if not config.tracking:
+        return tracking.NullRun()
+    if resume_run_id:
+        return tracking.TrackedRun.reopen(resume_run_id, config.tracking_uri)
+    tags = {"zoo.model": config.model, **config.tags}
+    return tracking.TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
+
+
+def record_start(run: Any, config: ExperimentConfig, module: Any, dm: Any) -> None:
+    """Log what a run is: config params and file, model facts, data sizes, source and versions.
+
+    Args:
+        run: The `TrackedRun`.
+        config: The run's config.
+        module: The `Classifier`.
+        dm: The data module.
+    """
+    spec = registry.get_spec(config.model)
+    summary = dm.summary()
+    params = tracking.config_params(config.to_dict())
+    params.update({
+        "model.family": spec.family,
+        "model.num_params": sum(p.numel() for p in module.model.parameters()),
+        "model.pretrained": spec.pretrained or "none",
+        "data.num_classes": dm.num_classes,
+        "data.num_train": summary["num_train"],
+        "data.num_val": summary["num_val"],
+        "data.num_test": summary["num_test"],
+        "data.cache_key": summary.get("cache_key", ""),
+        "data.input_size": dm.preprocess.image_size,
+    })
+    run.log_params(params)
+    run.set_tags(tracking.source_facts())
+    run.log_text(config.to_yaml(), tracking.CONFIG_ARTIFACT)
+    run.log_text(json.dumps(weights_info(config, dm), indent=2), tracking.WEIGHTS_INFO_ARTIFACT)
+
+
+def weights_info(config: ExperimentConfig, dm: Any) -> dict[str, Any]:
+    """What the best weights fit: model name, builder arguments, classes, preprocessing.
+
+    Args:
+        config: The run's config.
+        dm: The data module.
+
+    Returns:
+        A JSON-able dict (the run's ``weights/model.json``).
+    """
+    preprocess = dm.preprocess
+    pre = preprocess.config() if hasattr(preprocess, "config") else {}
+    return {"model": config.model, "model_kwargs": config.model_kwargs(dm.num_classes),
+            "class_names": list(dm.classes), "preprocess": pre}
+
+
+def _devices(value: str) -> Any:
+    if value.lstrip("-").isdigit():
+        return int(value)
+    if "," in value:
+        return [int(v) for v in value.split(",") if v.strip()]
+    return value
+
+
+def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path) -> Any:
+    """The Lightning `Trainer` with the run's callbacks and logger.
+
+    Args:
+        config: The run's config.
+        run: The `TrackedRun` or `NullRun`.
+        ckpt_dir: The run's own checkpoint folder.
+
+    Returns:
+        The trainer.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ModelSummary
+
+    from experiments.callbacks import RunRecorder
+
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+                                 monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True)
+    callbacks: list[Any] = [checkpoint, ModelSummary(max_depth=1),
+                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors")]
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
+                                       min_delta=config.min_delta, patience=config.patience))
+    return L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
+        strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
+        detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=run.logger(),
+        default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
+        enable_model_summary=True, log_every_n_steps=LOG_EVERY_N_STEPS,
+    )
+
+
+def recorder_of(trainer: Any) -> Any:
+    """The trainer's `RunRecorder`.
+
+    Args:
+        trainer: The trainer.
+
+    Returns:
+        The callback.
+    """
+    from experiments.callbacks import RunRecorder
+
+    return next(c for c in trainer.callbacks if isinstance(c, RunRecorder))
+
+
+def test_best(trainer: Any, module: Any, dm: Any, run: Any) -> dict[str, float]:
+    """Test the best checkpoint; fall back to the run's best weights when its file is elsewhere.
+
+    Args:
+        trainer: The trainer after ``fit``.
+        module: The `Classifier`.
+        dm: The data module.
+        run: The run (a resumed run's best file may sit on another machine).
+
+    Returns:
+        ``{"test_acc": ..., "test_loss": ...}``.
+    """
+    best = trainer.checkpoint_callback.best_model_path
+    if best and Path(best).is_file():
+        trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
+    else:
+        if run.run_id:
+            state = registry.weights.read_weights_file(
+                tracking.download_artifact(run.run_id, tracking.BEST_WEIGHTS_ARTIFACT, run.uri))
+            module.model.load_state_dict(state)
+        trainer.test(module, datamodule=dm, verbose=False)
+    # Figures logged with logger=False are not in test()'s return value; callback_metrics has them all.
+    return {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss") if k in trainer.callback_metrics}
+
+
+def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_state: str | Path | None = None) -> TrainResult:
+    """Train, test and record one run.
+
+    Args:
+        config: The run's config (validated here again).
+        resume_run_id: Continue this MLflow run (see `resume`).
+        last_state: Training state to continue from (a Lightning checkpoint).
+
+    Returns:
+        The run id, summary metrics and where the checkpoints are.
+
+    Raises:
+        ZooError: For bad input, before any run is created.
+    """
+    from experiments.module import Classifier
+
+    config = config.validate()
+    set_seed(config.seed)
+    dm = build_datamodule(config)
+    module = Classifier(config, dm.num_classes, list(dm.classes))
+    run = open_run(config, resume_run_id)
+    ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
+    with run.lifecycle():
+        if resume_run_id is None:
+            record_start(run, config, module, dm)
+        trainer = build_trainer(config, run, ckpt_dir)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
+        fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
+        metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
+        run.log_metrics(metrics)
+        if trainer.is_global_zero:
+            from experiments import reports
+
+            reports.log_test_report(run, module)
+            if config.tracking and config.log_model:
+                reports.log_serving_model(run, dm, module)
+    return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri)
+
+
+def summarise_fit(trainer: Any) -> dict[str, float]:
+    """The run's training summary, read from its `RunRecorder` (totals survive a resume).
+
+    Args:
+        trainer: The trainer after ``fit``.
+
+    Returns:
+        ``best_val_acc``, ``epoch_of_best`` (1-based), ``train_time_s``,
+        ``images_per_sec``, ``epochs`` (epochs trained).
+    """
+    recorder = recorder_of(trainer)
+    train_time = recorder.train_time_s
+    return {
+        "best_val_acc": recorder.best_val_acc,
+        "epoch_of_best": recorder.best_epoch + 1,
+        "train_time_s": train_time,
+        "images_per_sec": recorder.images_seen / train_time if train_time > 0 else 0.0,
+        "epochs": len(recorder.val_acc_history),
+    }
+
+
+def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
+    """Continue a run from its last training state, into the same MLflow run.
+
+    The config is read back from the run's ``config.yaml`` and the state from
+    ``checkpoints/last.ckpt``, both through the tracking server, so this works
+    from any machine that reaches the store.
+
+    Args:
+        run_id: The run to continue.
+        tracking_uri: The store; default as for `train`.
+
+    Returns:
+        As `train`.
+    """
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    folder = tracking.download_artifact(run_id, tracking.CONFIG_ARTIFACT, uri).parent
+    from experiments.config import read_yaml
+
+    values = read_yaml(folder / tracking.CONFIG_ARTIFACT)
+    if not isinstance(values, dict):
+        raise ConfigError(f"run '{run_id}' has no readable config.yaml; it cannot be resumed")
+    config = from_dict({**values, "tracking_uri": uri, "tracking": True}, source=f"run {run_id} config.yaml")
+    last = tracking.download_artifact(run_id, tracking.LAST_STATE_ARTIFACT, uri)
+    return train(config, resume_run_id=run_id, last_state=last)
+
+
+def serving_copy(dm: Any, module: Any) -> Any:
+    """The trained network with its preprocessing, on the CPU, for logging and prediction.
+
+    Args:
+        dm: The data module (its eval `Preprocess`).
+        module: The `Classifier`.
+
+    Returns:
+        A `ServingModel` in eval mode.
+    """
+    from experiments.serving import ServingModel
+
+    return ServingModel(copy.deepcopy(dm.preprocess).cpu(), copy.deepcopy(module.model).cpu()).eval()
