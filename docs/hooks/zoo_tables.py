@@ -1,0 +1,329 @@
+"""MkDocs hook: tables generated from the code at build time, never typed by hand.
+
+A page asks for a table with a marker, an HTML comment on a line of its own:
+
+- ``<!-- zoo:models-table -->``: every model in the registry (name, family,
+  parameters, GFLOPs, input size, pretrained source, description), measured
+  with `registry.model_info` on the meta device, so nothing is downloaded.
+- ``<!-- zoo:config-table -->``: every field of the experiment config class
+  (`experiments.config.ExperimentConfig`) with its type, default and meaning;
+  ``<!-- zoo:config-table package.module.ClassName -->`` names another dataclass.
+- ``<!-- zoo:api-modules PACKAGE -->``: a mkdocstrings ``::: module`` block for
+  the package and every module in it, found on disk, so that the API reference
+  covers a new module without editing a page.
+
+A model registered in code (or shipped by a plugin through the ``zoo.models``
+entry point) appears in the table without editing a page. The hook runs in the
+MkDocs process, so a model registered before ``mkdocs.commands.build.build``
+is called appears too, which is how the tests check it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import logging
+import re
+from pathlib import Path
+import typing
+import warnings
+from typing import Any
+
+log = logging.getLogger("mkdocs.hooks.zoo_tables")
+
+MODELS_MARKER = "<!-- zoo:models-table -->"
+CONFIG_MARKER = re.compile(r"<!--\s*zoo:config-table(?:\s+(?P<target>[\w.:]+))?\s*-->")
+DEFAULT_CONFIG_CLASS = "experiments.config.ExperimentConfig"
+API_MARKER = re.compile(r"<!--\s*zoo:api-modules\s+(?P<package>[\w.]+)\s*-->")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
+    """Replace the table markers of a page with the generated tables.
+
+    Args:
+        markdown: The page's Markdown source.
+        page: The MkDocs page (unused).
+        config: The MkDocs config (unused).
+        files: The site's files (unused).
+        **kwargs: Arguments later MkDocs versions may add.
+
+    Returns:
+        The Markdown with every marker replaced.
+    """
+    if MODELS_MARKER in markdown:
+        markdown = markdown.replace(MODELS_MARKER, models_table())
+    markdown = API_MARKER.sub(lambda m: api_modules(m.group("package")), markdown)
+    return CONFIG_MARKER.sub(lambda m: config_table(m.group("target") or DEFAULT_CONFIG_CLASS), markdown)
+
+
+# -- the API reference ---------------------------------------------------------------
+
+
+def package_modules(package: str) -> dict[str, Path]:
+    """List a package's modules from its files, without importing them.
+
+    Args:
+        package: Importable package name, such as ``"experiments"``.
+
+    Returns:
+        Dotted module name to its source file, the package first, then its
+        modules in alphabetical order.
+    """
+    spec = importlib.util.find_spec(package)
+    locations = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    # The folder with an __init__.py: a stray folder of the same name elsewhere on
+    # sys.path can turn the spec into a namespace package listing several.
+    roots = [p for p in locations if (p / "__init__.py").is_file()]
+    if not roots:
+        raise ValueError(f"'{package}' is not an importable package (is the project installed?)")
+    root = roots[0]
+    found = {}
+    for file in sorted(root.rglob("*.py")):
+        parts = file.relative_to(root).with_suffix("").parts
+        folders = [root.joinpath(*parts[:i]) for i in range(1, len(parts))]
+        if any(part.startswith("_") for part in parts[:-1]) or not all((f / "__init__.py").is_file() for f in folders):
+            continue  # private folders and plain folders are not modules of the package
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        elif parts[-1].startswith("_"):
+            continue
+        found[".".join((package, *parts))] = file
+    return dict(sorted(found.items(), key=lambda item: (item[0] != package, item[0])))
+
+
+def _defines_public_names(file: Path) -> bool:
+    """Whether a module's source defines a public function or class (not only imports)."""
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+        for node in tree.body
+    )
+
+
+def api_modules(package: str) -> str:
+    """Write one mkdocstrings block per module of a package.
+
+    Every module gets its own block, so submodules are not rendered twice. A
+    package whose ``__init__`` only re-exports shows just its docstring: the
+    names it re-exports are documented where they are defined.
+
+    Args:
+        package: Importable package name.
+
+    Returns:
+        Markdown with ``::: module`` blocks, which mkdocstrings renders.
+    """
+    blocks = []
+    for name, file in package_modules(package).items():
+        hide = file.name == "__init__.py" and not _defines_public_names(file)
+        options = ["show_submodules: false"] + (["members: false"] if hide else [])
+        blocks.append(f"::: {name}\n    options:\n" + "".join(f"      {option}\n" for option in options))
+    return "\n".join(blocks)
+
+
+# -- the model zoo table -----------------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _params(count: int) -> str:
+    return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count / 1e3:.1f} k"
+
+
+def _source(pretrained: str | None) -> str:
+    if not pretrained:
+        return "random init"
+    scheme, _, tag = pretrained.partition(":")
+    if scheme == "timm" and tag:
+        # timm's weights live on the Hugging Face Hub under timm/<architecture.tag>.
+        return f"[{pretrained}](https://huggingface.co/timm/{tag})"
+    return f"`{pretrained}`"
+
+
+def model_rows() -> list[dict[str, str]]:
+    """Describe every registered model, one row of table cells per model.
+
+    Returns:
+        Rows with ``name``, ``family``, ``params``, ``gflops``, ``input``,
+        ``pretrained`` and ``description``, as Markdown cells.
+    """
+    import registry
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = registry.list_models()
+    for warning in caught:  # a plugin that failed to import: the table would be incomplete
+        log.warning("zoo_tables: %s", warning.message)
+    if not names:
+        log.warning("zoo_tables: the registry is empty; is the project installed (pip install -e .)?")
+    rows = []
+    for name in names:
+        info = registry.model_info(name)
+        rows.append(
+            {
+                "name": f"`{name}`",
+                "family": _escape(info["family"] or "-"),
+                "params": _params(info["num_params"]),
+                "gflops": f"{info['gflops']:.3g}",
+                "input": "x".join(map(str, info["input_size"])),
+                "pretrained": _source(info["pretrained"]),
+                "description": _escape(info["description"]),
+            }
+        )
+    return rows
+
+
+def models_table() -> str:
+    """Render the registry as a Markdown table.
+
+    Returns:
+        The table, preceded by a line saying how many models it lists.
+    """
+    headers = ["Name", "Family", "Parameters", "GFLOPs", "Input", "Pretrained weights", "Description"]
+    keys = ["name", "family", "params", "gflops", "input", "pretrained", "description"]
+    rows = model_rows()
+    lines = [
+        f"{len(rows)} models are registered.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---", "---", "--:", "--:", "---", "---", "---"]) + "|",
+    ]
+    lines += ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
+    log.info("zoo_tables: generated the models table (%d models)", len(rows))
+    return "\n".join(lines)
+
+
+# -- the config reference ------------------------------------------------------------
+
+
+def _import_class(target: str) -> type:
+    module_name, _, class_name = target.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return re.sub(r"\b(typing|collections\.abc|pathlib|builtins)\.", "", repr(annotation)).replace("NoneType", "None")
+
+
+def _default(field: dataclasses.Field) -> str:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        return "required"
+    if dataclasses.is_dataclass(value):
+        return "see below"
+    return f"`{value!r}`".replace("|", "\\|")
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """Read the ``Attributes:`` section of a Google-style class docstring.
+
+    Args:
+        cls: The class.
+
+    Returns:
+        Attribute name to its description, joined into one line.
+    """
+    doc = inspect.getdoc(cls) or ""
+    section = re.search(r"^Attributes:\s*\n(?P<body>(?:[ \t]+.*\n?|\s*\n)+)", doc, re.MULTILINE)
+    if not section:
+        return {}
+    found: dict[str, str] = {}
+    current, indent = None, 0
+    for line in section.group("body").splitlines():
+        item = re.match(r"^\s{2,8}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+        if item and (current is None or len(line) - len(line.lstrip()) <= indent):
+            current, indent = item.group(1), len(line) - len(line.lstrip())
+            found[current] = item.group(2).strip()
+        elif current and line.strip():
+            found[current] += " " + line.strip()
+    return found
+
+
+def _flag(cls: type, field: dataclasses.Field, annotation: Any, prefix: str) -> str:
+    # The config module's own flag_name(), where it has one, is what the CLI uses.
+    flag_name = getattr(inspect.getmodule(cls), "flag_name", None)
+    name = prefix + field.name
+    flag = field.metadata.get("flag") or (flag_name(name) if callable(flag_name) else "--" + name.replace("_", "-").replace(".", "-"))
+    if annotation is bool or set(typing.get_args(annotation)) == {bool, type(None)} or annotation == "bool":
+        return f"`{flag}`, `--no-{flag[2:]}`"
+    return f"`{flag}`"
+
+
+def config_rows(cls: type, prefix: str = "") -> list[dict[str, str]]:
+    """Describe every field of a dataclass, nested dataclasses flattened as ``a.b``.
+
+    The meaning comes from the field's ``metadata["help"]`` or, failing that,
+    from the ``Attributes:`` section of the class docstring.
+
+    Args:
+        cls: The dataclass.
+        prefix: Dotted path of ``cls`` inside the outer config.
+
+    Returns:
+        Rows with ``field``, ``flag``, ``type``, ``default`` and ``meaning``, as
+        Markdown cells.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a hint that needs an import the module guards: show it as written
+        hints = {}
+    docs = attribute_docs(cls)
+    rows = []
+    for field in dataclasses.fields(cls):
+        annotation = hints.get(field.name, field.type)
+        meaning = field.metadata.get("help") or docs.get(field.name, "")
+        choices = field.metadata.get("choices")
+        if choices:
+            meaning += "; one of " + ", ".join(f"`{c}`" for c in choices)
+        rows.append(
+            {
+                "field": f"`{prefix}{field.name}`",
+                "flag": _flag(cls, field, annotation, prefix),
+                "type": f"`{_type_name(annotation)}`".replace("|", "\\|"),
+                "default": _default(field),
+                "meaning": _escape(meaning) or "-",
+            }
+        )
+        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+            rows += config_rows(annotation, f"{prefix}{field.name}.")
+    return rows
+
+
+def config_table(target: str = DEFAULT_CONFIG_CLASS) -> str:
+    """Render every field of a config dataclass as a Markdown table.
+
+    Args:
+        target: Dotted path of the dataclass, such as
+            ``"experiments.config.ExperimentConfig"``.
+
+    Returns:
+        The table; or, while the config module does not exist yet, a note saying so.
+    """
+    module_name = target.replace(":", ".").rpartition(".")[0]
+    try:
+        cls = _import_class(target)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        log.info("zoo_tables: %s does not exist yet; the config table is a note", module_name)
+        return f'!!! note "Config reference not generated"\n    The config class `{target}` does not exist yet.'
+    if not dataclasses.is_dataclass(cls):
+        log.warning("zoo_tables: %s is not a dataclass; cannot list its fields", target)
+        return f"`{target}` is not a dataclass."
+    rows = config_rows(cls)
+    lines = ["| Field | Flag | Type | Default | Meaning |", "|---|---|---|---|---|"]
+    lines += [f"| {r['field']} | {r['flag']} | {r['type']} | {r['default']} | {r['meaning']} |" for r in rows]
+    log.info("zoo_tables: generated the config table of %s (%d fields)", target, len(rows))
+    return "\n".join(lines)
