@@ -1,0 +1,77 @@
+"""`zoo data SOURCE`: what a data source holds, how it splits, and where its cache is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from experiments.tables import format_table
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` subcommand.
+
+    Args:
+        subparsers: The `zoo` parser's subparsers.
+    """
+    parser = subparsers.add_parser(
+        "data",
+        help="describe a data source: classes, split, image size, cache",
+        description="Decode a data source once into the cache and describe it.",
+    )
+    parser.add_argument(
+        "source",
+        help="CIFAR-10-images-master folder or .zip, an image folder (or zip), cifar-10-batches-py, 'cifar10' or 'digits'",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of each class held out for validation")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    parser.add_argument("--limit-per-class", type=int, default=None, help="at most this many images per class per part")
+    parser.add_argument("--decode-size", type=int, default=None, help="decode every image to SIZE x SIZE")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(run=run)
+
+
+def _size_of(path: str | None) -> str:
+    if not path:
+        return "not cached (decoded per image)"
+    from pathlib import Path
+
+    size = sum(f.stat().st_size for f in Path(path).iterdir())
+    return f"{path} ({size / 2**20:.1f} MiB)"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the description of the source.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0.
+    """
+    from experiments.data.split import describe_source
+
+    summary = describe_source(
+        args.source, val_fraction=args.val_fraction, seed=args.seed, limit_per_class=args.limit_per_class,
+        decode_size=args.decode_size, test_fraction=args.test_fraction,
+    )  # fmt: skip
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+        return 0
+    height, width = summary["image_size"]
+    test = "drawn from the images" if summary["test_drawn"] else "the source's own"
+    print(f"source      {summary['description']}")
+    print(f"classes     {len(summary['classes'])}: {', '.join(summary['classes'])}")
+    print(f"image size  {height}x{width} (decoded, uint8 RGB)")
+    print(
+        f"images      train {summary['num_train']:,}, val {summary['num_val']:,}, test {summary['num_test']:,} "
+        f"(seed {args.seed}, val fraction {args.val_fraction}; test part: {test})"
+    )
+    if summary["skipped"]:
+        print(f"skipped     {summary['skipped']} unreadable image(s)")
+    print(f"cache       {_size_of(summary['cache_path'])}")
+    print()
+    rows = [{"class": name, **counts} for name, counts in summary["per_class"].items()]
+    print(format_table(rows, ["class", "train", "val", "test"]))
+    return 0

@@ -1,0 +1,251 @@
+"""Image-file sources: a folder or a zip in one of two layouts, listed without decoding.
+
+Layouts (after unwrapping single top-level folders such as ``CIFAR-10-images-master/``):
+
+- split: ``train/<class>/<image>`` and ``test/<class>/<image>``;
+- classes: ``<class>/<image>`` (a test part is drawn from it later).
+
+Non-image files (``README.txt``, ``.DS_Store``, ``__MACOSX/``) are skipped. Every
+image is keyed by its path relative to the layout's root, so a zip and the same
+folder extracted list the same keys in the same (sorted) order.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.data.errors import DataError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
+"""File name endings taken as images (case-insensitive); other files are skipped."""
+
+LAYOUT_HELP = "expected train/<class>/<images> and test/<class>/<images>, or <class>/<images>"
+
+_MAX_UNWRAP = 4
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image file of a source.
+
+    Attributes:
+        key: Path relative to the layout's root, ``/``-separated (``train/cat/0001.jpg``).
+        label: Index of its class in the sorted class names.
+        is_test: Whether it belongs to the test part.
+        location: The zip member name, or the file's absolute path.
+    """
+
+    key: str
+    label: int
+    is_test: bool
+    location: str
+
+
+@dataclass
+class FileSource:
+    """The image files of a folder or zip, with their classes.
+
+    Attributes:
+        path: The folder or zip file.
+        kind: ``"zip"`` or ``"folder"``.
+        layout: ``"split"`` (train/ and test/) or ``"classes"`` (one folder of class folders).
+        classes: Sorted class names.
+        files: Images sorted by key.
+        signature: Lines that identify the content cheaply (path, size, CRC or mtime).
+    """
+
+    path: Path
+    kind: str
+    layout: str
+    classes: list[str]
+    files: list[ImageFile]
+    signature: list[str] = field(repr=False)
+
+    @property
+    def description(self) -> str:
+        """Where the images come from, in words."""
+        layout = "train/ + test/" if self.layout == "split" else "class folders"
+        return f"{self.kind} {self.path} ({layout})"
+
+    def reader(self) -> "FileReader":
+        """Open a reader of this source's bytes (one per process)."""
+        return FileReader(self.path if self.kind == "zip" else None)
+
+
+class FileReader:
+    """Reads image bytes from a zip (opened once, lazily, per process) or from files."""
+
+    def __init__(self, zip_path: Path | None) -> None:
+        self.zip_path = zip_path
+        self._zip: zipfile.ZipFile | None = None
+        self._pid = -1
+
+    def read(self, location: str) -> bytes:
+        """Return the bytes of one image.
+
+        Args:
+            location: A zip member name or a file path.
+
+        Returns:
+            The file's bytes.
+        """
+        if self.zip_path is None:
+            with open(location, "rb") as handle:
+                return handle.read()
+        if self._zip is None or self._pid != os.getpid():
+            # A zip handle must not be shared across forked DataLoader workers.
+            self._zip = zipfile.ZipFile(self.zip_path)
+            self._pid = os.getpid()
+        return self._zip.read(location)
+
+    def close(self) -> None:
+        """Close the zip, if open."""
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def __getstate__(self) -> dict:
+        return {"zip_path": self.zip_path, "_zip": None, "_pid": -1}
+
+
+def _is_skipped(parts: tuple[str, ...]) -> bool:
+    """Hidden files and folders (.DS_Store, ._x), __MACOSX/ and non-images are not data."""
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return True
+    name = parts[-1]
+    return "." not in name or name[name.rindex(".") :].lower() not in IMAGE_EXTENSIONS
+
+
+def _list_zip(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Map relative key -> (member, signature) for image members, and the directory names."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path} is not a readable zip file ({exc}); {LAYOUT_HELP}") from None
+    files, dirs = {}, set()
+    for info in infos:
+        name = info.filename.rstrip("/")
+        parts = tuple(p for p in name.split("/") if p)
+        if info.is_dir():
+            dirs.add(name)
+            continue
+        folder = name.rpartition("/")[0]
+        if folder not in dirs:
+            dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if not _is_skipped(parts):
+            files[name] = (info.filename, f"{info.file_size} {info.CRC:08x}")
+    return files, dirs
+
+
+def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Map relative key -> (absolute path, signature) for image files, and the directory names."""
+    files, dirs = {}, set()
+    for folder, subdirs, names in os.walk(path):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__MACOSX")
+        rel = Path(folder).relative_to(path).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        dirs.update(prefix + d for d in subdirs)
+        for name in names:
+            key = prefix + name
+            if _is_skipped(tuple(key.split("/"))):
+                continue
+            full = os.path.join(folder, name)
+            stat = os.stat(full)
+            files[key] = (full, f"{stat.st_size} {stat.st_mtime_ns}")
+    return files, dirs
+
+
+def _children(dirs: set[str], prefix: str) -> list[str]:
+    """Names of the folders directly under ``prefix`` ('' for the top)."""
+    depth = prefix.count("/")
+    return sorted(d[len(prefix):] for d in dirs if d.startswith(prefix) and d.count("/") == depth)
+
+
+def _find_root(files: dict, dirs: set[str]) -> str:
+    """Descend through single wrapping folders (``CIFAR-10-images-master/``) to the layout's root."""
+    prefix = ""
+    for _ in range(_MAX_UNWRAP):
+        children = _children(dirs, prefix)
+        loose = [k for k in files if k.startswith(prefix) and "/" not in k[len(prefix):]]
+        if "train" in children or len(children) != 1 or loose:
+            break
+        prefix = f"{prefix}{children[0]}/"
+    return prefix
+
+
+def _classes_under(files: dict, dirs: set[str], prefix: str, where: Path) -> dict[str, list[str]]:
+    """Class name -> keys of its images under ``prefix``; an empty class folder is an error."""
+    classes: dict[str, list[str]] = {c: [] for c in _children(dirs, prefix)}
+    for key in files:
+        if key.startswith(prefix) and "/" in key[len(prefix):]:
+            classes[key[len(prefix):].split("/", 1)[0]].append(key)
+    empty = sorted(c for c, keys in classes.items() if not keys)
+    if empty:
+        raise DataError(
+            f"class folder(s) {', '.join(prefix + c for c in empty)} in {where} hold no images; "
+            "add images or remove the empty folders"
+        )
+    return classes
+
+
+def _check_same_classes(train: dict, test: dict, where: Path) -> None:
+    only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
+    if only_train or only_test:
+        raise DataError(
+            f"train and test in {where} hold different classes (only in train: {only_train or 'none'}; "
+            f"only in test: {only_test or 'none'}); give both parts the same class folders"
+        )
+
+
+def list_image_files(path: str | os.PathLike) -> FileSource:
+    """List the images of a folder or zip in either layout.
+
+    Args:
+        path: A folder or ``.zip`` file.
+
+    Returns:
+        The source, with sorted classes and files.
+
+    Raises:
+        DataError: The path is missing, holds no images in a known layout,
+            has empty class folders, or train and test with different classes.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist; {LAYOUT_HELP} (a folder or a .zip of one)")
+    kind = "folder" if path.is_dir() else "zip"
+    files, dirs = _list_folder(path) if kind == "folder" else _list_zip(path)
+    root = _find_root(files, dirs)
+    files = {k[len(root):]: v for k, v in files.items() if k.startswith(root)}
+    dirs = {d[len(root):] for d in dirs if d.startswith(root) and d != root.rstrip("/")}
+    if not files:
+        raise DataError(f"no images found in {path}; {LAYOUT_HELP}")
+    top = _children(dirs, "")
+    if "train" in top:
+        layout, parts = "split", {False: _classes_under(files, dirs, "train/", path)}
+        if "test" in top:
+            parts[True] = _classes_under(files, dirs, "test/", path)
+            _check_same_classes(parts[False], parts[True], path)
+    else:
+        layout, parts = "classes", {False: _classes_under(files, dirs, "", path)}
+    classes = sorted(parts[False])
+    if not any(parts[False].values()):
+        raise DataError(f"no images found in {path}; {LAYOUT_HELP}")
+    if layout == "split" and True not in parts:
+        layout = "classes"  # train/ alone: a test part is drawn from it, as from class folders
+    label = {c: i for i, c in enumerate(classes)}
+    images = list(
+        ImageFile(key, label[c], is_test, files[key][0])
+        for is_test, by_class in parts.items()
+        for c, keys in by_class.items()
+        for key in keys
+    )
+    images.sort(key=lambda f: f.key)
+    signature = [f"{kind} {layout}"] + [f"{f.key} {files[f.key][1]}" for f in images]
+    return FileSource(path, kind, layout, classes, images, signature)
