@@ -135,7 +135,18 @@ def resnet50_timm_pretrained(
     weights: WeightsArg = None,
     timm_name: str = "resnet50.a1_in1k",
 ) -> ResNet:
-    """ResNet-50 with timm's ImageNet weights in the zoo's architecture."""
+    """ResNet-50 with timm's ImageNet weights in the zoo's architecture.
+
+    Args:
+        num_classes: Classes of the head; other than 1000, only the head is new.
+        stem: Must be ``"imagenet"``, the stem the weights were trained with.
+        pretrained: ``False`` builds the architecture without weights (for metadata).
+        weights: A local ``.safetensors``/``.pth`` file to use instead of timm's download.
+        timm_name: timm's weights to load (default ``resnet50.a1_in1k``).
+
+    Returns:
+        The model, with ``pretrained_cfg`` saying what input the weights expect.
+    """
     make = lambda n: ResNet(Bottleneck, (3, 4, 6, 3), n)  # noqa: E731
     return build_timm_pretrained("resnet50_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)
 
@@ -153,6 +164,17 @@ def resnet101_timm_pretrained(
     weights: WeightsArg = None,
     timm_name: str = "resnet101.a1h_in1k",
 ) -> ResNet:
-    """ResNet-101 with timm's ImageNet weights in the zoo's architecture."""
+    """ResNet-101 with timm's ImageNet weights in the zoo's architecture.
+
+    Args:
+        num_classes: Classes of the head; other than 1000, only the head is new.
+        stem: Must be ``"imagenet"``, the stem the weights were trained with.
+        pretrained: ``False`` builds the architecture without weights (for metadata).
+        weights: A local ``.safetensors``/``.pth`` file to use instead of timm's download.
+        timm_name: timm's weights to load (default ``resnet101.a1h_in1k``).
+
+    Returns:
+        The model, with ``pretrained_cfg`` saying what input the weights expect.
+    """
     make = lambda n: ResNet(Bottleneck, (3, 4, 23, 3), n)  # noqa: E731
     return build_timm_pretrained("resnet101_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)

@@ -177,31 +177,76 @@ _SCRATCH = dict(family="resnet", tags=("scratch",))
 
 @register_model(description="ResNet-18 (BasicBlock, 2-2-2-2), random init", **_SCRATCH)
 def resnet18_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-18 (BasicBlock, 2-2-2-2), random init."""
+    """ResNet-18 (BasicBlock, 2-2-2-2), random init.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
+
+    Returns:
+        The model.
+    """
     return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-34 (BasicBlock, 3-4-6-3), random init", **_SCRATCH)
 def resnet34_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-34 (BasicBlock, 3-4-6-3), random init."""
+    """ResNet-34 (BasicBlock, 3-4-6-3), random init.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
+
+    Returns:
+        The model.
+    """
     return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-50 (Bottleneck, 3-4-6-3), random init", **_SCRATCH)
 def resnet50_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-50 (Bottleneck, 3-4-6-3), random init."""
+    """ResNet-50 (Bottleneck, 3-4-6-3), random init.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-101 (Bottleneck, 3-4-23-3), random init", **_SCRATCH)
 def resnet101_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-101 (Bottleneck, 3-4-23-3), random init."""
+    """ResNet-101 (Bottleneck, 3-4-23-3), random init.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (3, 4, 23, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-152 (Bottleneck, 3-8-36-3), random init", **_SCRATCH)
 def resnet152_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-152 (Bottleneck, 3-8-36-3), random init."""
+    """ResNet-152 (Bottleneck, 3-8-36-3), random init.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (3, 8, 36, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
@@ -210,13 +255,29 @@ _PLAIN = dict(family="plain", tags=("scratch", "plain"))
 
 @register_model(description="ResNet-50 without skip connections (plain twin), random init", **_PLAIN)
 def plain50_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-50's plain twin: the same blocks without skip connections."""
+    """ResNet-50's plain twin: the same blocks without skip connections.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, stem, residual=False)
 
 
 @register_model(description="ResNet-101 without skip connections (plain twin), random init", **_PLAIN)
 def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-101's plain twin: the same blocks without skip connections."""
+    """ResNet-101's plain twin: the same blocks without skip connections.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (3, 4, 23, 3), num_classes, stem, residual=False)
 
 
@@ -227,5 +288,14 @@ def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet
     tags=("scratch", "tiny"),
 )
 def resnet_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar", residual: bool = True) -> ResNet:
-    """A tiny Bottleneck ResNet (one block per stage, base width 8) for smoke tests."""
+    """A tiny Bottleneck ResNet (one block per stage, base width 8) for smoke tests.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"cifar"`` (3x3/1 conv, for 32x32 input) or ``"imagenet"`` (7x7/2 conv and max-pool).
+        residual: ``False`` builds the plain twin, without skip connections.
+
+    Returns:
+        The model.
+    """
     return ResNet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual)
