@@ -4,6 +4,7 @@ the word ``cifar10`` (torchvision's download of it) and scikit-learn's ``digits`
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class _ArrayUnpickler(pickle.Unpickler):
             return np.ndarray.__reduce__(np.empty(0))[0]  # numpy's own _reconstruct, wherever it lives
         if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
             return np.ndarray.__reduce_ex__(np.empty(0), 5)[0]  # numpy's _frombuffer (protocol 5 pickles)
+        if (module, name) == ("_codecs", "encode"):
+            return codecs.encode  # how protocol-2 pickles from Python 3 spell bytes
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
+
+try:
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # torchvision has deprecated its decoders; PIL serves alone without them
+    decode_jpeg = None
 
 DECODER_VERSION = "1"
 """Part of every cache key: bump it when decoding or resizing changes its output."""
@@ -38,6 +43,15 @@ def _decode_pil(data: bytes) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+def _decode_jpegs(datas: Sequence[bytes]) -> list[torch.Tensor]:
+    """libjpeg-turbo through torchvision, one call per chunk; raises RuntimeError if any is bad."""
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders with a warning on every call; they are still the fastest.
+        warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+        tensors = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in datas]
+        return decode_jpeg(tensors, mode=ImageReadMode.RGB)
+
+
 def decode_image(data: bytes) -> torch.Tensor:
     """Decode one image's bytes to RGB.
 
@@ -50,15 +64,38 @@ def decode_image(data: bytes) -> torch.Tensor:
     Raises:
         UnreadableImage: The bytes are truncated, corrupt or not an image.
     """
-    if data[:3] == _JPEG_MAGIC:
+    if decode_jpeg is not None and data[:3] == _JPEG_MAGIC:
         try:
-            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            return _decode_jpegs([data])[0]
         except RuntimeError:
             pass  # PIL reads some JPEGs (odd markers, arithmetic coding) that libjpeg-turbo refuses
     try:
         return _decode_pil(data)
     except Exception as exc:  # noqa: BLE001 - image decoders raise many types on corrupt data
         raise UnreadableImage(str(exc) or type(exc).__name__) from None
+
+
+def decode_images(datas: Sequence[bytes]) -> list[torch.Tensor | None]:
+    """Decode many images' bytes to RGB, JPEGs in one call.
+
+    Args:
+        datas: The files' bytes.
+
+    Returns:
+        uint8 (3, H, W) tensors, None where the bytes are unreadable.
+    """
+    if decode_jpeg is not None and all(data[:3] == _JPEG_MAGIC for data in datas):
+        try:
+            return list(_decode_jpegs(datas))
+        except RuntimeError:
+            pass  # one bad image fails the chunk: decode it image by image
+    decoded: list[torch.Tensor | None] = []
+    for data in datas:
+        try:
+            decoded.append(decode_image(data))
+        except UnreadableImage:
+            decoded.append(None)
+    return decoded
 
 
 def fit_to_size(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from experiments.data import arrays, cache
-from experiments.data.decode import DECODER_VERSION, UnreadableImage, decode_image, fit_to_size, image_size_of
+from experiments.data.decode import DECODER_VERSION, UnreadableImage, decode_images, fit_to_size, image_size_of
 from experiments.data.errors import DataError
 from experiments.data.sources import LAYOUT_HELP, FileSource, list_image_files
 
@@ -22,6 +22,8 @@ MAX_CACHE_BYTES = 8 * 2**30
 `in_memory=None` then decodes per image in DataLoader workers instead."""
 
 NAMED_SOURCES = ("cifar10", "digits")
+
+DECODE_CHUNK = 512
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +94,19 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
     reader = files.reader()
     images, labels, is_test, skipped = None, [], [], []
     try:
-        for item in files.files:
-            try:
-                image = decode_image(reader.read(item.location))
-            except UnreadableImage:
-                skipped.append(item.key)
-                continue
-            if images is None:
-                size = size or tuple(image.shape[-2:])
-                shape = (len(files.files), 3, *size)
-                images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, shape)
-            images[len(labels)] = fit_to_size(image, size).numpy()
-            labels.append(item.label)
-            is_test.append(item.is_test)
+        for start in range(0, len(files.files), DECODE_CHUNK):
+            chunk = files.files[start : start + DECODE_CHUNK]
+            for item, image in zip(chunk, decode_images([reader.read(f.location) for f in chunk])):
+                if image is None:
+                    skipped.append(item.key)
+                    continue
+                if images is None:
+                    size = size or tuple(image.shape[-2:])
+                    shape = (len(files.files), 3, *size)
+                    images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, shape)
+                images[len(labels)] = fit_to_size(image, size).numpy()
+                labels.append(item.label)
+                is_test.append(item.is_test)
     finally:
         reader.close()
     if images is None:
