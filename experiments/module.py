@@ -29,13 +29,16 @@ class Classifier(L.LightningModule):
         config: The run's config (or its dict, as saved in a checkpoint).
         num_classes: Number of classes of the data.
         class_names: Names of the classes, in label order.
+        preprocess: The data's `Preprocess.config()`, kept in checkpoints so that
+            ``zoo predict --checkpoint`` can rebuild the serving model.
     """
 
-    def __init__(self, config: ExperimentConfig | dict, num_classes: int, class_names: list[str] | None = None) -> None:
+    def __init__(self, config: ExperimentConfig | dict, num_classes: int, class_names: list[str] | None = None,
+                 preprocess: dict | None = None) -> None:
         super().__init__()
         self.config = config if isinstance(config, ExperimentConfig) else from_dict(config)
         self.save_hyperparameters({"config": self.config.to_dict(), "num_classes": num_classes,
-                                   "class_names": list(class_names or [])})
+                                   "class_names": list(class_names or []), "preprocess": dict(preprocess or {})})
         self.num_classes = num_classes
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.model = registry.create_model(self.config.model, weights=self.config.weights,

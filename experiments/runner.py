@@ -234,7 +234,7 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     config = config.validate()
     set_seed(config.seed)
     dm = build_datamodule(config)
-    module = Classifier(config, dm.num_classes, list(dm.classes))
+    module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     run = open_run(config, resume_run_id)
     ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
     with run.lifecycle():

@@ -16,3 +16,48 @@ def cifar_zip() -> Path:
     if not CIFAR_ZIP.is_file():
         pytest.skip(f"real CIFAR-10 archive not found at {CIFAR_ZIP} (only on the project's machines)")
     return CIFAR_ZIP
+
+
+# -- MLflow stores for the runner's tests ------------------------------------------
+# MLflow's first migration of a new SQLite store takes seconds: it is done once per
+# session into a template, and each test gets a copy.
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite MLflow store, made once per session."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def copy_mlflow_store(template: Path, folder: Path) -> str:
+    """Copy the template store into a folder; return its tracking URI."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def zoo_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the session (the digits decode once)."""
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+@pytest.fixture
+def mlflow_store(mlflow_template: Path, zoo_cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh MLflow store in the test's own working directory; returns its URI.
+
+    The test runs in ``tmp_path`` (so artifacts and checkpoints land there), with
+    ``MLFLOW_TRACKING_URI`` and ``ZOO_CACHE_DIR`` pointing at its store and the
+    session's data cache.
+    """
+    uri = copy_mlflow_store(mlflow_template, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
+    return uri

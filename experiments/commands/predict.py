@@ -1,0 +1,42 @@
+"""`zoo predict (--run RUN_ID | --checkpoint PATH) IMAGE...`: top classes with probabilities."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` subcommand.
+
+    Args:
+        subparsers: The `zoo` parser's subparsers.
+    """
+    parser = subparsers.add_parser("predict", help="classify images with a trained run or checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_ID", help="a run's best weights (with its preprocessing)")
+    source.add_argument("--checkpoint", metavar="PATH", help="a Lightning checkpoint written by zoo train")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; RGB or greyscale)")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print, per image, its top classes.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0.
+    """
+    from experiments import serving
+
+    if args.run:
+        model = serving.load_run_model(args.run, args.tracking_uri)
+    else:
+        model = serving.load_checkpoint_model(args.checkpoint)
+    for path in args.images:
+        ranked = model.predict(serving.read_image(path)[None], top_k=args.top_k)[0]
+        print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
+    return 0

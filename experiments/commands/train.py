@@ -1,0 +1,75 @@
+"""`zoo train MODEL [flags]`, `zoo train --config FILE`, `zoo train --resume RUN_ID`: one run."""
+
+from __future__ import annotations
+
+import argparse
+
+from experiments.config import ConfigError, add_config_flags, flag_name, from_dict, load_config, overrides_from_args
+from experiments.tables import format_table
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand, with one flag per config field.
+
+    Args:
+        subparsers: The `zoo` parser's subparsers.
+    """
+    parser = subparsers.add_parser("train", help="train one model and record the run in MLflow",
+                                   description="Train a registered model; every config field has a flag.")
+    parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="registered model name (zoo models)")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config fields; flags override it")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last state (config read from the run)")
+    add_config_flags(parser, skip=("model",))
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> "object":
+    """The run's config: the ``--config`` file, then the flags.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        The validated `ExperimentConfig`.
+    """
+    overrides = overrides_from_args(args)
+    if args.config:
+        return load_config(args.config, **overrides)
+    return from_dict(overrides, source="command line")
+
+
+def print_result(result: "object") -> None:
+    """Print a finished run's summary.
+
+    Args:
+        result: The `TrainResult`.
+    """
+    rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]  # type: ignore[attr-defined]
+    print(format_table(rows, ["metric", "value"]))
+    if result.run_id:  # type: ignore[attr-defined]
+        print(f"run {result.run_id} in {result.tracking_uri}; compare runs with `zoo compare`")  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) and print the summary.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0 on success.
+    """
+    from experiments import runner
+
+    if args.resume:
+        extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
+        if extra or args.config:
+            given = flag_name(extra[0]) if extra else "--config"
+            raise ConfigError(f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)")
+        result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
+    else:
+        if "model" in args:
+            args.model = args.model  # positional MODEL is the config field `model`
+        result = runner.train(config_from_args(args))  # type: ignore[arg-type]
+    print_result(result)
+    return 0
