@@ -144,13 +144,14 @@ def _devices(value: str) -> Any:
     return value
 
 
-def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path) -> Any:
+def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS) -> Any:
     """The Lightning `Trainer` with the run's callbacks and logger.
 
     Args:
         config: The run's config.
         run: The `TrackedRun` or `NullRun`.
         ckpt_dir: The run's own checkpoint folder.
+        steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
 
     Returns:
         The trainer.
@@ -161,7 +162,9 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path) -> Any:
     from experiments.callbacks import RunRecorder
 
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-                                 monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True)
+                                 monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True,
+                                 # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
+                                 save_on_train_epoch_end=False)
     callbacks: list[Any] = [checkpoint, ModelSummary(max_depth=1),
                             RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors")]
     if config.early_stopping:
@@ -172,7 +175,7 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path) -> Any:
         strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
         detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=run.logger(),
         default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
-        enable_model_summary=True, log_every_n_steps=LOG_EVERY_N_STEPS,
+        enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
     )
 
 
@@ -240,7 +243,8 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     with run.lifecycle():
         if resume_run_id is None:
             record_start(run, config, module, dm)
-        trainer = build_trainer(config, run, ckpt_dir)
+        steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
+        trainer = build_trainer(config, run, ckpt_dir, steps)
         trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
         fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
         metrics = {**fit_figures, **test_best(trainer, module, dm, run)}

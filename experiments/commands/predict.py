@@ -13,7 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """
     parser = subparsers.add_parser("predict", help="classify images with a trained run or checkpoint")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", metavar="RUN_ID", help="a run's best weights (with its preprocessing)")
+    source.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run's best weights (with its preprocessing)")
     source.add_argument("--checkpoint", metavar="PATH", help="a Lightning checkpoint written by zoo train")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; RGB or greyscale)")
     parser.add_argument("--top-k", type=int, default=3)
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from experiments import serving
 
-    if args.run:
-        model = serving.load_run_model(args.run, args.tracking_uri)
+    if args.run_id:
+        model = serving.load_run_model(args.run_id, args.tracking_uri)
     else:
         model = serving.load_checkpoint_model(args.checkpoint)
     for path in args.images:
