@@ -202,7 +202,11 @@ class Preprocess(nn.Module):
         }
 
     def get_extra_state(self) -> dict[str, Any]:
-        """Keep size, class names and interpolation in the ``state_dict``."""
+        """Keep size, class names and interpolation in the ``state_dict``.
+
+        Returns:
+            ``image_size``, ``class_names`` and ``interpolation``.
+        """
         return {k: v for k, v in self.config().items() if k not in ("mean", "std")}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -216,6 +220,11 @@ class Preprocess(nn.Module):
         self.interpolation = state.get("interpolation", self.interpolation)
 
     def extra_repr(self) -> str:
+        """The module's settings, for ``print(module)``.
+
+        Returns:
+            One line.
+        """
         return f"image_size={self.image_size}, interpolation={self.interpolation!r}, classes={len(self.class_names)}"
 
 

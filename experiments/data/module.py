@@ -157,19 +157,35 @@ class ImageDataModule(L.LightningDataModule):
         )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        """Training batches, shuffled by ``(seed, epoch)``."""
+        """Training batches, shuffled by ``(seed, epoch)``.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches, in order."""
+        """Validation batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches, in order."""
+        """Test batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """The test part's batches, in order."""
+        """The test part's batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
         return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:

@@ -75,7 +75,11 @@ class FileSource:
     archive: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
 
     def reader(self) -> "FileReader":
-        """Open a reader of this source's bytes (one per process)."""
+        """Open a reader of this source's bytes (one per process).
+
+        Returns:
+            The reader.
+        """
         return FileReader(self.path if self.kind == "zip" else None, self.archive)
 
     def __getstate__(self) -> dict:
