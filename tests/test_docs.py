@@ -189,6 +189,7 @@ def _extra_model(num_classes: int = 10):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built with strict=True while an extra model is registered."""
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[test,docs]'")
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 

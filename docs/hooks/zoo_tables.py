@@ -223,7 +223,7 @@ def _default(field: dataclasses.Field) -> str:
         return "required"
     if dataclasses.is_dataclass(value):
         return "see below"
-    return f"`{value!r}`".replace("|", "\\|")
+    return f"`{value!r}`"  # a pipe inside a code span does not split a table cell
 
 
 def attribute_docs(cls: type) -> dict[str, str]:
@@ -291,7 +291,7 @@ def config_rows(cls: type, prefix: str = "") -> list[dict[str, str]]:
             {
                 "field": f"`{prefix}{field.name}`",
                 "flag": _flag(cls, field, annotation, prefix),
-                "type": f"`{_type_name(annotation)}`".replace("|", "\\|"),
+                "type": f"`{_type_name(annotation)}`",
                 "default": _default(field),
                 "meaning": _escape(meaning) or "-",
             }
