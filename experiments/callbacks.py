@@ -30,10 +30,15 @@ class RunRecorder(Callback):
         checkpoint: The run's `ModelCheckpoint`, whose file names carry the epoch
             (``best-epoch007.ckpt``).
         best_weights_path: Local file for the best weights (safetensors).
+        logged_through_epoch: On resume, the last epoch whose figures the run
+            already holds. Lightning replays the end of the epoch a checkpoint
+            was written in; its figures are not logged twice.
     """
 
-    def __init__(self, run: Any, checkpoint: ModelCheckpoint, best_weights_path: Path) -> None:
+    def __init__(self, run: Any, checkpoint: ModelCheckpoint, best_weights_path: Path,
+                 logged_through_epoch: int = -1) -> None:
         super().__init__()
+        self.logged_through_epoch = logged_through_epoch
         self.run = run
         self.checkpoint = checkpoint
         self.best_weights_path = Path(best_weights_path)
@@ -120,6 +125,9 @@ class RunRecorder(Callback):
             pl_module: The module.
         """
         if not trainer.is_global_zero:
+            return
+        if trainer.current_epoch <= self.logged_through_epoch:
+            self._refresh_best(trainer, pl_module)
             return
         figures = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
         figures["epoch_time_s"] = self._epoch_time

@@ -144,7 +144,8 @@ def _devices(value: str) -> Any:
     return value
 
 
-def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS) -> Any:
+def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS,
+                  logged_through_epoch: int = -1) -> Any:
     """The Lightning `Trainer` with the run's callbacks and logger.
 
     Args:
@@ -152,6 +153,7 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
         run: The `TrackedRun` or `NullRun`.
         ckpt_dir: The run's own checkpoint folder.
         steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
+        logged_through_epoch: On resume, the last epoch the run's curves already hold.
 
     Returns:
         The trainer.
@@ -166,7 +168,7 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
                                  # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
                                  save_on_train_epoch_end=False)
     callbacks: list[Any] = [checkpoint, ModelSummary(max_depth=1),
-                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors")]
+                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch)]
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
@@ -177,6 +179,19 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
         default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
         enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
     )
+
+
+def last_logged_epoch(run: Any) -> int:
+    """The last epoch whose figures a run holds (-1 for none).
+
+    Args:
+        run: The `TrackedRun`.
+
+    Returns:
+        The largest step of its ``val_acc`` curve.
+    """
+    history = run.client.get_metric_history(run.run_id, "val_acc")
+    return max((m.step for m in history), default=-1)
 
 
 def recorder_of(trainer: Any) -> Any:
@@ -244,7 +259,8 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
         if resume_run_id is None:
             record_start(run, config, module, dm)
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
-        trainer = build_trainer(config, run, ckpt_dir, steps)
+        logged = last_logged_epoch(run) if resume_run_id else -1
+        trainer = build_trainer(config, run, ckpt_dir, steps, logged)
         trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
         fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
         metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
