@@ -329,7 +329,12 @@ def from_dict(values: Mapping[str, Any], *, source: str = "config") -> Experimen
         close = difflib.get_close_matches(str(unknown[0]), known, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"{source}: unknown field '{unknown[0]}'; {hint}see docs/training.md for the fields")
-    return ExperimentConfig(**dict(values)).validate()
+    try:
+        return ExperimentConfig(**dict(values)).validate()
+    except ConfigError as exc:
+        if source in ("config", "command line"):
+            raise
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def read_yaml(path: str | Path) -> Any:

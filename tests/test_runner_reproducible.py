@@ -1,0 +1,48 @@
+"""Same config and seed in two separate processes: identical curves and weights; another seed differs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from experiments.serving import _load_checkpoint
+
+CURVES = ("train_loss", "train_loss_epoch", "train_acc", "val_loss", "val_acc")
+
+
+def train_in_process(seed: int, name: str) -> None:
+    # Augmentation on (the cifar preset's crop + flip) and shuffling: both must follow the seed.
+    argv = [sys.executable, "-m", "experiments.cli", "train", "resnet_tiny_scratch", "--data", "digits",
+            "--preset", "cifar", "--augment", "--limit-per-class", "8", "--batch-size", "16", "--epochs", "2",
+            "--workers", "0", "--no-progress-bar", "--no-log-model", "--seed", str(seed), "--run-name", name]
+    done = subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def record(client: MlflowClient, name: str) -> tuple[dict, dict]:
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                filter_string=f"attributes.run_name = '{name}'")
+    curves = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k),
+                                                    key=lambda m: (m.step, m.timestamp))] for k in CURVES}
+    weights = _load_checkpoint(str(Path("checkpoints") / run.info.run_id / "last.ckpt"))["state_dict"]
+    return curves, weights
+
+
+@pytest.mark.slow
+def test_same_seed_same_run_other_seed_differs(mlflow_store: str) -> None:
+    for seed, name in ((0, "a"), (0, "b"), (1, "c")):
+        train_in_process(seed, name)
+    client = MlflowClient(mlflow_store)
+    (curves_a, weights_a), (curves_b, weights_b), (curves_c, weights_c) = (record(client, n) for n in "abc")
+    assert all(curves_a[k] for k in CURVES)
+    assert curves_a == curves_b
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert curves_a["train_loss_epoch"] != curves_c["train_loss_epoch"]
+    assert not all(torch.equal(weights_a[k], weights_c[k]) for k in weights_a)
