@@ -15,4 +15,5 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
     assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    assert ui_command(5000, None)[0][4] == "http://127.0.0.1:9"
+    argv = ui_command(5000, None)[0]
+    assert argv[argv.index("--backend-store-uri") + 1] == "http://127.0.0.1:9"
