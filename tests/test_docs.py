@@ -213,9 +213,22 @@ def test_site_builds_and_the_model_table_comes_from_the_registry(site: Path) -> 
     extra = [row for row in rows if f"<code>{EXTRA_MODEL}</code>" in row]
     assert len(extra) == 1, "the extra registered model is not in the generated table"
     assert "docs-test-family" in extra[0] and "Registered by tests/test_docs.py" in extra[0]
-    assert "3x16x16" in extra[0] and "7.69 k" in extra[0]  # 768 * 10 + 10 parameters, measured
+    assert "3x16x16" in extra[0] and "7,690" in extra[0]  # 768 * 10 + 10 parameters, measured
     for name in registry.list_models():
         assert f"<code>{name}</code>" in html, f"{name} is missing from the model table"
+
+
+@pytest.mark.slow
+def test_training_page_lists_every_config_field_from_the_config_class(site: Path) -> None:
+    import dataclasses
+
+    from experiments.config import ExperimentConfig
+
+    html = (site / "training" / "index.html").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr>\s*<td><code>(\w+)</code></td>.*?</tr>", html, re.DOTALL)}
+    for field in dataclasses.fields(ExperimentConfig):
+        assert field.name in rows, f"config field '{field.name}' is not in the generated table of docs/training.md"
+    assert "<code>--batch-size</code>" in rows["batch_size"] and "<code>32</code>" in rows["batch_size"]
 
 
 @pytest.mark.slow

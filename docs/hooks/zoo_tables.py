@@ -132,7 +132,7 @@ def _escape(text: str) -> str:
 
 
 def _params(count: int) -> str:
-    return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count / 1e3:.1f} k"
+    return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count:,}"
 
 
 def _source(pretrained: str | None) -> str:
