@@ -9,6 +9,7 @@ mean/std and augmentation; they never change the model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -185,7 +186,8 @@ class Preprocess(nn.Module):
             )  # fmt: skip
             if self.interpolation == "bicubic":
                 x = x.clamp_(0, scale)  # bicubic overshoots the pixel range
-        return (x / scale - self.mean) / self.std
+        # One fused pass: x * (1 / (scale * std)) - mean / std.
+        return torch.addcmul(-self.mean / self.std, x, 1.0 / (scale * self.std))
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this module, for logging.
@@ -228,6 +230,15 @@ class Preprocess(nn.Module):
         return f"image_size={self.image_size}, interpolation={self.interpolation!r}, classes={len(self.class_names)}"
 
 
+@functools.lru_cache(maxsize=8)
+def _crop_grids(height: int, width: int, padded_width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Flat indices of an (H, W) window at the top left of a padded image, plain and mirrored."""
+    rows = torch.arange(height, device=device).view(height, 1) * padded_width
+    plain = (rows + torch.arange(width, device=device)).view(1, -1)
+    mirrored = (rows + torch.arange(width - 1, -1, -1, device=device)).view(1, -1)
+    return plain, mirrored
+
+
 def augment_batch(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
     """Random crop with zero padding and random horizontal flip, for a whole batch at once.
 
@@ -242,17 +253,16 @@ def augment_batch(images: Tensor, generator: torch.Generator, padding: int = 4) 
     Returns:
         The augmented batch, same shape, dtype and device.
     """
-    n, _, height, width = images.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device)
-    padded = F.pad(images, (padding, padding, padding, padding))
-    rows = offsets[0].view(n, 1) + torch.arange(height, device=images.device).view(1, height)
-    cols = offsets[1].view(n, 1) + torch.arange(width, device=images.device).view(1, width)
-    cols = torch.where(flips.view(n, 1), cols.flip(1), cols)
-    batch = torch.arange(n, device=images.device).view(n, 1, 1)
-    # Advanced indexing picks (N, H, W, C); one gather per batch, no Python loop over images.
-    cropped = padded.permute(0, 2, 3, 1)[batch, rows.view(n, height, 1), cols.view(n, 1, width)]
-    return cropped.permute(0, 3, 1, 2).contiguous()
+    n, channels, height, width = images.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    padded_width = width + 2 * padding
+    starts = (offsets[0] * padded_width + offsets[1]).to(images.device).view(n, 1)
+    plain, mirrored = _crop_grids(height, width, padded_width, images.device)
+    index = torch.where(flips.to(images.device).view(n, 1), mirrored, plain) + starts
+    padded = F.pad(images, (padding, padding, padding, padding)).view(n, channels, -1)
+    # One gather for the whole batch (crop and flip together): no Python loop over images.
+    return torch.gather(padded, 2, index.view(n, 1, -1).expand(n, channels, -1)).view(n, channels, height, width)
 
 
 def augmentation_generator(seed: int, epoch: int, batch_index: int) -> torch.Generator:

@@ -207,5 +207,7 @@ class ImageDataModule(L.LightningDataModule):
             images = augment_batch(images, generator)
         if self._preprocess is None:
             self._ready()
-        preprocess = self._preprocess.to(images.device)  # type: ignore[union-attr]
+        preprocess = self._preprocess
+        if preprocess.mean.device != images.device:  # type: ignore[union-attr]
+            preprocess = self._preprocess = preprocess.to(images.device)  # type: ignore[union-attr]
         return preprocess(images), labels
