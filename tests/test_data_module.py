@@ -143,6 +143,7 @@ def test_workers_auto_is_zero_for_cached_data() -> None:
     dm = ImageDataModule("digits")
     assert dm.train_dataloader().num_workers == 0
     assert ImageDataModule("digits", workers=2).train_dataloader().num_workers == 2
+    assert ImageDataModule("digits", workers="1").train_dataloader().num_workers == 1
     with pytest.raises(DataError, match="workers"):
         ImageDataModule("digits", workers=-1).train_dataloader()
 

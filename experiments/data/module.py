@@ -18,6 +18,8 @@ from experiments.transforms import Preprocess, augment_batch, augmentation_gener
 
 
 def _resolve_workers(workers: int | str, in_memory: bool) -> int:
+    if isinstance(workers, str) and workers.strip().isdigit():
+        workers = int(workers)  # from a config file or the command line
     if workers == "auto":
         # Batches from the memory map take microseconds: worker processes would only add latency.
         return 0 if in_memory else min(8, os.cpu_count() or 1)
