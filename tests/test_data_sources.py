@@ -134,3 +134,23 @@ def test_mixed_sizes_decode_to_one_size(tmp_path: Path) -> None:
 def test_decode_size_resizes_array_sources() -> None:
     images = load_images("digits", decode_size=16)
     assert images.images.shape == (1797, 3, 16, 16)
+
+
+def test_zip_made_on_a_mac(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = zip_folder(write_image_folder(tmp_path / "d", "split"), tmp_path / "mac.zip", wrap="Photos")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("__MACOSX/Photos/train/cat/._0000.jpg", b"AppleDouble")
+        zf.writestr("Photos/.DS_Store", b"Bud1")
+    images = load_images(str(archive))
+    assert images.classes == sorted(CLASSES) and images.has_test and len(images.labels) == 42
+
+
+def test_train_folder_alone_draws_a_test_part(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "d", "split", n_train=10, n_test=0)
+    for folder in (root / "test").iterdir():
+        folder.rmdir()
+    (root / "test").rmdir()
+    summary = describe_source(str(root))
+    assert summary["test_drawn"] and summary["per_class"]["cat"] == {"train": 6, "val": 2, "test": 2}

@@ -133,6 +133,8 @@ def load_or_build(key: str, build: Callable[[Path], None]) -> CachedImages:
                 temporary = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=root))
                 try:
                     build(temporary)
+                    if final.exists():  # an entry someone damaged (meta.json deleted): replace it
+                        shutil.rmtree(final)
                     os.replace(temporary, final)
                 finally:
                     shutil.rmtree(temporary, ignore_errors=True)

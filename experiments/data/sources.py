@@ -136,6 +136,8 @@ def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set
     for info in infos:
         name = info.filename.rstrip("/")
         parts = tuple(p for p in name.split("/") if p)
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue  # macOS metadata (__MACOSX/, ._*, .DS_Store) is neither a class nor a wrapper
         if info.is_dir():
             dirs.add(name)
             continue
