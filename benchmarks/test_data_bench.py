@@ -190,7 +190,10 @@ def test_loader_vs_notebook(benchmark, archive: Path, cache: Path, train_files, 
     ours_n, notebook_n = (400, 40) if size == 32 else (40, 20)
     ours_ips, notebook_ips = interleaved(lambda: ours(ours_n), lambda: notebook(notebook_n), rounds=7)
     ratio = ours_ips / notebook_ips
-    line = f"{size}x{size}, batch {BATCH}: ours {ours_ips:,.0f} images/s, notebook {notebook_ips:,.0f} images/s, ratio {ratio:.1f}x"
+    line = (
+        f"{size}x{size}, batch {BATCH}: ours {ours_ips:,.0f} images/s, "
+        f"notebook {notebook_ips:,.0f} images/s, ratio {ratio:.1f}x"
+    )
     RESULTS[f"ours_{size}_ips"], RESULTS[f"notebook_{size}_ips"] = ours_ips, notebook_ips
     if size == 32:  # the cifar preset's crop + flip, for the record (work the notebook never did)
         augmented = our_pipeline(archive, preset, augment=True)
