@@ -217,3 +217,19 @@ def test_module_preprocess_carries_the_classes(tmp_path: Path) -> None:
 def test_bad_batch_size() -> None:
     with pytest.raises(DataError, match="batch_size"):
         ImageDataModule("digits", batch_size=0)
+
+
+def test_distributed_wrapper_splits_the_seeded_order_between_ranks() -> None:
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    def rank_orders(epoch: int) -> list[list[int]]:
+        orders = []
+        for rank in (0, 1):
+            wrapper = DistributedSamplerWrapper(SeededSampler(40, seed=0), num_replicas=2, rank=rank, shuffle=False)
+            wrapper.set_epoch(epoch)  # what Lightning calls; forwarded to our sampler
+            orders.append(list(wrapper))
+        return orders
+
+    first, second = rank_orders(0), rank_orders(1)
+    assert sorted(first[0] + first[1]) == list(range(40)) and not set(first[0]) & set(first[1])
+    assert first != second and first == rank_orders(0)
