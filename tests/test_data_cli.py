@@ -37,3 +37,12 @@ def test_zoo_data_bad_value_is_one_line(capsys) -> None:
     assert main(["data", "digits", "--val-fraction", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err == "zoo: error: val_fraction must be a fraction in [0, 1), not 1.5\n"
+
+
+def test_zoo_data_reports_unreadable_images_in_one_line(tmp_path: Path, capsys) -> None:
+    root = write_image_folder(tmp_path / "d", "classes", n_train=5)
+    (root / "cat" / "0001.jpg").write_bytes(b"\xff\xd8\xff not really")
+    assert main(["data", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "zoo: warning: skipped 1 unreadable image(s) in folder " + str(root) + " (class folders): cat/0001.jpg\n"
+    assert "skipped     1 unreadable image(s)" in captured.out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 from experiments.tables import format_table
 
@@ -52,10 +54,15 @@ def run(args: argparse.Namespace) -> int:
     """
     from experiments.data.split import describe_source
 
-    summary = describe_source(
-        args.source, val_fraction=args.val_fraction, seed=args.seed, limit_per_class=args.limit_per_class,
-        decode_size=args.decode_size, test_fraction=args.test_fraction,
-    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        summary = describe_source(
+            args.source, val_fraction=args.val_fraction, seed=args.seed, limit_per_class=args.limit_per_class,
+            decode_size=args.decode_size, test_fraction=args.test_fraction,
+        )  # fmt: skip
+    for warning in caught:  # one line each, like the errors, not Python's two-line format
+        if issubclass(warning.category, UserWarning):
+            print(f"zoo: warning: {warning.message}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(summary, indent=2))
         return 0
