@@ -154,3 +154,12 @@ def test_train_folder_alone_draws_a_test_part(tmp_path: Path) -> None:
     (root / "test").rmdir()
     summary = describe_source(str(root))
     assert summary["test_drawn"] and summary["per_class"]["cat"] == {"train": 6, "val": 2, "test": 2}
+
+
+def test_pil_alone_decodes_the_same_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.data import decode
+
+    datas = [image_bytes(label, index) for label in range(3) for index in range(4)]
+    fast = decode.decode_images(datas)
+    monkeypatch.setattr(decode, "decode_jpeg", None)  # a torchvision without its deprecated decoders
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fast, decode.decode_images(datas)))
