@@ -141,7 +141,7 @@ class Settings:
         """
         return cls(tiny=True, device="cpu", accelerator="cpu", data=data, limit_per_class=8, seed_size=32,
                    seed_batch=8, seed_models={name: "resnet_tiny_scratch" for name in NOTEBOOK}, seed_epochs=1,
-                   bench_size=32, bench_batch=8, rounds=2, steps_per_round=1, warmup=1, pipeline_batches=4,
+                   bench_size=32, bench_batch=8, rounds=2, steps_per_round=1, warmup=0, pipeline_batches=4,
                    compile_model="resnet_tiny_scratch", compile_backend="aot_eager", compile_allowance_s=15.0, recipe_model="resnet_tiny_scratch",
                    recipe_batch=8, recipe_lr=0.05, recipe_max_epochs=2, run_overhead_s=4.0, margin_s=2.0)
 
@@ -296,7 +296,7 @@ def probe_step_s(model: Any, batch: int, size: int, s: Settings) -> float:
     step()
     sync(s.device)
     times = []
-    for _ in range(2 if s.tiny else 5):
+    for _ in range(1 if s.tiny else 5):
         start = time.perf_counter()
         step()
         sync(s.device)
@@ -370,6 +370,21 @@ def gpu_facts(s: Settings) -> dict[str, Any]:
     return facts
 
 
+def probe_store(client: Any) -> None:
+    """One small run through a store (params, metrics, an artifact), so a broken store shows up before training.
+
+    Args:
+        client: An `MlflowClient`.
+    """
+    experiment = client.get_experiment_by_name("gpu-bench-probe")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("gpu-bench-probe")
+    run = client.create_run(experiment_id, run_name="store-probe")
+    client.log_param(run.info.run_id, "probe", "1")
+    client.log_metric(run.info.run_id, "probe", 1.0, step=0)
+    client.log_text(run.info.run_id, "the store works", "probe.txt")
+    client.set_terminated(run.info.run_id)
+
+
 def choose_tracking(out: Path, work: Path) -> dict[str, Any]:
     """The MLflow store the runs use: SQLite in the output folder, else a file store, else none.
 
@@ -390,7 +405,7 @@ def choose_tracking(out: Path, work: Path) -> dict[str, Any]:
         if backend == "file":  # MLflow 3 refuses file stores unless told to allow them
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         try:
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            probe_store(MlflowClient(tracking_uri=uri))
             return {"backend": backend, "uri": uri, "note": "; ".join(notes) or "the SQLite store, as usual"}
         except Exception as exc:  # noqa: BLE001 - a missing SQLAlchemy/Alembic shows up as any error
             notes.append(f"{backend} store failed ({type(exc).__name__}: {str(exc)[:200]})")
@@ -483,6 +498,34 @@ def notebook_row(config: Any, result: Any, wall_s: float, estimate_s: float, s: 
             "reproduced": None if s.tiny or acc is None else bool(acc >= nb["test_acc"] - TOLERANCE)}
 
 
+def train_with_fallback(config: Any, estimate_s: float, clock: Clock, s: Settings) -> tuple[Any, str]:
+    """`experiments.train`; if a tracked run fails, once more untracked when that still fits.
+
+    The device has no MLflow of its own (it comes as wheels), so a store that breaks
+    mid-run must not cost the figure.
+
+    Args:
+        config: The run's config.
+        estimate_s: Its estimated duration.
+        clock: The deadline.
+        s: Settings.
+
+    Returns:
+        (the `TrainResult`, how it was tracked).
+    """
+    from experiments import train
+
+    if not config.tracking:
+        return train(config), "off"
+    try:
+        return train(config), "mlflow"
+    except Exception as exc:  # noqa: BLE001 - retried untracked below, the error kept in the results
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    clock.require(estimate_s, f"{config.model} again without tracking (tracked run failed: {error})", s.margin_s)
+    return train(config.replace(tracking=False)), f"off after the tracked run failed ({error})"
+
+
 def stage_notebook_table(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> dict[str, Any]:
     """Stage 2: the ``seed`` experiment through the runner; one row per run, saved after each.
 
@@ -496,7 +539,6 @@ def stage_notebook_table(s: Settings, clock: Clock, report: Report, ctx: dict[st
         The stage's figures.
     """
     import registry
-    from experiments import train
 
     configs = notebook_configs(s, ctx)
     clock.require(s.run_overhead_s, "decoding the data and one training run", s.margin_s)
@@ -505,18 +547,16 @@ def stage_notebook_table(s: Settings, clock: Clock, report: Report, ctx: dict[st
     result.update(status="running", data=s.data, sizes=sizes, data_prepare_s=round(decode_s, 1), rows=[], skipped_runs=[])
     for config in configs:
         try:
-            model = registry.create_model(config.model, num_classes=10)
-            step_s = probe_step_s(model, config.batch_size, s.seed_size, s)
-            del model
+            step_s = probe_step_s(registry.create_model(config.model, num_classes=10), config.batch_size, s.seed_size, s)
             free_memory(s)
             estimate = estimate_run_s(step_s, config.epochs, sizes, config.batch_size, s)
             clock.require(estimate, f"{config.model} for {config.epochs} epochs", s.margin_s)
+            start = time.perf_counter()
+            trained, note = train_with_fallback(config, estimate, clock, s)
         except Skip as reason:
             result["skipped_runs"].append({"model": config.model, "reason": str(reason)})
             continue
-        start = time.perf_counter()
-        trained = train(config)
-        result["rows"].append(notebook_row(config, trained, time.perf_counter() - start, estimate, s))
+        result["rows"].append({**notebook_row(config, trained, time.perf_counter() - start, estimate, s), "tracking": note})
         free_memory(s)
         report.save(f"notebook_table:{config.tags['zoo.notebook_row']}", clock)
     rows = result["rows"]
@@ -714,7 +754,6 @@ def stage_recipe(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any])
         The stage's figures.
     """
     import registry
-    from experiments import train
 
     clock.require(s.run_overhead_s, "the recipe's data and probe", s.margin_s)
     sizes, _ = prepare_data(recipe_config(s, ctx, 1))
@@ -727,14 +766,14 @@ def stage_recipe(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any])
         raise Skip(f"one recipe epoch needs about {one:.0f} s but {max(0.0, clock.left()):.0f} s are left")
     config = recipe_config(s, ctx, epochs)
     start = time.perf_counter()
-    result = train(config)
+    result, note = train_with_fallback(config, estimate_run_s(step_s, epochs, sizes, s.recipe_batch, s), clock, s)
     wall = time.perf_counter() - start
     return {"model": s.recipe_model, "stem": "cifar", "size": 32, "batch": s.recipe_batch, "lr": s.recipe_lr,
             "recipe": "SGD Nesterov 0.9, wd 5e-4, one-cycle, label smoothing 0.1, crop+flip, bf16-mixed, channels_last",
             "epochs": epochs, "estimate_s": round(estimate_run_s(step_s, epochs, sizes, s.recipe_batch, s), 1),
             "probe_ms": round(step_s * 1e3, 2), "test_acc": result.metrics.get("test_acc"),
             "test_loss": result.metrics.get("test_loss"), "wall_s": round(wall, 1), "run_id": result.run_id,
-            "anchor_acc": RECIPE_ANCHOR, "sizes": sizes}
+            "anchor_acc": RECIPE_ANCHOR, "tracking": note, "sizes": sizes}
 
 
 # -- output --------------------------------------------------------------------------
