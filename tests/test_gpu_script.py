@@ -122,3 +122,15 @@ def test_markdown_names_every_stage_and_its_status() -> None:
     text = bench.render_markdown(data)
     for name in STAGES:
         assert f"## {name}: skipped" in text and f"reason: no time for {name}" in text
+
+
+def test_readme_device_command_fits_and_parses() -> None:
+    readme = (SCRIPT.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- device-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    command = block.strip()
+    assert "\n" not in command and len(command) <= 2000  # the device tool takes one line of at most 2000
+    assert "run_gpu_bench.py" in command and ".whl/*.whl" in command and ".gpu/cifar.tar.gz" in command
+    assert subprocess.run(["bash", "-n", "-c", command], capture_output=True).returncode == 0
+    bench = load_script()
+    args = bench.parse_args(command.split("run_gpu_bench.py", 1)[1].split("2>&1")[0].replace("$OUT", "/x").split())
+    assert args.deadline_s == 480 and args.data == "/tmp/CIFAR-10-images-master"
