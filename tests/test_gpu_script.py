@@ -134,3 +134,19 @@ def test_readme_device_command_fits_and_parses() -> None:
     bench = load_script()
     args = bench.parse_args(command.split("run_gpu_bench.py", 1)[1].split("2>&1")[0].replace("$OUT", "/x").split())
     assert args.deadline_s == 480 and args.data == "/tmp/CIFAR-10-images-master"
+
+
+def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the full mode would run")
+    out = tmp_path / "out"
+    env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--work", str(tmp_path / "work"),
+                           "--stages", "environment,throughput"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    stages = json.loads((out / "results.json").read_text())["stages"]
+    assert stages["environment"]["status"] == "failed" and "no CUDA device" in stages["environment"]["error"]
+    assert "versions" in stages["environment"]  # the facts gathered before the failure are kept
+    assert stages["throughput"]["reason"].startswith("the environment failed")
+    assert stages["recipe"]["reason"] == "not asked for (--stages)"

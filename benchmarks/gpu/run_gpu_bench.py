@@ -365,8 +365,6 @@ def gpu_facts(s: Settings) -> dict[str, Any]:
         facts["driver"] = smi.stdout.strip().split(", ")[-1] if smi.returncode == 0 else f"nvidia-smi failed: {smi.stderr.strip()[:200]}"
     except (OSError, subprocess.SubprocessError) as exc:
         facts["driver"] = f"no nvidia-smi ({type(exc).__name__})"
-    if s.device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("no CUDA device is visible to torch; run with --tiny on a CPU")
     return facts
 
 
@@ -432,9 +430,13 @@ def stage_environment(s: Settings, clock: Clock, report: Report, ctx: dict[str, 
     tracking = choose_tracking(ctx["out"], ctx["work"])
     ctx["tracking"] = tracking
     report.data["tracking"] = tracking
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            **gpu_facts(s), "versions": library_versions(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "tracking": tracking}
+    facts = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+             **gpu_facts(s), "versions": library_versions(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+             "tracking": tracking}
+    report.stage("environment").update(facts)  # kept even when the check below fails the stage
+    if s.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device is visible to torch; run with --tiny on a CPU")
+    return facts
 
 
 # -- stage 2: the notebook's table ---------------------------------------------------
@@ -798,7 +800,7 @@ def _stage_markdown(name: str, r: dict[str, Any]) -> list[str]:
                   "", f"MLflow store: {r['tracking']['backend']} ({r['tracking']['note']})", ""]
     elif name == "notebook_table" and r.get("rows") is not None:
         lines += [_table(r["rows"], ["notebook_row", "model", "epochs", "test_acc", "notebook_acc", "test_loss",
-                                     "notebook_loss", "wall_s", "estimate_s", "reproduced"]), ""]
+                                     "notebook_loss", "wall_s", "estimate_s", "reproduced", "tracking"]), ""]
         lines += [f"skipped: {x['model']}: {x['reason']}" for x in r.get("skipped_runs", [])]
         lines += [f"reproduced: {r.get('reproduced')} ({r.get('rule')}); data prepared in {r.get('data_prepare_s')} s", ""]
     elif name == "throughput" and "rows" in r:
@@ -907,11 +909,13 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [name.strip() for name in args.stages.split(",") if name.strip()]
     ctx: dict[str, Any] = {"out": out, "work": work, "tracking": {"backend": "off", "uri": None, "note": "not probed"}}
     for name in STAGES:
-        if name in wanted or name == "environment":  # the environment is always recorded
-            run_stage(name, s, clock, report, ctx)
-        else:
-            report.stage(name).update(status="skipped", reason="not asked for (--stages)")
-            report.save(name, clock)
+        environment = report.stage("environment")
+        if name == "environment" or (name in wanted and environment["status"] != "failed"):
+            run_stage(name, s, clock, report, ctx)  # the environment is always recorded
+            continue
+        reason = "not asked for (--stages)" if name not in wanted else f"the environment failed: {environment['error']}"
+        report.stage(name).update(status="skipped", reason=reason)
+        report.save(name, clock)
     print(f"[bench] results in {out / 'results.json'} and {out / 'results.md'}", flush=True)
     return 1 if any(r["status"] == "failed" for r in report.data["stages"].values()) else 0
 
