@@ -20,8 +20,8 @@ from experiments import tracking
 from experiments.config import ConfigError, ExperimentConfig, from_dict
 from experiments.seeding import set_seed
 
-LOG_EVERY_N_STEPS = 10
-"""Steps between two logged ``train_loss`` values (each is one write to the store)."""
+LOG_EVERY_N_STEPS = 50
+"""Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
 
 
 @dataclass
@@ -36,6 +36,7 @@ class TrainResult:
         best_checkpoint: Path of the best checkpoint.
         config: The config the run used.
         tracking_uri: The MLflow store (``None`` with tracking off).
+        extra: Other facts: ``fit_wall_s`` and ``fit_cpu_s``, the wall and CPU time of ``Trainer.fit``.
     """
 
     run_id: str | None
@@ -88,6 +89,8 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Any:
     if resume_run_id:
         return tracking.TrackedRun.reopen(resume_run_id, config.tracking_uri)
     tags = {"zoo.model": config.model, **config.tags}
+    if config.parent_run:  # a sweep's child: MLflow nests it under the parent
+        tags["mlflow.parentRunId"] = config.parent_run
     return tracking.TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
 
 
@@ -172,12 +175,16 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
+    from experiments import finetune, finetune_callbacks
+
+    callbacks += finetune_callbacks.extra_callbacks(config, run)  # freezing, EMA, gradient norms
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
         strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
         detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=run.logger(),
         default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
         enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
+        **finetune.trainer_options(config),
     )
 
 
@@ -261,7 +268,9 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
         logged = last_logged_epoch(run) if resume_run_id else -1
         trainer = build_trainer(config, run, ckpt_dir, steps, logged)
+        started, started_cpu = time.perf_counter(), time.process_time()
         trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
+        fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
         fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
         metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
         run.log_metrics(metrics)
@@ -271,7 +280,8 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
             reports.log_test_report(run, module)
             if config.tracking and config.log_model:
                 reports.log_serving_model(run, dm, module)
-    return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri)
+    return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri,
+                       extra=fit_time)
 
 
 def summarise_fit(trainer: Any) -> dict[str, float]:
