@@ -147,7 +147,9 @@ class RunRecorder(Callback):
 
         # Only reached right after the epoch that produced the best checkpoint
         # (or right after resuming from it): the weights in memory are the best ones.
-        state = {k: v.detach().cpu().contiguous() for k, v in pl_module.model.state_dict().items()}
+        from experiments.finetune_callbacks import weights_to_save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in weights_to_save(trainer, pl_module).items()}
         self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
         save_file(state, str(self.best_weights_path))
         self.run.log_artifact(self.best_weights_path, str(Path(tracking.BEST_WEIGHTS_ARTIFACT).parent))

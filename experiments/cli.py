@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 from registry.errors import ZooError
 
-COMMANDS = ("models", "data", "train", "run", "compare", "ui", "predict")
+COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict")
 """Subcommand modules under `experiments.commands`, in the order `zoo --help` lists them."""
 
 USAGE_ERROR = 2

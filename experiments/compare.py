@@ -18,7 +18,7 @@ SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_tim
 LOWER_IS_BETTER = ("test_loss", "val_loss", "train_loss", "train_time_s", "epoch_of_best")
 
 IGNORED_PARAMS = frozenset({"run_name", "experiment", "tracking_uri", "tracking", "checkpoint_dir", "progress_bar",
-                            "tags", "log_model", "data.cache_key"})
+                            "tags", "log_model", "data.cache_key", "parent_run"})
 """Params that differ between runs without making them different experiments."""
 
 

@@ -77,6 +77,14 @@ class ExperimentConfig:
     warmup_epochs: float = field(default=0.0, metadata=_meta("linear warmup epochs before the schedule"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the cross-entropy loss"))
     seed: int = field(default=0, metadata=_meta("seed of weights, split, shuffling and augmentation"))
+    # -- fine-tuning (see experiments/finetune.py) ---------------------------
+    freeze: str = field(default="none", metadata=_meta("freeze: none, backbone (all but the head), or N (stem + first N stages)"))
+    head_lr: float | None = field(default=None, metadata=_meta("learning rate of the classifier head; default: lr"))
+    grad_clip: float | None = field(default=None, metadata=_meta("clip gradients at this value (Lightning gradient_clip_val)"))
+    grad_clip_algorithm: str = field(default="norm", metadata=_meta("gradient clipping by total norm or by value", ("norm", "value")))
+    accumulate_grad_batches: int = field(default=1, metadata=_meta("batches whose gradients add up to one optimizer step"))
+    ema_decay: float | None = field(default=None, metadata=_meta("keep an EMA of the weights with this decay (such as 0.999); validate, test and save it"))
+    log_grad_norms: bool = field(default=False, metadata=_meta("log per-stage gradient norms (grad_norm/STAGE) every optimizer step"))
     # -- callbacks -----------------------------------------------------------
     monitor: str = field(default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch"))
     monitor_mode: str = field(default="max", metadata=_meta("whether the monitored metric should go up or down", MONITOR_MODES))
@@ -101,6 +109,7 @@ class ExperimentConfig:
     run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED"))
     tags: dict = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE"))
     log_model: bool = field(default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow"))
+    parent_run: str | None = field(default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)"))
 
     def validate(self) -> "ExperimentConfig":
         """Check every value; raise on the first bad one.
@@ -185,6 +194,9 @@ def _check_ranges(c: ExperimentConfig) -> None:
             raise ConfigError(f"{name}: {value} is not allowed; give a number of at least 0")
     if not 0 < c.val_fraction < 1:
         raise ConfigError(f"val_fraction: {c.val_fraction} is not allowed; give a number between 0 and 1 (exclusive)")
+    from experiments.finetune import check_finetune_fields
+
+    check_finetune_fields(c)
     if not 0 <= c.label_smoothing < 1:
         raise ConfigError(f"label_smoothing: {c.label_smoothing} is not allowed; give a number in [0, 1)")
     for name in ("mean", "std"):
@@ -447,9 +459,16 @@ class ExperimentFile:
     name: str
     runs: list[ExperimentConfig]
     source: str
+    seeds: list[int] | None = None
+    grid: dict[str, list] | None = None
+
+    @property
+    def is_sweep(self) -> bool:
+        """Whether the file gives ``seeds:`` or ``grid:`` (its runs go under one parent run)."""
+        return bool(self.seeds or self.grid)
 
 
-EXPERIMENT_KEYS = ("defaults", "runs", "description")
+EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid")
 """Top-level keys of an experiment file; a sweep helper may add more (``seeds``, ``grid``)."""
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
@@ -493,8 +512,8 @@ def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
     """
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
-    if not isinstance(data, Mapping) or not isinstance(data.get("runs"), list) or not data["runs"]:
-        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:' (and optional 'defaults:')")
+    if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"]) or data.get("grid")):
+        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:' or a 'grid:' (and optional 'defaults:')")
     unknown = [k for k in data if k not in EXPERIMENT_KEYS]
     if unknown:
         raise ConfigError(f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}")
@@ -502,9 +521,9 @@ def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
     if not isinstance(defaults, Mapping):
         raise ConfigError(f"experiment file '{path}': 'defaults:' must be a mapping of config fields")
     defaults = {"experiment": path.stem, **defaults}
-    runs = []
-    for i, run in enumerate(data["runs"]):
-        if not isinstance(run, Mapping):
-            raise ConfigError(f"experiment file '{path}': run {i + 1} must be a mapping of config fields")
-        runs.append(from_dict({**defaults, **run, **overrides}, source=f"{path} run {i + 1}"))
-    return ExperimentFile(name=path.stem, runs=runs, source=str(path))
+    from experiments.sweeps import expand_runs, read_sweep_keys
+
+    seeds, grid = read_sweep_keys(data, str(path))
+    runs = [from_dict(values, source=f"{path} run {i + 1}")
+            for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))]
+    return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid)

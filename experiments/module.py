@@ -43,6 +43,9 @@ class Classifier(L.LightningModule):
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.model = registry.create_model(self.config.model, weights=self.config.weights,
                                            **self.config.model_kwargs(num_classes))
+        from experiments.finetune import check_model
+
+        check_model(self.model, self.config)  # a bad freeze/head_lr fails before any run exists
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._compiled: Any = None
@@ -148,7 +151,9 @@ class Classifier(L.LightningModule):
             Lightning's optimizer (and per-step scheduler) description.
         """
         c = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        from experiments.finetune import param_groups
+
+        params = param_groups(self.model, c)  # frozen parameters left out; the head may have head_lr
         if c.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
         elif c.optimizer == "adamw":
@@ -161,7 +166,8 @@ class Classifier(L.LightningModule):
         warmup = int(round(c.warmup_epochs * total / max(1, c.epochs)))
         if c.schedule == "onecycle":
             pct = min(0.9, warmup / total) if warmup else 0.3
-            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=c.lr, total_steps=total, pct_start=pct)
+            max_lr = [g["lr"] for g in optimizer.param_groups]
+            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
         else:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

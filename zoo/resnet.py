@@ -299,3 +299,22 @@ def resnet_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar", residual:
         The model.
     """
     return ResNet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual)
+
+
+@register_model(
+    description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
+    family="plain",
+    input_size=(3, 32, 32),
+    tags=("scratch", "tiny", "plain"),
+)
+def plain_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar") -> ResNet:
+    """`resnet_tiny_scratch`'s plain twin: the same blocks without skip connections.
+
+    Args:
+        num_classes: Classes of the head; 0 returns the pooled features.
+        stem: ``"cifar"`` (3x3/1 conv, for 32x32 input) or ``"imagenet"`` (7x7/2 conv and max-pool).
+
+    Returns:
+        The model.
+    """
+    return ResNet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=False)

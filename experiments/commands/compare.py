@@ -21,6 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="MLflow search expression, such as \"params.model = 'resnet50_scratch'\"")
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the runs' val_acc and val_loss curves")
+    parser.add_argument("--group-by", metavar="PARAM", action="append",
+                        help="one row per value of a param (repeatable): mean, std and count of the summary metrics; "
+                             "--plot then draws each group's mean curve with a band")
+    parser.add_argument("--plot-grad-norms", metavar="FILE.png",
+                        help="draw the per-stage gradient norms of runs trained with --log-grad-norms")
+    parser.add_argument("--all-runs", action="store_true",
+                        help="also list sweep parent runs and zoo eval runs (left out by default)")
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
     parser.set_defaults(run=run)
 
@@ -36,10 +43,23 @@ def run(args: argparse.Namespace) -> int:
     """
     from experiments import compare
 
+    from experiments import grouping, sweeps
+
     runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
+    if not args.all_runs:
+        runs = [r for r in runs if sweeps.is_training_run(r)]
     if not runs:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
+    if args.group_by:
+        rows, columns = grouping.group_rows(runs, args.group_by, sort=args.sort)
+        print(format_table(rows, columns, args.format))
+        if args.plot:
+            print(f"group curves written to {grouping.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)}")
+        if args.plot_grad_norms:
+            out = grouping.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
+            print(f"gradient norms written to {out}")
+        return 0
     rows, columns = compare.compare_rows(runs, args.sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
@@ -49,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows, columns, args.format))
     if args.plot:
         print(f"curves written to {compare.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
+    if args.plot_grad_norms:
+        print(f"gradient norms written to {grouping.plot_grad_norms(runs, args.plot_grad_norms, uri=args.tracking_uri)}")
     return 0

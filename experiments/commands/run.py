@@ -33,20 +33,24 @@ def run(args: argparse.Namespace) -> int:
         0 on success.
     """
     experiment = load_experiment(args.file, **overrides_from_args(args))
-    columns = ["model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
+    columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
     if args.dry_run:
-        print(format_table([c.to_dict() for c in experiment.runs], columns))
+        print(format_table([{**c.to_dict(), "run_name": c.default_run_name()} for c in experiment.runs], columns))
         return 0
-    from experiments import compare, runner
+    from experiments import compare, sweeps
 
-    run_ids = []
-    for i, config in enumerate(experiment.runs, 1):
-        print(f"== run {i}/{len(experiment.runs)}: {config.default_run_name()} ({config.model})", flush=True)
-        run_ids.append(runner.train(config).run_id)
+    parent_id, run_ids = sweeps.run_experiment(experiment)
     tracked = [r for r in run_ids if r]
     if tracked:
         uri = experiment.runs[0].tracking_uri
         runs = [r for r in compare.find_runs(experiment.runs[0].experiment, uri=uri) if r.info.run_id in tracked]
         rows, cols = compare.compare_rows(runs)
         print(format_table(rows, cols))
+        if parent_id:
+            from experiments import grouping
+
+            keys = ["model", *[k for k in compare.differing_params(runs) if k != "seed"]]
+            print(f"\nparent run {parent_id}; mean and std over seeds:")
+            rows, cols = grouping.group_rows(runs, keys)
+            print(format_table(rows, cols))
     return 0
