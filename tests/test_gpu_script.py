@@ -109,10 +109,10 @@ def test_a_stage_that_would_not_fit_is_skipped_with_its_estimate() -> None:
 
 def test_run_estimate_counts_training_and_evaluation_steps() -> None:
     bench = load_script()
-    s = bench.Settings(lightning_factor=1.0, run_overhead_s=10.0)
+    s = bench.Settings(lightning_factor=1.0, run_overhead_s=10.0, epoch_overhead_s=2.0)
     sizes = {"num_train": 100, "num_val": 30, "num_test": 30}
-    # 2 epochs x 4 train steps + (2 x 1 + 1) eval steps at a third of a step, 0.5 s each, plus 10 s.
-    assert bench.estimate_run_s(0.5, 2, sizes, 32, s) == pytest.approx(0.5 * (8 + 3 / 3) + 10.0)
+    # 2 epochs x 4 train steps + (2 x 1 + 1) eval steps at a third of a step, 0.5 s each, 2 x 2 s, plus 10 s.
+    assert bench.estimate_run_s(0.5, 2, sizes, 32, s) == pytest.approx(0.5 * (8 + 3 / 3) + 4.0 + 10.0)
 
 
 def test_markdown_names_every_stage_and_its_status() -> None:
@@ -136,11 +136,13 @@ def test_readme_device_command_fits_and_parses() -> None:
     assert args.deadline_s == 480 and args.data == "/tmp/CIFAR-10-images-master"
 
 
-def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(tmp_path: Path) -> None:
+def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(tmp_path: Path, mlflow_template: Path) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: the full mode would run")
     out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(mlflow_template, out / "mlflow.db")
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--work", str(tmp_path / "work"),
                            "--stages", "environment,throughput"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -96,7 +96,8 @@ class Settings:
         recipe_batch: The recipe's batch size.
         recipe_lr: The recipe's peak learning rate.
         recipe_max_epochs: At most this many recipe epochs.
-        run_overhead_s: Fixed cost per training run (trainer, checkpoints, store).
+        run_overhead_s: Fixed cost per training run (trainer, test, store).
+        epoch_overhead_s: Cost per epoch beyond the steps (checkpoints, their copy to the store).
         lightning_factor: Lightning's loop over the bare step, for estimates.
         margin_s: Time kept free at the end.
         log_model: Log the trained model to MLflow (off by default: seconds of pickling, no figure).
@@ -125,6 +126,7 @@ class Settings:
     recipe_lr: float = 0.2
     recipe_max_epochs: int = 100
     run_overhead_s: float = 20.0
+    epoch_overhead_s: float = 4.0
     lightning_factor: float = 1.3
     margin_s: float = 15.0
     log_model: bool = False
@@ -143,7 +145,8 @@ class Settings:
                    seed_batch=8, seed_models={name: "resnet_tiny_scratch" for name in NOTEBOOK}, seed_epochs=1,
                    bench_size=32, bench_batch=8, rounds=2, steps_per_round=1, warmup=0, pipeline_batches=4,
                    compile_model="resnet_tiny_scratch", compile_backend="aot_eager", compile_allowance_s=15.0, recipe_model="resnet_tiny_scratch",
-                   recipe_batch=8, recipe_lr=0.05, recipe_max_epochs=2, run_overhead_s=4.0, margin_s=2.0)
+                   recipe_batch=8, recipe_lr=0.05, recipe_max_epochs=2, run_overhead_s=4.0, epoch_overhead_s=0.5,
+                   margin_s=2.0)
 
 
 class Clock:
@@ -330,7 +333,8 @@ def estimate_run_s(step_s: float, epochs: int, sizes: dict[str, int], batch: int
     """
     train_steps = epochs * math.ceil(sizes["num_train"] / batch)
     eval_steps = epochs * math.ceil(sizes["num_val"] / batch) + math.ceil(sizes["num_test"] / batch)
-    return s.lightning_factor * step_s * (train_steps + eval_steps / 3) + s.run_overhead_s
+    steps_s = s.lightning_factor * step_s * (train_steps + eval_steps / 3)
+    return steps_s + epochs * s.epoch_overhead_s + s.run_overhead_s
 
 
 # -- stage 1: environment ------------------------------------------------------------
