@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
+    import os
+
     from experiments.evaluate import evaluate_run
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to the figures
     result = evaluate_run(args.run_id, args.data, limit_per_class=args.limit_per_class, batch_size=args.batch_size,
                           accelerator=args.accelerator, experiment=args.experiment,
                           tracking_uri=args.tracking_uri, log=args.log)
