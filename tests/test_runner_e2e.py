@@ -183,3 +183,18 @@ def test_compare_sort_filter_and_plot(runs, tmp_path: Path, capsys: pytest.Captu
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [second.run_id]
     assert main(["compare", "--experiment", "nope"]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def test_models_uri_follows_the_model_registry(runs) -> None:
+    from registry.weights import read_weights_file
+
+    first, _, client = runs
+    client.create_registered_model("digits-tiny")
+    version = client.create_model_version("digits-tiny", f"runs:/{first.run_id}/model", run_id=first.run_id)
+    client.set_registered_model_alias("digits-tiny", "champion", version.version)
+    best = read_weights_file(Path(first.checkpoint_dir) / "best.safetensors")
+    for uri in ("models:/digits-tiny@champion", f"models:/digits-tiny/{version.version}"):
+        model = registry.create_model("resnet_tiny_scratch", weights=uri)
+        assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items()), uri
+    with pytest.raises(registry.WeightsError, match="not in the Model Registry"):
+        registry.create_model("resnet_tiny_scratch", weights="models:/digits-tiny@nobody")
