@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)")
         result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
     else:
-        if "model" in args:
-            args.model = args.model  # positional MODEL is the config field `model`
-        result = runner.train(config_from_args(args))  # type: ignore[arg-type]
+        result = runner.train(config_from_args(args))  # type: ignore[arg-type]  # positional MODEL is field `model`
     print_result(result)
     return 0
