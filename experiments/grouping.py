@@ -197,7 +197,10 @@ def plot_group_curves(runs: list[Any], keys: Sequence[str], path: str | Path,
             line, = ax.plot(x, means, marker="o", label=label)
             ax.fill_between(x, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=line.get_color(), alpha=0.2)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, metric in zip(axes, metrics):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{metric} (mean ± std)")
         ax.grid(alpha=0.3)
