@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,16 @@ def log_serving_model(run: Any, dm: Any, module: Any) -> str:
     from experiments.runner import serving_copy
 
     tracking.get_client(run.uri)  # points mlflow's fluent API at the run's store
-    info = mlflow.pytorch.log_model(serving_copy(dm, module), name="model", run_id=run.run_id,
-                                    pip_requirements=list(PIP_REQUIREMENTS), serialization_format="pickle")
+    # Pickle, not MLflow's default 'pt2' (torch.export): an exported graph is traced for one input
+    # shape, and the served model must take any batch and image size. MLflow warns about pickle on
+    # every call; docs/tracking.md says it once.
+    quiet = logging.getLogger("mlflow.pytorch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        info = mlflow.pytorch.log_model(serving_copy(dm, module), name="model", run_id=run.run_id,
+                                        pip_requirements=list(PIP_REQUIREMENTS), serialization_format="pickle")
+    finally:
+        quiet.setLevel(level)
     run.set_tags({tracking.LOGGED_MODEL_TAG: info.model_uri})
     return info.model_uri
