@@ -171,7 +171,8 @@ def _label(keys: Sequence[str], values: tuple[str, ...], n: int) -> str:
 
 
 def plot_group_curves(runs: list[Any], keys: Sequence[str], path: str | Path,
-                      metrics: Sequence[str] = ("val_acc", "val_loss", "train_loss_epoch"), uri: str | None = None) -> Path:
+                      metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
+                      uri: str | None = None) -> Path:
     """Draw each group's mean epoch curve with a band of one standard deviation.
 
     Args:
@@ -186,7 +187,7 @@ def plot_group_curves(runs: list[Any], keys: Sequence[str], path: str | Path,
     """
     keys = check_group_keys(runs, keys)
     client = tracking.get_client(uri)
-    fig, axes = _figure(len(metrics))
+    fig, axes = _figure(len(metrics), width=4.5)
     for values, members in groups_of(runs, keys).items():
         label = _label(keys, values, len(members))
         for ax, metric in zip(axes, metrics):
