@@ -1,0 +1,1 @@
+"""Experiment files shipped with the package, runnable by name (`zoo run seed`)."""
