@@ -143,15 +143,14 @@ class RunRecorder(Callback):
         best = self.checkpoint.best_model_path
         if not trainer.is_global_zero or not best or best == self._saved_best:
             return
-        from safetensors.torch import save_file
+        from experiments.atomic import save_safetensors
 
         # Only reached right after the epoch that produced the best checkpoint
         # (or right after resuming from it): the weights in memory are the best ones.
         from experiments.finetune_callbacks import weights_to_save
 
         state = {k: v.detach().cpu().contiguous() for k, v in weights_to_save(trainer, pl_module).items()}
-        self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(self.best_weights_path))
+        save_safetensors(state, self.best_weights_path)  # a kill mid-write leaves the previous best whole
         self.run.log_artifact(self.best_weights_path, str(Path(tracking.BEST_WEIGHTS_ARTIFACT).parent))
         self._saved_best = best
 

@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 from registry.errors import ZooError
 
-COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict")
+COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict", "runs")
 """Subcommand modules under `experiments.commands`, in the order `zoo --help` lists them."""
 
 USAGE_ERROR = 2
@@ -30,7 +30,19 @@ class OneLineParser(argparse.ArgumentParser):
         Args:
             message: argparse's description of the problem.
         """
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: str) -> str:
+    """An error message on one line: a user's value may hold line breaks; they are shown escaped.
+
+    Args:
+        message: The message.
+
+    Returns:
+        The message with every unprintable character (``\\n``, ``\\f``, ...) written as an escape.
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
+        print(f"zoo: error: {one_line(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

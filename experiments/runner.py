@@ -172,6 +172,9 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
                                  save_on_train_epoch_end=False)
     callbacks: list[Any] = [checkpoint, ModelSummary(max_depth=1),
                             RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch)]
+    from experiments.interrupts import GracefulStop
+
+    callbacks.append(GracefulStop(run, ckpt_dir / "interrupted.ckpt"))  # SIGTERM/Ctrl-C: stop at a batch end, state saved
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
@@ -257,6 +260,10 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     from experiments.module import Classifier
 
     config = config.validate()
+    if config.tracking:  # an unreachable server: one line in seconds, before the data is read
+        from experiments.health import check_tracking_server
+
+        check_tracking_server(tracking.resolve_tracking_uri(config.tracking_uri))
     set_seed(config.seed)
     dm = build_datamodule(config)
     module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
@@ -319,7 +326,11 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
     Returns:
         As `train`.
     """
+    from experiments.health import check_tracking_server
+    from experiments.safe_checkpoint import load_checkpoint
+
     uri = tracking.resolve_tracking_uri(tracking_uri)
+    check_tracking_server(uri)
     folder = tracking.download_artifact(run_id, tracking.CONFIG_ARTIFACT, uri).parent
     from experiments.config import read_yaml
 
@@ -328,6 +339,7 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
         raise ConfigError(f"run '{run_id}' has no readable config.yaml; it cannot be resumed")
     config = from_dict({**values, "tracking_uri": uri, "tracking": True}, source=f"run {run_id} config.yaml")
     last = tracking.download_artifact(run_id, tracking.LAST_STATE_ARTIFACT, uri)
+    load_checkpoint(last)  # a state with a pickled payload is refused here, before Lightning unpickles it
     return train(config, resume_run_id=run_id, last_state=last)
 
 

@@ -79,7 +79,10 @@ def get_client(uri: str | None = None) -> Any:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from experiments.sqlite_store import ensure_store
+
     resolved = resolve_tracking_uri(uri)
+    ensure_store(resolved)  # a new SQLite store is created by one process at a time
     mlflow.set_tracking_uri(resolved)
     return MlflowClient(tracking_uri=resolved)
 
@@ -249,7 +252,7 @@ class TrackedRun:
         found = client.get_experiment_by_name(experiment)
         if found is not None and found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
-        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found is not None else _create_experiment(client, experiment)
         all_tags = {**{k: str(v) for k, v in tags.items()}, MLFLOW_RUN_NAME: run_name}
         run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
         return cls(run.info.run_id, resolved)
@@ -347,8 +350,10 @@ class TrackedRun:
         Yields:
             Nothing.
         """
+        from experiments.heartbeat import beating
+
         try:
-            with _signals_as_interrupts():
+            with _signals_as_interrupts(), beating(self):  # the heartbeat tells a live run from a dead one
                 yield
         except (KeyboardInterrupt, SystemExit) as exc:
             # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException (a SystemExit).
@@ -373,6 +378,19 @@ class TrackedRun:
         """
         with contextlib.suppress(Exception):
             self.client.set_terminated(self.run_id, status)
+
+
+def _create_experiment(client: Any, name: str) -> str:
+    """Create an experiment; if another process created it first, use theirs."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 class _Interrupted(KeyboardInterrupt):

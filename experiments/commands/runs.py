@@ -1,0 +1,66 @@
+"""`zoo runs --stale [--older-than S] [--mark-stale]`: find (and close) runs whose process died."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from experiments.tables import format_table
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``runs`` subcommand.
+
+    Args:
+        subparsers: The `zoo` parser's subparsers.
+    """
+    from experiments.heartbeat import STALE_AFTER_BEATS, interval
+
+    parser = subparsers.add_parser("runs", help="list RUNNING runs whose process died (stale) and mark them KILLED",
+                                   description="A run's process writes a heartbeat tag while it lives; a RUNNING run "
+                                               "with an old heartbeat belongs to a process that died without a word.")
+    parser.add_argument("--stale", action="store_true", help="list RUNNING runs with an old heartbeat (the default)")
+    parser.add_argument("--mark-stale", action="store_true", help="mark those runs KILLED")
+    parser.add_argument("--older-than", type=float, metavar="S", default=None,
+                        help=f"seconds without a heartbeat (default {STALE_AFTER_BEATS} beats = "
+                             f"{STALE_AFTER_BEATS * interval():g} s)")
+    parser.add_argument("--experiment", metavar="NAME", help="only this experiment")
+    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List stale runs; with ``--mark-stale``, mark them KILLED.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0.
+    """
+    from experiments import heartbeat, tracking
+
+    client = tracking.get_client(args.tracking_uri)
+    ids = None
+    if args.experiment:
+        found = client.get_experiment_by_name(args.experiment)
+        if found is None:
+            raise tracking.TrackingError(f"no experiment '{args.experiment}'; list runs with `zoo compare`")
+        ids = [found.experiment_id]
+    older_than = args.older_than if args.older_than is not None else heartbeat.STALE_AFTER_BEATS * heartbeat.interval()
+    stale = heartbeat.stale_runs(client, older_than, ids)
+    rows = []
+    for found_run, age in stale:
+        if args.mark_stale:
+            heartbeat.mark_killed(client, found_run.info.run_id, age)
+        rows.append({"run_id": found_run.info.run_id, "run_name": found_run.info.run_name,
+                     "experiment_id": found_run.info.experiment_id,
+                     "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
+                     "silent_s": round(age), "status": "KILLED" if args.mark_stale else "RUNNING"})
+    if rows or args.format != "table":
+        print(format_table(rows, ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "status"],
+                           args.format))
+    else:
+        print(f"no RUNNING run silent for more than {older_than:g} s")
+    return 0
