@@ -45,11 +45,12 @@ def test_same_builder_twice_is_fine_but_a_taken_name_is_an_error(clean_registry)
 
 def test_list_models_filters() -> None:
     assert registry.list_models("resnet5*") == ["resnet50_scratch", "resnet50_timm_pretrained"]
-    assert registry.list_models(["resnet18*", "plain*"]) == ["plain101_scratch", "plain50_scratch", "resnet18_scratch"]
+    assert registry.list_models(["resnet18*", "plain*"]) == ["plain101_scratch", "plain50_scratch", "plain_tiny_scratch",
+                                                             "resnet18_scratch"]
     assert registry.list_models(pretrained=True) == ["resnet101_timm_pretrained", "resnet50_timm_pretrained"]
     scratch = registry.list_models(pretrained=False)
     assert "resnet50_scratch" in scratch and not any("pretrained" in n for n in scratch)
-    assert registry.list_models(tags=["tiny"]) == ["resnet_tiny_scratch"]
+    assert registry.list_models(tags=["tiny"]) == ["plain_tiny_scratch", "resnet_tiny_scratch"]
     assert registry.list_models("RESNET50_SCRATCH") == ["resnet50_scratch"]
 
 
