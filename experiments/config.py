@@ -512,8 +512,10 @@ def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
     """
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
-    if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"]) or data.get("grid")):
-        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:' or a 'grid:' (and optional 'defaults:')")
+    if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"])
+                                             or data.get("grid") or data.get("seeds")):
+        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:' or 'seeds:' "
+                          f"(and optional 'defaults:')")
     unknown = [k for k in data if k not in EXPERIMENT_KEYS]
     if unknown:
         raise ConfigError(f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}")

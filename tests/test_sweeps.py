@@ -152,3 +152,37 @@ def test_group_by_an_unknown_param_is_a_one_line_error(sweep, capsys) -> None:
     assert main(["compare", "--experiment", "twins", "--group-by", "modle"]) == 2
     err = capsys.readouterr().err
     assert "--group-by modle: no run has that param" in err and err.count("\n") == 1
+
+
+def test_a_failed_child_fails_the_parent_and_stops_the_sweep(mlflow_store: str, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from experiments.sweeps import run_experiment
+
+    file = write(tmp_path / "boom.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1, 2]})
+    trained = []
+
+    def train_fn(config):
+        assert config.parent_run  # every child knows its parent
+        if config.seed == 1:
+            raise RuntimeError("child failed")
+        trained.append(config.seed)
+        return SimpleNamespace(run_id=None)
+
+    with pytest.raises(RuntimeError, match="child failed"):
+        run_experiment(load_experiment(str(file)), train_fn)
+    assert trained == [0]
+    client = MlflowClient(mlflow_store)
+    (parent,) = client.search_runs([client.get_experiment_by_name("boom").experiment_id])
+    assert parent.data.tags["zoo.role"] == "sweep" and parent.info.status == "FAILED"
+
+
+def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from experiments.sweeps import run_experiment
+
+    file = write(tmp_path / "off.yaml", {"defaults": {"model": "resnet_tiny_scratch", "tracking": False},
+                                         "seeds": [0, 1]})
+    parent, children = run_experiment(load_experiment(str(file)), lambda c: SimpleNamespace(run_id=None))
+    assert parent is None and children == [None, None]
