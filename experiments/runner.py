@@ -86,6 +86,10 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Any:
     """
     if not config.tracking:
         return tracking.NullRun()
+    from experiments import distributed
+
+    if not distributed.is_rank_zero():  # a DDP copy of this command: rank 0 owns the run
+        return distributed.FollowerRun()
     if resume_run_id:
         return tracking.TrackedRun.reopen(resume_run_id, config.tracking_uri)
     tags = {"zoo.model": config.model, **config.tags}
@@ -175,6 +179,10 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
     from experiments.interrupts import GracefulStop
 
     callbacks.append(GracefulStop(run, ckpt_dir / "interrupted.ckpt"))  # SIGTERM/Ctrl-C: stop at a batch end, state saved
+    from experiments import distributed
+
+    distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
+    callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
@@ -281,6 +289,9 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
         fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
         metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
         run.log_metrics(metrics)
+        from experiments.distributed import gather_test_figures
+
+        gather_test_figures(trainer, module)  # all ranks take part; then rank 0 alone reports
         if trainer.is_global_zero:
             from experiments import reports
 

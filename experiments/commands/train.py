@@ -69,5 +69,8 @@ def run(args: argparse.Namespace) -> int:
         result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
     else:
         result = runner.train(config_from_args(args))  # type: ignore[arg-type]  # positional MODEL is field `model`
-    print_result(result)
+    from experiments.distributed import is_rank_zero
+
+    if is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
+        print_result(result)
     return 0
