@@ -113,7 +113,9 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(mlflow_store:
     killed_state = state_dict(Path("checkpoints") / run_id / "last.ckpt")
     reference_state = state_dict(Path("checkpoints") / ref.info.run_id / "last.ckpt")
     assert killed_state.keys() == reference_state.keys()
-    assert all(torch.equal(killed_state[k], reference_state[k]) for k in killed_state)
+    differ = {k: float((killed_state[k].double() - reference_state[k].double()).abs().max())
+              for k in killed_state if not torch.equal(killed_state[k], reference_state[k])}
+    assert not differ, (logged, differ)
     assert after.data.metrics["epochs"] == 3
 
 
