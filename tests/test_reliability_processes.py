@@ -115,7 +115,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(mlflow_store:
     assert killed_state.keys() == reference_state.keys()
     differ = {k: float((killed_state[k].double() - reference_state[k].double()).abs().max())
               for k in killed_state if not torch.equal(killed_state[k], reference_state[k])}
-    assert not differ, (logged, differ)
+    assert not differ, (logged, differ, sorted(p.name for p in (Path("checkpoints") / run_id).iterdir()))
     assert after.data.metrics["epochs"] == 3
 
 
