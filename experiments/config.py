@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -209,8 +210,30 @@ def _check_ranges(c: ExperimentConfig) -> None:
         raise ConfigError(f"nesterov: only applies to optimizer sgd, not '{c.optimizer}'; drop --nesterov or use --optimizer sgd")
     if not c.model:
         raise ConfigError("model: no model given; name a registered model (run `zoo models` to list them)")
+    _check_hardware(c)
     if c.precision == "16-mixed" and _resolves_to_cpu(c.accelerator):
         raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
+
+
+_DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)*,?)$")
+
+
+def _check_hardware(c: ExperimentConfig) -> None:
+    """Accelerator, devices and strategy, checked against Lightning's own registries."""
+    if not _DEVICES.match(str(c.devices)):
+        raise ConfigError(f"devices: '{c.devices}' is not allowed; give auto, -1 (all), a count such as 2, "
+                          f"or device indices such as 0,1")
+    if c.accelerator != "auto" or c.strategy != "auto":
+        from lightning.pytorch.accelerators import AcceleratorRegistry
+        from lightning.pytorch.strategies import StrategyRegistry
+
+        accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+        if c.accelerator not in accelerators:
+            raise ConfigError(f"accelerator: '{c.accelerator}' is not allowed; choose one of: {', '.join(accelerators)}")
+        strategies = ["auto", *StrategyRegistry.available_strategies()]
+        if c.strategy not in strategies:
+            raise ConfigError(f"strategy: '{c.strategy}' is not allowed; choose one of: {', '.join(strategies[:8])}, "
+                              f"... (Lightning's strategy names)")
 
 
 def _resolves_to_cpu(accelerator: str) -> bool:

@@ -77,6 +77,9 @@ def test_yaml_round_trip() -> None:
         ({"nesterov": True}, "nesterov: only applies to optimizer sgd"),
         ({"batchsize": 3}, "unknown field 'batchsize'; did you mean 'batch_size'?"),
         ({"model": ""}, "model: no model given"),
+        ({"devices": "if"}, "devices: 'if' is not allowed; give auto, -1 (all), a count"),
+        ({"accelerator": "tpux"}, "accelerator: 'tpux' is not allowed; choose one of: auto, gpu, cpu"),
+        ({"strategy": "dpp"}, "strategy: 'dpp' is not allowed; choose one of: auto, ddp"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_field(values: dict, message: str) -> None:
