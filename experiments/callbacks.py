@@ -156,3 +156,24 @@ class RunRecorder(Callback):
 
 
 _BEST_EPOCH = re.compile(r"best-epoch(\d+)")
+
+
+class LastStateCheckpoint(ModelCheckpoint):
+    """A `ModelCheckpoint` whose ``last.ckpt`` is the state at every validation end.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was saved in the
+    same step, so without this a run whose ``val_acc`` stopped improving would keep the
+    best epoch's state as its "last" one, and ``--resume`` would restart from there.
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save the top-k checkpoint as usual, and ``last.ckpt`` whether or not one was saved.
+
+        Args:
+            trainer: The trainer.
+            pl_module: The module.
+        """
+        skip = self._should_skip_saving_checkpoint(trainer) or self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if self.save_last and not skip and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

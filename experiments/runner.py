@@ -166,11 +166,11 @@ def build_trainer(config: ExperimentConfig, run: Any, ckpt_dir: Path, steps_per_
         The trainer.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ModelSummary
+    from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 
-    from experiments.callbacks import RunRecorder
+    from experiments.callbacks import LastStateCheckpoint, RunRecorder
 
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+    checkpoint = LastStateCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
                                  monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True,
                                  # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
                                  save_on_train_epoch_end=False)

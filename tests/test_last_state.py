@@ -1,0 +1,20 @@
+"""``last.ckpt`` is the state at the end of the last epoch, whether or not it improved."""
+
+from __future__ import annotations
+
+from experiments import ExperimentConfig, train
+from experiments.safe_checkpoint import load_checkpoint
+
+
+def test_last_state_is_the_last_epoch_even_without_improvement(mlflow_store: str) -> None:
+    # Monitoring the epoch number with mode "min" makes epoch 0 the best forever: Lightning 2.6
+    # alone would then keep epoch 0's state as last.ckpt, and --resume would restart from there.
+    config = ExperimentConfig(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False,
+                              limit_per_class=8, batch_size=32, workers="0", epochs=3, monitor="epoch",
+                              monitor_mode="min", early_stopping=False, progress_bar=False, log_model=False,
+                              tracking=False)
+    result = train(config)
+    last = load_checkpoint(result.checkpoint_dir / "last.ckpt")
+    best = load_checkpoint(result.best_checkpoint)
+    assert best["epoch"] == 0
+    assert last["epoch"] == 2 and last["global_step"] == 3 * best["global_step"]
