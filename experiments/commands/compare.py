@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from experiments.commands import add_tracking_uri_argument
 from experiments.tables import FORMATS, format_table
 
 
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="draw the per-stage gradient norms of runs trained with --log-grad-norms")
     parser.add_argument("--all-runs", action="store_true",
                         help="also list sweep parent runs and zoo eval runs (left out by default)")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
 

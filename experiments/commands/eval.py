@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from experiments.commands import add_tracking_uri_argument
 from experiments.tables import FORMATS, format_table
 
 
@@ -25,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment of the eval run; default: the run's")
     parser.add_argument("--no-log", dest="log", action="store_false", help="print only; record no eval run")
     parser.add_argument("--format", choices=FORMATS, default="table", help="format of the per-class table")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from experiments.commands import add_tracking_uri_argument
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand.
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--checkpoint", metavar="PATH", help="a Lightning checkpoint written by zoo train")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; RGB or greyscale)")
     parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
 

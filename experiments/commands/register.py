@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from experiments.commands import add_tracking_uri_argument
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``register`` subcommand.
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_id", metavar="RUN_ID", help="a finished training run")
     parser.add_argument("--name", required=True, metavar="NAME", help="registered model name")
     parser.add_argument("--alias", metavar="ALIAS", help="alias to point at the new version, such as champion")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
 

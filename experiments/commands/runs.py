@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from experiments.commands import add_tracking_uri_argument
 from experiments.tables import format_table
 
 
@@ -25,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"seconds without a heartbeat (default {STALE_AFTER_BEATS} beats = "
                              f"{STALE_AFTER_BEATS * interval():g} s)")
     parser.add_argument("--experiment", metavar="NAME", help="only this experiment")
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     parser.set_defaults(run=run)
 

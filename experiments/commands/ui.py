@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from experiments.commands import add_tracking_uri_argument
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ui`` subcommand.
@@ -16,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """
     parser = subparsers.add_parser("ui", help="open the MLflow UI on http://127.0.0.1:5000")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
 
