@@ -34,7 +34,7 @@ from torchvision import transforms
 import registry
 from experiments.data import ImageDataModule
 from experiments.data.load import load_images
-from experiments.transforms import IMAGENET_MEAN, IMAGENET_STD
+from experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CIFAR-10-images-master.zip"
 BATCH = 32

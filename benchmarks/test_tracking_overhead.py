@@ -29,7 +29,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
-from experiments.tracking import TrackedRun
+from experiments.tracking.runs import TrackedRun
 
 ROUNDS = 4
 CONFIG = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", image_size=64, augment=False, epochs=3,

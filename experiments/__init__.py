@@ -4,9 +4,30 @@ Example:
     >>> from experiments import ExperimentConfig, train
     >>> result = train(ExperimentConfig(model="resnet_tiny_scratch", data="digits", epochs=2))
     >>> result.run_id, result.metrics["test_acc"]
+
+The sub-packages, from the bottom layer up (each imports only those below it):
+`config` (the schema, flags, experiment files), `data` and `tracking`, then
+`training`, `analysis` and `serving`, and on top the ``zoo`` command
+(`cli`, `commands`). See ``docs/architecture.md``.
 """
 
-from experiments.config import ExperimentConfig, load_config, load_experiment
-from experiments.runner import TrainResult, resume, train
+from __future__ import annotations
 
-__all__ = ["ExperimentConfig", "TrainResult", "load_config", "load_experiment", "resume", "train"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ExperimentConfig": "experiments.config", "load_config": "experiments.config",
+    "load_experiment": "experiments.config",
+    "TrainResult": "experiments.training.runner", "train": "experiments.training.runner",
+    "resume": "experiments.training.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): `import experiments.cli` must not load torch through this package.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

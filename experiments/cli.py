@@ -37,7 +37,7 @@ def one_line(message: str) -> str:
     """An error message on one line: a user's value may hold line breaks; they are shown escaped.
 
     Args:
-        message: The message.
+        message: An error's text, which may hold a user's value.
 
     Returns:
         The message with every unprintable character (``\\n``, ``\\f``, ...) written as an escape.

@@ -21,7 +21,7 @@ def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "met
     Returns:
         FLOPs for a batch of one image.
     """
-    import torch
+    import torch  # deferred: `import registry` loads without torch
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.empty((1, *input_size), device=device)
@@ -35,7 +35,7 @@ def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "met
 
 @functools.lru_cache(maxsize=None)
 def _measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any]]:
-    import torch
+    import torch  # deferred: `import registry` loads without torch
 
     spec = get_spec(name)
     kwargs = dict(frozen_kwargs)

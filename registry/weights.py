@@ -122,7 +122,7 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         WeightsError: If the file is missing, unreadable or carries a pickle payload.
     """
-    import torch
+    import torch  # deferred: `import registry` loads without torch
 
     file = Path(path)
     if not file.is_file():
@@ -132,7 +132,7 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     try:
         if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # deferred: `import registry` loads without torch
 
             return dict(load_file(str(file), device="cpu"))
         loaded = torch.load(file, map_location="cpu", weights_only=True)
@@ -164,7 +164,7 @@ def unwrap_state_dict(loaded: Any, source: Any) -> dict[str, Any]:
     Raises:
         WeightsError: If no state dict can be found in it.
     """
-    import torch
+    import torch  # deferred: `import registry` loads without torch
 
     if isinstance(loaded, dict):
         for key in ("state_dict", "model", "model_state_dict"):

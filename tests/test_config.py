@@ -12,7 +12,7 @@ import yaml
 from experiments import ExperimentConfig
 from experiments.cli import build_parser, main
 from experiments.config import (
-    CONFIGS_DIR,
+    SHIPPED_DIR,
     ConfigError,
     add_config_flags,
     field_names,
@@ -100,7 +100,7 @@ def test_cli_bad_values_exit_2_with_one_line(capsys: pytest.CaptureFixture, tmp_
 
 
 def test_shipped_experiment_files_load(capsys: pytest.CaptureFixture) -> None:
-    shipped = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+    shipped = sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
     assert {"seed", "quick", "digits"} <= set(shipped)
     seed = load_experiment("seed")
     assert [(r.model, r.epochs, r.preset, r.optimizer, r.lr, r.batch_size) for r in seed.runs] == [

@@ -13,7 +13,7 @@ from image_factory import isolated_cache, write_image_folder, zip_folder
 
 from experiments.data import DataError, ImageDataModule
 from experiments.data.datasets import SeededSampler
-from experiments.transforms import (
+from experiments.data.transforms import (
     CIFAR10_MEAN,
     IMAGENET_MEAN,
     IMAGENET_STD,

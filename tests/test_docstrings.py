@@ -1,17 +1,26 @@
-"""Every public function, class and method of `registry`, `zoo` and `experiments` has a
-Google-style docstring, so that the API reference on the docs site is complete.
+"""Every public function, class and method of `registry`, `zoo` and `experiments` has a docstring
+that tells a reader something, so that the API reference on the docs site is worth reading.
 
 Public means: listed in the module's ``__all__`` where it has one, otherwise a name
 not starting with ``_`` that the module itself defines; and the public methods and
-properties a public class defines itself. The checks:
+properties a public class defines itself. The checks ask for what helps a reader:
 
 - a docstring of its own (an inherited one, or a dataclass's generated signature,
-  does not count);
-- an ``Args:`` section naming every parameter (``self`` and ``cls`` aside), as
-  ``name:``, ``*args:`` or ``**kwargs:``;
+  does not count) whose first line says more than the name does ("The trainer."
+  for ``trainer`` says nothing);
+- an ``Args:`` section naming every parameter of a function or method (``self`` and
+  ``cls`` aside), where no entry only repeats its name (``trainer: The trainer.``)
+  and none names a parameter that does not exist;
 - a ``Returns:`` (or ``Yields:``) section where the return annotation is not
   ``None``/``NoReturn``, unless the docstring starts with "Return" or "Yield",
   which Google style allows for one-liners, or it is a property.
+
+A method that overrides one its base class defines (a Lightning hook, a `Protocol`
+method) needs only its own summary line: its parameters are documented where it
+is declared, and repeating them there is the boilerplate this test keeps out.
+The same holds for registered model builders (timm's style): a one-line docstring
+each, and the arguments they share documented once, in their module's docstring
+under ``Builder arguments``.
 """
 
 from __future__ import annotations
@@ -45,14 +54,14 @@ def iter_modules(package: str) -> Iterator[ModuleType]:
             yield importlib.import_module(info.name)
 
 
-def public_objects(module: ModuleType) -> Iterator[tuple[str, Any]]:
+def public_objects(module: ModuleType) -> Iterator[tuple[str, Any, type | None]]:
     """The public functions and classes of a module, and the public members of those classes.
 
     Args:
         module: The module.
 
     Yields:
-        ``(qualified name, object)`` pairs.
+        ``(qualified name, object, defining class or None)``.
     """
     names = getattr(module, "__all__", None)
     if names is None:
@@ -61,7 +70,7 @@ def public_objects(module: ModuleType) -> Iterator[tuple[str, Any]]:
         obj = getattr(module, name)
         if not (inspect.isfunction(obj) or inspect.isclass(obj)):
             continue  # constants document themselves in the reference with their value
-        yield f"{module.__name__}.{name}", obj
+        yield f"{module.__name__}.{name}", obj, None
         if inspect.isclass(obj) and obj.__module__ == module.__name__:
             for member_name, member in vars(obj).items():
                 if member_name.startswith("_"):
@@ -69,7 +78,7 @@ def public_objects(module: ModuleType) -> Iterator[tuple[str, Any]]:
                 if isinstance(member, (staticmethod, classmethod)):
                     member = member.__func__
                 if inspect.isfunction(member) or isinstance(member, property):
-                    yield f"{module.__name__}.{name}.{member_name}", member
+                    yield f"{module.__name__}.{name}.{member_name}", member, obj
 
 
 def _own_doc(obj: Any) -> str:
@@ -81,33 +90,108 @@ def _own_doc(obj: Any) -> str:
     return inspect.cleandoc(doc or "")
 
 
-def docstring_problems(qualname: str, obj: Any) -> list[str]:
-    """What a public object's docstring lacks.
+FILLER = frozenset({"the", "a", "an", "of", "its", "this", "that", "to", "for", "and", "or", "in", "on", "is", "be"})
+"""Words that carry no meaning of their own in a one-line description."""
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in FILLER}
+
+
+def only_repeats(name: str, text: str) -> bool:
+    """Whether a description says nothing beyond the words of the name it describes.
+
+    Args:
+        name: A parameter or function name, such as ``pl_module``.
+        text: Its description, such as ``"The module."``.
+
+    Returns:
+        True when every meaningful word of ``text`` is a word of ``name``.
+    """
+    return _words(text) <= _words(name.replace("_", " "))
+
+
+def is_override(owner: type | None, name: str) -> bool:
+    """Whether a method overrides one that a base class of its class defines.
+
+    Args:
+        owner: The class the method is defined in, or ``None`` for a module function.
+        name: The method's name.
+
+    Returns:
+        True for a Lightning hook, a `Protocol` method and the like.
+    """
+    return owner is not None and any(name in vars(base) for base in owner.__mro__[1:] if base is not object)
+
+
+def _args_entries(doc: str) -> dict[str, str] | None:
+    found = re.search(r"^(Args|Arguments|Parameters):\s*$(?P<body>.*?)(?=^\S|\Z)", doc, re.MULTILINE | re.DOTALL)
+    if not found:
+        return None
+    entries: dict[str, str] = {}
+    for match in re.finditer(r"^\s+(\**\w+)\b[^:\n]*:(?P<text>.*(?:\n\s{8,}.*)*)", found.group("body"), re.MULTILINE):
+        entries[match.group(1).lstrip("*")] = " ".join(match.group("text").split())
+    return entries
+
+
+def shared_builder_args(function: Any) -> set[str]:
+    """The arguments a registered builder's module documents once for all its builders.
+
+    Args:
+        function: A function.
+
+    Returns:
+        The names under ``Builder arguments`` in its module's docstring; empty if it is
+        not a registered builder.
+    """
+    import registry
+
+    builders = {registry.get_spec(name).builder for name in registry.list_models()}
+    if function not in builders:
+        return set()
+    doc = inspect.getdoc(inspect.getmodule(function)) or ""
+    section = re.search(r"^Builder arguments.*?:\s*$(?P<body>.*?)(?=^\S|\Z)", doc, re.MULTILINE | re.DOTALL)
+    return set(re.findall(r"^\s+(\w+):", section.group("body"), re.MULTILINE)) if section else set()
+
+
+def docstring_problems(qualname: str, obj: Any, owner: type | None = None) -> list[str]:
+    """What a public object's docstring lacks, or says without telling anything.
 
     Args:
         qualname: Its dotted name, for the report.
         obj: A function, class or property.
+        owner: The class that defines it, for methods.
 
     Returns:
-        One line per problem; empty when the docstring is complete.
+        One line per problem; empty when the docstring helps a reader.
     """
     doc = _own_doc(obj)
     if not doc:
         return [f"{qualname}: no docstring"]
-    if not inspect.isfunction(obj):
-        return []
+    name = qualname.rsplit(".", 1)[-1]
     problems = []
-    signature = inspect.signature(obj)
+    if only_repeats(name, doc.splitlines()[0]):
+        problems.append(f"{qualname}: its summary '{doc.splitlines()[0]}' only repeats the name")
+    function = obj.fget if isinstance(obj, property) else obj
+    if not inspect.isfunction(function) or isinstance(obj, property):
+        return problems
+    signature = inspect.signature(function)
     params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")]
-    if params:
-        args = re.search(r"^(Args|Arguments|Parameters):\s*$(?P<body>.*?)(?=^\S|\Z)", doc, re.MULTILINE | re.DOTALL)
-        if not args:
-            problems.append(f"{qualname}: no Args: section for {', '.join(p.name for p in params)}")
-        else:
-            for p in params:
-                prefix = {p.VAR_POSITIONAL: r"\*", p.VAR_KEYWORD: r"\*\*"}.get(p.kind, "")
-                if not re.search(rf"^\s+{prefix}{re.escape(p.name)}\b[^:\n]*:", args.group("body"), re.MULTILINE):
-                    problems.append(f"{qualname}: parameter '{p.name}' is not in Args:")
+    entries = _args_entries(doc)
+    for entry, text in (entries or {}).items():
+        if entry not in signature.parameters:
+            problems.append(f"{qualname}: Args: names '{entry}', which is not a parameter")
+        elif only_repeats(entry, text):
+            problems.append(f"{qualname}: '{entry}: {text}' only repeats the name; say what it is or drop it")
+    if is_override(owner, name):
+        return problems  # documented where the base class declares it
+    shared = shared_builder_args(function)
+    missing = [p.name for p in params if p.name not in set(entries or {}) | shared]
+    if missing:
+        where = "no Args: section" if entries is None else "Args: does not name"
+        problems.append(f"{qualname}: {where} for {', '.join(missing)}")
+    if shared:
+        return problems  # a builder returns its model; the one line says which
     returns = signature.return_annotation
     returns_nothing = returns in (None, "None", "NoReturn", "typing.NoReturn", inspect.Signature.empty)
     if not returns_nothing and not re.search(r"^(Returns|Yields):", doc, re.MULTILINE):
@@ -129,11 +213,11 @@ def package_problems(package: str) -> list[str]:
     for module in iter_modules(package):
         if not _own_doc(module):
             problems.append(f"{module.__name__}: no module docstring")
-        for qualname, obj in public_objects(module):
+        for qualname, obj, owner in public_objects(module):
             if id(obj) in seen:
                 continue  # a re-export is checked where it is defined
             seen.add(id(obj))
-            problems += docstring_problems(qualname, obj)
+            problems += docstring_problems(qualname, obj, owner)
     return problems
 
 
@@ -171,6 +255,27 @@ def test_the_checker_finds_what_is_missing() -> None:
         """Return one."""
         return 1
 
+    def echoes(trainer: Any, pl_module: Any) -> None:
+        """Echoes.
+
+        Args:
+            trainer: The trainer.
+            pl_module: The module.
+            stage: Gone.
+        """
+
+    class Base:
+        def on_epoch_end(self, trainer: Any) -> None:
+            """Called at the end of every epoch.
+
+            Args:
+                trainer: The Lightning trainer running the fit.
+            """
+
+    class Hook(Base):
+        def on_epoch_end(self, trainer: Any) -> None:
+            """Log the epoch's figures."""
+
     @dataclasses.dataclass
     class Undocumented:
         value: int = 0
@@ -180,5 +285,13 @@ def test_the_checker_finds_what_is_missing() -> None:
     assert docstring_problems("complete", complete) == []
     assert docstring_problems("one_liner", one_liner) == []
     assert docstring_problems("Undocumented", Undocumented) == ["Undocumented: no docstring"]
-    found = dict(public_objects(importlib.import_module("registry.spec")))
+    assert docstring_problems("echoes", echoes) == [
+        "echoes: its summary 'Echoes.' only repeats the name",
+        "echoes: 'trainer: The trainer.' only repeats the name; say what it is or drop it",
+        "echoes: 'pl_module: The module.' only repeats the name; say what it is or drop it",
+        "echoes: Args: names 'stage', which is not a parameter",
+    ]
+    assert docstring_problems("Hook.on_epoch_end", Hook.on_epoch_end, Hook) == []  # documented by Base
+    assert docstring_problems("Base.on_epoch_end", Base.on_epoch_end, Base) == []
+    found = {name: obj for name, obj, _ in public_objects(importlib.import_module("registry.spec"))}
     assert "registry.spec.ModelSpec.is_pretrained" in found  # methods and properties are walked too

@@ -11,11 +11,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from mlflow.tracking import MlflowClient
 
-from experiments import ExperimentConfig, runner, train, tracking
+from experiments import ExperimentConfig, train
+from experiments.tracking import readback
+from experiments.tracking.runs import NullRun
+from experiments.training import runner
 from experiments.cli import main
 from experiments.config import ConfigError
-from experiments.module import Classifier
-from registry.weights import read_weights_file
+from experiments.training.classifier import Classifier
 
 BASE = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8, epochs=1,
             batch_size=8, workers="0", progress_bar=False, log_model=False, early_stopping=False, tracking=False)
@@ -28,7 +30,7 @@ def fit(tmp_path: Path, callbacks: tuple = (), **changes) -> tuple[Classifier, d
     dm = runner.build_datamodule(config)
     module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     before = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
-    trainer = runner.build_trainer(config, tracking.NullRun(), tmp_path / "ckpt", 4)
+    trainer = runner.build_trainer(config, NullRun(), tmp_path / "ckpt", 4)
     trainer.callbacks.extend(callbacks)
     trainer.fit(module, datamodule=dm)
     return module, before, trainer
@@ -101,7 +103,7 @@ def test_ema_weights_are_validated_tested_and_saved(mlflow_store: str, tmp_path:
     assert "current_model_state" in best  # Lightning's EMA: the averaged weights are the checkpoint's weights
     averaged = {k[len("model."):]: v for k, v in best["state_dict"].items() if k.startswith("model.")}
     raw = {k[len("model."):]: v for k, v in best["current_model_state"].items() if k.startswith("model.")}
-    saved = read_weights_file(tracking.download_artifact(result.run_id, tracking.BEST_WEIGHTS_ARTIFACT))
+    saved, _ = readback.best_weights(result.run_id)
     assert all(torch.equal(saved[k], averaged[k]) for k in averaged)
     assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
     out = io.StringIO()

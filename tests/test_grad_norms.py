@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 import registry
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.gradnorms import grad_norms, stage_of_parameters
+from experiments.training.gradnorms import grad_norms, stage_of_parameters
 
 PARTS = ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 

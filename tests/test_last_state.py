@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from experiments import ExperimentConfig, train
-from experiments.safe_checkpoint import load_checkpoint
+from experiments.tracking.checkpoints import load_checkpoint
 
 
 def test_last_state_is_the_last_epoch_even_without_improvement(mlflow_store: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from experiments import ExperimentConfig
-from experiments.module import Classifier, lr_factor
+from experiments.training.classifier import Classifier, lr_factor
 
 
 def test_lr_factor_warmup_then_cosine() -> None:

@@ -32,6 +32,8 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     assert top_level == {"registry", "zoo", "experiments"}
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "zoo = experiments.cli:main" in entry_points and "[zoo.models]" in entry_points
-    assert any(n.startswith("experiments/configs/") and n.endswith(".yaml") for n in names) or not list(
-        (ROOT / "experiments" / "configs").glob("*.yaml")
-    )
+    # Every sub-package is found, not listed: each one, and the shipped experiment files, is in the wheel.
+    packages = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("experiments/**/__init__.py")}
+    assert packages and all(f"{p}/__init__.py" in names for p in packages), sorted(packages)
+    shipped = sorted(p.name for p in (ROOT / "experiments" / "config" / "shipped").glob("*.yaml"))
+    assert shipped and all(f"experiments/config/shipped/{n}" in names for n in shipped)

@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
-from experiments import atomic, heartbeat
+from experiments.tracking import heartbeat
+from experiments.training import atomic
 from experiments.cli import main
 from experiments.config import add_config_flags, field_names
-from experiments.health import check_tracking_server
-from experiments.safe_checkpoint import load_checkpoint
+from experiments.tracking.store import check_tracking_server
+from experiments.tracking.checkpoints import load_checkpoint
 from registry.errors import WeightsError
 
 FLAGS = ["--data", "digits", "--preset", "cifar", "--no-augment", "--limit-per-class", "8", "--batch-size", "32",
@@ -65,8 +66,6 @@ def test_a_write_killed_midway_leaves_the_previous_file_whole(tmp_path: Path) ->
 
 def test_best_weights_are_saved_through_the_atomic_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # RunRecorder's best weights: safetensors' own writer dies midway, the previous best survives.
-    import safetensors.torch
-
     target = tmp_path / "best.safetensors"
     atomic.save_safetensors({"w": torch.zeros(4)}, target)
 
@@ -74,13 +73,13 @@ def test_best_weights_are_saved_through_the_atomic_writer(tmp_path: Path, monkey
         Path(filename).write_bytes(b"\x00" * 10)
         raise Killed
 
-    monkeypatch.setattr(safetensors.torch, "save_file", dying_save_file)
+    monkeypatch.setattr(atomic, "save_file", dying_save_file)  # the writer atomic.py calls
     with pytest.raises(Killed):
         atomic.save_safetensors({"w": torch.ones(4)}, target)
     from safetensors.torch import load_file
 
     assert torch.equal(load_file(str(target))["w"], torch.zeros(4))
-    source = Path(__import__("experiments.callbacks", fromlist=["x"]).__file__).read_text()
+    source = Path(__import__("experiments.training.callbacks", fromlist=["x"]).__file__).read_text()
     assert "save_safetensors(state, self.best_weights_path)" in source
 
 
@@ -158,7 +157,7 @@ def silent_server():
 
 def test_closed_port_is_one_line_before_training(mlflow_store: str, capsys: pytest.CaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from experiments import runner
+    from experiments.training import runner
 
     monkeypatch.setattr(runner, "build_datamodule", lambda config: pytest.fail("data read before the check"))
     started = time.monotonic()
@@ -172,7 +171,7 @@ def test_closed_port_is_one_line_before_training(mlflow_store: str, capsys: pyte
 def test_server_that_never_answers_is_one_line_within_30_s(silent_server: str, mlflow_store: str,
                                                            capsys: pytest.CaptureFixture,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from experiments import runner
+    from experiments.training import runner
 
     monkeypatch.setenv("ZOO_TRACKING_TIMEOUT", "2")
     monkeypatch.setattr(runner, "build_datamodule", lambda config: pytest.fail("data read before the check"))
@@ -271,7 +270,7 @@ def test_config_file_with_unknown_key_or_wrong_type_names_the_field(text: str, n
 @pytest.fixture
 def no_training(monkeypatch: pytest.MonkeyPatch) -> list:
     """Replace the runner: a config that passes every check is recorded, not trained."""
-    from experiments import runner
+    from experiments.training import runner
 
     started: list = []
 
@@ -345,7 +344,7 @@ def test_malformed_cli_values_are_one_clean_line(flag: str, value: str, capsys: 
 
 
 def test_a_live_run_beats(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from experiments.tracking import TrackedRun
+    from experiments.tracking.runs import TrackedRun
 
     monkeypatch.setenv("ZOO_HEARTBEAT_S", "0.2")
     run = TrackedRun.create("beats", "r", {}, mlflow_store)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments.safe_checkpoint import load_checkpoint
+from experiments.tracking.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -93,8 +93,8 @@ def test_artifacts_at_stable_paths(runs, tmp_path: Path) -> None:
 
 
 def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
-    from experiments.module import Classifier
-    from experiments.runner import build_datamodule
+    from experiments.training.classifier import Classifier
+    from experiments.training.runner import build_datamodule
     from registry.weights import read_weights_file
 
     first, _, client = runs
@@ -131,7 +131,7 @@ def test_runs_uri_loads_the_best_weights(runs) -> None:
 def test_predict_from_run_and_checkpoint_agree(runs, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from PIL import Image
 
-    from experiments.runner import build_datamodule
+    from experiments.training.runner import build_datamodule
 
     first, _, _ = runs
     dm = build_datamodule(first.config)

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.module import Classifier
+from experiments.training.classifier import Classifier
 
 FLAGS = ["--data", "digits", "--preset", "cifar", "--no-augment", "--limit-per-class", "8", "--batch-size", "32",
          "--workers", "0", "--no-progress-bar", "--no-log-model"]

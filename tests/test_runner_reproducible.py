@@ -11,7 +11,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments.serving import _load_checkpoint
+from experiments.tracking.checkpoints import load_checkpoint
 
 CURVES = ("train_loss", "train_loss_epoch", "train_acc", "val_loss", "val_acc")
 
@@ -30,7 +30,7 @@ def record(client: MlflowClient, name: str) -> tuple[dict, dict]:
                                 filter_string=f"attributes.run_name = '{name}'")
     curves = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k),
                                                     key=lambda m: (m.step, m.timestamp))] for k in CURVES}
-    weights = _load_checkpoint(str(Path("checkpoints") / run.info.run_id / "last.ckpt"))["state_dict"]
+    weights = load_checkpoint(str(Path("checkpoints") / run.info.run_id / "last.ckpt"))["state_dict"]
     return curves, weights
 
 

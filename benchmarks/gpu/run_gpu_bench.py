@@ -484,7 +484,7 @@ def prepare_data(config: Any) -> tuple[dict[str, int], float]:
     Returns:
         (``num_train``/``num_val``/``num_test``, seconds taken).
     """
-    from experiments.runner import build_datamodule
+    from experiments.training.runner import build_datamodule
 
     start = time.perf_counter()
     summary = build_datamodule(config).summary()
@@ -646,7 +646,7 @@ def stage_data_pipeline(s: Settings, clock: Clock, report: Report, ctx: dict[str
     import torch
 
     from experiments.data import ImageDataModule
-    from experiments.transforms import augment_batch, augmentation_generator
+    from experiments.data.transforms import augment_batch, augmentation_generator
 
     clock.require(s.run_overhead_s / 2, "the data pipeline", s.margin_s)
     box_s = min(60.0, max(1.0, (clock.left() - s.margin_s) / 4))  # leave time for the later stages
@@ -786,7 +786,7 @@ def stage_recipe(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any])
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    from experiments.tables import format_table
+    from experiments.analysis.tables import format_table
 
     return format_table(rows, columns, "markdown")
 

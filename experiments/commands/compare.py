@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from experiments.commands import add_tracking_uri_argument
-from experiments.tables import FORMATS, format_table
+from experiments.analysis.tables import FORMATS, format_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,13 +42,11 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when no run matches.
     """
-    from experiments import compare
-
-    from experiments import grouping, sweeps
+    from experiments.analysis import compare, grouping, plots  # deferred: the CLI's parser loads without torch and MLflow
 
     runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
     if not args.all_runs:
-        runs = [r for r in runs if sweeps.is_training_run(r)]
+        runs = [r for r in runs if compare.is_training_run(r)]
     if not runs:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
@@ -56,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
         rows, columns = grouping.group_rows(runs, args.group_by, sort=args.sort)
         print(format_table(rows, columns, args.format))
         if args.plot:
-            print(f"group curves written to {grouping.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)}")
+            print(f"group curves written to {plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)}")
         if args.plot_grad_norms:
-            out = grouping.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
+            out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
             print(f"gradient norms written to {out}")
         return 0
     rows, columns = compare.compare_rows(runs, args.sort)
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         columns.insert(1, "run_name")
     print(format_table(rows, columns, args.format))
     if args.plot:
-        print(f"curves written to {compare.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
+        print(f"curves written to {plots.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
     if args.plot_grad_norms:
-        print(f"gradient norms written to {grouping.plot_grad_norms(runs, args.plot_grad_norms, uri=args.tracking_uri)}")
+        print(f"gradient norms written to {plots.plot_grad_norms(runs, args.plot_grad_norms, uri=args.tracking_uri)}")
     return 0

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
-from experiments.tables import format_table
+from experiments.analysis.tables import format_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +38,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _size_of(path: str | None) -> str:
     if not path:
         return "not cached (decoded per image)"
-    from pathlib import Path
-
     size = sum(f.stat().st_size for f in Path(path).iterdir())
     return f"{path} ({size / 2**20:.1f} MiB)"
 
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0.
     """
-    from experiments.data.split import describe_source
+    from experiments.data.split import describe_source  # deferred: the CLI's parser loads without torch and MLflow
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

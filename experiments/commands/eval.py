@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from experiments.commands import add_tracking_uri_argument
-from experiments.tables import FORMATS, format_table
+from experiments.analysis.tables import FORMATS, format_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    import os
-
-    from experiments.evaluate import evaluate_run
+    from experiments.training.evaluate import evaluate_run  # deferred: the CLI's parser loads without torch and MLflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to the figures
     result = evaluate_run(args.run_id, args.data, limit_per_class=args.limit_per_class, batch_size=args.batch_size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import registry
-from experiments.tables import format_table
+from experiments.analysis.tables import format_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -32,13 +32,13 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0.
     """
-    from experiments import serving
+    from experiments.serving import loading, model as serving_model  # deferred: the CLI's parser loads without torch and MLflow
 
     if args.run_id:
-        model = serving.load_run_model(args.run_id, args.tracking_uri)
+        model = loading.load_run_model(args.run_id, args.tracking_uri)
     else:
-        model = serving.load_checkpoint_model(args.checkpoint)
+        model = loading.load_checkpoint_model(args.checkpoint)
     for path in args.images:
-        ranked = model.predict(serving.read_image(path)[None], top_k=args.top_k)[0]
+        ranked = model.predict(serving_model.read_image(path)[None], top_k=args.top_k)[0]
         print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.config import CONFIGS_DIR, add_config_flags, load_experiment, overrides_from_args
-from experiments.tables import format_table
+from experiments.analysis.tables import format_table
+from experiments.config import SHIPPED_DIR, add_config_flags, load_experiment, overrides_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    shipped = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
+    shipped = ", ".join(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
     parser = subparsers.add_parser("run", help="train every run of an experiment file and compare them",
                                    description=f"Train the runs an experiment file lists (shipped: {shipped}).")
     parser.add_argument("file", metavar="FILE", help=f"experiment YAML file, or a shipped name ({shipped})")
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(format_table([{**c.to_dict(), "run_name": c.default_run_name()} for c in experiment.runs], columns))
         return 0
-    from experiments import compare, sweeps
+    from experiments.analysis import compare, grouping  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.training import sweeps
 
     parent_id, run_ids = sweeps.run_experiment(experiment)
     tracked = [r for r in run_ids if r]
@@ -47,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
         rows, cols = compare.compare_rows(runs)
         print(format_table(rows, cols))
         if parent_id:
-            from experiments import grouping
-
             keys = ["model", *[k for k in compare.differing_params(runs) if k != "seed"]]
             print(f"\nparent run {parent_id}; mean and std over seeds:")
             rows, cols = grouping.group_rows(runs, keys)

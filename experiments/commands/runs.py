@@ -6,7 +6,8 @@ import argparse
 import time
 
 from experiments.commands import add_tracking_uri_argument
-from experiments.tables import format_table
+from experiments.analysis.tables import format_table
+from experiments.tracking import heartbeat
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,16 +16,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    from experiments.heartbeat import STALE_AFTER_BEATS, interval
-
     parser = subparsers.add_parser("runs", help="list RUNNING runs whose process died (stale) and mark them KILLED",
                                    description="A run's process writes a heartbeat tag while it lives; a RUNNING run "
                                                "with an old heartbeat belongs to a process that died without a word.")
     parser.add_argument("--stale", action="store_true", help="list RUNNING runs with an old heartbeat (the default)")
     parser.add_argument("--mark-stale", action="store_true", help="mark those runs KILLED")
     parser.add_argument("--older-than", type=float, metavar="S", default=None,
-                        help=f"seconds without a heartbeat (default {STALE_AFTER_BEATS} beats = "
-                             f"{STALE_AFTER_BEATS * interval():g} s)")
+                        help=f"seconds without a heartbeat (default {heartbeat.STALE_AFTER_BEATS} beats = "
+                             f"{heartbeat.STALE_AFTER_BEATS * heartbeat.interval():g} s)")
     parser.add_argument("--experiment", metavar="NAME", help="only this experiment")
     add_tracking_uri_argument(parser)
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
@@ -40,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0.
     """
-    from experiments import heartbeat, tracking
+    from experiments.tracking.errors import TrackingError
+    from experiments.tracking.store import get_client  # deferred: the CLI's parser loads without torch and MLflow
 
-    client = tracking.get_client(args.tracking_uri)
+    client = get_client(args.tracking_uri)
     ids = None
     if args.experiment:
         found = client.get_experiment_by_name(args.experiment)
         if found is None:
-            raise tracking.TrackingError(f"no experiment '{args.experiment}'; list runs with `zoo compare`")
+            raise TrackingError(f"no experiment '{args.experiment}'; list runs with `zoo compare`")
         ids = [found.experiment_id]
     older_than = args.older_than if args.older_than is not None else heartbeat.STALE_AFTER_BEATS * heartbeat.interval()
     stale = heartbeat.stale_runs(client, older_than, ids)

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from experiments.config import ConfigError, add_config_flags, flag_name, from_dict, load_config, overrides_from_args
-from experiments.tables import format_table
+from experiments.analysis.tables import format_table
+from experiments.config import (
+    ConfigError,
+    ExperimentConfig,
+    add_config_flags,
+    flag_name,
+    from_dict,
+    load_config,
+    overrides_from_args,
+)
+
+if TYPE_CHECKING:  # the type only: the runner itself is imported when a run starts
+    from experiments.training.runner import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def config_from_args(args: argparse.Namespace) -> "object":
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The run's config: the ``--config`` file, then the flags.
 
     Args:
@@ -38,16 +50,16 @@ def config_from_args(args: argparse.Namespace) -> "object":
     return from_dict(overrides, source="command line")
 
 
-def print_result(result: "object") -> None:
+def print_result(result: TrainResult) -> None:
     """Print a finished run's summary.
 
     Args:
         result: The `TrainResult`.
     """
-    rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]  # type: ignore[attr-defined]
+    rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]
     print(format_table(rows, ["metric", "value"]))
-    if result.run_id:  # type: ignore[attr-defined]
-        print(f"run {result.run_id} in {result.tracking_uri}; compare runs with `zoo compare`")  # type: ignore[attr-defined]
+    if result.run_id:
+        print(f"run {result.run_id} in {result.tracking_uri}; compare runs with `zoo compare`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    from experiments import runner
+    from experiments.training import distributed, runner  # deferred: the CLI's parser loads without torch and MLflow
 
     if args.resume:
         extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
@@ -68,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)")
         result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
     else:
-        result = runner.train(config_from_args(args))  # type: ignore[arg-type]  # positional MODEL is field `model`
-    from experiments.distributed import is_rank_zero
-
-    if is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
+        result = runner.train(config_from_args(args))
+    if distributed.is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
         print_result(result)
     return 0

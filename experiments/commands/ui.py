@@ -33,7 +33,7 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
         ``(argv, env)``: bound to 127.0.0.1 only, with MLflow's telemetry and
         ``DO_NOT_TRACK`` set.
     """
-    from experiments.tracking import resolve_tracking_uri
+    from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without torch and MLflow
 
     argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_tracking_uri(tracking_uri),
             "--host", "127.0.0.1", "--port", str(port)]

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
+from torchvision.datasets import utils as tv_utils
 
 from experiments.data.errors import DataError
 
@@ -131,8 +132,6 @@ def download_cifar10(root: Path) -> Path:
     folder = _batches_dir(root)
     if folder is not None:
         return folder
-    from torchvision.datasets import utils as tv_utils
-
     try:
         tv_utils.download_and_extract_archive(CIFAR10_URL, str(root), filename="cifar-10-python.tar.gz", md5=CIFAR10_MD5)
     except (URLError, OSError, RuntimeError) as exc:
@@ -149,7 +148,7 @@ def load_digits() -> ArraySource:
     Returns:
         The digits as 3-channel uint8 images, all in the train part (a test part is drawn).
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.datasets import load_digits as sklearn_digits  # deferred: scikit-learn costs a second; only digits need it
 
     digits = sklearn_digits()
     gray = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)

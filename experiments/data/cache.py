@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import platformdirs
 from filelock import FileLock
 
 from experiments.data.errors import DataError
@@ -34,8 +35,6 @@ def cache_dir() -> Path:
     env = os.environ.get("ZOO_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("zoo"))
 
 

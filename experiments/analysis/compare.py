@@ -1,0 +1,137 @@
+"""Runs side by side: one row per MLflow run, with the figures MLflow holds, and their curves.
+
+Every figure comes from the store (``MlflowClient.search_runs``), never
+recomputed, so the table agrees with the MLflow UI and with
+``mlflow.search_runs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.names import ROLE_TAG
+from experiments.tracking.store import get_client, resolve_tracking_uri
+
+SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_time_s")
+"""Summary metrics shown for every run, in column order."""
+
+LOWER_IS_BETTER = ("test_loss", "val_loss", "train_loss", "train_time_s", "epoch_of_best")
+
+IGNORED_PARAMS = frozenset({"run_name", "experiment", "tracking_uri", "tracking", "checkpoint_dir", "progress_bar",
+                            "tags", "log_model", "data.cache_key", "parent_run"})
+"""Params that differ between runs without making them different experiments."""
+
+
+def find_runs(experiment: str | None = None, filter_string: str = "", uri: str | None = None) -> list[Run]:
+    """The runs of an experiment (or of every experiment), newest first.
+
+    Args:
+        experiment: Experiment name; ``None`` for all experiments.
+        filter_string: An MLflow search expression, such as ``"params.model = 'resnet50_scratch'"``.
+        uri: Tracking URI.
+
+    Returns:
+        `mlflow.entities.Run` objects.
+
+    Raises:
+        TrackingError: If the experiment does not exist or the filter is invalid.
+    """
+    client = get_client(uri)
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+            raise TrackingError(f"no experiment '{experiment}' in {resolve_tracking_uri(uri)}; experiments: {names}")
+        ids = [found.experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    runs: list[Run] = []
+    token = None
+    try:
+        while ids:
+            page = client.search_runs(ids, filter_string=filter_string, order_by=["attributes.start_time DESC"],
+                                      max_results=1000, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+    except MlflowException as exc:
+        raise TrackingError(f"bad --filter '{filter_string}': {str(exc).splitlines()[0][:160]}") from None
+    return runs
+
+
+def differing_params(runs: list[Run]) -> list[str]:
+    """Config params whose values differ between the runs.
+
+    Args:
+        runs: MLflow runs, as `find_runs` returns them.
+
+    Returns:
+        Param names, sorted, without bookkeeping ones such as ``run_name``.
+    """
+    keys = sorted({k for r in runs for k in r.data.params} - IGNORED_PARAMS - {"model", "model.num_params"})
+    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+
+
+def is_lower_better(metric: str) -> bool:
+    """Whether a smaller value of a metric is better.
+
+    Args:
+        metric: Metric name.
+
+    Returns:
+        True for losses and times.
+    """
+    return metric in LOWER_IS_BETTER or metric.endswith("_loss")
+
+
+def compare_rows(runs: list[Run], sort: str = "test_acc") -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per run, best first by ``sort``, the best row marked.
+
+    Args:
+        runs: The runs (from `find_runs`).
+        sort: Metric to rank by; losses and times rank ascending, the rest descending.
+
+    Returns:
+        ``(rows, columns)`` for `experiments.analysis.tables.format_table`.
+    """
+    varying = differing_params(runs)
+    rows = []
+    for r in runs:
+        m, p = r.data.metrics, r.data.params
+        row: dict[str, Any] = {
+            "run": f"{r.info.run_name or '-'} ({r.info.run_id[:8]})",
+            "run_id": r.info.run_id,
+            "model": p.get("model", "-"),
+            "params": int(p["model.num_params"]) if p.get("model.num_params", "").isdigit() else None,
+        }
+        row.update({k: p.get(k) for k in varying})
+        row.update({k: (int(m[k]) if k == "epochs" and k in m else m.get(k)) for k in SUMMARY_METRICS})
+        row["status"] = r.info.status
+        row[sort] = m.get(sort)
+        rows.append(row)
+    lower = is_lower_better(sort)
+    ranked = [r for r in rows if isinstance(r.get(sort), (int, float))]
+    rows = sorted(ranked, key=lambda r: r[sort], reverse=not lower) + [r for r in rows if r not in ranked]
+    for i, row in enumerate(rows):
+        row["best"] = "*" if i == 0 and row in ranked else ""
+    columns = ["best", "run", "model", "params", *varying, *SUMMARY_METRICS]
+    if sort not in columns:
+        columns.append(sort)
+    return rows, columns + ["status"]
+
+
+def is_training_run(run: Run) -> bool:
+    """Whether a run trained a model (not a sweep's parent nor a ``zoo eval`` run).
+
+    Args:
+        run: An `mlflow.entities.Run`.
+
+    Returns:
+        True for training runs.
+    """
+    return run.data.tags.get(ROLE_TAG) is None

@@ -1,0 +1,170 @@
+"""Plots of runs from the store: epoch curves, group means with a band, per-stage gradient norms.
+
+Each figure is a matplotlib `Figure` drawn without pyplot (no screen, no global
+state, nothing to close) and saved as a PNG; the numbers come from MLflow's
+metric histories.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from experiments.analysis.grouping import check_group_keys, groups_of, mean_curve
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.names import GRAD_NORM_PREFIX
+from experiments.tracking.store import get_client
+
+
+def plot_curves(runs: list[Run], path: str | Path, metrics: tuple[str, ...] = ("val_acc", "val_loss"),
+                uri: str | None = None) -> Path:
+    """Draw each run's epoch curves of ``metrics`` side by side into a PNG.
+
+    Args:
+        runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
+        path: Output file.
+        metrics: Epoch metrics, one panel each.
+        uri: Tracking URI.
+
+    Returns:
+        The file written.
+    """
+    client = get_client(uri)
+    fig, axes = _figure(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for r in runs:
+            history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda h: h.step)
+            if history:
+                ax.plot([h.step + 1 for h in history], [h.value for h in history], marker="o",
+                        label=f"{r.info.run_name} ({r.info.run_id[:8]})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _histories(client: MlflowClient, runs: list[Run], metric: str) -> list[dict[int, float]]:
+    out = []
+    for r in runs:
+        history = client.get_metric_history(r.info.run_id, metric)
+        if history:
+            out.append({h.step: h.value for h in history})
+    return out
+
+
+def _figure(n_panels: int, width: float = 5.5) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width * n_panels, 4))
+    axes = fig.subplots(1, n_panels, squeeze=False)
+    return fig, axes[0]
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def _label(keys: Sequence[str], values: tuple[str, ...], n: int) -> str:
+    return ", ".join(values if len(keys) == 1 else [f"{k}={v}" for k, v in zip(keys, values)]) + f" (n={n})"
+
+
+def plot_group_curves(runs: list[Run], keys: Sequence[str], path: str | Path,
+                      metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
+                      uri: str | None = None) -> Path:
+    """Draw each group's mean epoch curve with a band of one standard deviation.
+
+    Args:
+        runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
+        keys: Params to group by.
+        path: Output PNG.
+        metrics: Epoch metrics, one panel each.
+        uri: Tracking URI.
+
+    Returns:
+        The file written.
+    """
+    keys = check_group_keys(runs, keys)
+    client = get_client(uri)
+    fig, axes = _figure(len(metrics), width=4.5)
+    for values, members in groups_of(runs, keys).items():
+        label = _label(keys, values, len(members))
+        for ax, metric in zip(axes, metrics):
+            steps, means, stds = mean_curve(_histories(client, members, metric))
+            if not steps:
+                continue
+            x = [s + 1 for s in steps]
+            line, = ax.plot(x, means, marker="o", label=label)
+            ax.fill_between(x, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                            color=line.get_color(), alpha=0.2)
+    for ax, metric in zip(axes, metrics):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{metric} (mean ± std)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def grad_norm_parts(client: MlflowClient, runs: list[Run]) -> list[str]:
+    """The parts (``stem``, ``layer1``, ..., ``head``) whose gradient norms the runs logged.
+
+    Args:
+        client: An `MlflowClient`.
+        runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
+
+    Returns:
+        Part names in forward order.
+    """
+    names = {k[len(GRAD_NORM_PREFIX):] for r in runs for k in r.data.metrics if k.startswith(GRAD_NORM_PREFIX)}
+    order = {"stem": -1, "head": 10_000}
+    return sorted(names, key=lambda n: (order.get(n, int(n[5:]) if n.startswith("layer") and n[5:].isdigit() else 5_000), n))
+
+
+def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (), uri: str | None = None) -> Path:
+    """Draw the per-stage gradient norms of the runs side by side: one panel per stage.
+
+    Args:
+        runs: The runs (trained with ``--log-grad-norms``).
+        path: Output PNG.
+        keys: Params to group by; each group's mean (log scale) with a band. Empty: one line per run.
+        uri: Tracking URI.
+
+    Returns:
+        The file written.
+
+    Raises:
+        TrackingError: If no run logged gradient norms.
+    """
+    client = get_client(uri)
+    parts = grad_norm_parts(client, runs)
+    if not parts:
+        raise TrackingError("no run logged gradient norms; train with --log-grad-norms (log_grad_norms: true)")
+    keys = check_group_keys(runs, keys) if keys else []
+    series = groups_of(runs, keys) if keys else {(f"{r.info.run_name} ({r.info.run_id[:8]})",): [r] for r in runs}
+    fig, axes = _figure(len(parts), width=3.6)
+    for values, members in series.items():
+        label = _label(keys, values, len(members)) if keys else values[0]
+        for ax, part in zip(axes, parts):
+            steps, means, stds = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
+            if not steps:
+                continue
+            line, = ax.plot(steps, means, label=label, linewidth=1.2)
+            if keys:
+                lower = [max(m - s, m * 1e-3) for m, s in zip(means, stds)]
+                ax.fill_between(steps, lower, [m + s for m, s in zip(means, stds)], color=line.get_color(), alpha=0.2)
+    for ax, part in zip(axes, parts):
+        ax.set_yscale("log")
+        ax.set_title(part)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("gradient L2 norm")
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,198 @@
+"""Experiment files (``zoo run FILE``): shared defaults, a list of runs, seeds and grids.
+
+An experiment file has ``defaults:`` (config fields every run shares), ``runs:``
+(one mapping of fields per run) and, to sweep, two more keys::
+
+    seeds: [0, 1, 2]            # every run once per seed
+    grid:                       # every run once per combination (a Cartesian product)
+      lr: [0.001, 0.003]
+      batch_size: [32, 64]
+
+Each entry of ``runs:`` (or one empty run, when the file has only a ``grid:``) is
+expanded over the grid and then over the seeds. A value given on the command
+line wins: ``--seed 5`` replaces the file's seeds, ``--lr 0.01`` drops ``lr``
+from the grid. Every expanded run is validated before the first one starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from experiments.config.errors import ConfigError
+from experiments.config.files import read_yaml
+from experiments.config.schema import ExperimentConfig, field_names, from_dict
+
+
+@dataclass
+class ExperimentFile:
+    """An experiment file (``zoo run FILE``): shared defaults and a list of runs.
+
+    Attributes:
+        name: The file's name (its stem), used as the default MLflow experiment.
+        runs: One validated config per run.
+        source: The file path.
+        seeds: Its ``seeds:``, or ``None``.
+        grid: Its ``grid:``, or ``None``.
+    """
+
+    name: str
+    runs: list[ExperimentConfig]
+    source: str
+    seeds: list[int] | None = None
+    grid: dict[str, list] | None = None
+
+    @property
+    def is_sweep(self) -> bool:
+        """Whether the file gives ``seeds:`` or ``grid:`` (its runs go under one parent run)."""
+        return bool(self.seeds or self.grid)
+
+
+EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid")
+"""Top-level keys of an experiment file."""
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+"""Where the shipped experiment files live (``zoo run seed``)."""
+
+
+def find_experiment_file(name_or_path: str) -> Path:
+    """Find an experiment file by path or by the name of a shipped one.
+
+    Args:
+        name_or_path: ``path/to/file.yaml`` or a shipped name such as ``seed``.
+
+    Returns:
+        The file's path.
+
+    Raises:
+        ConfigError: If neither exists.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
+    raise ConfigError(f"experiment file '{name_or_path}' not found; give a YAML path or a shipped name ({names})")
+
+
+def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
+    """Load an experiment file: ``defaults:`` merged under each of ``runs:``.
+
+    Args:
+        name_or_path: A path or a shipped name.
+        **overrides: Field values that win over the file (from the command line).
+
+    Returns:
+        The experiment, every run validated before any starts.
+
+    Raises:
+        ConfigError: Naming the run and field at fault.
+    """
+    path = find_experiment_file(name_or_path)
+    data = read_yaml(path)
+    if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"])
+                                             or data.get("grid") or data.get("seeds")):
+        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:' or 'seeds:' "
+                          f"(and optional 'defaults:')")
+    unknown = [k for k in data if k not in EXPERIMENT_KEYS]
+    if unknown:
+        raise ConfigError(f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise ConfigError(f"experiment file '{path}': 'defaults:' must be a mapping of config fields")
+    defaults = {"experiment": path.stem, **defaults}
+    seeds, grid = read_sweep_keys(data, str(path))
+    runs = [from_dict(values, source=f"{path} run {i + 1}")
+            for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))]
+    return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid)
+
+
+def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | None, dict[str, list] | None]:
+    """Check and return an experiment file's ``seeds:`` and ``grid:``.
+
+    Args:
+        data: The parsed file.
+        source: The file, for error messages.
+
+    Returns:
+        ``(seeds, grid)``, each ``None`` when absent.
+
+    Raises:
+        ConfigError: If ``seeds`` is not a list of whole numbers or ``grid`` not a mapping
+            of config fields to non-empty lists.
+    """
+    seeds, grid = data.get("seeds"), data.get("grid")
+    if seeds is not None:
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ConfigError(f"experiment file '{source}': 'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"experiment file '{source}': 'seeds:' repeats a seed ({seeds}); list each seed once")
+    if grid is not None:
+        if not isinstance(grid, Mapping) or not grid:
+            raise ConfigError(f"experiment file '{source}': 'grid:' must map config fields to lists of values")
+        known = set(field_names())
+        for key, values in grid.items():
+            if key not in known or key == "seed":
+                hint = "use 'seeds:' for seeds" if key == "seed" else "see docs/training.md for the fields"
+                raise ConfigError(f"experiment file '{source}': grid key '{key}' is not a config field; {hint}")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"experiment file '{source}': grid '{key}' must be a non-empty list of values")
+        grid = {str(k): list(v) for k, v in grid.items()}
+    return seeds, grid
+
+
+def expand_runs(runs: Sequence[Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any],
+                seeds: list[int] | None, grid: dict[str, list] | None, source: str) -> list[dict[str, Any]]:
+    """Every run of an experiment file, expanded over its grid and seeds.
+
+    Args:
+        runs: The file's ``runs:`` entries.
+        defaults: Its ``defaults:`` (with the experiment name).
+        overrides: Field values from the command line; they win over everything.
+        seeds: The ``seeds:`` list or ``None``.
+        grid: The ``grid:`` mapping or ``None``.
+        source: The file, for error messages.
+
+    Returns:
+        One mapping of config fields per run, in order: run, then grid combination, then seed.
+
+    Raises:
+        ConfigError: If a run is not a mapping, or sets a field that the grid also varies.
+    """
+    grid = {k: v for k, v in (grid or {}).items() if k not in overrides}
+    seeds = None if "seed" in overrides else seeds
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
+    expanded = []
+    for i, run in enumerate(runs):
+        if not isinstance(run, Mapping):
+            raise ConfigError(f"experiment file '{source}': run {i + 1} must be a mapping of config fields")
+        clash = [k for k in grid if k in run]
+        if clash:
+            raise ConfigError(f"experiment file '{source}': run {i + 1} sets '{clash[0]}', which the grid varies; "
+                              f"set it in one place")
+        for combo in combos:
+            for seed in seeds or [None]:
+                values = {**defaults, **run, **combo, **({"seed": seed} if seed is not None else {}), **overrides}
+                if (combo or seeds) and "run_name" not in run and "run_name" not in overrides:
+                    values["run_name"] = child_run_name(values, combo)
+                expanded.append(values)
+    return expanded
+
+
+def child_run_name(values: Mapping[str, Any], combo: Mapping[str, Any]) -> str:
+    """The name of one combination's run: ``MODEL[-KEY=VALUE...]-sSEED``.
+
+    Args:
+        values: The run's config fields.
+        combo: The grid values of this combination.
+
+    Returns:
+        The name.
+    """
+    parts = [str(values.get("model", "run"))]
+    parts += [f"{k}={v}" for k, v in combo.items() if k != "model"]
+    return "-".join(parts) + f"-s{values.get('seed', 0)}"

@@ -1,0 +1,207 @@
+"""`ImageDataModule`: uint8 batches from the cache, transformed on the device."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from experiments.data.datasets import CachedImageDataset, FileImageDataset, SeededSampler, keep_batch
+from experiments.data.errors import DataError
+from experiments.data.load import ImageSet, load_images
+from experiments.data.split import Split, split_images, summarize
+from experiments.data.transforms import Preprocess, augment_batch, augmentation_generator, resolve_preset
+
+
+def _resolve_workers(workers: int | str, in_memory: bool) -> int:
+    if isinstance(workers, str) and workers.strip().isdigit():
+        workers = int(workers)  # from a config file or the command line
+    if workers == "auto":
+        # Batches from the memory map take microseconds: worker processes would only add latency.
+        return 0 if in_memory else min(8, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise DataError(f"workers must be 'auto' or a whole number >= 0, not {workers!r}")
+    return workers
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Labelled images from any source, split with a seed, decoded once, transformed on the device.
+
+    Loaders yield ``(uint8 (N, 3, H, W), int64 (N,))``; `on_after_batch_transfer`
+    augments (training only), resizes and normalises the batch where it lands.
+
+    Args:
+        source: A path (``CIFAR-10-images-master`` folder or ``.zip``, any image folder or zip of
+            one, ``cifar-10-batches-py``), ``cifar10`` (torchvision download) or ``digits``.
+        batch_size: Images per batch.
+        val_fraction: Share of each class of the train part held out for validation.
+        seed: Seed of the validation split, the shuffle and the augmentation.
+        limit_per_class: Keep at most this many images per class in every part.
+        workers: DataLoader workers; ``"auto"`` is 0 for cached data, else up to 8.
+        preset: ``"seed"`` (224, ImageNet mean/std) or ``"cifar"`` (32, CIFAR mean/std, crop + flip).
+        image_size: Model input size, overriding the preset and pretrained cfg.
+        mean: Per-channel mean, overriding them.
+        std: Per-channel std, overriding them.
+        augment: Augment while training, overriding the preset.
+        decode_size: Size images are decoded to (mixed sizes; see `load_images`).
+        pretrained_cfg: A pretrained model's cfg: its mean, std and input size beat the preset.
+        test_fraction: Share of each class drawn as the test part where the source has none.
+        in_memory: Cache decoded images (True), decode per image (False), or decide by size (None).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        batch_size: int = 32,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        limit_per_class: int | None = None,
+        workers: int | str = "auto",
+        preset: str = "seed",
+        image_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        augment: bool | None = None,
+        decode_size: int | None = None,
+        pretrained_cfg: dict | None = None,
+        test_fraction: float = 0.2,
+        in_memory: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise DataError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
+        self.source = str(source)
+        self.batch_size = batch_size
+        self.val_fraction, self.seed, self.test_fraction = val_fraction, seed, test_fraction
+        self.limit_per_class, self.decode_size, self.in_memory = limit_per_class, decode_size, in_memory
+        self.workers = workers
+        self.preset = resolve_preset(
+            preset, image_size=image_size, mean=mean, std=std, augment=augment, pretrained_cfg=pretrained_cfg
+        )
+        self._images: ImageSet | None = None
+        self._split: Split | None = None
+        self._preprocess: Preprocess | None = None
+
+    def _load(self) -> ImageSet:
+        if self._images is None:
+            self._images = load_images(self.source, decode_size=self.decode_size, in_memory=self.in_memory)
+        return self._images
+
+    def prepare_data(self) -> None:
+        """Decode the source once into the on-disk cache (Lightning runs this on one process per node)."""
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the cache (memory-mapped) and split it; calling it again does nothing."""
+        if self._split is not None:
+            return
+        images = self._load()
+        self._split = split_images(
+            images, val_fraction=self.val_fraction, seed=self.seed,
+            limit_per_class=self.limit_per_class, test_fraction=self.test_fraction,
+        )  # fmt: skip
+        self._preprocess = Preprocess.from_preset(self.preset, images.classes)
+
+    def _ready(self) -> tuple[ImageSet, Split]:
+        if self._split is None:
+            self.setup()
+        return self._images, self._split  # type: ignore[return-value]
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class names (label ``i`` is ``classes[i]``)."""
+        return list(self._ready()[0].classes)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """The eval transform (resize + normalise, with the class names); a fresh copy on the CPU."""
+        self._ready()
+        preset = self.preset
+        return Preprocess(preset.image_size, preset.mean, preset.std, self.classes, preset.interpolation)
+
+    def summary(self) -> dict[str, Any]:
+        """Describe the data: see `experiments.data.split.summarize`, plus the preset.
+
+        Returns:
+            ``source``, ``classes``, ``num_train``, ``num_val``, ``num_test``, ``per_class``,
+            ``image_size`` (decoded (H, W)), ``cache_key``, ``cache_path``, ``preset`` and more.
+        """
+        images, split = self._ready()
+        return {**summarize(images, split), "preset": self.preset.name, "input_size": self.preset.image_size}
+
+    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+        images, split = self._ready()
+        indices = getattr(split, part)
+        if images.in_memory:
+            dataset = CachedImageDataset(images.cache_path / "images.npy", images.labels, indices)
+            collate = keep_batch
+        else:
+            dataset, collate = FileImageDataset(images.files, indices, images.image_size), None
+        workers = _resolve_workers(self.workers, images.in_memory)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, sampler=SeededSampler(len(dataset), self.seed, shuffle),
+            collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        """Training batches, shuffled by ``(seed, epoch)``.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test part's batches, in order.
+
+        Returns:
+            A loader of ``(uint8 images, int64 labels)`` batches.
+        """
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        """Augment (training only), resize and normalise the batch on its device.
+
+        Returns:
+            (float32 (N, 3, S, S) normalised, labels).
+        """
+        images, labels = batch
+        trainer = self.trainer
+        if self.preset.augment and trainer is not None and trainer.training:
+            # The batch's index within the epoch is restored on resume, so augmentation repeats exactly.
+            batch_index = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+            generator = augmentation_generator(self.seed, trainer.current_epoch, batch_index)
+            images = augment_batch(images, generator)
+        if self._preprocess is None:
+            self._ready()
+        preprocess = self._preprocess
+        if preprocess.mean.device != images.device:  # type: ignore[union-attr]
+            preprocess = self._preprocess = preprocess.to(images.device)  # type: ignore[union-attr]
+        return preprocess(images), labels

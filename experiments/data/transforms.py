@@ -1,0 +1,280 @@
+"""Where pixels become model input: `Preprocess`, the presets and the batch augmentation.
+
+`Preprocess` resizes and normalises a whole uint8 batch on whatever device it is
+on, and carries the class names. Training and evaluation (through
+`ImageDataModule.on_after_batch_transfer`), prediction and the logged model all
+use it, so they cannot drift apart. Presets are named bundles of input size,
+mean/std and augmentation; they never change the model.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from experiments.data.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of input size, normalisation and augmentation.
+
+    Attributes:
+        name: The preset's name.
+        image_size: Square input size in pixels; None keeps the decoded size.
+        mean: Per-channel mean of [0, 1] pixels.
+        std: Per-channel standard deviation.
+        augment: Random crop (4-pixel padding) and horizontal flip while training.
+        interpolation: Resize mode (``bilinear``, ``bicubic``, ``nearest`` or ``area``).
+    """
+
+    name: str
+    image_size: int | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool
+    interpolation: str = "bilinear"
+
+
+PRESETS: dict[str, Preset] = {
+    "seed": Preset("seed", 224, IMAGENET_MEAN, IMAGENET_STD, augment=False),
+    "cifar": Preset("cifar", 32, CIFAR10_MEAN, CIFAR10_STD, augment=True),
+}
+"""``seed``: what the original notebook did (224x224, ImageNet mean/std, no augmentation).
+``cifar``: native 32x32, CIFAR-10 mean/std, random crop with 4-pixel padding and flip."""
+
+
+def _triple(name: str, value: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in value)
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3 or (name == "std" and min(values) <= 0):
+        raise DataError(f"{name} must be 3 numbers (one per channel){', all positive' if name == 'std' else ''}, not {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def resolve_preset(
+    preset: str = "seed",
+    *,
+    image_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    augment: bool | None = None,
+    pretrained_cfg: dict | None = None,
+) -> Preset:
+    """Combine a preset with a pretrained model's input settings and explicit overrides.
+
+    Precedence: explicit arguments > the pretrained weights' cfg (mean, std, input size,
+    interpolation) > the preset.
+
+    Args:
+        preset: A name in `PRESETS`.
+        image_size: Square input size.
+        mean: Per-channel mean.
+        std: Per-channel standard deviation.
+        augment: Whether to augment while training.
+        pretrained_cfg: A model's ``pretrained_cfg`` (``mean``, ``std``, ``input_size`` (C, H, W),
+            ``interpolation``), or None.
+
+    Returns:
+        The resolved preset (named after the base preset).
+
+    Raises:
+        DataError: Unknown preset or bad values.
+    """
+    if preset not in PRESETS:
+        raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    result = PRESETS[preset]
+    if pretrained_cfg:
+        cfg = {}
+        if pretrained_cfg.get("mean") is not None:
+            cfg["mean"] = _triple("mean", pretrained_cfg["mean"])
+        if pretrained_cfg.get("std") is not None:
+            cfg["std"] = _triple("std", pretrained_cfg["std"])
+        if pretrained_cfg.get("input_size"):
+            cfg["image_size"] = int(pretrained_cfg["input_size"][-1])
+        if pretrained_cfg.get("interpolation") in INTERPOLATIONS:
+            cfg["interpolation"] = pretrained_cfg["interpolation"]
+        result = replace(result, **cfg)
+    if image_size is not None:
+        if not isinstance(image_size, int) or image_size < 1:
+            raise DataError(f"image_size must be a positive number of pixels, not {image_size!r}")
+        result = replace(result, image_size=image_size)
+    if mean is not None:
+        result = replace(result, mean=_triple("mean", mean))
+    if std is not None:
+        result = replace(result, std=_triple("std", std))
+    if augment is not None:
+        result = replace(result, augment=bool(augment))
+    return result
+
+
+class Preprocess(nn.Module):
+    """Resize and normalise a batch on its device, carrying the class names.
+
+    Args:
+        image_size: Square output size; None keeps the input's size.
+        mean: Per-channel mean of [0, 1] pixels.
+        std: Per-channel standard deviation.
+        class_names: The classes, in label order.
+        interpolation: Resize mode (``bilinear``, ``bicubic``, ``nearest`` or ``area``).
+    """
+
+    def __init__(
+        self,
+        image_size: int | None,
+        mean: Sequence[float],
+        std: Sequence[float],
+        class_names: Sequence[str] = (),
+        interpolation: str = "bilinear",
+    ) -> None:
+        super().__init__()
+        if interpolation not in INTERPOLATIONS:
+            raise DataError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}")
+        self.image_size = image_size
+        self.class_names = list(class_names)
+        self.interpolation = interpolation
+        self.register_buffer("mean", torch.tensor(_triple("mean", mean)).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_triple("std", std)).view(1, 3, 1, 1))
+
+    @classmethod
+    def from_preset(cls, preset: Preset, class_names: Sequence[str] = ()) -> "Preprocess":
+        """Build the eval transform of a resolved preset.
+
+        Args:
+            preset: From `resolve_preset`.
+            class_names: The classes, in label order.
+
+        Returns:
+            The module.
+        """
+        return cls(preset.image_size, preset.mean, preset.std, class_names, preset.interpolation)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Resize and normalise.
+
+        Args:
+            images: uint8 (N, 3, H, W) or (N, 1, H, W) (repeated to 3 channels), or float in [0, 1].
+
+        Returns:
+            float32 (N, 3, S, S), normalised with mean/std.
+        """
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        scale = 255.0 if images.dtype == torch.uint8 else 1.0
+        x = images.to(self.mean.device, torch.float32, non_blocking=True)
+        size = self.image_size
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            smooth = self.interpolation in ("bilinear", "bicubic")
+            downscale = size < max(x.shape[-2:])
+            x = F.interpolate(
+                x, size=(size, size), mode=self.interpolation,
+                align_corners=False if smooth else None, antialias=smooth and downscale,
+            )  # fmt: skip
+            if self.interpolation == "bicubic":
+                x = x.clamp_(0, scale)  # bicubic overshoots the pixel range
+        # One fused pass: x * (1 / (scale * std)) - mean / std.
+        return torch.addcmul(-self.mean / self.std, x, 1.0 / (scale * self.std))
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this module, for logging.
+
+        Returns:
+            ``image_size``, ``mean``, ``std``, ``class_names``, ``interpolation``.
+        """
+        return {
+            "image_size": self.image_size,
+            "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
+            "std": [round(v, 6) for v in self.std.flatten().tolist()],
+            "class_names": list(self.class_names),
+            "interpolation": self.interpolation,
+        }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Keep size, class names and interpolation in the ``state_dict``.
+
+        Returns:
+            ``image_size``, ``class_names`` and ``interpolation``.
+        """
+        return {k: v for k, v in self.config().items() if k not in ("mean", "std")}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `get_extra_state` saved.
+
+        Args:
+            state: The saved dict.
+        """
+        self.image_size = state.get("image_size", self.image_size)
+        self.class_names = list(state.get("class_names", self.class_names))
+        self.interpolation = state.get("interpolation", self.interpolation)
+
+    def extra_repr(self) -> str:
+        """The module's settings, for ``print(module)``.
+
+        Returns:
+            One line.
+        """
+        return f"image_size={self.image_size}, interpolation={self.interpolation!r}, classes={len(self.class_names)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _crop_grids(height: int, width: int, padded_width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Flat indices of an (H, W) window at the top left of a padded image, plain and mirrored."""
+    rows = torch.arange(height, device=device).view(height, 1) * padded_width
+    plain = (rows + torch.arange(width, device=device)).view(1, -1)
+    mirrored = (rows + torch.arange(width - 1, -1, -1, device=device)).view(1, -1)
+    return plain, mirrored
+
+
+def augment_batch(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Random crop with zero padding and random horizontal flip, for a whole batch at once.
+
+    Random numbers come from a CPU generator, so a batch is augmented the same way
+    on any device.
+
+    Args:
+        images: (N, C, H, W), any dtype, on any device.
+        generator: CPU generator, seeded by the caller.
+        padding: Pixels of zero padding on each side before cropping back to H x W.
+
+    Returns:
+        The augmented batch, same shape, dtype and device.
+    """
+    n, channels, height, width = images.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    padded_width = width + 2 * padding
+    starts = (offsets[0] * padded_width + offsets[1]).to(images.device).view(n, 1)
+    plain, mirrored = _crop_grids(height, width, padded_width, images.device)
+    index = torch.where(flips.to(images.device).view(n, 1), mirrored, plain) + starts
+    padded = F.pad(images, (padding, padding, padding, padding)).view(n, channels, -1)
+    # One gather for the whole batch (crop and flip together): no Python loop over images.
+    return torch.gather(padded, 2, index.view(n, 1, -1).expand(n, channels, -1)).view(n, channels, height, width)
+
+
+def augmentation_generator(seed: int, epoch: int, batch_index: int) -> torch.Generator:
+    """A CPU generator for one training batch, so a resumed run repeats the same augmentations.
+
+    Args:
+        seed: The run's seed.
+        epoch: The epoch (0-based), so that every epoch augments differently.
+        batch_index: The batch's index within the epoch.
+
+    Returns:
+        The seeded generator.
+    """
+    mixed = (seed * 1_000_003 + epoch) * 1_000_003 + batch_index
+    return torch.Generator().manual_seed(mixed % (2**63))

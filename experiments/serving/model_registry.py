@@ -1,0 +1,104 @@
+"""`register_run`: a trained run into MLflow's Model Registry, under a name and an alias.
+
+The version points at the run's logged model (``mlflow.pytorch``, with its
+preprocessing) when the run logged one, else at its best weights folder; either
+way it carries the run id, which is what ``models:/NAME@ALIAS`` weights need:
+``create_model(MODEL, weights="models:/NAME@champion")`` loads the run's best
+weights (see `experiments.serving.weights_uri`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from experiments.tracking.names import LOGGED_MODEL_TAG, MODEL_TAG, REGISTERED_RUN_TAG, WEIGHTS_INFO_ARTIFACT
+from experiments.tracking.readback import get_run, read_artifact_text
+from experiments.tracking.store import get_client, resolve_tracking_uri
+from registry.errors import ZooError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class RegistryError(ZooError, ValueError):
+    """A run or name that cannot be registered."""
+
+
+@dataclass
+class Registered:
+    """What `register_run` returns.
+
+    Attributes:
+        name: Registered model name.
+        version: The new version number.
+        alias: The alias set on it, or ``None``.
+        model: The zoo model name the run trained.
+        source: What the version points at.
+        run_id: The run.
+    """
+
+    name: str
+    version: int
+    alias: str | None
+    model: str
+    source: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        """The weights URI that loads this version: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+
+def register_run(run_id: str, name: str, alias: str | None = None, tracking_uri: str | None = None) -> Registered:
+    """Register a trained run's model as a new version of ``name``, optionally under an alias.
+
+    Args:
+        run_id: A run that finished training (it has ``weights/best.safetensors``).
+        name: Registered model name (letters, digits, ``_``, ``-``, ``.``).
+        alias: An alias such as ``champion``, moved to the new version.
+        tracking_uri: The store (its Model Registry); default as for `experiments.train`.
+
+    Returns:
+        The new version.
+
+    Raises:
+        RegistryError: For a bad name or alias, or a run without best weights.
+    """
+    for label, value in (("name", name), ("alias", alias)):
+        if value is not None and not _NAME.match(value):
+            raise RegistryError(f"--{label} '{value}' is not allowed; use letters, digits, '_', '-' and '.'")
+    if alias is not None and re.fullmatch(r"v\d+|latest", alias, re.IGNORECASE):
+        raise RegistryError(f"--alias '{alias}' is reserved by MLflow (latest, v1, v2, ...); choose another, such as champion")
+    uri = resolve_tracking_uri(tracking_uri)
+    run = get_run(run_id, uri)
+    client = get_client(uri)
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"run '{run_id}' is {run.info.status}, not FINISHED; register a run that finished training")
+    read_artifact_text(run_id, WEIGHTS_INFO_ARTIFACT, uri)  # fails clearly without zoo weights
+    model = run.data.params.get("model") or run.data.tags.get(MODEL_TAG, "")
+    version = _create_version(client, run, name)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return Registered(name, int(version.version), alias, model, version.source, run_id)
+
+
+def _create_version(client: MlflowClient, run: Run, name: str) -> ModelVersion:
+    run_id = run.info.run_id
+    logged = run.data.tags.get(LOGGED_MODEL_TAG)
+    tags = {MODEL_TAG: run.data.params.get("model", ""), REGISTERED_RUN_TAG: run_id}
+    for key in ("test_acc", "best_val_acc"):
+        if key in run.data.metrics:
+            tags[f"zoo.{key}"] = f"{run.data.metrics[key]:.4f}"
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Registered with zoo register.")
+    model_id = logged.split("/", 1)[1] if logged and logged.startswith("models:/") else None
+    source = logged or f"runs:/{run_id}/weights"
+    return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)

@@ -1,0 +1,86 @@
+"""Every name the zoo writes into MLflow, spelled once: tags, artifact paths and run roles.
+
+Code that writes or reads a run uses these constants, never the bare strings,
+so a renamed tag cannot leave a reader behind. MLflow's own tags (``mlflow.*``)
+are the ones its UI reads: the parent of a nested run, the run's note, the git
+commit.
+"""
+
+from __future__ import annotations
+
+# -- artifacts of a run ------------------------------------------------------------
+CONFIG_ARTIFACT = "config.yaml"
+"""The run's full config, readable by ``zoo train --config`` (and by resume and eval)."""
+
+LAST_STATE_ARTIFACT = "checkpoints/last.ckpt"
+"""The last full training state (the state ``--resume`` continues from)."""
+
+INTERRUPTED_STATE_ARTIFACT = "checkpoints/interrupted.ckpt"
+"""The training state at the batch where a SIGTERM or Ctrl-C stopped the run."""
+
+BEST_WEIGHTS_ARTIFACT = "weights/best.safetensors"
+"""The best epoch's weights (safetensors: no pickle)."""
+
+WEIGHTS_INFO_ARTIFACT = "weights/model.json"
+"""What the best weights fit: model name, builder arguments, class names, preprocessing."""
+
+TEST_REPORT_DIR = "test"
+"""Folder of the test report: the confusion matrix and the per-class accuracy."""
+
+PER_CLASS_ARTIFACT = f"{TEST_REPORT_DIR}/per_class_accuracy.csv"
+CONFUSION_ARTIFACT = f"{TEST_REPORT_DIR}/confusion_matrix.png"
+
+TRACEBACK_ARTIFACT = "error/traceback.txt"
+"""The traceback of a run that FAILED."""
+
+LOGGED_MODEL_NAME = "model"
+"""Name of the logged model (``mlflow.pytorch.log_model``)."""
+
+# -- tags the zoo writes -----------------------------------------------------------
+MODEL_TAG = "zoo.model"
+"""The registry name of the model a run trained (also on registered model versions)."""
+
+ROLE_TAG = "zoo.role"
+"""Marks runs that are not training runs: `SWEEP_ROLE` (a parent) or `EVAL_ROLE`."""
+
+SWEEP_ROLE = "sweep"
+EVAL_ROLE = "eval"
+
+EVAL_OF_TAG = "zoo.eval_of"
+"""On an eval run: the id of the run whose weights it evaluated."""
+
+LOGGED_MODEL_TAG = "zoo.logged_model_uri"
+"""The URI of the run's logged model (``models:/m-...``)."""
+
+HEARTBEAT_TAG = "zoo.heartbeat"
+"""Unix time (seconds) of a live run's last sign of life."""
+
+KILLED_REASON_TAG = "zoo.killed_reason"
+"""Why ``zoo runs --mark-stale`` marked a run KILLED."""
+
+GIT_DIRTY_TAG = "zoo.git_dirty"
+"""``true`` when the code that ran had uncommitted changes."""
+
+VERSION_TAG_PREFIX = "zoo.version."
+"""``zoo.version.<library>``: the versions that trained the run."""
+
+WORLD_SIZE_TAG = "zoo.world_size"
+GLOBAL_BATCH_TAG = "zoo.global_batch_size"
+STRATEGY_TAG = "zoo.strategy"
+
+REGISTERED_RUN_TAG = "zoo.run_id"
+"""On a registered model version: the run it came from."""
+
+# -- MLflow's own tags, which its UI reads -----------------------------------------
+PARENT_TAG = "mlflow.parentRunId"
+"""MLflow nests a run under the run with this id (a sweep's children)."""
+
+RUN_NAME_TAG = "mlflow.runName"
+NOTE_TAG = "mlflow.note.content"
+"""The run's description, shown on its page."""
+
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+
+# -- metric names the analysis reads back ------------------------------------------
+GRAD_NORM_PREFIX = "grad_norm/"
+"""``grad_norm/<stage>``: per-stage gradient norms (``--log-grad-norms``)."""

@@ -1,0 +1,166 @@
+"""Reading a run back: its record, its config, its best weights and what they fit, its last state.
+
+Resume, ``zoo eval``, ``zoo predict --run``, ``runs:/`` and ``models:/`` weights
+all read a run through these functions, so they read it the same way, from any
+machine that reaches the store. Every file is downloaded into a temporary folder
+that is removed as soon as its content has been read (or, for the last state,
+when the caller is done with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from experiments.config import ConfigError, ExperimentConfig, from_dict, read_yaml
+from experiments.tracking.checkpoints import load_checkpoint
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.names import (
+    BEST_WEIGHTS_ARTIFACT,
+    CONFIG_ARTIFACT,
+    LAST_STATE_ARTIFACT,
+    WEIGHTS_INFO_ARTIFACT,
+)
+from experiments.tracking.store import get_client, resolve_tracking_uri
+from registry.weights import read_weights_file
+
+
+def get_run(run_id: str, uri: str | None = None) -> Run:
+    """Fetch a run, as a one-line error when it does not exist.
+
+    Args:
+        run_id: The MLflow run's id.
+        uri: Tracking URI.
+
+    Returns:
+        The `mlflow.entities.Run`.
+
+    Raises:
+        TrackingError: If the store has no such run.
+    """
+    client = get_client(uri)
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise TrackingError(
+            f"no run '{run_id}' in the tracking store {resolve_tracking_uri(uri)}; "
+            f"list runs with `zoo compare` or pass --tracking-uri"
+        ) from None
+
+
+def download_artifact(run_id: str, artifact_path: str, uri: str | None, dst: str | Path) -> Path:
+    """Download one artifact of a run into a folder (works against any tracking server).
+
+    Args:
+        run_id: The run's id.
+        artifact_path: Path inside the run's artifacts.
+        uri: Tracking URI.
+        dst: Local folder to download into.
+
+    Returns:
+        The local path.
+
+    Raises:
+        TrackingError: If the run, or its artifact, does not exist.
+    """
+    get_run(run_id, uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst),
+                                                    tracking_uri=resolve_tracking_uri(uri))
+    except Exception as exc:  # MLflow raises several types for a missing file
+        raise TrackingError(
+            f"run '{run_id}' has no artifact '{artifact_path}' ({type(exc).__name__}); "
+            f"was it trained with tracking on, and has it finished an epoch?"
+        ) from None
+    return Path(local)
+
+
+@contextlib.contextmanager
+def artifact_file(run_id: str, artifact_path: str, uri: str | None = None) -> Iterator[Path]:
+    """One artifact of a run as a local file that exists while the body runs.
+
+    Args:
+        run_id: The run's id.
+        artifact_path: Path inside the run's artifacts.
+        uri: Tracking URI.
+
+    Yields:
+        The local file, in a temporary folder removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="zoo-") as folder:
+        yield download_artifact(run_id, artifact_path, uri, folder)
+
+
+def read_artifact_text(run_id: str, artifact_path: str, uri: str | None = None) -> str:
+    """The text of one artifact of a run (nothing is left on disk).
+
+    Args:
+        run_id: The run's id.
+        artifact_path: Path inside the run's artifacts.
+        uri: Tracking URI.
+
+    Returns:
+        The file's text.
+    """
+    with artifact_file(run_id, artifact_path, uri) as path:
+        return path.read_text(encoding="utf-8")
+
+
+def run_config(run_id: str, uri: str | None = None, **changes: Any) -> ExperimentConfig:
+    """A run's config, read back from its ``config.yaml``, with some fields changed.
+
+    Args:
+        run_id: The MLflow run's id.
+        uri: Tracking URI.
+        **changes: Field values that replace the run's.
+
+    Returns:
+        The validated `ExperimentConfig`.
+
+    Raises:
+        ConfigError: If the file is not a mapping of config fields.
+    """
+    with artifact_file(run_id, CONFIG_ARTIFACT, uri) as path:
+        values = read_yaml(path)
+    if not isinstance(values, dict):
+        raise ConfigError(f"run '{run_id}' has no readable {CONFIG_ARTIFACT}; it cannot be read back")
+    return from_dict({**values, **changes}, source=f"run {run_id} {CONFIG_ARTIFACT}")
+
+
+def best_weights(run_id: str, uri: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's best weights and what they fit (``weights/model.json``).
+
+    Args:
+        run_id: The MLflow run's id.
+        uri: Tracking URI.
+
+    Returns:
+        ``(state_dict, info)``; info has ``model``, ``model_kwargs``, ``class_names``, ``preprocess``.
+    """
+    info = json.loads(read_artifact_text(run_id, WEIGHTS_INFO_ARTIFACT, uri))
+    with artifact_file(run_id, BEST_WEIGHTS_ARTIFACT, uri) as path:
+        state = read_weights_file(path)
+    return state, info
+
+
+@contextlib.contextmanager
+def last_state(run_id: str, uri: str | None = None) -> Iterator[Path]:
+    """A run's last training state, checked to hold data only, as a local file while the body runs.
+
+    Args:
+        run_id: The MLflow run's id.
+        uri: Tracking URI.
+
+    Yields:
+        The ``last.ckpt`` file (a pickled payload is refused before anyone unpickles it).
+    """
+    with artifact_file(run_id, LAST_STATE_ARTIFACT, uri) as path:
+        load_checkpoint(path)
+        yield path

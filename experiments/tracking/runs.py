@@ -1,0 +1,311 @@
+"""The run objects and their lifecycle: a run is created by the zoo, written through one object, ended once.
+
+The run is created here, not by Lightning; its id is handed to Lightning's
+`MLFlowLogger` (which then only writes per-step metrics). Everything else a run
+records goes through a `TrackedRun`, and its status is set in one place,
+`TrackedRun.lifecycle`: FINISHED on success, FAILED (with the traceback as an
+artifact) on an exception, KILLED on Ctrl-C or SIGTERM. With tracking off a
+`NullRun` takes its place, and on DDP ranks other than 0 a
+`experiments.training.distributed.FollowerRun`; all three are a `Run`.
+
+Artifact layout of a run (stable paths from `experiments.tracking.names`, one
+copy each, overwritten in place):
+
+- ``config.yaml``: the full config, readable by ``zoo train --config``
+- ``checkpoints/last.ckpt``: the last full training state (for ``--resume``)
+- ``weights/best.safetensors`` and ``weights/model.json``: best weights and what they fit
+- ``test/confusion_matrix.png``, ``test/per_class_accuracy.csv``
+- ``error/traceback.txt`` on failure
+- the logged model (``mlflow.pytorch``; an MLflow LoggedModel linked to the run,
+  its URI in the tag ``zoo.logged_model_uri``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.heartbeat import beating
+from experiments.tracking.names import RUN_NAME_TAG, TRACEBACK_ARTIFACT
+from experiments.tracking.readback import get_run
+from experiments.tracking.store import get_client, resolve_tracking_uri
+
+PARAM_VALUE_LIMIT = 6000
+"""MLflow's maximum length of a param value (Lightning truncates to 250; the zoo does not)."""
+
+
+@runtime_checkable
+class Run(Protocol):
+    """What the training code writes a run through: a `TrackedRun`, a `NullRun` or a ``FollowerRun``.
+
+    Attributes:
+        run_id: The MLflow run id; ``None`` when nothing is tracked.
+        uri: The tracking URI; ``None`` when this process writes nothing.
+    """
+
+    run_id: str | None
+    uri: str | None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record params, which MLflow keeps immutable once written.
+
+        Args:
+            params: ``{key: value}``; values are written as text.
+        """
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Record tags, which may be overwritten later (a heartbeat, the logged model's URI).
+
+        Args:
+            tags: ``{key: value}``; values are written as text.
+        """
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record metric values at one step.
+
+        Args:
+            metrics: ``{key: value}``.
+            step: The step of every value (the epoch, for epoch curves); 0 when ``None``.
+        """
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a local file under a folder of the run's artifacts, replacing one of the same name.
+
+        Args:
+            path: The local file.
+            artifact_path: Folder inside the run's artifacts; ``None`` for the top.
+        """
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Write text as an artifact file.
+
+        Args:
+            text: The file's content.
+            artifact_file: Its path inside the run's artifacts, such as ``config.yaml``.
+        """
+
+    def lifecycle(self) -> contextlib.AbstractContextManager[None]:
+        """A context for the body of the run; how the body ends sets the run's final status.
+
+        Returns:
+            The context manager.
+        """
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, delivered the way Ctrl-C is, so that both end a run as KILLED."""
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into `Interrupted` while the body runs (main thread only).
+
+    Yields:
+        Nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def config_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config fields as MLflow param values, full length.
+
+    Args:
+        config: ``ExperimentConfig.to_dict()``.
+
+    Returns:
+        ``{field: text}``; ``None`` becomes ``"None"``, mappings and lists are JSON.
+
+    Raises:
+        TrackingError: If a value is longer than MLflow keeps.
+    """
+    params = {}
+    for key, value in config.items():
+        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+        if len(text) > PARAM_VALUE_LIMIT:
+            raise TrackingError(f"{key}: value is {len(text)} characters; MLflow keeps at most {PARAM_VALUE_LIMIT}")
+        params[key] = text
+    return params
+
+
+class NullRun(Run):
+    """A `Run` that records nothing: tracking is off (the run still stops cleanly on SIGTERM)."""
+
+    run_id: str | None = None
+    uri: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record nothing."""
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Record nothing."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record nothing."""
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Record nothing."""
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Record nothing."""
+
+    @contextlib.contextmanager
+    def lifecycle(self) -> Iterator[None]:
+        """Run the body with SIGTERM turned into `Interrupted`; there is no status to set.
+
+        Yields:
+            Nothing.
+        """
+        with signals_as_interrupts():
+            yield
+
+
+class TrackedRun(Run):
+    """One MLflow run, created (or reopened, for resume) and ended by the zoo.
+
+    Args:
+        run_id: The run's id.
+        uri: The tracking URI.
+    """
+
+    def __init__(self, run_id: str, uri: str) -> None:
+        self.run_id: str | None = run_id
+        self.uri: str | None = uri
+        self.client: MlflowClient = get_client(uri)
+
+    @classmethod
+    def create(cls, experiment: str, run_name: str, tags: Mapping[str, Any], uri: str | None = None) -> "TrackedRun":
+        """Create a run in an experiment (created, or restored from deletion, if need be).
+
+        Args:
+            experiment: Experiment name.
+            run_name: The name the MLflow UI shows for the run.
+            tags: Initial tags.
+            uri: Tracking URI.
+
+        Returns:
+            The run, RUNNING.
+        """
+        resolved = resolve_tracking_uri(uri)
+        client = get_client(resolved)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        experiment_id = found.experiment_id if found is not None else _create_experiment(client, experiment)
+        all_tags = {**{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name}
+        run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        return cls(run.info.run_id, resolved)
+
+    @classmethod
+    def reopen(cls, run_id: str, uri: str | None = None) -> "TrackedRun":
+        """Reopen an existing run to continue it (resume): status back to RUNNING.
+
+        Args:
+            run_id: The run's id.
+            uri: Tracking URI.
+
+        Returns:
+            The run.
+        """
+        resolved = resolve_tracking_uri(uri)
+        get_run(run_id, resolved)
+        tracked = cls(run_id, resolved)
+        tracked.client.update_run(run_id, status="RUNNING")
+        return tracked
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params in batches of 100, the most MLflow takes per call (values up to `PARAM_VALUE_LIMIT`)."""
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags in one call to the store."""
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log metrics in one call to the store, all with the same timestamp."""
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file through the store's artifact repository (local folder or server)."""
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Write text as an artifact file through MLflow's client."""
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    @contextlib.contextmanager
+    def lifecycle(self) -> Iterator[None]:
+        """Run the body and set the run's final status from how it ended.
+
+        FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (re-raised as
+        `KeyboardInterrupt`); FAILED on any other exception, with the traceback
+        uploaded as ``error/traceback.txt`` (re-raised). A heartbeat tag is
+        refreshed meanwhile, so that a process killed without a word is found.
+
+        Yields:
+            Nothing.
+        """
+        try:
+            with signals_as_interrupts(), beating(self.client, self.run_id):
+                yield
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException (a SystemExit).
+            if isinstance(exc, SystemExit) and exc.code in (0, None):
+                self.end("FINISHED")
+                raise
+            self.end("KILLED")
+            raise KeyboardInterrupt from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.log_text(traceback.format_exc(), TRACEBACK_ARTIFACT)
+            self.end("FAILED")
+            raise
+        else:
+            self.end("FINISHED")
+
+    def end(self, status: str) -> None:
+        """Set the run's final status.
+
+        Args:
+            status: ``FINISHED``, ``FAILED`` or ``KILLED``.
+        """
+        with contextlib.suppress(Exception):
+            self.client.set_terminated(self.run_id, status)
+
+
+def _create_experiment(client: MlflowClient, name: str) -> str:
+    """Create an experiment; if another process created it first, use theirs."""
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id

@@ -1,0 +1,146 @@
+"""`RunRecorder`: the callback that writes a run's epoch curves and checkpoints to its MLflow run."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+
+from experiments.tracking.names import BEST_WEIGHTS_ARTIFACT, LAST_STATE_ARTIFACT
+from experiments.tracking.runs import Run
+from experiments.training.atomic import save_safetensors
+from experiments.training.finetune import weights_to_save
+
+EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
+"""Epoch figures logged with the epoch as MLflow step (an explicit epoch axis)."""
+
+
+class RunRecorder(Callback):
+    """After each epoch: log the epoch curves, refresh the last state and the best weights.
+
+    Its counters (train time, images seen, val_acc per epoch) are saved in the
+    checkpoint, so a resumed run carries on with the same totals. They are
+    updated in ``on_validation_end``, which Lightning runs before
+    `ModelCheckpoint` writes the epoch's files (checkpoint callbacks run last).
+
+    Args:
+        run: The `TrackedRun` (or `NullRun`).
+        checkpoint: The run's `ModelCheckpoint`, whose file names carry the epoch
+            (``best-epoch007.ckpt``).
+        best_weights_path: Local file for the best weights (safetensors).
+        logged_through_epoch: On resume, the last epoch whose figures the run
+            already holds. Lightning replays the end of the epoch a checkpoint
+            was written in; its figures are not logged twice.
+    """
+
+    def __init__(self, run: Run, checkpoint: ModelCheckpoint, best_weights_path: Path,
+                 logged_through_epoch: int = -1) -> None:
+        super().__init__()
+        self.logged_through_epoch = logged_through_epoch
+        self.run = run
+        self.checkpoint = checkpoint
+        self.best_weights_path = Path(best_weights_path)
+        self.train_time_s = 0.0
+        self.images_seen = 0
+        self.val_acc_history: dict[str, float] = {}
+        self._saved_best = ""
+        self._epoch_start = 0.0
+        self._epoch_time = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters saved into the checkpoint.
+
+        Returns:
+            The counters.
+        """
+        return {"train_time_s": self.train_time_s, "images_seen": self.images_seen,
+                "val_acc_history": dict(self.val_acc_history), "saved_best": self._saved_best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the counters on resume."""
+        self.train_time_s = float(state_dict.get("train_time_s", 0.0))
+        self.images_seen = int(state_dict.get("images_seen", 0))
+        self.val_acc_history = dict(state_dict.get("val_acc_history", {}))
+        self._saved_best = str(state_dict.get("saved_best", ""))
+
+    @property
+    def best_epoch(self) -> int:
+        """Epoch (0-based) of the best checkpoint, or -1 before there is one."""
+        match = _BEST_EPOCH.search(Path(self.checkpoint.best_model_path or "").name)
+        return int(match.group(1)) if match else -1
+
+    @property
+    def best_val_acc(self) -> float:
+        """val_acc in the epoch of the best checkpoint (NaN before there is one)."""
+        return float(self.val_acc_history.get(str(self.best_epoch), float("nan")))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the epoch clock; after a resume, save best weights the last run did not reach."""
+        self._epoch_start = time.perf_counter()
+        self._refresh_best(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Count the images trained on."""
+        self.images_seen += int(batch[1].shape[0]) * trainer.world_size
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Account the epoch (time, val_acc) before the checkpoint is written."""
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._epoch_time = time.perf_counter() - self._epoch_start
+        self.train_time_s += self._epoch_time
+        if "val_acc" in trainer.callback_metrics:
+            self.val_acc_history[str(trainer.current_epoch)] = float(trainer.callback_metrics["val_acc"])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Log the epoch's figures; upload the last state and, if improved, the best weights."""
+        if not trainer.is_global_zero:
+            return
+        if trainer.current_epoch <= self.logged_through_epoch:
+            self._refresh_best(trainer, pl_module)
+            return
+        figures = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
+        figures["epoch_time_s"] = self._epoch_time
+        if trainer.optimizers:
+            figures["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        self.run.log_metrics(figures, step=trainer.current_epoch)
+        self._refresh_best(trainer, pl_module)
+        last = Path(self.checkpoint.dirpath or ".") / "last.ckpt"
+        if last.is_file():
+            self.run.log_artifact(last, str(Path(LAST_STATE_ARTIFACT).parent))
+
+    def _refresh_best(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = self.checkpoint.best_model_path
+        if not trainer.is_global_zero or not best or best == self._saved_best:
+            return
+        # Only reached right after the epoch that produced the best checkpoint
+        # (or right after resuming from it): the weights in memory are the best ones.
+        state = {k: v.detach().cpu().contiguous() for k, v in weights_to_save(trainer, pl_module).items()}
+        save_safetensors(state, self.best_weights_path)  # a kill mid-write leaves the previous best whole
+        self.run.log_artifact(self.best_weights_path, str(Path(BEST_WEIGHTS_ARTIFACT).parent))
+        self._saved_best = best
+
+
+_BEST_EPOCH = re.compile(r"best-epoch(\d+)")
+
+
+class LastStateCheckpoint(ModelCheckpoint):
+    """A `ModelCheckpoint` whose ``last.ckpt`` is the state at every validation end.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was saved in the
+    same step, so without this a run whose ``val_acc`` stopped improving would keep the
+    best epoch's state as its "last" one, and ``--resume`` would restart from there.
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save the top-k checkpoint as usual, and ``last.ckpt`` whether or not one was saved."""
+        skip = self._should_skip_saving_checkpoint(trainer) or self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if self.save_last and not skip and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

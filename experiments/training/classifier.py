@@ -1,0 +1,201 @@
+"""`Classifier`: the LightningModule that trains any registered model.
+
+It receives batches already preprocessed on the device by the data module
+(`ImageDataModule.on_after_batch_transfer`), so its steps only run the model;
+validation and test share one `Classifier.eval_step`, as in Lightning's own
+ImageNet example.
+Metrics logged with ``logger=False`` are epoch figures that the tracking
+callback writes to MLflow with the epoch as step (an explicit epoch axis);
+``train_loss`` per step goes to the Lightning logger.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+import registry
+from experiments.config import ExperimentConfig, from_dict
+from experiments.training.finetune import check_model, param_groups
+
+
+class Classifier(L.LightningModule):
+    """Image classification with a model built from the registry by name.
+
+    Args:
+        config: The run's config (or its dict, as saved in a checkpoint).
+        num_classes: Number of classes of the data.
+        class_names: Names of the classes, in label order.
+        preprocess: The data's `Preprocess.config()`, kept in checkpoints so that
+            ``zoo predict --checkpoint`` can rebuild the serving model.
+    """
+
+    def __init__(self, config: ExperimentConfig | dict, num_classes: int, class_names: list[str] | None = None,
+                 preprocess: dict | None = None) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, ExperimentConfig) else from_dict(config)
+        self.save_hyperparameters({"config": self.config.to_dict(), "num_classes": num_classes,
+                                   "class_names": list(class_names or []), "preprocess": dict(preprocess or {})})
+        self.num_classes = num_classes
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        self.model = registry.create_model(self.config.model, weights=self.config.weights,
+                                           **self.config.model_kwargs(num_classes))
+        check_model(self.model, self.config)  # a bad freeze/head_lr fails before any run exists
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._compiled: Any = None
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_loss_mean = MeanMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of a preprocessed batch.
+
+        Args:
+            images: Float ``(N, 3, S, S)``, normalised.
+
+        Returns:
+            Logits ``(N, num_classes)``.
+        """
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.config.compile:
+            if self._compiled is None:
+                # Kept off the module tree so that state_dict keys stay the model's own.
+                object.__setattr__(self, "_compiled", torch.compile(self.model))
+            return self._compiled(images)
+        return self.model(images)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing if self.training else 0.0)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step; logs ``train_loss`` per step.
+
+        Args:
+            batch: Preprocessed images and labels.
+            batch_idx: Index of the batch in the epoch.
+
+        Returns:
+            The loss.
+        """
+        images, labels = batch
+        logits = self(images)
+        loss = self._loss(logits, labels)
+        self.train_acc(logits, labels)
+        self.train_loss_mean(loss.detach())
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, logger=False)
+        self.log("train_loss_epoch", self.train_loss_mean, on_step=False, on_epoch=True, logger=False)
+        return loss
+
+    def eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        """The step validation and test share: logits, ``{stage}_loss`` and ``{stage}_acc`` for the epoch.
+
+        The loss is without label smoothing (``self.training`` is off), so
+        validation and test losses compare across runs whatever the training recipe.
+
+        Args:
+            batch: Preprocessed images and labels.
+            stage: ``"val"`` or ``"test"``.
+
+        Returns:
+            The logits.
+        """
+        images, labels = batch
+        logits = self(images)
+        accuracy = self.val_acc if stage == "val" else self.test_acc
+        accuracy(logits, labels)
+        shown = stage == "val"  # the progress bar shows validation figures
+        self.log(f"{stage}_loss", self._loss(logits, labels), on_epoch=True, prog_bar=shown, logger=False,
+                 sync_dist=True)
+        self.log(f"{stage}_acc", accuracy, on_epoch=True, prog_bar=shown, logger=False)
+        return logits
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate ``val_loss`` and ``val_acc`` for the epoch (`eval_step`)."""
+        self.eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Accumulate ``test_loss``, ``test_acc`` (`eval_step`) and the confusion matrix.
+
+        Returns:
+            The logits (tests compare them with the logged model's).
+        """
+        logits = self.eval_step(batch, "test")
+        self.test_confusion.update(logits, batch[1])
+        return logits
+
+    def on_test_epoch_start(self) -> None:
+        """Start a fresh confusion matrix for this test pass."""
+        self.test_confusion.reset()
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities of a preprocessed batch.
+
+        Args:
+            batch: Images, or ``(images, labels)``.
+            batch_idx: Index of the batch.
+
+        Returns:
+            Probabilities ``(N, num_classes)``.
+        """
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=1)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer and learning-rate schedule the config names.
+
+        Returns:
+            Lightning's optimizer (and per-step scheduler) description.
+        """
+        c = self.config
+        params = param_groups(self.model, c)  # frozen parameters left out; the head may have head_lr
+        if c.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
+        elif c.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.schedule == "none" and c.warmup_epochs == 0:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(round(c.warmup_epochs * total / max(1, c.epochs)))
+        if c.schedule == "onecycle":
+            pct = min(0.9, warmup / total) if warmup else 0.3
+            max_lr = [g["lr"] for g in optimizer.param_groups]
+            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
+        else:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    """The per-step learning-rate multiplier: linear warmup, then constant or cosine.
+
+    Args:
+        schedule: ``"none"`` or ``"cosine"``.
+        warmup: Warmup steps.
+        total: Total optimisation steps.
+
+    Returns:
+        ``factor(step) -> float``.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor

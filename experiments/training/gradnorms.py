@@ -1,0 +1,108 @@
+"""Per-stage gradient norms (``--log-grad-norms``): do gradients reach the early layers?
+
+Every optimizer step, after the backward pass (and after AMP unscaling, before
+clipping), the L2 norm of the gradient of each part of the model is measured:
+``stem`` (everything before the first stage), ``layer1`` .. ``layerN`` (the
+model's ``.stages``) and ``head`` (``get_classifier()``); a model without
+``.stages`` is split by its top-level children. The values are buffered and
+written once per epoch to the run as ``grad_norm/<part>`` with the optimizer step
+as MLflow step, so a run with 1,000 steps costs a handful of store writes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from mlflow.entities import Metric
+
+from experiments.tracking.names import GRAD_NORM_PREFIX
+from experiments.tracking.runs import Run, TrackedRun
+
+
+def stage_of_parameters(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
+    """Group a model's parameters by stage, in forward order.
+
+    Args:
+        model: A registry model.
+
+    Returns:
+        ``{"stem": [...], "layer1": [...], ..., "head": [...]}`` for ResNets
+        (names of the stage attributes); top-level children otherwise.
+    """
+    stages = list(getattr(model, "stages", []))
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    names = {id(m): n for n, m in model.named_children()}
+    groups: dict[str, list[torch.nn.Parameter]] = {}
+    for name, child in model.named_children():
+        if stages and not any(child is s for s in stages) and child is not head:
+            key = "stem"
+        elif child is head:
+            key = "head"
+        else:
+            key = names[id(child)]
+        params = [p for p in child.parameters() if p.requires_grad]
+        if params:
+            groups.setdefault(key, []).extend(params)
+    return groups
+
+
+def grad_norms(groups: dict[str, list[torch.nn.Parameter]]) -> dict[str, float]:
+    """The L2 norm of each group's gradient (parameters without a gradient count as zero).
+
+    Args:
+        groups: From `stage_of_parameters`.
+
+    Returns:
+        ``{group: norm}``.
+    """
+    norms = {}
+    for name, params in groups.items():
+        grads = [p.grad.detach() for p in params if p.grad is not None]
+        norms[name] = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) \
+            if grads else 0.0
+    return norms
+
+
+class GradNormLogger(Callback):
+    """Log ``grad_norm/<stage>`` for every optimizer step, written to MLflow once per epoch.
+
+    Args:
+        run: The `TrackedRun` (a `NullRun` records nothing).
+    """
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self._groups: dict[str, list[torch.nn.Parameter]] = {}
+        self._buffer: list[tuple[int, dict[str, float]]] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Group the trainable parameters by stage (after any freezing)."""
+        self._groups = stage_of_parameters(pl_module.model)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer) -> None:
+        """Measure the gradients of the step about to be taken."""
+        if trainer.is_global_zero:
+            self._buffer.append((trainer.global_step, grad_norms(self._groups)))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Write the epoch's measurements in one batch."""
+        self.flush()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Keep what was measured before a failure."""
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered norms to the run."""
+        buffer, self._buffer = self._buffer, []
+        if not buffer or not isinstance(self.run, TrackedRun):
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(GRAD_NORM_PREFIX + name, value, now, step)
+                   for step, norms in buffer for name, value in norms.items()]
+        for i in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics per batch
+            self.run.client.log_batch(self.run.run_id, metrics=metrics[i:i + 1000])

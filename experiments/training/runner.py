@@ -1,0 +1,327 @@
+"""`train(config)`: a config in, a trained, tested and recorded run out.
+
+The order of work: validate the config, seed, load the data and build the model
+(so that bad input fails before a run exists), create or reopen the MLflow run,
+then train, test the best checkpoint, and record the summary inside
+`TrackedRun.lifecycle`, which sets the final status however it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelSummary
+
+import registry
+from experiments.config import ExperimentConfig
+from experiments.data.datamodule import ImageDataModule
+from experiments.tracking import readback
+from experiments.tracking.names import CONFIG_ARTIFACT, MODEL_TAG, PARENT_TAG, WEIGHTS_INFO_ARTIFACT
+from experiments.tracking.runs import NullRun, Run, TrackedRun, config_params
+from experiments.tracking.source import source_facts
+from experiments.tracking.store import check_tracking_server, resolve_tracking_uri
+from experiments.training import distributed, finetune, reports
+from experiments.training.callbacks import LastStateCheckpoint, RunRecorder
+from experiments.training.classifier import Classifier
+from experiments.training.interrupts import GracefulStop
+from experiments.training.logger import logger_for
+
+LOG_EVERY_N_STEPS = 50
+"""Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        run_id: The MLflow run id (``None`` with tracking off).
+        metrics: Summary figures: ``best_val_acc``, ``epoch_of_best``, ``test_acc``,
+            ``test_loss``, ``train_time_s``, ``images_per_sec``, ``epochs``.
+        checkpoint_dir: The run's local checkpoint folder.
+        best_checkpoint: Path of the best checkpoint.
+        config: The config the run used.
+        tracking_uri: The MLflow store (``None`` with tracking off).
+        extra: Other facts: ``fit_wall_s`` and ``fit_cpu_s``, the wall and CPU time of ``Trainer.fit``.
+    """
+
+    run_id: str | None
+    metrics: dict[str, float]
+    checkpoint_dir: Path
+    best_checkpoint: str
+    config: ExperimentConfig
+    tracking_uri: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_datamodule(config: ExperimentConfig) -> ImageDataModule:
+    """The `ImageDataModule` the config describes, prepared and set up.
+
+    Args:
+        config: The run's config.
+
+    Returns:
+        The data module, after ``prepare_data()`` and ``setup("fit")``.
+    """
+    pretrained_cfg = registry.model_info(config.model)["pretrained_cfg"] or None
+    dm = ImageDataModule(
+        config.data, batch_size=config.batch_size, val_fraction=config.val_fraction, seed=config.seed,
+        limit_per_class=config.limit_per_class, workers=int(config.workers) if config.workers.isdigit() else "auto",
+        preset=config.preset, image_size=config.image_size, mean=config.mean, std=config.std,
+        augment=config.augment, decode_size=config.decode_size, pretrained_cfg=pretrained_cfg,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Run:
+    """Create the run's MLflow record (or reopen it to resume); a `NullRun` with tracking off.
+
+    The one place a run is born; a distributed launch (rank > 0) or a sweep's
+    child run would be decided here.
+
+    Args:
+        config: The run's config.
+        resume_run_id: A run to continue.
+
+    Returns:
+        `TrackedRun`, `NullRun`, or on a DDP rank other than 0 a `distributed.FollowerRun`.
+    """
+    if not config.tracking:
+        return NullRun()
+    if not distributed.is_rank_zero():  # a DDP copy of this command: rank 0 owns the run
+        return distributed.FollowerRun()
+    if resume_run_id:
+        return TrackedRun.reopen(resume_run_id, config.tracking_uri)
+    tags = {MODEL_TAG: config.model, **config.tags}
+    if config.parent_run:  # a sweep's child: MLflow nests it under the parent
+        tags[PARENT_TAG] = config.parent_run
+    return TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
+
+
+def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: ImageDataModule) -> None:
+    """Log what a run is: config params and file, model facts, data sizes, source and versions.
+
+    Args:
+        run: The run to record into.
+        config: The run's config.
+        module: The `Classifier`.
+        dm: The data module.
+    """
+    spec = registry.get_spec(config.model)
+    summary = dm.summary()
+    params = config_params(config.to_dict())
+    params.update({
+        "model.family": spec.family,
+        "model.num_params": sum(p.numel() for p in module.model.parameters()),
+        "model.pretrained": spec.pretrained or "none",
+        "data.num_classes": dm.num_classes,
+        "data.num_train": summary["num_train"],
+        "data.num_val": summary["num_val"],
+        "data.num_test": summary["num_test"],
+        "data.cache_key": summary.get("cache_key", ""),
+        "data.input_size": dm.preprocess.image_size,
+    })
+    run.log_params(params)
+    run.set_tags(source_facts())
+    run.log_text(config.to_yaml(), CONFIG_ARTIFACT)
+    run.log_text(json.dumps(weights_info(config, dm), indent=2), WEIGHTS_INFO_ARTIFACT)
+
+
+def weights_info(config: ExperimentConfig, dm: ImageDataModule) -> dict[str, Any]:
+    """What the best weights fit: model name, builder arguments, classes, preprocessing.
+
+    Args:
+        config: The run's config.
+        dm: The data module.
+
+    Returns:
+        A JSON-able dict (the run's ``weights/model.json``).
+    """
+    return {"model": config.model, "model_kwargs": config.model_kwargs(dm.num_classes),
+            "class_names": list(dm.classes), "preprocess": dm.preprocess.config()}
+
+
+def _devices(value: str) -> int | list[int] | str:
+    if value.lstrip("-").isdigit():
+        return int(value)
+    if "," in value:
+        return [int(v) for v in value.split(",") if v.strip()]
+    return value
+
+
+def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS,
+                  logged_through_epoch: int = -1) -> L.Trainer:
+    """The Lightning `Trainer` with the run's callbacks and logger.
+
+    Args:
+        config: The run's config.
+        run: The run the callbacks and the logger write into.
+        ckpt_dir: The run's own checkpoint folder.
+        steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
+        logged_through_epoch: On resume, the last epoch the run's curves already hold.
+
+    Returns:
+        The trainer.
+    """
+    checkpoint = LastStateCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+                                 monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True,
+                                 # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
+                                 save_on_train_epoch_end=False)
+    callbacks: list[Callback] = [checkpoint, ModelSummary(max_depth=1),
+                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch)]
+    callbacks.append(GracefulStop(run, ckpt_dir / "interrupted.ckpt"))  # SIGTERM/Ctrl-C: stop at a batch end, state saved
+    distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
+    callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
+                                       min_delta=config.min_delta, patience=config.patience))
+    callbacks += finetune.extra_callbacks(config, run)  # freezing, EMA, gradient norms
+    return L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
+        strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
+        detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=logger_for(run),
+        default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
+        enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
+        **finetune.trainer_options(config),
+    )
+
+
+def last_logged_epoch(run: TrackedRun) -> int:
+    """The last epoch whose figures a run holds (-1 for none).
+
+    Args:
+        run: The reopened run.
+
+    Returns:
+        The largest step of its ``val_acc`` curve.
+    """
+    history = run.client.get_metric_history(run.run_id, "val_acc")
+    return max((m.step for m in history), default=-1)
+
+
+def recorder_of(trainer: L.Trainer) -> RunRecorder:
+    """The trainer's `RunRecorder`.
+
+    Args:
+        trainer: A trainer from `build_trainer`.
+
+    Returns:
+        The callback.
+    """
+    return next(c for c in trainer.callbacks if isinstance(c, RunRecorder))
+
+
+def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: Run) -> dict[str, float]:
+    """Test the best checkpoint; fall back to the run's best weights when its file is elsewhere.
+
+    Args:
+        trainer: The trainer after ``fit``.
+        module: The `Classifier`.
+        dm: The data module.
+        run: The run (a resumed run's best file may sit on another machine).
+
+    Returns:
+        ``{"test_acc": ..., "test_loss": ...}``.
+    """
+    best = trainer.checkpoint_callback.best_model_path
+    if best and Path(best).is_file():
+        trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
+    else:
+        if run.run_id:
+            state, _ = readback.best_weights(run.run_id, run.uri)
+            module.model.load_state_dict(state)
+        trainer.test(module, datamodule=dm, verbose=False)
+    # Figures logged with logger=False are not in test()'s return value; callback_metrics has them all.
+    return {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss") if k in trainer.callback_metrics}
+
+
+def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_state: str | Path | None = None) -> TrainResult:
+    """Train, test and record one run.
+
+    Args:
+        config: The run's config (validated here again).
+        resume_run_id: Continue this MLflow run (see `resume`).
+        last_state: Training state to continue from (a Lightning checkpoint).
+
+    Returns:
+        The run id, summary metrics and where the checkpoints are.
+
+    Raises:
+        ZooError: For bad input, before any run is created.
+    """
+    config = config.validate()
+    if config.tracking:  # an unreachable server: one line in seconds, before the data is read
+        check_tracking_server(resolve_tracking_uri(config.tracking_uri))
+    L.seed_everything(config.seed, verbose=False)
+    dm = build_datamodule(config)
+    module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
+    run = open_run(config, resume_run_id)
+    ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
+    with run.lifecycle():
+        if resume_run_id is None:
+            record_start(run, config, module, dm)
+        steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
+        logged = last_logged_epoch(run) if resume_run_id else -1
+        trainer = build_trainer(config, run, ckpt_dir, steps, logged)
+        started, started_cpu = time.perf_counter(), time.process_time()
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
+        fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
+        fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
+        metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
+        run.log_metrics(metrics)
+        distributed.gather_test_figures(trainer, module)  # all ranks take part; then rank 0 alone reports
+        if trainer.is_global_zero:
+            reports.log_test_report(run, module)
+            if isinstance(run, TrackedRun) and config.log_model:
+                reports.log_serving_model(run, dm, module)
+    return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri,
+                       extra=fit_time)
+
+
+def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
+    """The run's training summary, read from its `RunRecorder` (totals survive a resume).
+
+    Args:
+        trainer: The trainer after ``fit``.
+
+    Returns:
+        ``best_val_acc``, ``epoch_of_best`` (1-based), ``train_time_s``,
+        ``images_per_sec``, ``epochs`` (epochs trained).
+    """
+    recorder = recorder_of(trainer)
+    train_time = recorder.train_time_s
+    return {
+        "best_val_acc": recorder.best_val_acc,
+        "epoch_of_best": recorder.best_epoch + 1,
+        "train_time_s": train_time,
+        "images_per_sec": recorder.images_seen / train_time if train_time > 0 else 0.0,
+        "epochs": len(recorder.val_acc_history),
+    }
+
+
+def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
+    """Continue a run from its last training state, into the same MLflow run.
+
+    The config is read back from the run's ``config.yaml`` and the state from
+    ``checkpoints/last.ckpt``, both through the tracking server, so this works
+    from any machine that reaches the store.
+
+    Args:
+        run_id: The run to continue.
+        tracking_uri: The store; default as for `train`.
+
+    Returns:
+        As `train`.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_server(uri)
+    config = readback.run_config(run_id, uri, tracking_uri=uri, tracking=True)
+    with readback.last_state(run_id, uri) as last:  # a pickled payload is refused before Lightning unpickles it
+        return train(config, resume_run_id=run_id, last_state=last)
