@@ -103,6 +103,18 @@ def test_failed_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "\n" not in str(error.value)
 
 
+def test_downloaded_weights_that_do_not_fit_are_not_called_a_failed_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    from timm.models import _builder
+
+    wrong = random_timm_model("resnet101").state_dict()  # fetched fine, but for another depth
+
+    monkeypatch.setattr(_builder, "load_state_dict_from_hf", lambda *args, **kwargs: wrong)
+    with pytest.raises(WeightsError, match=r"weights from 'timm:resnet50.a1_in1k' do not fit model "
+                                           r"'resnet50_timm_pretrained': .*unexpected keys") as error:
+        registry.create_model("resnet50_timm_pretrained")
+    assert "download" not in str(error.value)
+
+
 def test_metadata_records_what_the_weights_expect() -> None:
     cfg = registry.model_info("resnet50_timm_pretrained")["pretrained_cfg"]
     assert cfg["mean"] == (0.485, 0.456, 0.406) and cfg["std"] == (0.229, 0.224, 0.225)

@@ -9,6 +9,13 @@ Where the weights come from is resolved here, in one place:
 The weights load key for key into `zoo.resnet.ResNet`, which uses the
 same module names as timm's ResNet; only the head is replaced when
 ``num_classes`` differs from the weights' 1000 ImageNet classes.
+
+Builder arguments (the same for every ``*_timm_pretrained`` builder):
+    num_classes: Classes of the head; other than 1000, only the head is new.
+    stem: Must be ``"imagenet"``, the stem the weights were trained with.
+    pretrained: ``False`` builds the architecture without weights (for metadata).
+    weights: A local ``.safetensors``/``.pth`` file to use instead of timm's download.
+    timm_name: timm's weights to load (``architecture.tag``).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
     Returns:
         The relevant fields of timm's pretrained config, plus ``source`` and ``tag``.
     """
-    import timm
+    import timm  # deferred: timm takes a second to import; only pretrained models need it
 
     cfg = timm.models.get_pretrained_cfg(timm_name)
     if cfg is None:
@@ -46,23 +53,36 @@ def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
     return {"source": "timm", "tag": timm_name, **{k: full[k] for k in keys if k in full}}
 
 
-def download_timm_state_dict(model: ResNet, timm_name: str) -> None:
+def download_timm_state_dict(model: ResNet, timm_name: str, model_name: str) -> None:
     """Load timm's weights for `timm_name` into a 1000-class model via timm's own download.
+
+    timm fetches the file (the Hugging Face Hub or its URL, the local cache
+    when offline); the zoo then loads it key for key. A failure to fetch and
+    weights that do not fit are told apart: they have different fixes.
 
     Args:
         model: A zoo ResNet with ``num_classes=1000`` and the matching depth.
         timm_name: timm's ``architecture.tag``.
+        model_name: The registered name, for error messages.
 
     Raises:
-        WeightsError: If the download fails and the Hugging Face cache has no copy.
+        WeightsError: If the download fails and the cache has no copy, or the weights do not fit.
     """
-    import timm
-    from timm.models import load_pretrained
+    from timm.models import get_pretrained_cfg, load_pretrained  # deferred, as in timm_pretrained_cfg
 
-    cfg = timm.models.get_pretrained_cfg(timm_name).to_dict()
+    fetched: dict[str, Any] = {}
+
+    def keep(state_dict: dict[str, Any], _model: Any) -> dict[str, Any]:
+        fetched["state_dict"] = state_dict  # timm calls this once the file is in hand, before loading it
+        return state_dict
+
+    cfg = get_pretrained_cfg(timm_name).to_dict()
     try:
-        load_pretrained(model, pretrained_cfg=cfg, num_classes=cfg["num_classes"], strict=True)
-    except Exception as exc:
+        load_pretrained(model, pretrained_cfg=cfg, num_classes=cfg["num_classes"], filter_fn=keep, strict=True)
+    except Exception as exc:  # the Hub, urllib and torch raise many types for a failed fetch
+        if "state_dict" in fetched:  # fetched, so the weights themselves do not fit: say which keys
+            load_state_dict_strict(model, fetched["state_dict"], f"timm:{timm_name}", model_name)
+            raise
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise WeightsError(
             f"could not download timm weights '{timm_name}' ({type(exc).__name__}: {detail}); "
@@ -111,7 +131,7 @@ def build_timm_pretrained(
         cfg["weights"] = str(weights)
     else:
         model = make_model(cfg["num_classes"])
-        download_timm_state_dict(model, timm_name)
+        download_timm_state_dict(model, timm_name, model_name)
         cfg["weights"] = "download"
     if model.num_classes != num_classes:
         model.reset_classifier(num_classes)
@@ -135,18 +155,7 @@ def resnet50_timm_pretrained(
     weights: WeightsArg = None,
     timm_name: str = "resnet50.a1_in1k",
 ) -> ResNet:
-    """ResNet-50 with timm's ImageNet weights in the zoo's architecture.
-
-    Args:
-        num_classes: Classes of the head; other than 1000, only the head is new.
-        stem: Must be ``"imagenet"``, the stem the weights were trained with.
-        pretrained: ``False`` builds the architecture without weights (for metadata).
-        weights: A local ``.safetensors``/``.pth`` file to use instead of timm's download.
-        timm_name: timm's weights to load (default ``resnet50.a1_in1k``).
-
-    Returns:
-        The model, with ``pretrained_cfg`` saying what input the weights expect.
-    """
+    """ResNet-50 with timm's ``resnet50.a1_in1k`` ImageNet weights in the zoo's architecture."""
     make = lambda n: ResNet(Bottleneck, (3, 4, 6, 3), n)  # noqa: E731
     return build_timm_pretrained("resnet50_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)
 
@@ -164,17 +173,6 @@ def resnet101_timm_pretrained(
     weights: WeightsArg = None,
     timm_name: str = "resnet101.a1h_in1k",
 ) -> ResNet:
-    """ResNet-101 with timm's ImageNet weights in the zoo's architecture.
-
-    Args:
-        num_classes: Classes of the head; other than 1000, only the head is new.
-        stem: Must be ``"imagenet"``, the stem the weights were trained with.
-        pretrained: ``False`` builds the architecture without weights (for metadata).
-        weights: A local ``.safetensors``/``.pth`` file to use instead of timm's download.
-        timm_name: timm's weights to load (default ``resnet101.a1h_in1k``).
-
-    Returns:
-        The model, with ``pretrained_cfg`` saying what input the weights expect.
-    """
+    """ResNet-101 with timm's ``resnet101.a1h_in1k`` ImageNet weights in the zoo's architecture."""
     make = lambda n: ResNet(Bottleneck, (3, 4, 23, 3), n)  # noqa: E731
     return build_timm_pretrained("resnet101_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)

@@ -3,6 +3,15 @@
 The layout follows the original paper: a stem, four stages of blocks, global
 average pooling and a fully connected head. Module names match timm's and
 torchvision's ResNets, so their weights load key for key.
+
+Builder arguments (every registered builder takes the first two; each takes
+only those its signature names):
+    num_classes: Classes of the head; 0 returns the pooled features.
+    stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or
+        ``"cifar"`` (3x3/1 conv, no pool, for native 32x32 input).
+    zero_init_last: Zero every block's last BatchNorm, so that each block
+        starts as an identity (helps large-batch training).
+    residual: ``False`` builds the plain twin, without skip connections.
 """
 
 from __future__ import annotations
@@ -170,151 +179,70 @@ class ResNet(nn.Module):
 
 
 # -- registered builders ---------------------------------------------------------
-# Each is three lines: the depth and block are the only difference.
+# timm's style: each builder names its block and depths in one line and hands the
+# arguments it shares with the others to `_create_resnet`.
+
+
+def _create_resnet(block: Block, layers: Sequence[int], num_classes: int, stem: str, **kwargs: Any) -> ResNet:
+    return ResNet(block, layers, num_classes, stem, **kwargs)
+
 
 _SCRATCH = dict(family="resnet", tags=("scratch",))
+_PLAIN = dict(family="plain", tags=("scratch", "plain"))
+_TINY = dict(input_size=(3, 32, 32), tags=("scratch", "tiny"))
 
 
 @register_model(description="ResNet-18 (BasicBlock, 2-2-2-2), random init", **_SCRATCH)
 def resnet18_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-18 (BasicBlock, 2-2-2-2), random init.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
-
-    Returns:
-        The model.
-    """
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, stem, zero_init_last=zero_init_last)
+    """ResNet-18: `BasicBlock`, stages of 2-2-2-2 blocks, random init."""
+    return _create_resnet(BasicBlock, (2, 2, 2, 2), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-34 (BasicBlock, 3-4-6-3), random init", **_SCRATCH)
 def resnet34_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-34 (BasicBlock, 3-4-6-3), random init.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
-
-    Returns:
-        The model.
-    """
-    return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
+    """ResNet-34: `BasicBlock`, stages of 3-4-6-3 blocks, random init."""
+    return _create_resnet(BasicBlock, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-50 (Bottleneck, 3-4-6-3), random init", **_SCRATCH)
 def resnet50_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-50 (Bottleneck, 3-4-6-3), random init.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
+    """ResNet-50: the zoo's `Bottleneck`, stages of 3-4-6-3 blocks, random init."""
+    return _create_resnet(Bottleneck, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-101 (Bottleneck, 3-4-23-3), random init", **_SCRATCH)
 def resnet101_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-101 (Bottleneck, 3-4-23-3), random init.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (3, 4, 23, 3), num_classes, stem, zero_init_last=zero_init_last)
+    """ResNet-101: the zoo's `Bottleneck`, stages of 3-4-23-3 blocks, random init."""
+    return _create_resnet(Bottleneck, (3, 4, 23, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-152 (Bottleneck, 3-8-36-3), random init", **_SCRATCH)
 def resnet152_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = False) -> ResNet:
-    """ResNet-152 (Bottleneck, 3-8-36-3), random init.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-        zero_init_last: Zero every block's last BatchNorm, so each block starts as an identity.
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (3, 8, 36, 3), num_classes, stem, zero_init_last=zero_init_last)
-
-
-_PLAIN = dict(family="plain", tags=("scratch", "plain"))
+    """ResNet-152: the zoo's `Bottleneck`, stages of 3-8-36-3 blocks, random init."""
+    return _create_resnet(Bottleneck, (3, 8, 36, 3), num_classes, stem, zero_init_last=zero_init_last)
 
 
 @register_model(description="ResNet-50 without skip connections (plain twin), random init", **_PLAIN)
 def plain50_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-50's plain twin: the same blocks without skip connections.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, stem, residual=False)
+    """ResNet-50's plain twin: the same blocks and depths without skip connections."""
+    return _create_resnet(Bottleneck, (3, 4, 6, 3), num_classes, stem, residual=False)
 
 
 @register_model(description="ResNet-101 without skip connections (plain twin), random init", **_PLAIN)
 def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-101's plain twin: the same blocks without skip connections.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or ``"cifar"`` (3x3/1 conv, for 32x32).
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (3, 4, 23, 3), num_classes, stem, residual=False)
+    """ResNet-101's plain twin: the same blocks and depths without skip connections."""
+    return _create_resnet(Bottleneck, (3, 4, 23, 3), num_classes, stem, residual=False)
 
 
-@register_model(
-    description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs",
-    family="resnet",
-    input_size=(3, 32, 32),
-    tags=("scratch", "tiny"),
-)
+@register_model(description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs",
+                family="resnet", **_TINY)
 def resnet_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar", residual: bool = True) -> ResNet:
-    """A tiny Bottleneck ResNet (one block per stage, base width 8) for smoke tests.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"cifar"`` (3x3/1 conv, for 32x32 input) or ``"imagenet"`` (7x7/2 conv and max-pool).
-        residual: ``False`` builds the plain twin, without skip connections.
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual)
+    """A tiny `Bottleneck` ResNet (one block per stage, base width 8) for smoke tests and first runs."""
+    return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual)
 
 
-@register_model(
-    description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
-    family="plain",
-    input_size=(3, 32, 32),
-    tags=("scratch", "tiny", "plain"),
-)
+@register_model(description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
+                family="plain", **{**_TINY, "tags": ("scratch", "tiny", "plain")})
 def plain_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar") -> ResNet:
-    """`resnet_tiny_scratch`'s plain twin: the same blocks without skip connections.
-
-    Args:
-        num_classes: Classes of the head; 0 returns the pooled features.
-        stem: ``"cifar"`` (3x3/1 conv, for 32x32 input) or ``"imagenet"`` (7x7/2 conv and max-pool).
-
-    Returns:
-        The model.
-    """
-    return ResNet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=False)
+    """`resnet_tiny_scratch`'s plain twin: the same blocks without skip connections."""
+    return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=False)
