@@ -9,6 +9,7 @@ traceback, and the command exits with code 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import NoReturn, Sequence
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
 
     Returns:
-        The exit code: 0 on success, 2 for bad input, 130 on Ctrl-C.
+        The exit code: 0 on success, 2 for bad input, 1 for a full disk, 130 on Ctrl-C.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"zoo: error: {one_line(str(exc))}; free some space, then continue a run with `zoo train --resume "
+              f"RUN_ID` (its last whole state is kept)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

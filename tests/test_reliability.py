@@ -231,6 +231,7 @@ def test_resume_refuses_a_payload_last_state(mlflow_store: str, tmp_path: Path, 
     folder = tmp_path / "upload"
     folder.mkdir()
     client.log_artifact(run_id, str(payload_checkpoint(folder / "last.ckpt", marker)), "checkpoints")
+    client.set_terminated(run_id, "KILLED")  # a run that was stopped; a RUNNING one with a live owner is refused first
     assert main(["train", "--resume", run_id]) == 2
     assert "would call posix.system" in one_error_line(capsys.readouterr().err)
     assert not marker.exists()
@@ -380,4 +381,4 @@ def test_runs_stale_lists_and_marks_only_silent_runs(mlflow_store: str, capsys: 
     assert client.get_run(alive).info.status == "RUNNING"
     assert client.get_run(done).info.status == "FINISHED"
     assert main(["runs", "--stale"]) == 0
-    assert "no RUNNING run silent" in capsys.readouterr().out
+    assert "no stale RUNNING run" in capsys.readouterr().out

@@ -1,8 +1,10 @@
-"""Subcommands of the `zoo` command, one module each (``add_parser`` and ``run``)."""
+"""Subcommands of the `zoo` command, one module each (``add_parser`` and ``run``), and the argument
+types they share: a bad value is refused by argparse, in one line with exit code 2, before any work."""
 
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
@@ -12,3 +14,75 @@ def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
         parser: The subcommand's parser.
     """
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+
+
+def non_negative_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, at least 0.
+
+    Args:
+        text: The value as given.
+
+    Returns:
+        The seconds.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number of seconds of at least 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1.
+
+    Args:
+        text: The value as given.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else.
+    """
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give a whole number of at least 1")
+    return int(text)
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port number, 1 to 65535.
+
+    Args:
+        text: The value as given.
+
+    Returns:
+        The port.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else.
+    """
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port; give a number from 1 to 65535")
+    return int(text)
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a seed in NumPy's range, 0 to 2**32 - 1.
+
+    Args:
+        text: The value as given.
+
+    Returns:
+        The seed.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else.
+    """
+    if not text.strip().isdigit() or int(text) > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give a whole number from 0 to {2**32 - 1}")
+    return int(text)

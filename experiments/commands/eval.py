@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import add_tracking_uri_argument, positive_int
 from experiments.analysis.tables import FORMATS, format_table
 
 
@@ -21,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "preprocessing; record the result as a new MLflow run tagged zoo.eval_of=RUN_ID.")
     parser.add_argument("run_id", metavar="RUN_ID", help="the trained run (zoo compare lists them)")
     parser.add_argument("--data", metavar="SOURCE", help="data source, as for zoo train; default: the run's own")
-    parser.add_argument("--limit-per-class", type=int, metavar="N", help="at most N test images per class")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="images per batch; default: the run's")
+    parser.add_argument("--limit-per-class", type=positive_int, metavar="N", help="at most N test images per class")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N", help="images per batch; default: the run's")
     parser.add_argument("--accelerator", metavar="A", help="Lightning accelerator; default: the run's")
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment of the eval run; default: the run's")
     parser.add_argument("--no-log", dest="log", action="store_false", help="print only; record no eval run")

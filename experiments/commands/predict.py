@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import add_tracking_uri_argument, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run's best weights (with its preprocessing)")
     source.add_argument("--checkpoint", metavar="PATH", help="a Lightning checkpoint written by zoo train")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; RGB or greyscale)")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=positive_int, default=3, help="classes shown per image (default 3)")
     add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 

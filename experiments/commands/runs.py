@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import add_tracking_uri_argument, non_negative_seconds
 from experiments.analysis.tables import format_table
 from experiments.tracking import heartbeat
 
@@ -17,13 +17,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser("runs", help="list RUNNING runs whose process died (stale) and mark them KILLED",
-                                   description="A run's process writes a heartbeat tag while it lives; a RUNNING run "
-                                               "with an old heartbeat belongs to a process that died without a word.")
-    parser.add_argument("--stale", action="store_true", help="list RUNNING runs with an old heartbeat (the default)")
-    parser.add_argument("--mark-stale", action="store_true", help="mark those runs KILLED")
-    parser.add_argument("--older-than", type=float, metavar="S", default=None,
-                        help=f"seconds without a heartbeat (default {heartbeat.STALE_AFTER_BEATS} beats = "
-                             f"{heartbeat.STALE_AFTER_BEATS * heartbeat.interval():g} s)")
+                                   description="A run's process names itself in the run (zoo.owner) and writes a "
+                                               "heartbeat tag while it lives. A RUNNING run is stale when its process "
+                                               "is gone from this host, or, for another host, when its heartbeat is old.")
+    parser.add_argument("--stale", action="store_true", help="list stale RUNNING runs (the default)")
+    parser.add_argument("--mark-stale", action="store_true", help="mark those runs KILLED, with the reason")
+    parser.add_argument("--older-than", type=non_negative_seconds, metavar="S", default=None,
+                        help=f"seconds without a heartbeat that make a run on another host stale (default "
+                             f"{heartbeat.STALE_AFTER_BEATS} beats = {heartbeat.stale_after():g} s)")
     parser.add_argument("--experiment", metavar="NAME", help="only this experiment")
     add_tracking_uri_argument(parser)
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
@@ -49,19 +50,18 @@ def run(args: argparse.Namespace) -> int:
         if found is None:
             raise TrackingError(f"no experiment '{args.experiment}'; list runs with `zoo compare`")
         ids = [found.experiment_id]
-    older_than = args.older_than if args.older_than is not None else heartbeat.STALE_AFTER_BEATS * heartbeat.interval()
-    stale = heartbeat.stale_runs(client, older_than, ids)
+    older_than = args.older_than if args.older_than is not None else heartbeat.stale_after()
     rows = []
-    for found_run, age in stale:
+    for found_run, age, reason in heartbeat.stale_runs(client, older_than, ids):
         if args.mark_stale:
-            heartbeat.mark_killed(client, found_run.info.run_id, age)
+            heartbeat.mark_killed(client, found_run.info.run_id, reason)
         rows.append({"run_id": found_run.info.run_id, "run_name": found_run.info.run_name,
                      "experiment_id": found_run.info.experiment_id,
                      "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
-                     "silent_s": round(age), "status": "KILLED" if args.mark_stale else "RUNNING"})
+                     "silent_s": round(age), "why": reason, "status": "KILLED" if args.mark_stale else "RUNNING"})
     if rows or args.format != "table":
-        print(format_table(rows, ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "status"],
+        print(format_table(rows, ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "why", "status"],
                            args.format))
     else:
-        print(f"no RUNNING run silent for more than {older_than:g} s")
+        print(f"no stale RUNNING run (processes gone, or silent for more than {older_than:g} s)")
     return 0

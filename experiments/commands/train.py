@@ -71,16 +71,21 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    from experiments.training import distributed, runner  # deferred: the CLI's parser loads without torch and MLflow
-
+    config = None
     if args.resume:
         extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
         if extra or args.config:
             given = flag_name(extra[0]) if extra else "--config"
             raise ConfigError(f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)")
+    else:
+        config = config_from_args(args)  # a bad value is one line now, before torch loads
+    # Deferred: the CLI's parser (and a bad flag) answers without loading torch and MLflow.
+    from experiments.training import distributed, runner
+
+    if config is None:
         result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
     else:
-        result = runner.train(config_from_args(args))
+        result = runner.train(config)
     if distributed.is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
         print_result(result)
     return 0

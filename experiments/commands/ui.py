@@ -1,13 +1,27 @@
-"""`zoo ui`: the MLflow UI for the same store, on 127.0.0.1, usage telemetry off."""
+"""`zoo ui`: the MLflow UI for the same store, on 127.0.0.1, usage telemetry off.
+
+The server runs in a process group of its own, so that Ctrl-C, SIGTERM and SIGHUP
+to ``zoo ui`` stop the server and every worker it started, not just ``zoo ui``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+from typing import Any
 
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import add_tracking_uri_argument, tcp_port
+from registry.errors import ZooError
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop the server as Ctrl-C does."""
+
+HOST = "127.0.0.1"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser("ui", help="open the MLflow UI on http://127.0.0.1:5000")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=tcp_port, default=5000, help="TCP port on 127.0.0.1 (default 5000)")
     add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
@@ -33,26 +47,77 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
         ``(argv, env)``: bound to 127.0.0.1 only, with MLflow's telemetry and
         ``DO_NOT_TRACK`` set.
     """
-    from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without MLflow
 
     argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_tracking_uri(tracking_uri),
-            "--host", "127.0.0.1", "--port", str(port)]
+            "--host", HOST, "--port", str(port)]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     return argv, env
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a port that another program already listens on, before the server tries it.
+
+    Args:
+        port: TCP port on 127.0.0.1.
+
+    Raises:
+        ZooError: If it is taken (or not ours to bind).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise ZooError(f"port {port} on {HOST} cannot be used ({exc.strerror}); another program listens there: "
+                           f"pass another --port") from None
+
+
+def stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a server's whole process group: SIGTERM, then SIGKILL after a grace period.
+
+    Args:
+        server: The server process, the leader of its own group.
+        grace_s: Seconds to wait for a clean exit.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)  # workers that outlived their leader
+    server.wait()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the UI until Ctrl-C.
+    """Run the UI until Ctrl-C, SIGTERM or SIGHUP, then stop its process group.
 
     Args:
         args: Parsed arguments.
 
     Returns:
-        The server's exit code.
+        0 when stopped by a signal, else the server's exit code.
     """
+    from experiments.tracking.store import open_store  # deferred: the CLI's parser loads without MLflow
+
+    open_store(args.tracking_uri)  # a store that cannot be read: one line now, not a server that fails later
+    check_port_free(args.port)
     argv, env = ui_command(args.port, args.tracking_uri)
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(argv, env=env, start_new_session=True)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:
-        return subprocess.call(argv, env=env)
+        code = server.wait()
+        return code
     except KeyboardInterrupt:
         return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if server.poll() is None:
+            stop_group(server)

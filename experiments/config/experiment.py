@@ -17,6 +17,7 @@ from the grid. Every expanded run is validated before the first one starts.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -52,6 +53,9 @@ class ExperimentFile:
 
 EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid")
 """Top-level keys of an experiment file."""
+
+MAX_RUNS = 1000
+"""Most runs one experiment file may expand to (runs x grid combinations x seeds)."""
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 """Where the shipped experiment files live (``zoo run seed``)."""
@@ -161,10 +165,15 @@ def expand_runs(runs: Sequence[Any], defaults: Mapping[str, Any], overrides: Map
         One mapping of config fields per run, in order: run, then grid combination, then seed.
 
     Raises:
-        ConfigError: If a run is not a mapping, or sets a field that the grid also varies.
+        ConfigError: If a run is not a mapping, sets a field that the grid also varies, or the
+            file expands to more than `MAX_RUNS` runs.
     """
     grid = {k: v for k, v in (grid or {}).items() if k not in overrides}
     seeds = None if "seed" in overrides else seeds
+    count = len(runs) * math.prod(len(v) for v in grid.values()) * len(seeds or [None])
+    if count > MAX_RUNS:  # counted before anything is expanded: a 10 x 10 grid would not fit in memory
+        raise ConfigError(f"experiment file '{source}' expands to {count:,} runs; at most {MAX_RUNS:,} are allowed "
+                          f"(runs x grid combinations x seeds); make the grid smaller")
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
     expanded = []
     for i, run in enumerate(runs):

@@ -1,4 +1,11 @@
-"""Config files: YAML read safely, one line for any failure, overrides on top."""
+"""Config files: YAML read safely and within bounds, one line for any failure, overrides on top.
+
+``yaml.safe_load`` runs no code, but an alias "bomb" (``a: &a [1, 1]``,
+``b: &b [*a, *a]``, ... ten levels deep) is a few hundred bytes that expand into
+billions of items as soon as anything walks them. `load_yaml` refuses a file
+whose document would expand past `MAX_YAML_NODES` nodes, and a file larger than
+`MAX_YAML_BYTES`, before anything is built from it.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,15 @@ from typing import Any, Mapping
 import yaml
 
 from experiments.config.errors import ConfigError
+from experiments.config.values import load_yaml
 from experiments.config.schema import ExperimentConfig, from_dict
+
+MAX_YAML_BYTES = 1_000_000
+"""Largest config or experiment file read (bytes)."""
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file with ``yaml.safe_load``, turning every failure into a `ConfigError`.
+    """Read a YAML file safely and within bounds, turning every failure into a `ConfigError`.
 
     Args:
         path: The file.
@@ -21,13 +32,16 @@ def read_yaml(path: str | Path) -> Any:
         The parsed data.
 
     Raises:
-        ConfigError: If the file is missing or not valid YAML.
+        ConfigError: If the file is missing, too large, not valid YAML, or expands past the bound.
     """
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file '{file}' does not exist; give the path of a YAML file")
+    size = file.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"config file '{file}' is {size:,} bytes; a config file may hold at most {MAX_YAML_BYTES:,}")
     try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
+        return load_yaml(file.read_text(encoding="utf-8"), f"config file '{file}'")
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         detail = str(exc).replace("\n", " ")[:160]
         raise ConfigError(f"config file '{file}' is not valid YAML ({detail}); fix the syntax") from None

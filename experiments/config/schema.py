@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -176,6 +177,16 @@ class ExperimentConfig:
         return self.run_name or f"{self.model}-s{self.seed}"
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds go to NumPy, which takes 0 .. 2**32 - 1."""
+
+MAX_IMAGE_SIZE = 8192
+"""Largest ``image_size`` and ``decode_size`` in pixels (a side)."""
+
+BATCH_MEMORY_SHARE = 0.25
+"""One float32 input batch may take at most this share of the machine's memory."""
+
+
 def _check_ranges(c: ExperimentConfig) -> None:
     positive = {"batch_size": c.batch_size, "epochs": c.epochs, "num_nodes": c.num_nodes}
     positive.update({k: v for k, v in {"image_size": c.image_size, "decode_size": c.decode_size,
@@ -188,6 +199,10 @@ def _check_ranges(c: ExperimentConfig) -> None:
     for name, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{name}: {value} is not allowed; give a number of at least 0")
+    if not 0 <= c.seed <= MAX_SEED:
+        raise ConfigError(f"seed: {c.seed} is not allowed; give a whole number from 0 to {MAX_SEED} (NumPy's range)")
+    _check_image_size(c)
+    _check_folder("checkpoint_dir", c.checkpoint_dir)
     if not 0 < c.val_fraction < 1:
         raise ConfigError(f"val_fraction: {c.val_fraction} is not allowed; give a number between 0 and 1 (exclusive)")
     _check_finetune(c)
@@ -206,6 +221,48 @@ def _check_ranges(c: ExperimentConfig) -> None:
     _check_hardware(c)
     if c.precision == "16-mixed" and _resolves_to_cpu(c.accelerator):
         raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
+
+
+def machine_memory_bytes() -> int:
+    """The machine's physical memory.
+
+    Returns:
+        Bytes (``os.sysconf``); a large figure where the platform does not say.
+    """
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 2**40
+
+
+def _check_image_size(c: ExperimentConfig) -> None:
+    """Image and decode sizes that a batch of them fits in memory."""
+    for name in ("image_size", "decode_size"):
+        size = getattr(c, name)
+        if size is not None and size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"{name}: {size} is not allowed; give at most {MAX_IMAGE_SIZE} pixels")
+    size = c.image_size or c.decode_size
+    if size is not None:
+        batch_bytes = c.batch_size * 3 * size * size * 4
+        allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE
+        if batch_bytes > allowed:
+            raise ConfigError(f"image_size {size} with batch_size {c.batch_size}: one input batch takes "
+                              f"{batch_bytes / 2**30:.1f} GiB, more than a quarter of this machine's "
+                              f"{allowed / BATCH_MEMORY_SHARE / 2**30:.0f} GiB; lower the image size or the batch size")
+
+
+def _check_folder(name: str, path: str) -> None:
+    """A folder that exists, or can be made: no part of it may be a file."""
+    current = os.path.abspath(path)
+    while True:
+        if os.path.exists(current):
+            if not os.path.isdir(current):
+                raise ConfigError(f"{name}: '{current}' is a file, not a folder; give a folder for the checkpoints")
+            return
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
 
 
 def _check_finetune(c: ExperimentConfig) -> None:
@@ -234,6 +291,10 @@ def _check_hardware(c: ExperimentConfig) -> None:
     if not _DEVICES.match(str(c.devices)):
         raise ConfigError(f"devices: '{c.devices}' is not allowed; give auto, -1 (all), a count such as 2, "
                           f"or device indices such as 0,1")
+    cores = os.cpu_count() or 1
+    if str(c.devices).isdigit() and int(c.devices) > cores and _resolves_to_cpu(c.accelerator):
+        raise ConfigError(f"devices: {c.devices} processes asked for on the CPU, but this machine has {cores} cores; "
+                          f"give at most {cores}, or train on GPUs")
     if c.accelerator != "auto" or c.strategy != "auto":
         # Deferred: Lightning takes seconds to import, and only these two fields need its registries.
         from lightning.pytorch.accelerators import AcceleratorRegistry
@@ -254,7 +315,6 @@ def _resolves_to_cpu(accelerator: str) -> bool:
     if accelerator != "auto":
         return False
     import torch  # deferred: the config (and so the CLI's parser) loads without torch
-
 
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 

@@ -7,6 +7,7 @@ so ``--augment no`` and ``augment: false`` mean the same.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Mapping, Union
@@ -63,20 +64,40 @@ def coerce(name: str, value: Any, annotation: Any) -> Any:
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            return finite(name, float(value))
         if kind is str:
             if isinstance(value, (dict, list, bool)):
                 raise ValueError
             return str(value)
         if kind is list:
-            return to_float_list(value)
+            return [finite(name, v) for v in to_float_list(value)]
         if kind is dict:
             return to_dict(value)
+    except ConfigError:
+        raise  # already names the field and the fix
     except (TypeError, ValueError):
         pass
     else:
         return value
     raise ConfigError(f"{name}: {value!r} is not a valid {describe(kind)}")
+
+
+def finite(name: str, value: float) -> float:
+    """A number, refused when it is NaN or infinite (they pass ``<`` checks and poison training).
+
+    Args:
+        name: The field, for the error message.
+        value: The number.
+
+    Returns:
+        The number.
+
+    Raises:
+        ConfigError: For NaN, inf and -inf.
+    """
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}: {value} is not allowed; give a finite number")
+    return value
 
 
 def describe(kind: type) -> str:
@@ -132,6 +153,62 @@ def to_float_list(value: Any) -> list[float]:
     return [float(v) for v in items]
 
 
+MAX_YAML_NODES = 100_000
+"""Most nodes a YAML document may expand to, every alias counted at its full size."""
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` that refuses a document expanding past `MAX_YAML_NODES` nodes.
+
+    The document is composed first (aliases are references then, so this is cheap),
+    its expanded size counted, and only then constructed.
+
+    Args:
+        text: The YAML text.
+        source: What it is, for the error message (``config file 'x.yaml'``).
+
+    Returns:
+        The parsed data.
+
+    Raises:
+        ConfigError: If aliases make the document too large.
+        yaml.YAMLError: If it is not valid YAML.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node)
+        if expanded > MAX_YAML_NODES:
+            raise ConfigError(f"{source} expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                              f"(&anchor/*alias); write the values out")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes of a composed document with every alias expanded, stopping early past the bound."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if children_done or not children:
+            sizes[id(node)] = min(MAX_YAML_NODES + 1, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def to_dict(value: Any) -> dict[str, Any]:
     """A YAML mapping, or ``KEY=VALUE`` strings from repeated flags, as a dict.
 
@@ -154,6 +231,6 @@ def to_dict(value: Any) -> dict[str, Any]:
             key, sep, raw = str(item).partition("=")
             if not sep or not key:
                 raise ValueError(item)
-            out[key] = yaml.safe_load(raw) if raw else ""
+            out[key] = load_yaml(raw, f"the value of {key}") if raw else ""
         return out
     raise ValueError(value)

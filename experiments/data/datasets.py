@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from experiments.data.decode import UnreadableImage, decode_image, fit_to_size
+from experiments.data.decode import decode_image, fit_to_size
+from experiments.data.errors import UnreadableImage
 from experiments.data.sources import FileSource
 
 

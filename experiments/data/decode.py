@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from experiments.data.errors import UnreadableImage
+
 try:
     from torchvision.io import ImageReadMode, decode_jpeg
 except ImportError:  # torchvision has deprecated its decoders; PIL serves alone without them
@@ -28,8 +30,36 @@ DECODER_VERSION = "1"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-class UnreadableImage(Exception):
-    """Raised for bytes that no decoder can turn into an image."""
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+"""Largest image decoded (pixels): PIL's decompression-bomb limit. A 20000 x 20000 image is
+a few kilobytes of JPEG and 1.2 GB decoded; such an image is skipped, not decoded."""
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame: the size is here
+
+
+def jpeg_pixels(data: bytes) -> int | None:
+    """Width x height of a JPEG read from its start-of-frame marker, without decoding.
+
+    Args:
+        data: The file's bytes.
+
+    Returns:
+        The pixel count, or ``None`` if no frame header is found (PIL then decides).
+    """
+    position = 2
+    while position + 9 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _SOF_MARKERS:
+            height = int.from_bytes(data[position + 5:position + 7], "big")
+            width = int.from_bytes(data[position + 7:position + 9], "big")
+            return height * width
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    return None
+
+
+def _check_pixels(pixels: int | None) -> None:
+    if pixels is not None and pixels > MAX_PIXELS:
+        raise UnreadableImage(f"{pixels:,} pixels, over the limit of {MAX_PIXELS:,} (a decompression bomb?)")
 
 
 def _decode_pil(data: bytes) -> torch.Tensor:
@@ -37,6 +67,7 @@ def _decode_pil(data: bytes) -> torch.Tensor:
         # PIL warns about palette transparency and EXIF oddities that do not matter here.
         warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data)) as image:
+            _check_pixels(image.width * image.height)
             if image.mode in ("P", "PA", "LA") or "transparency" in image.info:
                 image = image.convert("RGBA")
             array = np.asarray(image.convert("RGB"))
@@ -64,6 +95,8 @@ def decode_image(data: bytes) -> torch.Tensor:
     Raises:
         UnreadableImage: The bytes are truncated, corrupt or not an image.
     """
+    if data[:3] == _JPEG_MAGIC:
+        _check_pixels(jpeg_pixels(data))
     if decode_jpeg is not None and data[:3] == _JPEG_MAGIC:
         try:
             return _decode_jpegs([data])[0]
@@ -71,6 +104,8 @@ def decode_image(data: bytes) -> torch.Tensor:
             pass  # PIL reads some JPEGs (odd markers, arithmetic coding) that libjpeg-turbo refuses
     try:
         return _decode_pil(data)
+    except UnreadableImage:
+        raise
     except Exception as exc:  # noqa: BLE001 - image decoders raise many types on corrupt data
         raise UnreadableImage(str(exc) or type(exc).__name__) from None
 
@@ -84,7 +119,8 @@ def decode_images(datas: Sequence[bytes]) -> list[torch.Tensor | None]:
     Returns:
         uint8 (3, H, W) tensors, None where the bytes are unreadable.
     """
-    if decode_jpeg is not None and all(data[:3] == _JPEG_MAGIC for data in datas):
+    if decode_jpeg is not None and all(data[:3] == _JPEG_MAGIC and (jpeg_pixels(data) or 0) <= MAX_PIXELS
+                                       for data in datas):
         try:
             return list(_decode_jpegs(datas))
         except RuntimeError:

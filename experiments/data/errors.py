@@ -5,6 +5,11 @@ from __future__ import annotations
 from registry.errors import ZooError
 
 
+class UnreadableImage(Exception):
+    """Bytes that no decoder can (or may) turn into an image: corrupt, truncated, not an image,
+    or larger than the bounds of `experiments.data.decode` and `experiments.data.sources`."""
+
+
 class DataError(ZooError, ValueError):
     """A data source that cannot be found, read or used: a missing path, an
     unknown layout, empty class folders, train and test with different classes,

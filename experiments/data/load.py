@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from experiments.data import arrays, cache
-from experiments.data.decode import DECODER_VERSION, UnreadableImage, decode_images, fit_to_size, image_size_of
-from experiments.data.errors import DataError
+from experiments.data.decode import DECODER_VERSION, decode_images, fit_to_size, image_size_of
+from experiments.data.errors import DataError, UnreadableImage
 from experiments.data.sources import LAYOUT_HELP, FileSource, list_image_files
 
 MAX_CACHE_BYTES = 8 * 2**30
@@ -95,8 +95,14 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
     images, labels, is_test, skipped = None, [], [], []
     try:
         for start in range(0, len(files.files), DECODE_CHUNK):
-            chunk = files.files[start : start + DECODE_CHUNK]
-            for item, image in zip(chunk, decode_images([reader.read(f.location) for f in chunk])):
+            chunk, datas = [], []
+            for item in files.files[start : start + DECODE_CHUNK]:
+                try:
+                    datas.append(reader.read(item.location))
+                    chunk.append(item)
+                except UnreadableImage:  # larger than the read bound
+                    skipped.append(item.key)
+            for item, image in zip(chunk, decode_images(datas)):
                 if image is None:
                     skipped.append(item.key)
                     continue

@@ -13,11 +13,12 @@ folder extracted list the same keys in the same (sorted) order.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.data.errors import DataError
+from experiments.data.errors import DataError, UnreadableImage
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -27,6 +28,9 @@ IMAGE_EXTENSIONS = frozenset(
 LAYOUT_HELP = "expected train/<class>/<images> and test/<class>/<images>, or <class>/<images>"
 
 _MAX_UNWRAP = 4
+
+MAX_IMAGE_BYTES = 64 * 2**20
+"""Largest image file read (bytes); a larger one is skipped with a warning, never read whole."""
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,23 @@ class FileReader:
 
         Returns:
             The file's bytes.
+
+        Raises:
+            UnreadableImage: If the file is larger than `MAX_IMAGE_BYTES`.
         """
         if self.zip_path is None:
             with open(location, "rb") as handle:
-                return handle.read()
-        if self._zip is None or self._pid != os.getpid():
-            # A zip handle must not be shared across forked DataLoader workers.
-            self._zip = zipfile.ZipFile(self.zip_path)
-            self._pid = os.getpid()
-        return self._zip.read(location)
+                data = handle.read(MAX_IMAGE_BYTES + 1)
+        else:
+            if self._zip is None or self._pid != os.getpid():
+                # A zip handle must not be shared across forked DataLoader workers.
+                self._zip = zipfile.ZipFile(self.zip_path)
+                self._pid = os.getpid()
+            with self._zip.open(location) as member:  # at most the bound: a member's stated size may lie
+                data = member.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise UnreadableImage(f"larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+        return data
 
     def close(self) -> None:
         """Forget the zip (the source that listed it keeps it open for the next reader)."""
@@ -129,11 +141,27 @@ def _is_skipped(parts: tuple[str, ...]) -> bool:
     return "." not in name or name[name.rindex(".") :].lower() not in IMAGE_EXTENSIONS
 
 
+def _unsafe_member(name: str) -> bool:
+    """An absolute name, a drive letter, a backslash or a ``..`` part: nothing a data set needs."""
+    return name.startswith("/") or "\\" in name or ":" in name.split("/", 1)[0] or ".." in name.split("/")
+
+
+def _warn_listing(unsafe: list[str], large: list[str], where: str) -> None:
+    for names, why in ((unsafe, "absolute or '..' names"), (large, f"over {MAX_IMAGE_BYTES // 2**20} MiB")):
+        if names:
+            shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+            warnings.warn(f"skipped {len(names)} file(s) with {why} in {where}: {shown}", stacklevel=3)
+
+
 def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Map relative key -> (member, signature) for image members, and the directory names."""
     infos = archive.infolist()
     files, dirs = {}, set()
+    unsafe, large = [], []
     for info in infos:
+        if _unsafe_member(info.filename):
+            unsafe.append(info.filename)
+            continue
         name = info.filename.rstrip("/")
         parts = tuple(p for p in name.split("/") if p)
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
@@ -144,14 +172,20 @@ def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set
         folder = name.rpartition("/")[0]
         if folder not in dirs:
             dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        if not _is_skipped(parts):
-            files[name] = (info.filename, f"{info.file_size} {info.CRC:08x}")
+        if _is_skipped(parts):
+            continue
+        if info.file_size > MAX_IMAGE_BYTES:
+            large.append(info.filename)
+            continue
+        files[name] = (info.filename, f"{info.file_size} {info.CRC:08x}")
+    _warn_listing(unsafe, large, str(archive.filename))
     return files, dirs
 
 
 def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Map relative key -> (absolute path, signature) for image files, and the directory names."""
     files, dirs = {}, set()
+    large = []
     for folder, subdirs, names in os.walk(path):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__MACOSX")
         rel = Path(folder).relative_to(path).as_posix()
@@ -163,7 +197,11 @@ def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
                 continue
             full = os.path.join(folder, name)
             stat = os.stat(full)
+            if stat.st_size > MAX_IMAGE_BYTES:
+                large.append(key)
+                continue
             files[key] = (full, f"{stat.st_size} {stat.st_mtime_ns}")
+    _warn_listing([], large, str(path))
     return files, dirs
 
 

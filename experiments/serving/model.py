@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from experiments.data.decode import MAX_PIXELS
+from experiments.data.sources import MAX_IMAGE_BYTES
 from registry.errors import ZooError
 
 
@@ -86,11 +89,16 @@ def read_image(path: str) -> torch.Tensor:
         The image.
 
     Raises:
-        ZooError: If the file cannot be read as an image.
+        ZooError: If the file cannot be read as an image, or is larger than the data sets' bounds.
     """
     try:
+        if os.path.getsize(path) > MAX_IMAGE_BYTES:
+            raise ZooError(f"image '{path}' is larger than {MAX_IMAGE_BYTES // 2**20} MiB; give a smaller image file")
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ZooError(f"image '{path}' has {img.width}x{img.height} pixels, over the limit of {MAX_PIXELS:,} "
+                               f"(a decompression bomb?); resize it first")
             array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ZooError(f"cannot read image '{path}' ({type(exc).__name__}); give a JPEG, PNG or other image file") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()

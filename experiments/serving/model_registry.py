@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments.tracking.names import LOGGED_MODEL_TAG, MODEL_TAG, REGISTERED_RUN_TAG, WEIGHTS_INFO_ARTIFACT
 from experiments.tracking.readback import get_run, read_artifact_text
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.tracking.store import get_client, require_writable
 from registry.errors import ZooError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -75,7 +75,7 @@ def register_run(run_id: str, name: str, alias: str | None = None, tracking_uri:
             raise RegistryError(f"--{label} '{value}' is not allowed; use letters, digits, '_', '-' and '.'")
     if alias is not None and re.fullmatch(r"v\d+|latest", alias, re.IGNORECASE):
         raise RegistryError(f"--alias '{alias}' is reserved by MLflow (latest, v1, v2, ...); choose another, such as champion")
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = require_writable(tracking_uri)
     run = get_run(run_id, uri)
     client = get_client(uri)
     if run.info.status != "FINISHED":

@@ -4,9 +4,18 @@
 the run's class count and builder arguments and loads the run's best weights
 (``weights/best.safetensors``). ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION``
 go through MLflow's Model Registry to the run that produced the version.
+
+The registry calls a resolver with the URI and the model's name only; the store
+they are read from is ``$MLFLOW_TRACKING_URI`` (or ``./mlflow.db``), unless the
+caller names one with `weights_store` (the runner does, with the run's
+``--tracking-uri``).
 """
 
 from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator
 
 from mlflow.exceptions import MlflowException
 
@@ -15,6 +24,26 @@ from experiments.tracking.readback import best_weights
 from experiments.tracking.store import get_client, resolve_tracking_uri
 from registry.errors import WeightsError
 from registry.weights import ResolvedWeights
+
+
+_STORE: ContextVar[str | None] = ContextVar("zoo_weights_store", default=None)
+
+
+@contextlib.contextmanager
+def weights_store(tracking_uri: str | None) -> Iterator[None]:
+    """Read ``runs:/`` and ``models:/`` weights from this store while the body runs.
+
+    Args:
+        tracking_uri: The store; ``None`` keeps the default.
+
+    Yields:
+        Nothing.
+    """
+    token = _STORE.set(tracking_uri)
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
 
 
 def _run_id_of(uri: str) -> str:
@@ -28,7 +57,8 @@ def resolve_run_weights(uri: str, model_name: str) -> ResolvedWeights:
     """Best weights of a run, with the builder arguments they were trained with.
 
     Args:
-        uri: ``runs:/RUN_ID`` (in the store of ``$MLFLOW_TRACKING_URI`` or ``./mlflow.db``).
+        uri: ``runs:/RUN_ID``, in the store `weights_store` names (default ``$MLFLOW_TRACKING_URI``
+            or ``./mlflow.db``).
         model_name: The model they are asked for.
 
     Returns:
@@ -39,7 +69,7 @@ def resolve_run_weights(uri: str, model_name: str) -> ResolvedWeights:
     """
     run_id = _run_id_of(uri)
     try:
-        state, info = best_weights(run_id)
+        state, info = best_weights(run_id, _STORE.get())
     except TrackingError as exc:
         raise WeightsError(f"cannot load weights from '{uri}': {exc}") from None
     if info.get("model") != model_name:
@@ -64,7 +94,7 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
         WeightsError: If the name, alias or version is not registered.
     """
     ref = uri[len("models:/"):].strip("/")
-    client = get_client()
+    client = get_client(_STORE.get())
     try:
         if "@" in ref:
             name, alias = ref.split("@", 1)
@@ -75,7 +105,7 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
         else:
             raise WeightsError(f"weights URI '{uri}' needs a version or alias: models:/NAME@ALIAS or models:/NAME/VERSION")
     except MlflowException:
-        raise WeightsError(f"'{uri}' is not in the Model Registry of {resolve_tracking_uri()}; register the run first") from None
+        raise WeightsError(f"'{uri}' is not in the Model Registry of {resolve_tracking_uri(_STORE.get())}; register the run first") from None
     if not version.run_id:
         raise WeightsError(f"'{uri}' is not linked to a training run; it has no zoo weights")
-    return resolve_run_weights(f"runs:/{version.run_id}", model_name)
+    return resolve_run_weights(f"runs:/{version.run_id}", model_name)  # the same store: _STORE still holds

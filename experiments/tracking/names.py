@@ -84,3 +84,9 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 # -- metric names the analysis reads back ------------------------------------------
 GRAD_NORM_PREFIX = "grad_norm/"
 """``grad_norm/<stage>``: per-stage gradient norms (``--log-grad-norms``)."""
+
+OWNER_TAG = "zoo.owner"
+"""``HOST PID TOKEN`` of the process that writes a RUNNING run (one at a time: see `heartbeat.claim`)."""
+
+FAILURE_TAG = "zoo.failure"
+"""Why a run FAILED, in one line (the traceback is the ``error/traceback.txt`` artifact)."""

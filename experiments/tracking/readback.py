@@ -82,6 +82,22 @@ def download_artifact(run_id: str, artifact_path: str, uri: str | None, dst: str
     return Path(local)
 
 
+def has_artifact(run_id: str, artifact_path: str, uri: str | None = None) -> bool:
+    """Whether a run holds an artifact (nothing is downloaded).
+
+    Args:
+        run_id: The MLflow run's id.
+        artifact_path: Path inside the run's artifacts, such as ``checkpoints/last.ckpt``.
+        uri: Tracking URI.
+
+    Returns:
+        True when the file is there.
+    """
+    folder, _, _ = artifact_path.rpartition("/")
+    listed = get_client(uri).list_artifacts(run_id, folder or None)
+    return any(item.path == artifact_path and not item.is_dir for item in listed)
+
+
 @contextlib.contextmanager
 def artifact_file(run_id: str, artifact_path: str, uri: str | None = None) -> Iterator[Path]:
     """One artifact of a run as a local file that exists while the body runs.

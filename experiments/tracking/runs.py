@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -36,13 +37,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.heartbeat import beating
-from experiments.tracking.names import RUN_NAME_TAG, TRACEBACK_ARTIFACT
+from experiments.tracking.heartbeat import Owner, beating, claim
+from experiments.tracking.names import FAILURE_TAG, OWNER_TAG, RUN_NAME_TAG, TRACEBACK_ARTIFACT
 from experiments.tracking.readback import get_run
 from experiments.tracking.store import get_client, resolve_tracking_uri
 
 PARAM_VALUE_LIMIT = 6000
 """MLflow's maximum length of a param value (Lightning truncates to 250; the zoo does not)."""
+
+STATUS_WRITE_ATTEMPTS = 4
+"""Tries to write a run's final status (a store on a full disk may take a moment to accept it)."""
 
 
 @runtime_checkable
@@ -213,13 +217,13 @@ class TrackedRun(Run):
         if found is not None and found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         experiment_id = found.experiment_id if found is not None else _create_experiment(client, experiment)
-        all_tags = {**{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name}
+        all_tags = {**{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name, OWNER_TAG: str(Owner.here())}
         run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
         return cls(run.info.run_id, resolved)
 
     @classmethod
     def reopen(cls, run_id: str, uri: str | None = None) -> "TrackedRun":
-        """Reopen an existing run to continue it (resume): status back to RUNNING.
+        """Reopen an existing run to continue it (resume): claimed by this process, status back to RUNNING.
 
         Args:
             run_id: The run's id.
@@ -227,10 +231,14 @@ class TrackedRun(Run):
 
         Returns:
             The run.
+
+        Raises:
+            TrackingError: If another live process writes the run (see `heartbeat.claim`).
         """
         resolved = resolve_tracking_uri(uri)
-        get_run(run_id, resolved)
+        run = get_run(run_id, resolved)
         tracked = cls(run_id, resolved)
+        claim(tracked.client, run)
         tracked.client.update_run(run_id, status="RUNNING")
         return tracked
 
@@ -265,9 +273,10 @@ class TrackedRun(Run):
         """Run the body and set the run's final status from how it ended.
 
         FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (re-raised as
-        `KeyboardInterrupt`); FAILED on any other exception, with the traceback
-        uploaded as ``error/traceback.txt`` (re-raised). A heartbeat tag is
-        refreshed meanwhile, so that a process killed without a word is found.
+        `KeyboardInterrupt`); FAILED on any other exception, with the reason in the
+        tag ``zoo.failure`` and the traceback uploaded as ``error/traceback.txt``
+        (re-raised). A heartbeat tag is refreshed meanwhile, so that a process
+        killed without a word is found.
 
         Yields:
             Nothing.
@@ -282,7 +291,10 @@ class TrackedRun(Run):
                 raise
             self.end("KILLED")
             raise KeyboardInterrupt from exc
-        except BaseException:
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+            with contextlib.suppress(Exception):  # a full disk may refuse the traceback: the status matters more
+                self.set_tags({FAILURE_TAG: reason})
             with contextlib.suppress(Exception):
                 self.log_text(traceback.format_exc(), TRACEBACK_ARTIFACT)
             self.end("FAILED")
@@ -290,14 +302,30 @@ class TrackedRun(Run):
         else:
             self.end("FINISHED")
 
-    def end(self, status: str) -> None:
-        """Set the run's final status.
+    def end(self, status: str) -> bool:
+        """Set the run's final status, trying again while the store refuses the write.
+
+        If it never takes, the run stays RUNNING with this process named as its
+        owner: once the process has ended, ``zoo runs --stale`` (and a resume)
+        find it and say that its process is gone.
 
         Args:
             status: ``FINISHED``, ``FAILED`` or ``KILLED``.
+
+        Returns:
+            Whether the status was written.
         """
-        with contextlib.suppress(Exception):
-            self.client.set_terminated(self.run_id, status)
+        for attempt in range(STATUS_WRITE_ATTEMPTS):
+            try:
+                self.client.set_terminated(self.run_id, status)
+                return True
+            except Exception as exc:  # MLflow, SQLAlchemy and the OS raise many types for a full disk
+                error = exc
+                time.sleep(0.5 * 2**attempt)
+        print(f"zoo: warning: could not record run {self.run_id} as {status} ({type(error).__name__}: "
+              f"{' '.join(str(error).split())[:200]}); `zoo runs --stale` lists it once this process has ended",
+              file=sys.stderr)
+        return False
 
 
 def _create_experiment(client: MlflowClient, name: str) -> str:

@@ -2,16 +2,26 @@
 
 The default store is MLflow's own default, a SQLite file ``mlflow.db`` in the
 working directory, given as an explicit absolute URI (Lightning's logger would
-otherwise fall back to a file store, which current MLflow refuses). A tracking
-server (``http://``) is asked for its ``/health`` first, so an unreachable one
-costs one line in seconds instead of MLflow's minutes of retries. A new SQLite
-store is created and migrated by one process at a time: two processes doing it
-at once collide ("table already exists", "database is locked").
+otherwise fall back to a file store, which current MLflow refuses).
+
+`open_store` runs once per process and store, before anything else touches it:
+
+- a tracking server (``http://``) is asked for its ``/health`` first, so one that
+  is down, or accepts and never answers, costs one line in seconds instead of
+  MLflow's minutes of retries;
+- a SQLite file must sit in a folder that exists (the folder is never created),
+  be a SQLite database holding MLflow's tables (a corrupt, truncated or foreign
+  file is refused, never "repaired"), and a read-only one is opened for reading
+  without the lock below;
+- a new SQLite store is created and migrated by one process at a time: two
+  processes doing it at once collide ("table already exists", "database is locked").
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -48,18 +58,121 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 def get_client(uri: str | None = None) -> MlflowClient:
-    """An `MlflowClient` for the store, with MLflow's fluent API pointed at it too.
+    """An `MlflowClient` for the store (checked first), with MLflow's fluent API pointed at it too.
 
     Args:
         uri: Tracking URI, resolved with `resolve_tracking_uri`.
 
     Returns:
         The client.
+
+    Raises:
+        TrackingError: If the store cannot be used (see `open_store`).
     """
-    resolved = resolve_tracking_uri(uri)
-    ensure_store(resolved)
+    resolved = open_store(uri)
     mlflow.set_tracking_uri(resolved)
     return MlflowClient(tracking_uri=resolved)
+
+
+def open_store(uri: str | None = None) -> str:
+    """Check a store once per process, and create a new SQLite one; see the module's docstring.
+
+    Args:
+        uri: Tracking URI, resolved with `resolve_tracking_uri`.
+
+    Returns:
+        The resolved URI.
+
+    Raises:
+        TrackingError: A server that does not answer, a SQLite path in a folder that does not
+            exist, a file that is not a readable MLflow store.
+    """
+    resolved = resolve_tracking_uri(uri)
+    if resolved in _READY:
+        return resolved
+    check_tracking_server(resolved)
+    path = sqlite_path(resolved)
+    if path is not None:
+        check_sqlite_file(resolved, path)
+        try:
+            if path.is_file() and path.stat().st_size and not writable(path):
+                MlflowClient(tracking_uri=resolved).search_experiments(max_results=1)  # reads only: no lock
+            else:
+                ensure_store(resolved)
+        except TrackingError:
+            raise
+        except Exception as exc:  # SQLAlchemy and MLflow wrap a damaged file in many types
+            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"tracking store {path} cannot be read as an MLflow store ({detail}); "
+                                f"restore it from a backup, or pass another --tracking-uri") from None
+    _READY.add(resolved)
+    return resolved
+
+
+def require_writable(uri: str | None = None) -> str:
+    """Check a store for a command that writes to it (train, resume, eval, register).
+
+    Args:
+        uri: Tracking URI, resolved with `resolve_tracking_uri`.
+
+    Returns:
+        The resolved URI.
+
+    Raises:
+        TrackingError: As `open_store`, or if it is a SQLite file this process may not write.
+    """
+    resolved = open_store(uri)
+    path = sqlite_path(resolved)
+    if path is not None and path.is_file() and not writable(path):
+        raise TrackingError(f"tracking store {path} is read-only here; training and evaluation write to it: make it "
+                            f"writable, or pass another --tracking-uri (reading it with zoo compare works)")
+    return resolved
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write a SQLite file (SQLite also writes a journal beside it).
+
+    Args:
+        path: The database file.
+
+    Returns:
+        True when both the file and its folder are writable.
+    """
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def check_sqlite_file(uri: str, path: Path) -> None:
+    """Refuse a SQLite store path that MLflow would otherwise create, damage or misread.
+
+    Args:
+        uri: The tracking URI, for the message.
+        path: Its database file.
+
+    Raises:
+        TrackingError: Its folder does not exist, or the file is not a SQLite database with
+            MLflow's tables.
+    """
+    fix = "pass --tracking-uri sqlite:///PATH/mlflow.db with an existing folder, or http://HOST:PORT"
+    if not path.parent.is_dir():
+        raise TrackingError(f"tracking store {uri}: its folder {path.parent} does not exist; {fix}")
+    if path.is_dir():
+        raise TrackingError(f"tracking store {uri}: {path} is a folder, not a SQLite file; {fix}")
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # a new store: MLflow creates it
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    if header != b"SQLite format 3\x00":
+        raise TrackingError(f"tracking store {path} is not a SQLite database; point --tracking-uri at an MLflow "
+                            f"store (or move the file away and start a new one)")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise TrackingError(f"tracking store {path} cannot be read as a SQLite database ({exc}); restore it from a "
+                            f"backup, or pass another --tracking-uri") from None
+    if tables and not {"experiments", "runs", "alembic_version"} <= tables:
+        raise TrackingError(f"tracking store {path} is a SQLite database without MLflow's tables; point "
+                            f"--tracking-uri at an MLflow store")
 
 
 def check_tracking_server(uri: str, timeout: float | None = None) -> None:

@@ -1,7 +1,11 @@
 """Atomic file writes: a temporary file in the same folder, then `os.replace`.
 
-A process killed in the middle of a write leaves the previous file whole
-(`os.replace` is atomic on POSIX and Windows within one file system).
+A process killed in the middle of a write, or a disk that fills up, leaves the
+previous file whole (`os.replace` is atomic on POSIX and Windows within one
+file system). Lightning's own checkpoint writer goes through a temporary file
+in the system's temp folder and *moves* it, which is a copy, not atomic, when
+the checkpoint folder is on another file system; `AtomicCheckpointIO` puts the
+temporary file beside its target instead.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from safetensors.torch import save_file
 
 
@@ -53,3 +59,11 @@ def save_safetensors(state: dict, path: str | Path) -> Path:
         The path written.
     """
     return write_atomically(path, lambda tmp: save_file(state, str(tmp)))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each checkpoint beside its target and renaming it into place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+        """Write a checkpoint atomically (``torch.save`` to a temporary file in the same folder)."""
+        write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
 from experiments.tracking.names import BEST_WEIGHTS_ARTIFACT, LAST_STATE_ARTIFACT
@@ -144,3 +144,26 @@ class LastStateCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if self.save_last and not skip and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Lightning's `EarlyStopping`, checked at validation end and whole again after a resume.
+
+    Lightning checks early stopping at the end of the training epoch when
+    validation runs every epoch. A run resumed from its last state (saved at
+    validation end) replays that epoch's end without validation metrics, and the
+    check fails ("val_acc ... not available"). Checked at validation end, where the
+    metric is, the check runs exactly once per epoch, uninterrupted or resumed; and
+    a run that had decided to stop before it was killed stops again at once.
+
+    Args:
+        **kwargs: `EarlyStopping`'s own (``monitor``, ``mode``, ``patience``, ``min_delta``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(check_on_train_epoch_end=False, **kwargs)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After a resume, stop at once if the restored state had stopped (`stopped_epoch` is set)."""
+        if self.stopped_epoch > 0:
+            trainer.should_stop = True

@@ -24,7 +24,7 @@ from experiments.data.datamodule import ImageDataModule
 from experiments.tracking import readback
 from experiments.tracking.names import EVAL_OF_TAG, EVAL_ROLE, MODEL_TAG, NOTE_TAG, ROLE_TAG
 from experiments.tracking.runs import TrackedRun
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.tracking.store import get_client, open_store, require_writable
 from experiments.training.classifier import Classifier
 from experiments.training.reports import log_test_report, per_class_rows
 from experiments.training.runner import build_datamodule
@@ -104,7 +104,7 @@ def evaluate_run(run_id: str, data: str | None = None, *, limit_per_class: int |
     Returns:
         The figures, the per-class rows and the eval run's id.
     """
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = require_writable(tracking_uri) if log else open_store(tracking_uri)
     source = readback.get_run(run_id, uri)
     changes = {k: v for k, v in {"data": data, "limit_per_class": limit_per_class, "batch_size": batch_size,
                                  "accelerator": accelerator}.items() if v is not None}

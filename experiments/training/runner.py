@@ -15,18 +15,29 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelSummary
+from lightning.pytorch.callbacks import Callback, ModelSummary
 
 import registry
 from experiments.config import ExperimentConfig
 from experiments.data.datamodule import ImageDataModule
 from experiments.tracking import readback
-from experiments.tracking.names import CONFIG_ARTIFACT, MODEL_TAG, PARENT_TAG, WEIGHTS_INFO_ARTIFACT
+from experiments.tracking.names import (
+    CONFIG_ARTIFACT,
+    LAST_STATE_ARTIFACT,
+    LOGGED_MODEL_TAG,
+    MODEL_TAG,
+    PARENT_TAG,
+    WEIGHTS_INFO_ARTIFACT,
+)
+from experiments.serving.weights_uri import weights_store
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.heartbeat import why_dead
 from experiments.tracking.runs import NullRun, Run, TrackedRun, config_params
 from experiments.tracking.source import source_facts
-from experiments.tracking.store import check_tracking_server, resolve_tracking_uri
+from experiments.tracking.store import require_writable
 from experiments.training import distributed, finetune, reports
-from experiments.training.callbacks import LastStateCheckpoint, RunRecorder
+from experiments.training.atomic import AtomicCheckpointIO
+from experiments.training.callbacks import LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
 from experiments.training.classifier import Classifier
 from experiments.training.interrupts import GracefulStop
 from experiments.training.logger import logger_for
@@ -105,7 +116,8 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Run:
     return TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
 
 
-def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: ImageDataModule) -> None:
+def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: ImageDataModule,
+                 restart: bool = False) -> None:
     """Log what a run is: config params and file, model facts, data sizes, source and versions.
 
     Args:
@@ -113,6 +125,8 @@ def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: Ima
         config: The run's config.
         module: The `Classifier`.
         dm: The data module.
+        restart: The run was killed before its first state and starts again: what it
+            recorded stays (its ``config.yaml`` is what the resume read), the rest is added.
     """
     spec = registry.get_spec(config.model)
     summary = dm.summary()
@@ -128,9 +142,13 @@ def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: Ima
         "data.cache_key": summary.get("cache_key", ""),
         "data.input_size": dm.preprocess.image_size,
     })
+    if restart and isinstance(run, TrackedRun):
+        logged = run.client.get_run(run.run_id).data.params
+        params = {k: v for k, v in params.items() if k not in logged}
     run.log_params(params)
     run.set_tags(source_facts())
-    run.log_text(config.to_yaml(), CONFIG_ARTIFACT)
+    if not restart:
+        run.log_text(config.to_yaml(), CONFIG_ARTIFACT)
     run.log_text(json.dumps(weights_info(config, dm), indent=2), WEIGHTS_INFO_ARTIFACT)
 
 
@@ -180,7 +198,7 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
     distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
     callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
     if config.early_stopping:
-        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
+        callbacks.append(ResumableEarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
     callbacks += finetune.extra_callbacks(config, run)  # freezing, EMA, gradient norms
     return L.Trainer(
@@ -188,6 +206,7 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
         strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
         detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=logger_for(run),
         default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
+        plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
         enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
         **finetune.trainer_options(config),
     )
@@ -257,16 +276,17 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
         ZooError: For bad input, before any run is created.
     """
     config = config.validate()
-    if config.tracking:  # an unreachable server: one line in seconds, before the data is read
-        check_tracking_server(resolve_tracking_uri(config.tracking_uri))
+    if config.tracking:  # an unreachable server or an unusable store: one line in seconds, before the data is read
+        require_writable(config.tracking_uri)
     L.seed_everything(config.seed, verbose=False)
     dm = build_datamodule(config)
-    module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
+    with weights_store(config.tracking_uri):  # --weights runs:/ID reads the run from this run's store
+        module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     run = open_run(config, resume_run_id)
     ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
     with run.lifecycle():
-        if resume_run_id is None:
-            record_start(run, config, module, dm)
+        if last_state is None:  # a new run, or one killed before its first state: the same facts again
+            record_start(run, config, module, dm, restart=resume_run_id is not None)
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
         logged = last_logged_epoch(run) if resume_run_id else -1
         trainer = build_trainer(config, run, ckpt_dir, steps, logged)
@@ -275,14 +295,44 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
         fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
         fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
         metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
-        run.log_metrics(metrics)
+        recorded = already_recorded(run) if resume_run_id else RecordedEnd()
+        if not recorded.summary:  # a resume of a run killed after its summary: not twice
+            run.log_metrics(metrics)
         distributed.gather_test_figures(trainer, module)  # all ranks take part; then rank 0 alone reports
         if trainer.is_global_zero:
-            reports.log_test_report(run, module)
-            if isinstance(run, TrackedRun) and config.log_model:
+            reports.log_test_report(run, module)  # the same files again: replaced in place
+            if isinstance(run, TrackedRun) and config.log_model and not recorded.model:
                 reports.log_serving_model(run, dm, module)
     return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri,
                        extra=fit_time)
+
+
+@dataclass
+class RecordedEnd:
+    """What of a run's end (after training) a store already holds, so that a resume records it once.
+
+    Attributes:
+        summary: The summary metrics (``test_acc`` and the others, logged in one batch).
+        model: The logged model.
+    """
+
+    summary: bool = False
+    model: bool = False
+
+
+def already_recorded(run: Run) -> RecordedEnd:
+    """What of its end a resumed run recorded before its process died.
+
+    Args:
+        run: The reopened run.
+
+    Returns:
+        The parts already in the store.
+    """
+    if not isinstance(run, TrackedRun) or not run.run_id:
+        return RecordedEnd()
+    data = run.client.get_run(run.run_id).data
+    return RecordedEnd(summary="test_acc" in data.metrics, model=LOGGED_MODEL_TAG in data.tags)
 
 
 def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
@@ -311,7 +361,9 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
 
     The config is read back from the run's ``config.yaml`` and the state from
     ``checkpoints/last.ckpt``, both through the tracking server, so this works
-    from any machine that reaches the store.
+    from any machine that reaches the store. A run killed before its first
+    state was saved starts again from the beginning, in the same run. A FINISHED
+    run, and one whose process still lives, are refused.
 
     Args:
         run_id: The run to continue.
@@ -319,9 +371,20 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
 
     Returns:
         As `train`.
+
+    Raises:
+        TrackingError: The run is FINISHED, RUNNING in a live process, or has no config.
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_server(uri)
+    uri = require_writable(tracking_uri)
+    record = readback.get_run(run_id, uri)
+    if record.info.status == "FINISHED":
+        raise TrackingError(f"run {run_id} is FINISHED: it trained and tested to the end, so there is nothing to "
+                            f"resume; to train further, start a new run from its weights with --weights runs:/{run_id}")
+    if record.info.status == "RUNNING" and why_dead(record) is None:
+        raise TrackingError(f"run {run_id} is RUNNING in a live process; wait for it to end or stop it "
+                            f"(Ctrl-C or SIGTERM) before resuming it")
     config = readback.run_config(run_id, uri, tracking_uri=uri, tracking=True)
+    if not readback.has_artifact(run_id, LAST_STATE_ARTIFACT, uri):  # killed in its first epoch: start it again
+        return train(config, resume_run_id=run_id)
     with readback.last_state(run_id, uri) as last:  # a pickled payload is refused before Lightning unpickles it
         return train(config, resume_run_id=run_id, last_state=last)
