@@ -231,7 +231,7 @@ def create_model(name: str, *, weights: Any = None, **kwargs: Any) -> Any:
         ModelArgumentError: If an argument is unknown or has a bad value.
         WeightsError: If the weights cannot be found, trusted or loaded.
     """
-    from registry import weights as weight_sources  # keeps torch out of import time
+    import registry.weights as weight_sources  # deferred: keeps torch out of import time
 
     spec = get_spec(name)
     if weights is not None and weight_sources.is_weights_uri(weights):

@@ -1,9 +1,18 @@
-"""`zoo ui`: MLflow's UI for the same store, on 127.0.0.1 only, telemetry off."""
+"""`zoo ui`: MLflow's UI for the same store, on 127.0.0.1 only, telemetry off, stopped whole by a signal."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
 
+from procs import ZOO, running, wait_for
 from experiments.commands.ui import ui_command
 
 
@@ -17,3 +26,56 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     argv = ui_command(5000, None)[0]
     assert argv[argv.index("--backend-store-uri") + 1] == "http://127.0.0.1:9"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(signum: int, mlflow_store: str,
+                                                                      tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "ui.log"
+    with running([*ZOO, "ui", "--port", str(port)], log) as ui:
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    return answer.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, ui, log, timeout=180)
+        server = [p for p in processes_under(ui.pid)]
+        assert server, "zoo ui started no server process"
+        os.kill(ui.pid, signum)  # to zoo ui only, as a terminal or a job scheduler sends it
+        assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]  # stopping the UI is its normal end
+    assert not healthy()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [p for p in server if alive(p)]:
+        time.sleep(0.2)
+    assert not [p for p in server if alive(p)], "MLflow's server outlived zoo ui"
+
+
+def processes_under(pid: int) -> list[int]:
+    """Every descendant of a process (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,12 +48,13 @@ def record(uri: str, run_id: str) -> dict:
     """What a run holds: curves, summary histories, params, status, best weights."""
     client = MlflowClient(uri)
     run = client.get_run(run_id)
-    folder = Path(client.download_artifacts(run_id, "weights/best.safetensors", str(Path(os.getcwd()) / run_id[:8])))
+    with tempfile.TemporaryDirectory() as folder:
+        weights = load_file(client.download_artifacts(run_id, "weights/best.safetensors", folder))
     return {
         "curves": {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)]
                    for k in CURVES},
         "summary": {k: [m.value for m in client.get_metric_history(run_id, k)] for k in SUMMARY},
-        "params": run.data.params, "status": run.info.status, "weights": load_file(str(folder)),
+        "params": run.data.params, "status": run.info.status, "weights": weights,
     }
 
 
@@ -113,9 +114,9 @@ def assert_equal_runs(got: dict, want: dict) -> None:
 
 
 @pytest.mark.parametrize("fault,logged", [
-    ("pause:mid-epoch:1", [0]),          # inside an epoch
-    ("pause:validated:1", [0]),          # right after epoch 1's validation, before its figures
-    ("pause:testing", [0, 1, 2]),        # during the test of the best weights
+    ("pause:mid-epoch:1", [1]),          # inside the second epoch (steps count epochs from 1)
+    ("pause:validated:1", [1]),          # right after the second epoch's validation, before its figures
+    ("pause:testing", [1, 2, 3]),        # during the test of the best weights
     ("pause:mid-epoch:0", []),           # before the first state exists: it starts again
 ], ids=["inside-an-epoch", "after-a-validation", "during-the-test", "first-epoch"])
 def test_sigkill_then_resume_equals_an_uninterrupted_run(fault: str, logged: list[int], reference: dict,
@@ -130,7 +131,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(fault: str, logged: lis
 
 def test_a_run_that_stopped_early_and_was_killed_in_its_test_stops_again(reference_stopping: dict,
                                                                           mlflow_store: str, tmp_path: Path) -> None:
-    assert [s for s, _ in reference_stopping["curves"]["val_acc"]] == [0, 1]  # early stopping did stop it
+    assert [s for s, _ in reference_stopping["curves"]["val_acc"]] == [1, 2]  # early stopping did stop it
     run_id = kill_at("pause:testing", STOPS_EARLY, mlflow_store, tmp_path)
     code, log = resume(run_id)
     assert code == 0, log[-3000:]

@@ -83,7 +83,7 @@ def test_resume_continues_the_same_run(mlflow_store: str, monkeypatch: pytest.Mo
         signal.signal(signal.SIGINT, previous)
     client, run = only_run(mlflow_store)
     assert run.info.status == "KILLED"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
     monkeypatch.setattr(Classifier, "on_train_epoch_start", original)
 
     assert main(["train", "--resume", run.info.run_id, "--epochs", "9"]) == 2
@@ -93,7 +93,7 @@ def test_resume_continues_the_same_run(mlflow_store: str, monkeypatch: pytest.Mo
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     assert resumed.data.params == run.data.params
     for key in ("val_acc", "val_loss", "train_acc", "epoch_time_s"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
     assert resumed.data.metrics["epochs"] == 4 and 1 <= resumed.data.metrics["epoch_of_best"] <= 4
     assert resumed.data.metrics["train_time_s"] > 0
 

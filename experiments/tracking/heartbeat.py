@@ -115,23 +115,28 @@ class Owner:
         return True
 
 
-def beat(client: MlflowClient, run_id: str) -> None:
-    """Write the time into the run's heartbeat tag.
+def beat(client: MlflowClient, run_id: str, owner: Owner | None = None) -> None:
+    """Write the time into the run's heartbeat tag (and, for a shared run, who beat).
 
     Args:
         client: An `MlflowClient`.
         run_id: The MLflow run's id.
+        owner: Also write this process as the owner (a sweep's parent, which any of its
+            processes keeps alive).
     """
     client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.3f}")
+    if owner is not None:
+        client.set_tag(run_id, OWNER_TAG, str(owner))
 
 
 @contextlib.contextmanager
-def beating(client: MlflowClient, run_id: str | None) -> Iterator[None]:
+def beating(client: MlflowClient, run_id: str | None, owner: Owner | None = None) -> Iterator[None]:
     """Beat now and then every `interval` seconds from a daemon thread until the body ends.
 
     Args:
         client: An `MlflowClient` of the run's store.
         run_id: The run; ``None`` beats nothing.
+        owner: As for `beat`.
 
     Yields:
         Nothing.
@@ -139,13 +144,13 @@ def beating(client: MlflowClient, run_id: str | None) -> Iterator[None]:
     if not run_id:
         yield
         return
-    beat(client, run_id)
+    beat(client, run_id, owner)
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval()):
             with contextlib.suppress(Exception):  # a busy store misses one beat, not the run
-                beat(client, run_id)
+                beat(client, run_id, owner)
 
     thread = threading.Thread(target=loop, name="zoo-heartbeat", daemon=True)
     thread.start()

@@ -1,0 +1,170 @@
+"""Every command that reads a store answers in one line, within 30 seconds, for a store it cannot use.
+
+Stores that are corrupt, truncated, not SQLite, not MLflow's, in a folder that
+does not exist (never created), on a server that accepts and never answers, or
+on a closed port. A read-only store can be read (``zoo compare``), and a command
+that writes to it says so. ``--weights runs:/ID`` reads the run from the
+``--tracking-uri`` it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments import ExperimentConfig, train
+from experiments.cli import main
+
+READERS = [["compare"], ["runs", "--stale"], ["eval", "0123abcd"], ["predict", "--run", "0123abcd", "x.png"],
+           ["register", "0123abcd", "--name", "m"], ["train", "--resume", "0123abcd"]]
+"""Every command that opens a store, with a run id where it needs one."""
+
+TINY = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8, epochs=1,
+            batch_size=32, workers="0", progress_bar=False, log_model=False)
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("zoo") and ": error: " in lines[0], err
+    return lines[0]
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, float]:
+    started = time.monotonic()
+    code = main(argv)
+    return code, capsys.readouterr().err, time.monotonic() - started
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def broken_stores(folder: Path, good: Path) -> dict[str, tuple[str, str]]:
+    """Name -> (tracking URI, what the error says)."""
+    (folder / "garbage.db").write_bytes(b"this is not a database" * 100)
+    (folder / "truncated.db").write_bytes(good.read_bytes()[:40960])
+    other = folder / "other.db"
+    import sqlite3
+
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (text)")
+    return {
+        "garbage": (f"sqlite:///{folder / 'garbage.db'}", "is not a SQLite database"),
+        "truncated": (f"sqlite:///{folder / 'truncated.db'}", "cannot be read as a SQLite database"),
+        "foreign": (f"sqlite:///{other}", "without MLflow's tables"),
+        "no-folder": (f"sqlite:///{folder / 'no' / 'such' / 'mlflow.db'}", "does not exist"),
+    }
+
+
+@pytest.mark.parametrize("store", ["garbage", "truncated", "foreign", "no-folder"])
+def test_a_store_that_cannot_be_used_is_one_line_for_every_command(store: str, mlflow_store: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    train(ExperimentConfig(**TINY))  # a store with a run in it: the truncated copy cuts through real tables
+    uri, says = broken_stores(tmp_path, Path(mlflow_store[len("sqlite:///"):]))[store]
+    before = {p.name: p.stat().st_size for p in tmp_path.glob("*.db")}
+    for argv in READERS:
+        code, err, seconds = cli([*argv, "--tracking-uri", uri], capsys)
+        assert code == 2 and seconds < 30, (argv, err)
+        assert says in one_error_line(err), argv
+    assert {p.name: p.stat().st_size for p in tmp_path.glob("*.db")} == before  # nothing repaired or created
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("server", ["silent", "closed"])
+def test_a_server_that_hangs_or_a_closed_port_is_one_line_for_every_command(server: str, silent_server: str,
+                                                                           mlflow_store: str,
+                                                                           capsys: pytest.CaptureFixture,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZOO_TRACKING_TIMEOUT", "2")  # the default, 5 s, is tested in test_reliability.py
+    if server == "closed":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    else:
+        uri = silent_server
+    for argv in READERS:
+        code, err, seconds = cli([*argv, "--tracking-uri", uri], capsys)
+        assert code == 2 and seconds < 30, (argv, err)
+        line = one_error_line(err)
+        assert f"tracking server {uri} cannot be reached" in line, argv
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    """A folder this process may not write in: mode 555, and for root (who writes anything) immutable."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+
+    def seal() -> None:
+        os.chmod(folder, 0o555)
+        if os.geteuid() == 0:
+            sealed = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            if sealed.returncode != 0:
+                pytest.skip(f"root writes any folder, and chattr +i is refused here: {sealed.stderr.strip()}")
+
+    yield folder, seal
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    os.chmod(folder, 0o755)
+
+
+def test_a_read_only_store_can_be_read_and_refuses_a_write_in_one_line(mlflow_store: str, read_only_folder,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    result = train(ExperimentConfig(**TINY, run_name="kept"))
+    folder, seal = read_only_folder
+    shutil.copy(mlflow_store[len("sqlite:///"):], folder / "mlflow.db")
+    seal()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    assert main(["compare", "--format", "csv", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert result.run_id in out and "kept" in out
+    assert main(["train", "resnet_tiny_scratch", "--data", "digits", "--tracking-uri", uri]) == 2
+    assert "is read-only here" in one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in folder.iterdir()) == ["mlflow.db"]  # no lock, no journal left behind
+
+
+def test_weights_from_a_run_are_read_from_the_given_tracking_uri(mlflow_store: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    source = train(ExperimentConfig(**TINY))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # ./mlflow.db here is another store, empty
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    argv = ["train", "resnet_tiny_scratch", "--data", "digits", "--preset", "cifar", "--no-augment",
+            "--limit-per-class", "8", "--epochs", "1", "--workers", "0", "--no-progress-bar", "--no-log-model",
+            "--weights", f"runs:/{source.run_id}", "--tracking-uri", mlflow_store]
+    assert main(argv) == 0, capsys.readouterr().err[-2000:]
+    client = MlflowClient(mlflow_store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert {r.data.params.get("weights") for r in runs} == {None, f"runs:/{source.run_id}"}  # unset: no param
