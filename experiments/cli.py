@@ -14,6 +14,7 @@ import importlib
 import sys
 from typing import NoReturn, Sequence
 
+from experiments import console
 from registry.errors import ZooError
 
 COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict", "runs")
@@ -55,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="zoo", description="A pluggable model zoo: models, training, tracking.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print the libraries' own output "
+                                                                      "(Lightning, MLflow, Optuna: INFO lines, "
+                                                                      "deprecation warnings, the model summary)")
     for name in COMMANDS:
         importlib.import_module(f"experiments.commands.{name}").add_parser(subparsers)
+        subparsers.choices[name].add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                              help="also print the libraries' own output")
     return parser
 
 
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # a sweep's worker processes repeat it
+    console.configure(verbose=args.verbose or console.is_verbose())
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:

@@ -35,7 +35,7 @@ def test_seeds_and_grid_expand_every_run(tmp_path: Path) -> None:
     combos = {(c.stem, c.lr, c.batch_size, c.seed) for c in experiment.runs}
     assert len(combos) == 24  # every combination once
     first = experiment.runs[0]
-    assert first.run_name == "resnet_tiny_scratch-lr=0.001-batch_size=16-s0" and first.experiment == "sw"
+    assert first.run_name == "lr=0.001-batch_size=16-s0-resnet_tiny_scratch" and first.experiment == "sw"
 
 
 def test_command_line_values_win_over_seeds_and_grid(tmp_path: Path) -> None:
@@ -103,12 +103,12 @@ def test_one_parent_run_with_a_child_per_combination(sweep) -> None:
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.info.run_name == "twins"
-    assert json.loads(parent.data.params["sweep.seeds"]) == [0, 1] and parent.data.params["sweep.num_runs"] == "4"
+    assert json.loads(parent.data.params["sweep.seeds"]) == [0, 1] and parent.data.params["sweep.trials"] == "4"
     children = [r for r in runs if r is not parent and r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
     assert {(r.data.params["model"], r.data.params["seed"]) for r in children} == {
         (m, s) for m in ("resnet_tiny_scratch", "plain_tiny_scratch") for s in ("0", "1")}
-    assert {r.info.run_name for r in children} >= {"resnet_tiny_scratch-s0", "plain_tiny_scratch-s1"}
+    assert {r.info.run_name for r in children} >= {"s0-resnet_tiny_scratch", "s1-plain_tiny_scratch"}
 
 
 def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:
@@ -154,23 +154,23 @@ def test_group_by_an_unknown_param_is_a_one_line_error(sweep, capsys) -> None:
     assert "--group-by modle: no run has that param" in err and err.count("\n") == 1
 
 
-def test_a_failed_child_fails_the_parent_and_stops_the_sweep(mlflow_store: str, tmp_path: Path) -> None:
+def test_with_fail_fast_a_failed_child_fails_the_parent_and_stops_the_sweep(mlflow_store: str, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from experiments.training.sweeps import run_experiment
+    from experiments.training.sweeps import SweepOptions, run_experiment
 
     file = write(tmp_path / "boom.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1, 2]})
     trained = []
 
-    def train_fn(config):
+    def train_fn(config, extras=None):
         assert config.parent_run  # every child knows its parent
         if config.seed == 1:
             raise RuntimeError("child failed")
         trained.append(config.seed)
-        return SimpleNamespace(run_id=None)
+        return SimpleNamespace(run_id=None, metrics={"best_val_acc": 0.5})
 
     with pytest.raises(RuntimeError, match="child failed"):
-        run_experiment(load_experiment(str(file)), train_fn)
+        run_experiment(load_experiment(str(file)), SweepOptions(fail_fast=True), train_fn)
     assert trained == [0]
     client = MlflowClient(mlflow_store)
     (parent,) = client.search_runs([client.get_experiment_by_name("boom").experiment_id])
@@ -184,5 +184,7 @@ def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
 
     file = write(tmp_path / "off.yaml", {"defaults": {"model": "resnet_tiny_scratch", "tracking": False},
                                          "seeds": [0, 1]})
-    parent, children = run_experiment(load_experiment(str(file)), lambda c: SimpleNamespace(run_id=None))
-    assert parent is None and children == [None, None]
+    sweep = run_experiment(load_experiment(str(file)),
+                           train_fn=lambda c, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": 0.5}))
+    assert sweep.parent_run_id is None and sweep.storage_url == "memory"
+    assert [t.state.name for t in sweep.study.trials] == ["COMPLETE", "COMPLETE"]

@@ -13,16 +13,16 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import ROLE_TAG
+from experiments.tracking.names import PARENT_TAG, ROLE_TAG, SWEEP_ROLE, SWEEP_TAG, TRIAL_STATE_TAG
 from experiments.tracking.store import get_client, resolve_tracking_uri
 
 SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_time_s")
 """Summary metrics shown for every run, in column order."""
 
-LOWER_IS_BETTER = ("test_loss", "val_loss", "train_loss", "train_time_s", "epoch_of_best")
+LOWER_IS_BETTER = ("test_loss", "val_loss", "train_loss_step", "train_time_s", "epoch_of_best")
 
 IGNORED_PARAMS = frozenset({"run_name", "experiment", "tracking_uri", "tracking", "checkpoint_dir", "progress_bar",
-                            "tags", "log_model", "data.cache_key", "parent_run"})
+                            "tags", "log_model", "data.cache_key", "parent_run", "trial"})
 """Params that differ between runs without making them different experiments."""
 
 
@@ -111,7 +111,8 @@ def compare_rows(runs: list[Run], sort: str = "test_acc") -> tuple[list[dict[str
         }
         row.update({k: p.get(k) for k in varying})
         row.update({k: (int(m[k]) if k == "epochs" and k in m else m.get(k)) for k in SUMMARY_METRICS})
-        row["status"] = r.info.status
+        # A pruned trial ends KILLED in MLflow (there is no PRUNED status there); the table says what it was.
+        row["status"] = "PRUNED" if r.data.tags.get(TRIAL_STATE_TAG) == "PRUNED" else r.info.status
         row[sort] = m.get(sort)
         rows.append(row)
     lower = is_lower_better(sort)
@@ -135,3 +136,44 @@ def is_training_run(run: Run) -> bool:
         True for training runs.
     """
     return run.data.tags.get(ROLE_TAG) is None
+
+
+def sweep_parent(run_id: str | None = None, name: str | None = None, uri: str | None = None) -> Run:
+    """A sweep's parent run, by its run id or by the sweep's name (the newest of that name).
+
+    Args:
+        run_id: The parent's run id.
+        name: The sweep's name (``zoo run --sweep NAME``, else the file's name).
+        uri: Tracking URI.
+
+    Returns:
+        The parent run.
+
+    Raises:
+        TrackingError: If no sweep has that id or name.
+    """
+    if run_id is not None:
+        runs = find_runs(None, f"attributes.run_id = '{run_id}'", uri)
+    else:
+        runs = find_runs(None, f"tags.`{SWEEP_TAG}` = '{name}' and tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'", uri)
+    runs = [r for r in runs if r.data.tags.get(ROLE_TAG) == SWEEP_ROLE]
+    if not runs:
+        what = f"run '{run_id}'" if run_id else f"sweep '{name}'"
+        raise TrackingError(f"no sweep parent {what} in {resolve_tracking_uri(uri)}; list sweeps with "
+                            f"`zoo compare --all-runs` (their role is sweep)")
+    return runs[0]
+
+
+def sweep_trials(parent: Run, uri: str | None = None) -> tuple[list[Run], str]:
+    """A sweep's trials (its parent's children) and the metric that ranks them.
+
+    Args:
+        parent: The sweep's parent run.
+        uri: Tracking URI.
+
+    Returns:
+        ``(children, metric)``: ``best_<objective>`` of the sweep (``best_val_acc`` by default).
+    """
+    runs = find_runs(None, f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", uri)
+    objective = parent.data.params.get("sweep.objective", "maximize val_acc").split()[-1]
+    return runs, f"best_{objective}"

@@ -16,8 +16,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """
     parser = subparsers.add_parser("compare", help="compare runs side by side (best row marked *)")
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment; default: every experiment")
-    parser.add_argument("--sort", metavar="METRIC", default="test_acc",
-                        help="metric to rank by (losses and times ascending); default test_acc")
+    parser.add_argument("--sort", metavar="METRIC", default=None,
+                        help="metric to rank by (losses and times ascending); default test_acc, or a sweep's "
+                             "objective with --parent/--sweep")
+    sweep = parser.add_mutually_exclusive_group()
+    sweep.add_argument("--parent", metavar="RUN_ID", help="one sweep's trials, best first (its parent run's id)")
+    sweep.add_argument("--sweep", metavar="NAME", help="one sweep's trials, best first (the sweep's name)")
     parser.add_argument("--filter", metavar="EXPR", default="",
                         help="MLflow search expression, such as \"params.model = 'resnet50_scratch'\"")
     parser.add_argument("--format", choices=FORMATS, default="table")
@@ -44,14 +48,22 @@ def run(args: argparse.Namespace) -> int:
     """
     from experiments.analysis import compare, grouping, plots  # deferred: the CLI's parser loads without torch and MLflow
 
-    runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
+    sort = args.sort or "test_acc"
+    if args.parent or args.sweep:
+        parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
+        runs, objective = compare.sweep_trials(parent, args.tracking_uri)
+        sort = args.sort or objective
+        print(f"sweep '{parent.info.run_name}' (parent run {parent.info.run_id}): {len(runs)} trials, "
+              f"ranked by {sort}")
+    else:
+        runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
     if not args.all_runs:
         runs = [r for r in runs if compare.is_training_run(r)]
     if not runs:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
     if args.group_by:
-        rows, columns = grouping.group_rows(runs, args.group_by, sort=args.sort)
+        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort)
         print(format_table(rows, columns, args.format))
         if args.plot:
             print(f"group curves written to {plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)}")
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
             print(f"gradient norms written to {out}")
         return 0
-    rows, columns = compare.compare_rows(runs, args.sort)
+    rows, columns = compare.compare_rows(runs, sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
         for row in rows:

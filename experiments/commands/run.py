@@ -1,11 +1,25 @@
-"""`zoo run FILE|NAME`: train every run an experiment file lists, then compare them."""
+"""`zoo run FILE|NAME`: every run (or trial) of an experiment file, on one or more workers, then the results.
+
+``--workers N`` runs N worker processes on this machine; the same command on more
+machines, with one ``--storage`` and ``--sweep``, joins the same sweep.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from experiments.analysis.tables import format_table
-from experiments.config import SHIPPED_DIR, add_config_flags, load_experiment, overrides_from_args
+from experiments.commands import positive_int
+from experiments.config import (
+    SHIPPED_DIR,
+    ConfigError,
+    ExperimentFile,
+    add_config_flags,
+    load_experiment,
+    overrides_from_args,
+)
+from experiments.training import workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,16 +29,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     shipped = ", ".join(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
-    parser = subparsers.add_parser("run", help="train every run of an experiment file and compare them",
-                                   description=f"Train the runs an experiment file lists (shipped: {shipped}).")
+    parser = subparsers.add_parser("run", help="train every run of an experiment file (or search one) and compare",
+                                   description=f"Train the runs an experiment file lists, or the trials of its "
+                                               f"search, as one sweep (shipped: {shipped}).")
     parser.add_argument("file", metavar="FILE", help=f"experiment YAML file, or a shipped name ({shipped})")
-    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs without training")
-    add_config_flags(parser)
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs (or the search) without "
+                                                               "training")
+    sweep = parser.add_argument_group("sweep (an Optuna study)")
+    sweep.add_argument("--workers", dest="sweep_workers", type=positive_int, default=1, metavar="N",
+                       help="worker processes on this machine, each with its own GPU or share of the CPU cores "
+                            "(default 1, in this process)")
+    sweep.add_argument("--storage", metavar="URL", help="Optuna storage the workers share: sqlite:///PATH/optuna.db "
+                                                        "(one machine) or postgresql://... (a team); default: "
+                                                        "optuna.db beside the MLflow store")
+    sweep.add_argument("--sweep", dest="sweep_name", metavar="NAME",
+                       help="the study's name: machines that give the same join one sweep; default: the file's "
+                            "name (its finished sweep is not continued: a new one starts)")
+    sweep.add_argument("--trials", type=positive_int, metavar="N", help="a search's trials, instead of the file's")
+    sweep.add_argument("--fail-fast", action="store_true", help="stop the whole sweep at the first failed trial "
+                                                                "(default: record it FAILED and go on)")
+    sweep.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set for worker processes
+    data = parser.add_argument_group("data loading (the config field 'workers')")
+    data.add_argument("--data-workers", dest="workers", metavar="N", default=argparse.SUPPRESS,
+                      help="data-loader worker processes of each run, or auto")
+    add_config_flags(parser, skip=("workers",))
     parser.set_defaults(run=run)
 
 
+def print_plan(experiment: ExperimentFile) -> None:
+    """Print what a run of the file would do: its runs, or its search.
+
+    Args:
+        experiment: The experiment file.
+    """
+    if experiment.samples:
+        search = experiment.search
+        base = experiment.runs[0]
+        print(f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "  # type: ignore[union-attr]
+              f"pruner {search.pruner}, objective {search.direction} {search.objective}")  # type: ignore[union-attr]
+        rows = [{"field": k, "distribution": d.describe(), "base value": getattr(base, k)}
+                for k, d in search.space.items()]  # type: ignore[union-attr]
+        print(format_table(rows, ["field", "distribution", "base value"]))
+        return
+    columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
+    print(format_table([{**c.to_dict(), "run_name": c.default_run_name()} for c in experiment.runs], columns))
+
+
 def run(args: argparse.Namespace) -> int:
-    """Train the runs one after another and print their comparison.
+    """Run the sweep and print its results: the runs side by side, the groups, the best trial.
 
     Args:
         args: Parsed arguments.
@@ -32,24 +84,51 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    experiment = load_experiment(args.file, **overrides_from_args(args))
-    columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
+    experiment = load_experiment(args.file, trials=args.trials, **overrides_from_args(args))
     if args.dry_run:
-        print(format_table([{**c.to_dict(), "run_name": c.default_run_name()} for c in experiment.runs], columns))
+        print_plan(experiment)
         return 0
-    from experiments.analysis import compare, grouping  # deferred: the CLI's parser loads without torch and MLflow
-    from experiments.training import sweeps
+    argv = tuple(getattr(args, "argv", None) or sys.argv[1:])
+    started = []
+    if args.sweep_workers > 1 and args.worker_index is None:
+        try:
+            workers.check_workers(args.sweep_workers)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        started = workers.start_workers(argv, args.sweep_workers)  # first: their start-ups overlap this one's
+    # Deferred: the CLI's parser (and --dry-run) answers without loading torch, MLflow and Optuna.
+    from experiments.analysis import compare, grouping
+    from experiments.training import study as studies
+    from experiments.training import sweep_report, sweeps
 
-    parent_id, run_ids = sweeps.run_experiment(experiment)
-    tracked = [r for r in run_ids if r]
-    if tracked:
-        uri = experiment.runs[0].tracking_uri
-        runs = [r for r in compare.find_runs(experiment.runs[0].experiment, uri=uri) if r.info.run_id in tracked]
-        rows, cols = compare.compare_rows(runs)
-        print(format_table(rows, cols))
-        if parent_id:
-            keys = ["model", *[k for k in compare.differing_params(runs) if k != "seed"]]
-            print(f"\nparent run {parent_id}; mean and std over seeds:")
-            rows, cols = grouping.group_rows(runs, keys)
+    options = sweeps.SweepOptions(workers=args.sweep_workers, storage=args.storage, name=args.sweep_name,
+                                  fail_fast=args.fail_fast, worker_index=args.worker_index)
+    sweep = sweeps.run_experiment(experiment, options, workers=started)
+    if options.worker_index is not None:
+        return 0
+    uri = sweeps.tracking_uri_of(experiment)
+    now = studies.counts(sweep.study)
+    if uri is not None:
+        ids = {t.user_attrs.get(studies.MLFLOW_RUN_ATTR) for t in studies.finished_trials(sweep.study)}
+        runs = [r for r in compare.find_runs(experiment.runs[0].experiment, uri=uri) if r.info.run_id in ids]
+        if runs:
+            rows, cols = compare.compare_rows(runs)
             print(format_table(rows, cols))
+            if sweep.parent_run_id and not experiment.samples:
+                print(f"\nparent run {sweep.parent_run_id}; mean and std over seeds:")
+                rows, cols = grouping.group_rows(runs, sweep_report.group_keys(runs))
+                print(format_table(rows, cols))
+    if experiment.samples or uri is None:
+        rows, cols = sweep_report.sweep_rows(sweep, uri)
+        print(f"\nsweep '{sweep.name}': trials, best first:")
+        print(format_table(rows, cols))
+    best = sweep_report.best_trial(sweep.study)
+    if best is not None and experiment.is_sweep:
+        metric, _ = sweep_report.objective(experiment)
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        print(f"\nbest trial {best.number}: {metric} {best.value:.4g}" + (f" ({shown})" if shown else "")
+              + (f"; parent run {sweep.parent_run_id}" if sweep.parent_run_id else ""))
+    if now["waiting"] or now["running"]:
+        print(f"\n{now['complete'] + now['pruned'] + now['failed']} of {experiment.trials} trials done; the sweep "
+              f"'{sweep.name}' goes on in other processes (run this command again to join it)")
     return 0

@@ -1,7 +1,8 @@
-"""Experiment files (``zoo run FILE``): shared defaults, a list of runs, seeds and grids.
+"""Experiment files (``zoo run FILE``): shared defaults, a list of runs, seeds and grids, or a search.
 
 An experiment file has ``defaults:`` (config fields every run shares), ``runs:``
-(one mapping of fields per run) and, to sweep, two more keys::
+(one mapping of fields per run), an optional ``description:`` and, to sweep,
+either a search (``search:``, see `experiments.config.search`) or two more keys::
 
     seeds: [0, 1, 2]            # every run once per seed
     grid:                       # every run once per combination (a Cartesian product)
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from experiments.config.errors import ConfigError
 from experiments.config.files import read_yaml
 from experiments.config.schema import ExperimentConfig, field_names, from_dict
+from experiments.config.search import Search, parse_search
 
 
 @dataclass
@@ -37,6 +39,8 @@ class ExperimentFile:
         source: The file path.
         seeds: Its ``seeds:``, or ``None``.
         grid: Its ``grid:``, or ``None``.
+        description: Its ``description:`` (the sweep parent's description in MLflow).
+        search: Its search, or ``None``; with ``sampler: grid`` its combinations are `runs`.
     """
 
     name: str
@@ -44,14 +48,27 @@ class ExperimentFile:
     source: str
     seeds: list[int] | None = None
     grid: dict[str, list] | None = None
+    description: str = ""
+    search: Search | None = None
 
     @property
     def is_sweep(self) -> bool:
-        """Whether the file gives ``seeds:`` or ``grid:`` (its runs go under one parent run)."""
-        return bool(self.seeds or self.grid)
+        """Whether its runs go under one parent run: the file gives ``seeds:``, ``grid:`` or ``search:``."""
+        return bool(self.seeds or self.grid or self.search)
+
+    @property
+    def samples(self) -> bool:
+        """Whether trials draw their values from a sampler (a search that is not a grid)."""
+        return self.search is not None and self.search.sampler != "grid"
+
+    @property
+    def trials(self) -> int:
+        """How many trials the sweep runs: the search's trials, else one per listed run."""
+        return self.search.trials if self.samples else len(self.runs)  # type: ignore[union-attr]
 
 
-EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid")
+EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid", "search", "trials", "sampler", "objective",
+                   "pruner")
 """Top-level keys of an experiment file."""
 
 MAX_RUNS = 1000
@@ -83,11 +100,12 @@ def find_experiment_file(name_or_path: str) -> Path:
     raise ConfigError(f"experiment file '{name_or_path}' not found; give a YAML path or a shipped name ({names})")
 
 
-def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
-    """Load an experiment file: ``defaults:`` merged under each of ``runs:``.
+def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides: Any) -> ExperimentFile:
+    """Load an experiment file: ``defaults:`` merged under each of ``runs:``, or its search.
 
     Args:
         name_or_path: A path or a shipped name.
+        trials: A search's number of trials, instead of the file's (``zoo run --trials``).
         **overrides: Field values that win over the file (from the command line).
 
     Returns:
@@ -99,9 +117,9 @@ def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
     if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"])
-                                             or data.get("grid") or data.get("seeds")):
-        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:' or 'seeds:' "
-                          f"(and optional 'defaults:')")
+                                             or data.get("grid") or data.get("seeds") or data.get("search")):
+        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "
+                          f"or 'search:' (and optional 'defaults:')")
     unknown = [k for k in data if k not in EXPERIMENT_KEYS]
     if unknown:
         raise ConfigError(f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}")
@@ -109,10 +127,45 @@ def load_experiment(name_or_path: str, **overrides: Any) -> ExperimentFile:
     if not isinstance(defaults, Mapping):
         raise ConfigError(f"experiment file '{path}': 'defaults:' must be a mapping of config fields")
     defaults = {"experiment": path.stem, **defaults}
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise ConfigError(f"experiment file '{path}': 'description:' must be text")
+    if "search" in data:
+        if trials is not None:
+            data = {**data, "trials": trials}
+        return _load_search(path, data, defaults, overrides, description)
+    if trials is not None:
+        raise ConfigError(f"--trials: experiment file '{path}' lists its runs; only a search ('search:') has trials")
+    stray = [k for k in ("trials", "sampler", "objective", "pruner") if k in data]
+    if stray:
+        raise ConfigError(f"experiment file '{path}': '{stray[0]}:' belongs to a search; add 'search:' or drop it")
     seeds, grid = read_sweep_keys(data, str(path))
     runs = [from_dict(values, source=f"{path} run {i + 1}")
             for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))]
-    return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid)
+    return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid, description=description)
+
+
+def _load_search(path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any],
+                 description: str) -> ExperimentFile:
+    """An experiment file with ``search:``: its base config, and the grid's runs for ``sampler: grid``."""
+    first = (data.get("runs") or [{}])[0]
+    if not isinstance(first, Mapping):
+        raise ConfigError(f"experiment file '{path}': run 1 must be a mapping of config fields")
+    base = from_dict({**defaults, **first, **overrides}, source=f"{path} defaults")
+    spec = data.get("search")
+    if isinstance(spec, Mapping):  # a value given on the command line is no longer searched
+        data = {**data, "search": {k: v for k, v in spec.items() if k not in overrides}}
+    search = parse_search(data, base, str(path))
+    runs = [base]
+    if search.sampler == "grid":
+        runs = [from_dict({**base.to_dict(), **combo, "run_name": child_run_name(base.to_dict(), combo)},
+                          source=f"{path} grid") for combo in search.grid()]
+        if len(runs) > MAX_RUNS:
+            raise ConfigError(f"experiment file '{path}' expands to {len(runs):,} runs; at most {MAX_RUNS:,} are "
+                              f"allowed; make the grid smaller")
+    elif search.trials > MAX_RUNS:
+        raise ConfigError(f"experiment file '{path}': {search.trials:,} trials; at most {MAX_RUNS:,} are allowed")
+    return ExperimentFile(name=path.stem, runs=runs, source=str(path), description=description, search=search)
 
 
 def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | None, dict[str, list] | None]:
@@ -193,15 +246,18 @@ def expand_runs(runs: Sequence[Any], defaults: Mapping[str, Any], overrides: Map
 
 
 def child_run_name(values: Mapping[str, Any], combo: Mapping[str, Any]) -> str:
-    """The name of one combination's run: ``MODEL[-KEY=VALUE...]-sSEED``.
+    """The name of one combination's run, what differs first: ``[KEY=VALUE-...]sSEED-MODEL``.
+
+    MLflow's runs table cuts a long name at its end, so the grid values and the seed,
+    which tell a sweep's runs apart, come before the model name, which most share.
 
     Args:
         values: The run's config fields.
         combo: The grid values of this combination.
 
     Returns:
-        The name.
+        The name, such as ``lr=0.001-s0-resnet50_scratch``.
     """
-    parts = [str(values.get("model", "run"))]
-    parts += [f"{k}={v}" for k, v in combo.items() if k != "model"]
-    return "-".join(parts) + f"-s{values.get('seed', 0)}"
+    parts = [f"{k}={v}" for k, v in combo.items() if k != "model"]
+    parts += [f"s{values.get('seed', 0)}", str(combo.get("model", values.get("model", "run")))]
+    return "-".join(parts)
