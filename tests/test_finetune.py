@@ -97,8 +97,9 @@ def test_gradient_accumulation_and_clipping_are_lightnings_own(tmp_path: Path) -
 
 
 def test_ema_weights_are_validated_tested_and_saved(mlflow_store: str, tmp_path: Path) -> None:
+    # The local checkpoint is kept: this test reads Lightning's own file to see the EMA inside it.
     result = train(ExperimentConfig(**{**BASE, "tracking": True, "epochs": 2, "batch_size": 16, "ema_decay": 0.9,
-                                       "experiment": "ema"}))
+                                       "experiment": "ema", "keep_local_checkpoints": True}))
     best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
     assert "current_model_state" in best  # Lightning's EMA: the averaged weights are the checkpoint's weights
     averaged = {k[len("model."):]: v for k, v in best["state_dict"].items() if k.startswith("model.")}

@@ -33,7 +33,7 @@ def test_residual_experiment_logs_gradient_norms_and_curves_for_both_twins(cifar
             assert sorted(m.step for m in history) == list(range(steps)), (run.info.run_name, part)
             assert all(m.value > 0 for m in history)
         for curve in ("train_loss_epoch", "train_acc", "val_loss", "val_acc"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, curve)] == [0], curve
+            assert [m.step for m in client.get_metric_history(run.info.run_id, curve)] == [1], curve
     grads, curves = tmp_path / "grads.png", tmp_path / "curves.png"
     assert main(["compare", "--experiment", "residual", "--group-by", "model", "--plot", str(curves),
                  "--plot-grad-norms", str(grads)]) == 0

@@ -18,6 +18,8 @@ from conftest import copy_mlflow_store
 from experiments import ExperimentConfig, train
 from experiments.cli import main
 from experiments.config import field_names
+from experiments.config.schema import is_plumbing
+from experiments.tracking import readback
 
 LONG_NOTE = "a note longer than Lightning's 250-character cut " * 10
 CONFIG = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=12,
@@ -33,25 +35,35 @@ def runs(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, zoo_ca
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow samples every 10 s: runs here take 2
         first = train(ExperimentConfig(**CONFIG))
-        second = train(ExperimentConfig(**{**CONFIG, "lr": 3e-3, "epochs": 1, "log_model": False}))
+        # The second keeps its local checkpoint folder: `zoo predict --checkpoint` reads it.
+        second = train(ExperimentConfig(**{**CONFIG, "lr": 3e-3, "epochs": 1, "log_model": False,
+                                           "keep_local_checkpoints": True, "system_metrics": False}))
         yield first, second, MlflowClient(uri)
 
 
-def test_run_finished_with_full_params_and_facts(runs) -> None:
+def test_params_describe_the_experiment_with_the_values_used(runs) -> None:
     first, _, client = runs
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
     params = run.data.params
-    assert set(field_names()) <= set(params)
-    assert json.loads(params["tags"]) == {"note": LONG_NOTE} and len(params["tags"]) > 250  # not truncated
+    plumbing = {name for name in field_names() if is_plumbing(name)}
+    assert not plumbing & set(params)  # no tracking_uri, checkpoint_dir, run_name, workers, ...
+    assert "None" not in params.values()
+    unset = {"weights", "decode_size", "head_lr", "grad_clip", "ema_decay", "model_args"}  # unused here: no param
+    assert set(field_names()) - plumbing - unset <= set(params) and not unset & set(params)
+    # The cifar preset resolved: what the run actually used, not "None".
+    assert params["image_size"] == "32" and params["augment"] == "False" and params["stem"] == "cifar"
+    assert json.loads(params["mean"]) == pytest.approx([0.4914, 0.4822, 0.4465])
     model = registry.create_model("resnet_tiny_scratch", num_classes=10)
     assert params["model.num_params"] == str(sum(p.numel() for p in model.parameters()))
     assert params["model.family"] == registry.get_spec("resnet_tiny_scratch").family
     assert params["model.pretrained"] == "none"
-    assert int(params["data.num_train"]) > 0 and int(params["data.num_test"]) > 0 and params["data.cache_key"]
+    assert int(params["data.num_train"]) > 0 and int(params["data.num_test"]) > 0
     tags = run.data.tags
-    assert tags["mlflow.runName"] == "resnet_tiny_scratch-s0" and tags["note"] == LONG_NOTE
+    assert tags["mlflow.runName"] == "resnet_tiny_scratch-s0" and tags["note"] == LONG_NOTE  # not truncated
+    assert tags["zoo.data_cache_key"] and tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
     for lib in ("torch", "lightning", "timm", "mlflow"):
         assert tags[f"zoo.version.{lib}"]
     assert len(tags["mlflow.source.git.commit"]) == 40 and tags["zoo.git_dirty"] in ("true", "false")
@@ -59,9 +71,11 @@ def test_run_finished_with_full_params_and_facts(runs) -> None:
 
 def test_epoch_curves_have_an_explicit_epoch_axis(runs) -> None:
     first, _, client = runs
-    for key in ("val_acc", "val_loss", "train_acc", "train_loss_epoch", "epoch_time_s", "lr"):
-        assert [m.step for m in client.get_metric_history(first.run_id, key)] == [0, 1], key
-    assert client.get_metric_history(first.run_id, "train_loss")  # per step
+    for key in ("val_acc", "val_loss", "train_acc", "train_loss_epoch", "epoch_time_s"):
+        assert [m.step for m in client.get_metric_history(first.run_id, key)] == [1, 2], key  # as `epochs` counts
+    assert not client.get_metric_history(first.run_id, "lr")  # a constant lr is a param, not a flat curve
+    assert client.get_metric_history(first.run_id, "train_loss_step")  # per step
+    assert not client.get_metric_history(first.run_id, "epoch")  # no epoch plotted against the step
 
 
 def test_summary_metrics_match_the_curves(runs) -> None:
@@ -80,8 +94,10 @@ def test_summary_metrics_match_the_curves(runs) -> None:
 def test_artifacts_at_stable_paths(runs, tmp_path: Path) -> None:
     first, _, client = runs
     names = {a.path for folder in ("", "weights", "checkpoints", "test") for a in client.list_artifacts(first.run_id, folder)}
-    assert {"config.yaml", "weights/best.safetensors", "weights/model.json", "checkpoints/last.ckpt",
+    assert {"config.yaml", "weights/best.safetensors", "weights/model.json",
             "test/confusion_matrix.png", "test/per_class_accuracy.csv"} <= names
+    assert not any(n.startswith("checkpoints") for n in names)  # finished: no training state kept
+    assert not Path(first.checkpoint_dir).exists()  # nor a local copy of what MLflow holds
     local = Path(client.download_artifacts(first.run_id, "", str(tmp_path)))
     assert ExperimentConfig(**yaml.safe_load((local / "config.yaml").read_text())).validate() == first.config
     assert (local / "test/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
@@ -95,7 +111,6 @@ def test_artifacts_at_stable_paths(runs, tmp_path: Path) -> None:
 def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
     from experiments.training.classifier import Classifier
     from experiments.training.runner import build_datamodule
-    from registry.weights import read_weights_file
 
     first, _, client = runs
     logged = mlflow.pytorch.load_model(client.get_run(first.run_id).data.tags["zoo.logged_model_uri"])
@@ -104,7 +119,7 @@ def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
     images, labels = next(iter(dm.test_dataloader()))
     assert images.dtype == torch.uint8
     module = Classifier(first.config, 10)
-    module.model.load_state_dict(read_weights_file(Path(first.checkpoint_dir) / "best.safetensors"))
+    module.model.load_state_dict(readback.best_weights(first.run_id)[0])
     module.eval()
     with torch.no_grad():
         expected = module.test_step(dm.on_after_batch_transfer((images, labels), 0), 0)
@@ -114,11 +129,10 @@ def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
 
 
 def test_runs_uri_loads_the_best_weights(runs) -> None:
-    from registry.weights import read_weights_file
 
     first, _, _ = runs
     model = registry.create_model("resnet_tiny_scratch", weights=f"runs:/{first.run_id}")
-    best = read_weights_file(Path(first.checkpoint_dir) / "best.safetensors")
+    best, _ = readback.best_weights(first.run_id)
     assert model.num_classes == 10
     for key, value in model.state_dict().items():
         assert torch.equal(value, best[key]), key
@@ -133,15 +147,15 @@ def test_predict_from_run_and_checkpoint_agree(runs, tmp_path: Path, capsys: pyt
 
     from experiments.training.runner import build_datamodule
 
-    first, _, _ = runs
-    dm = build_datamodule(first.config)
+    _, second, _ = runs
+    dm = build_datamodule(second.config)
     dm.setup("test")
     images, _ = next(iter(dm.test_dataloader()))
     path = tmp_path / "digit.png"
     Image.fromarray(images[0].permute(1, 2, 0).numpy()).save(path)
-    assert main(["predict", "--run", first.run_id, str(path)]) == 0
+    assert main(["predict", "--run", second.run_id, str(path)]) == 0
     by_run = capsys.readouterr().out
-    assert main(["predict", "--checkpoint", first.best_checkpoint, str(path), "--top-k", "3"]) == 0
+    assert main(["predict", "--checkpoint", second.best_checkpoint, str(path), "--top-k", "3"]) == 0
     by_ckpt = capsys.readouterr().out
     assert by_run == by_ckpt and by_run.startswith(f"{path}: ") and by_run.count(",") == 2
 
@@ -186,15 +200,68 @@ def test_compare_sort_filter_and_plot(runs, tmp_path: Path, capsys: pytest.Captu
 
 
 def test_models_uri_follows_the_model_registry(runs) -> None:
-    from registry.weights import read_weights_file
 
     first, _, client = runs
     client.create_registered_model("digits-tiny")
     version = client.create_model_version("digits-tiny", f"runs:/{first.run_id}/model", run_id=first.run_id)
     client.set_registered_model_alias("digits-tiny", "champion", version.version)
-    best = read_weights_file(Path(first.checkpoint_dir) / "best.safetensors")
+    best, _ = readback.best_weights(first.run_id)
     for uri in ("models:/digits-tiny@champion", f"models:/digits-tiny/{version.version}"):
         model = registry.create_model("resnet_tiny_scratch", weights=uri)
         assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items()), uri
     with pytest.raises(registry.WeightsError, match="not in the Model Registry"):
         registry.create_model("resnet_tiny_scratch", weights="models:/digits-tiny@nobody")
+
+
+def test_the_logged_model_is_the_runs_in_its_experiment_with_the_best_figures(runs, tmp_path: Path) -> None:
+    first, _, client = runs
+    run = client.get_run(first.run_id)
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert [(m.name, m.source_run_id) for m in models] == [("resnet_tiny_scratch", first.run_id)]
+    default = client.get_experiment_by_name("Default")
+    assert not default or not client.search_logged_models(experiment_ids=[default.experiment_id])
+    linked = {m.key: m.value for m in models[0].metrics}
+    for key in ("best_val_acc", "test_acc", "test_loss", "epoch_of_best"):
+        assert linked[key] == pytest.approx(run.data.metrics[key]), key  # the best checkpoint's, not epoch 1's
+    assert "val_acc" not in linked  # the curves are the run's, not the model's
+    info = mlflow.models.get_model_info(models[0].model_uri)
+    inputs, outputs = info.signature.inputs.to_dict()[0], info.signature.outputs.to_dict()[0]
+    assert inputs["tensor-spec"]["dtype"] == "uint8" and list(inputs["tensor-spec"]["shape"]) == [-1, 3, -1, -1]
+    assert outputs["tensor-spec"]["dtype"] == "float32" and list(outputs["tensor-spec"]["shape"]) == [-1, 10]
+    assert info.saved_input_example_info is not None
+    folder = Path(mlflow.artifacts.download_artifacts(models[0].model_uri, dst_path=str(tmp_path)))
+    requirements = [line for line in (folder / "requirements.txt").read_text().splitlines() if line.strip()]
+    assert requirements and all("==" in line for line in requirements), requirements
+    pinned = dict(line.split("==") for line in requirements)
+    assert pinned["torch"] == torch.__version__.split("+")[0] and pinned["mlflow"] == mlflow.__version__
+
+
+def test_each_run_records_its_train_validation_and_test_sets(runs) -> None:
+    first, second, client = runs
+    inputs = {r: client.get_run(r).inputs.dataset_inputs for r in (first.run_id, second.run_id)}
+    contexts = {r: {next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in found}
+                for r, found in inputs.items()}
+    parts = contexts[first.run_id]
+    assert set(parts) == {"train", "validation", "test"}
+    assert {d.name for d in parts.values()} == {"digits"}
+    assert all("load_digits" in d.source for d in parts.values())
+    assert len({d.digest for d in parts.values()}) == 3  # three different parts
+    sizes = {c: json.loads(d.profile)["num_images"] for c, d in parts.items()}
+    params = client.get_run(first.run_id).data.params
+    assert sizes == {"train": int(params["data.num_train"]), "validation": int(params["data.num_val"]),
+                     "test": int(params["data.num_test"])}
+    # The same data and split in another run: the same digests.
+    assert {c: d.digest for c, d in contexts[second.run_id].items()} == {c: d.digest for c, d in parts.items()}
+
+
+def test_system_metrics_are_on_by_default_with_a_switch(runs) -> None:
+    first, second, client = runs
+    on = client.get_run(first.run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(on), sorted(on)
+    assert not [k for k in client.get_run(second.run_id).data.metrics if k.startswith("system/")]
+
+
+def test_experiments_are_model_training_ones(runs) -> None:
+    first, _, client = runs
+    experiment = client.get_experiment(client.get_run(first.run_id).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments.tracking.checkpoints import load_checkpoint
+from experiments.tracking import readback
 
-CURVES = ("train_loss", "train_loss_epoch", "train_acc", "val_loss", "val_acc")
+CURVES = ("train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_acc")
 
 
 def train_in_process(seed: int, name: str) -> None:
@@ -30,7 +29,7 @@ def record(client: MlflowClient, name: str) -> tuple[dict, dict]:
                                 filter_string=f"attributes.run_name = '{name}'")
     curves = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k),
                                                     key=lambda m: (m.step, m.timestamp))] for k in CURVES}
-    weights = load_checkpoint(str(Path("checkpoints") / run.info.run_id / "last.ckpt"))["state_dict"]
+    weights, _ = readback.best_weights(run.info.run_id)  # what a finished run keeps
     return curves, weights
 
 

@@ -50,7 +50,7 @@ def stand_in(fail_on: set[int] = frozenset(), interrupt_on: set[int] = frozenset
     calls: list = []
 
     def train_fn(config, extras=None):
-        number = extras.params["trial"]
+        number = int(extras.tags["zoo.trial"])
         calls.append((number, config))
         if number in interrupt_on:
             raise KeyboardInterrupt
@@ -226,11 +226,11 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
     runs = client.search_runs([client.get_experiment_by_name("search").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("zoo.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2 and sorted(r.data.params["trial"] for r in children) == ["0", "1"]
+    assert len(children) == 2 and sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1"]
     for child in children:
         assert child.info.status == "KILLED" and child.data.tags["zoo.trial_state"] == "PRUNED"
         assert "pruned by the median pruner after epoch 2" in child.data.tags["zoo.ended_early"]
-        assert child.info.run_name.startswith(f"t{child.data.params['trial']} lr=")
+        assert child.info.run_name.startswith(f"t{child.data.tags['zoo.trial']} lr=")
         assert 1e-4 <= float(child.data.params["lr"]) <= 1e-1
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
     assert parent.info.status == "FINISHED" and parent.data.metrics["sweep.pruned"] == 2
@@ -251,7 +251,7 @@ def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(tmp_path: Pa
     client = MlflowClient(mlflow_store)
     runs = client.search_runs([client.get_experiment_by_name("longer").experiment_id])
     children = [r for r in runs if r.data.tags.get("zoo.sweep") == "pair" and r.data.tags.get("zoo.role") is None]
-    assert sorted(r.data.params["trial"] for r in children) == ["0", "1", "2", "3"]  # four trials, none twice
+    assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1", "2", "3"]  # four trials, none twice
     workers = {r.data.tags["zoo.worker"].split()[1] for r in children}
     assert len(workers) == 2 and {r.data.tags["zoo.torch_threads"] for r in children} == {"1"}
 

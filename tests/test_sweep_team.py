@@ -71,7 +71,7 @@ def test_two_machines_share_one_search_on_postgresql_and_an_mlflow_server(team, 
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # one parent, though both started at once
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
-    assert sorted(r.data.params["trial"] for r in children) == sorted(str(t.number) for t in complete)
+    assert sorted(r.data.tags["zoo.trial"] for r in children) == sorted(str(t.number) for t in complete)
     assert {r.info.run_id for r in children} == {t.user_attrs["zoo.mlflow_run_id"] for t in complete}
     hosts = {r.data.tags["zoo.worker"].split()[1] for r in children}
     assert len(hosts) == 2  # both "machines" trained

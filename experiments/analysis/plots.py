@@ -40,7 +40,7 @@ def plot_curves(runs: list[Run], path: str | Path, metrics: tuple[str, ...] = ("
         for r in runs:
             history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda h: h.step)
             if history:
-                ax.plot([h.step + 1 for h in history], [h.value for h in history], marker="o",
+                ax.plot([h.step for h in history], [h.value for h in history], marker="o",
                         label=f"{r.info.run_name} ({r.info.run_id[:8]})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -100,7 +100,7 @@ def plot_group_curves(runs: list[Run], keys: Sequence[str], path: str | Path,
             steps, means, stds = mean_curve(_histories(client, members, metric))
             if not steps:
                 continue
-            x = [s + 1 for s in steps]
+            x = steps  # epoch curves count epochs from 1, as the summary does
             line, = ax.plot(x, means, marker="o", label=label)
             ax.fill_between(x, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=line.get_color(), alpha=0.2)

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from experiments.commands import add_tracking_uri_argument, tcp_port
+from experiments.tracking.names import UI_APP
 from registry.errors import ZooError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -44,13 +45,13 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
         tracking_uri: The store.
 
     Returns:
-        ``(argv, env)``: bound to 127.0.0.1 only, with MLflow's telemetry and
-        ``DO_NOT_TRACK`` set.
+        ``(argv, env)``: bound to 127.0.0.1 only, the zoo's app (MLflow's server whose
+        UI defaults to *Model training*), MLflow's telemetry and ``DO_NOT_TRACK`` off.
     """
     from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without MLflow
 
     argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_tracking_uri(tracking_uri),
-            "--host", HOST, "--port", str(port)]
+            "--host", HOST, "--port", str(port), "--app-name", UI_APP]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     return argv, env
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import typing
@@ -27,15 +28,26 @@ from experiments.config.errors import ConfigError
 from experiments.config.values import coerce
 
 
-def _meta(help: str, choices: Sequence[Any] | None = None, flag: str | None = None) -> dict[str, Any]:
-    """A field's help text and allowed values, as dataclass metadata (flags and docs read it)."""
-    return {"help": help, "choices": tuple(choices) if choices else None, "flag": flag}
+def _meta(help: str, choices: Sequence[Any] | None = None, flag: str | None = None,
+          plumbing: bool = False) -> dict[str, Any]:
+    """A field's help text and allowed values, as dataclass metadata (flags, docs and params read it).
+
+    ``plumbing`` marks a field that says where or how a run is done (its store, its folder, its
+    progress bar), not what is trained: it stays in the run's ``config.yaml``, not in its params.
+    """
+    return {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "plumbing": plumbing}
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 MONITOR_MODES = ("max", "min")
+EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
+"""The figures every epoch logs; a search's objective may be any of them."""
+
+MONITORED_METRICS = ("val_acc", "val_loss")
+"""What checkpointing and early stopping can watch: they act at validation's end, before the epoch's
+training figures are computed."""
 
 
 @dataclass
@@ -62,7 +74,7 @@ class ExperimentConfig:
     limit_per_class: int | None = field(default=None, metadata=_meta("use at most N images per class (quick runs)"))
     val_fraction: float = field(default=0.2, metadata=_meta("fraction of the training images held out for validation"))
     batch_size: int = field(default=32, metadata=_meta("images per batch (per process)"))
-    workers: str = field(default="auto", metadata=_meta("data-loader worker processes, or auto"))
+    workers: str = field(default="auto", metadata=_meta("data-loader worker processes, or auto", plumbing=True))
     # -- optimisation --------------------------------------------------------
     epochs: int = field(default=10, metadata=_meta("maximum number of epochs"))
     optimizer: str = field(default="adam", metadata=_meta("optimizer", OPTIMIZERS))
@@ -83,12 +95,13 @@ class ExperimentConfig:
     ema_decay: float | None = field(default=None, metadata=_meta("keep an EMA of the weights with this decay (such as 0.999); validate, test and save it"))
     log_grad_norms: bool = field(default=False, metadata=_meta("log per-stage gradient norms (grad_norm/STAGE) every optimizer step"))
     # -- callbacks -----------------------------------------------------------
-    monitor: str = field(default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch"))
+    monitor: str = field(default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch",
+                                                           MONITORED_METRICS))
     monitor_mode: str = field(default="max", metadata=_meta("whether the monitored metric should go up or down", MONITOR_MODES))
     early_stopping: bool = field(default=True, metadata=_meta("stop when the monitored metric stops improving"))
     patience: int = field(default=5, metadata=_meta("early-stopping patience in epochs"))
     min_delta: float = field(default=1e-4, metadata=_meta("smallest change that counts as an improvement"))
-    checkpoint_dir: str = field(default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder"))
+    checkpoint_dir: str = field(default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder", plumbing=True))
     # -- hardware ------------------------------------------------------------
     precision: str = field(default="32", metadata=_meta("numeric precision (16-mixed needs a GPU)", PRECISIONS))
     channels_last: bool = field(default=False, metadata=_meta("channels-last memory format"))
@@ -98,15 +111,26 @@ class ExperimentConfig:
     devices: str = field(default="auto", metadata=_meta("Lightning devices: auto, a count, or a list such as 0,1"))
     strategy: str = field(default="auto", metadata=_meta("Lightning strategy: auto, ddp, ..."))
     num_nodes: int = field(default=1, metadata=_meta("number of machines"))
-    progress_bar: bool = field(default=True, metadata=_meta("show the progress bar"))
+    progress_bar: bool | None = field(default=None, metadata=_meta(
+        "Lightning's progress bar; default: in a terminal, else one line per epoch (a log, CI, a batch job)",
+        plumbing=True))
     # -- tracking ------------------------------------------------------------
-    tracking: bool = field(default=True, metadata=_meta("record the run in MLflow (off: local checkpoints only)"))
-    tracking_uri: str | None = field(default=None, metadata=_meta("MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"))
-    experiment: str = field(default="zoo", metadata=_meta("MLflow experiment name"))
-    run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED"))
-    tags: dict = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE"))
-    log_model: bool = field(default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow"))
-    parent_run: str | None = field(default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)"))
+    tracking: bool = field(default=True, metadata=_meta("record the run in MLflow (off: local checkpoints only)",
+                                                        plumbing=True))
+    tracking_uri: str | None = field(default=None, metadata=_meta("MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True))
+    experiment: str = field(default="zoo", metadata=_meta("MLflow experiment name", plumbing=True))
+    run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED", plumbing=True))
+    tags: dict = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE", plumbing=True))
+    log_model: bool = field(default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow", plumbing=True))
+    parent_run: str | None = field(default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)", plumbing=True))
+    system_metrics: bool = field(default=True, metadata=_meta(
+        "record MLflow's system metrics (CPU, memory, disk, network; GPU where there is one)", plumbing=True))
+    keep_last_state: bool = field(default=False, metadata=_meta(
+        "keep the last training state in MLflow once the run has finished (it is there while it trains, for "
+        "--resume); off: the finished run holds its best weights, logged model and test report", plumbing=True))
+    keep_local_checkpoints: bool = field(default=False, metadata=_meta(
+        "keep the run's local checkpoint folder once it has finished (with tracking off it is always kept: "
+        "it is the only copy)", plumbing=True))
 
     def validate(self) -> "ExperimentConfig":
         """Check every value; raise on the first bad one.
@@ -319,14 +343,26 @@ def _resolves_to_cpu(accelerator: str) -> bool:
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
-@typing.no_type_check
+@functools.cache
 def field_types() -> dict[str, Any]:
-    """The type annotation of every field, resolved (the module uses postponed annotations).
+    """The type annotation of every field, resolved once (the module uses postponed annotations).
 
     Returns:
-        ``{field: annotation}``.
+        ``{field: annotation}`` (do not change it: it is shared).
     """
     return typing.get_type_hints(ExperimentConfig)
+
+
+def is_plumbing(name: str) -> bool:
+    """Whether a field says where or how a run is done, not what is trained (see ``_meta``).
+
+    Args:
+        name: A field name.
+
+    Returns:
+        True for ``tracking_uri``, ``checkpoint_dir``, ``progress_bar`` and the like.
+    """
+    return bool(next(f for f in fields(ExperimentConfig) if f.name == name).metadata.get("plumbing"))
 
 
 def field_names() -> list[str]:

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from experiments.data.datasets import CachedImageDataset, FileImageDataset, SeededSampler, keep_batch
+from experiments.data.digest import PartDescription, describe_parts
 from experiments.data.errors import DataError
 from experiments.data.load import ImageSet, load_images
 from experiments.data.split import Split, split_images, summarize
@@ -138,6 +139,15 @@ class ImageDataModule(L.LightningDataModule):
         """
         images, split = self._ready()
         return {**summarize(images, split), "preset": self.preset.name, "input_size": self.preset.image_size}
+
+    def parts(self) -> list[PartDescription]:
+        """The train, validation and test parts, each with its name, source, size and content digest.
+
+        Returns:
+            One description per part (what a run records as its datasets).
+        """
+        images, split = self._ready()
+        return describe_parts(images, split)
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         images, split = self._ready()

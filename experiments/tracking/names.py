@@ -33,8 +33,6 @@ CONFUSION_ARTIFACT = f"{TEST_REPORT_DIR}/confusion_matrix.png"
 TRACEBACK_ARTIFACT = "error/traceback.txt"
 """The traceback of a run that FAILED."""
 
-LOGGED_MODEL_NAME = "model"
-"""Name of the logged model (``mlflow.pytorch.log_model``)."""
 
 # -- tags the zoo writes -----------------------------------------------------------
 MODEL_TAG = "zoo.model"
@@ -90,3 +88,35 @@ OWNER_TAG = "zoo.owner"
 
 FAILURE_TAG = "zoo.failure"
 """Why a run FAILED, in one line (the traceback is the ``error/traceback.txt`` artifact)."""
+
+ENDED_EARLY_TAG = "zoo.ended_early"
+"""Why a run was stopped on purpose before its end (a sweep's pruner); its status is KILLED."""
+
+# -- a sweep's trials ---------------------------------------------------------------
+SWEEP_TAG = "zoo.sweep"
+"""On a sweep's parent and every child: the sweep's (Optuna study's) name."""
+
+TRIAL_TAG = "zoo.trial"
+"""On a child run: its trial number in the study."""
+
+TRIAL_STATE_TAG = "zoo.trial_state"
+"""On a child run: the trial's end as Optuna has it (COMPLETE, PRUNED, FAIL)."""
+
+WORKER_TAG = "zoo.worker"
+"""On a child run: ``HOST PID TOKEN`` of the worker process that trained it."""
+
+THREADS_TAG = "zoo.torch_threads"
+"""On a child run: the torch threads its worker used (a machine's cores shared out among its workers)."""
+
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+"""A run's dataset input: which part it is (``train``, ``validation``, ``test``)."""
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""The kind of the experiments the zoo creates: model training (MLflow's UI tells GenAI ones apart)."""
+
+DATA_CACHE_TAG = "zoo.data_cache_key"
+"""The content key of the run's decoded-image cache (which cache folder its images came from)."""
+
+UI_APP = "zoo"
+"""The MLflow app plugin (``mlflow server --app-name zoo``) that ``zoo ui`` runs: see ``tracking.ui_app``."""

@@ -29,16 +29,30 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating, claim
-from experiments.tracking.names import FAILURE_TAG, OWNER_TAG, RUN_NAME_TAG, TRACEBACK_ARTIFACT
+from experiments.tracking.names import (
+    DATASET_CONTEXT_TAG,
+    ENDED_EARLY_TAG,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    FAILURE_TAG,
+    NOTE_TAG,
+    OWNER_TAG,
+    RUN_NAME_TAG,
+    TRACEBACK_ARTIFACT,
+)
 from experiments.tracking.readback import get_run
 from experiments.tracking.store import get_client, resolve_tracking_uri
 
@@ -99,6 +113,13 @@ class Run(Protocol):
             artifact_file: Its path inside the run's artifacts, such as ``config.yaml``.
         """
 
+    def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
+        """Record the data sets the run trained, validated and tested on.
+
+        Args:
+            datasets: One record per part.
+        """
+
     def lifecycle(self) -> contextlib.AbstractContextManager[None]:
         """A context for the body of the run; how the body ends sets the run's final status.
 
@@ -107,8 +128,41 @@ class Run(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One data set a run used, as MLflow's UI shows it (the runs table's Dataset column).
+
+    Attributes:
+        name: Such as ``CIFAR-10-images-master``.
+        digest: Changes when the images, their labels or the split change; the same on any machine.
+        source: Where the data came from (a path, ``sklearn:digits``, a URL).
+        source_type: ``local``, ``code`` or ``http``.
+        context: ``train``, ``validation`` or ``test``.
+        profile: What it holds (JSON: images, classes, image size).
+    """
+
+    name: str
+    digest: str
+    source: str
+    source_type: str
+    context: str
+    profile: str
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, delivered the way Ctrl-C is, so that both end a run as KILLED."""
+
+
+class EndedEarly(Exception):
+    """A run stopped on purpose before its end (a sweep's pruner): KILLED with the reason, not FAILED.
+
+    Args:
+        reason: One line, kept in the run's ``zoo.ended_early`` tag.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @contextlib.contextmanager
@@ -174,6 +228,9 @@ class NullRun(Run):
     def log_text(self, text: str, artifact_file: str) -> None:
         """Record nothing."""
 
+    def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
+        """Record nothing."""
+
     @contextlib.contextmanager
     def lifecycle(self) -> Iterator[None]:
         """Run the body with SIGTERM turned into `Interrupted`; there is no status to set.
@@ -213,11 +270,10 @@ class TrackedRun(Run):
         """
         resolved = resolve_tracking_uri(uri)
         client = get_client(resolved)
-        found = client.get_experiment_by_name(experiment)
-        if found is not None and found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        experiment_id = found.experiment_id if found is not None else _create_experiment(client, experiment)
-        all_tags = {**{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name, OWNER_TAG: str(Owner.here())}
+        experiment_id = ensure_experiment(client, experiment)
+        # MLflow's own context (user, source) first: the run page's "Created by" and "Source" read it.
+        all_tags = {**resolve_tags({}), **{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name,
+                    OWNER_TAG: str(Owner.here())}
         run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
         return cls(run.info.run_id, resolved)
 
@@ -268,12 +324,51 @@ class TrackedRun(Run):
         """Write text as an artifact file through MLflow's client."""
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
+        """Record the data sets as MLflow dataset inputs, each with its context tag."""
+        inputs = [DatasetInput(Dataset(d.name, d.digest, d.source_type, d.source, profile=d.profile),
+                               tags=[InputTag(DATASET_CONTEXT_TAG, d.context)]) for d in datasets]
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=inputs)
+
+    def delete_artifacts(self, artifact_path: str) -> None:
+        """Remove a file or folder of the run's artifacts (a finished run's training states).
+
+        Args:
+            artifact_path: Path inside the run's artifacts, such as ``checkpoints``.
+        """
+        artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+        get_artifact_repository(artifact_uri).delete_artifacts(artifact_path)
+
+    @contextlib.contextmanager
+    def system_metrics(self, enabled: bool, resumed: bool = False) -> Iterator[None]:
+        """MLflow's own system metrics (CPU, memory, disk, network; GPU with NVML) while the body runs.
+
+        Args:
+            enabled: The config's ``system_metrics``.
+            resumed: Continue the metrics' steps after those the run already holds.
+
+        Yields:
+            Nothing.
+        """
+        if not enabled:
+            yield
+            return
+        monitor = SystemMetricsMonitor(self.run_id, resume_logging=resumed, tracking_uri=self.uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a metric missed is not worth a failed run
+                monitor.finish()
+
     @contextlib.contextmanager
     def lifecycle(self) -> Iterator[None]:
         """Run the body and set the run's final status from how it ended.
 
         FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (re-raised as
-        `KeyboardInterrupt`); FAILED on any other exception, with the reason in the
+        `KeyboardInterrupt`) and when it ends early on purpose (`EndedEarly`, with the
+        reason in ``zoo.ended_early``; re-raised); FAILED on any other exception, with the reason in the
         tag ``zoo.failure`` and the traceback uploaded as ``error/traceback.txt``
         (re-raised). A heartbeat tag is refreshed meanwhile, so that a process
         killed without a word is found.
@@ -284,6 +379,11 @@ class TrackedRun(Run):
         try:
             with signals_as_interrupts(), beating(self.client, self.run_id):
                 yield
+        except EndedEarly as exc:
+            with contextlib.suppress(Exception):
+                self.set_tags({ENDED_EARLY_TAG: exc.reason})
+            self.end("KILLED")
+            raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException (a SystemExit).
             if isinstance(exc, SystemExit) and exc.code in (0, None):
@@ -328,12 +428,41 @@ class TrackedRun(Run):
         return False
 
 
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """An experiment's id, created (as a model-training one) or restored from deletion if need be.
+
+    Args:
+        client: An `MlflowClient` of the store.
+        name: The experiment's name.
+
+    Returns:
+        Its id.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id if found is not None else _create_experiment(client, name)
+
+
 def _create_experiment(client: MlflowClient, name: str) -> str:
-    """Create an experiment; if another process created it first, use theirs."""
+    """Create an experiment (a model-training one, as MLflow's UI tells them apart); if another process
+    created it first, use theirs."""
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+def describe_experiment(client: MlflowClient, experiment_id: str, description: str) -> None:
+    """Give an experiment a description (its page shows it), unless it has one.
+
+    Args:
+        client: An `MlflowClient` of its store.
+        experiment_id: The MLflow experiment's id.
+        description: One paragraph, such as an experiment file's ``description:``.
+    """
+    if description and NOTE_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, NOTE_TAG, description)

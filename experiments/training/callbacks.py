@@ -11,13 +11,14 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from experiments.config.schema import EPOCH_METRICS as CONFIG_EPOCH_METRICS
 from experiments.tracking.names import BEST_WEIGHTS_ARTIFACT, LAST_STATE_ARTIFACT
 from experiments.tracking.runs import Run
 from experiments.training.atomic import save_safetensors
 from experiments.training.finetune import weights_to_save
 
-EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
-"""Epoch figures logged with the epoch as MLflow step (an explicit epoch axis)."""
+EPOCH_METRICS = CONFIG_EPOCH_METRICS
+"""Epoch figures, logged with the epoch as MLflow step, counted from 1 as ``epochs`` and ``epoch_of_best`` are."""
 
 
 class RunRecorder(Callback):
@@ -33,15 +34,18 @@ class RunRecorder(Callback):
         checkpoint: The run's `ModelCheckpoint`, whose file names carry the epoch
             (``best-epoch007.ckpt``).
         best_weights_path: Local file for the best weights (safetensors).
-        logged_through_epoch: On resume, the last epoch whose figures the run
+        logged_through_epoch: On resume, the last epoch (0-based) whose figures the run
             already holds. Lightning replays the end of the epoch a checkpoint
             was written in; its figures are not logged twice.
+        log_lr: Log the learning rate every epoch (it changes: a schedule or a warmup); a
+            constant one is the ``lr`` param, not a flat curve.
     """
 
     def __init__(self, run: Run, checkpoint: ModelCheckpoint, best_weights_path: Path,
-                 logged_through_epoch: int = -1) -> None:
+                 logged_through_epoch: int = -1, log_lr: bool = True) -> None:
         super().__init__()
         self.logged_through_epoch = logged_through_epoch
+        self.log_lr = log_lr
         self.run = run
         self.checkpoint = checkpoint
         self.best_weights_path = Path(best_weights_path)
@@ -107,9 +111,9 @@ class RunRecorder(Callback):
             return
         figures = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
         figures["epoch_time_s"] = self._epoch_time
-        if trainer.optimizers:
+        if trainer.optimizers and self.log_lr:
             figures["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
-        self.run.log_metrics(figures, step=trainer.current_epoch)
+        self.run.log_metrics(figures, step=trainer.current_epoch + 1)  # epoch 1 is the first, as `epochs` counts
         self._refresh_best(trainer, pl_module)
         last = Path(self.checkpoint.dirpath or ".") / "last.ckpt"
         if last.is_file():
@@ -167,3 +171,33 @@ class ResumableEarlyStopping(EarlyStopping):
         """After a resume, stop at once if the restored state had stopped (`stopped_epoch` is set)."""
         if self.stopped_epoch > 0:
             trainer.should_stop = True
+
+
+class EpochLines(Callback):
+    """One line per epoch with its figures, for output that is not a terminal (a log, CI, a batch job).
+
+    Lightning's progress bar redraws itself many times a second: in a file that is
+    a hundred kilobytes of carriage returns for a few epochs. This prints what a
+    researcher reads instead::
+
+        epoch 2/10  train_loss 1.234  train_acc 0.412  val_loss 1.301  val_acc 0.455  (12.3 s)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the epoch's clock."""
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Print the epoch's figures (rank 0 only)."""
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        shown = {"train_loss": "train_loss_epoch", "train_acc": "train_acc", "val_loss": "val_loss",
+                 "val_acc": "val_acc"}
+        figures = "  ".join(f"{label} {float(metrics[key]):.4g}" for label, key in shown.items() if key in metrics)
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {figures}  "
+              f"({time.perf_counter() - self._started:.1f} s)", flush=True)

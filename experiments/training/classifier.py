@@ -6,7 +6,7 @@ validation and test share one `Classifier.eval_step`, as in Lightning's own
 ImageNet example.
 Metrics logged with ``logger=False`` are epoch figures that the tracking
 callback writes to MLflow with the epoch as step (an explicit epoch axis);
-``train_loss`` per step goes to the Lightning logger.
+``train_loss_step``, the loss of each optimizer step, goes to the Lightning logger.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Classifier(L.LightningModule):
         return F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing if self.training else 0.0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One optimisation step; logs ``train_loss`` per step.
+        """One optimisation step; logs ``train_loss_step``.
 
         Args:
             batch: Preprocessed images and labels.
@@ -92,7 +92,7 @@ class Classifier(L.LightningModule):
         loss = self._loss(logits, labels)
         self.train_acc(logits, labels)
         self.train_loss_mean(loss.detach())
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, logger=False)
         self.log("train_loss_epoch", self.train_loss_mean, on_step=False, on_epoch=True, logger=False)
         return loss

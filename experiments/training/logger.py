@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from lightning.pytorch.loggers import MLFlowLogger
 
@@ -26,6 +26,10 @@ class RunLogger(MLFlowLogger):
 
     def log_hyperparams(self, params: Any) -> None:
         """Leave params to `TrackedRun.log_params` (in full length)."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log the per-step figures, without Lightning's ``epoch`` (an epoch plotted against the step)."""
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
     def finalize(self, status: str = "success") -> None:
         """Leave the run's status to `TrackedRun.lifecycle`."""

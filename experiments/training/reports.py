@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import mlflow.pytorch
 import numpy as np
 from matplotlib.figure import Figure
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from experiments.analysis.tables import format_table
 from experiments.data.datamodule import ImageDataModule
 from experiments.serving.model import serving_copy
-from experiments.tracking.names import CONFUSION_ARTIFACT, LOGGED_MODEL_NAME, LOGGED_MODEL_TAG, PER_CLASS_ARTIFACT
+from experiments.tracking.names import CONFUSION_ARTIFACT, LOGGED_MODEL_TAG, PER_CLASS_ARTIFACT
 from experiments.tracking.runs import Run, TrackedRun
 from experiments.tracking.store import get_client
 from experiments.training.classifier import Classifier
 
-PIP_REQUIREMENTS = ("torch", "lightning", "bottleneck-zoo")
-"""Requirements written with the logged model (given, so MLflow does not spend seconds inferring them)."""
+REQUIREMENTS = ("torch", "torchvision", "lightning", "bottleneck-zoo")
+"""What loading the logged model needs, pinned to the versions that trained it (given, not inferred:
+MLflow's inference spends seconds and misses the zoo itself)."""
+
+INPUT_EXAMPLE_IMAGES = 2
+"""Test images stored with the logged model as its input example."""
 
 
 def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
@@ -89,18 +97,56 @@ def log_test_report(run: Run, module: Classifier) -> None:
         run.log_artifact(path, folder)
 
 
+def pinned_requirements() -> list[str]:
+    """`REQUIREMENTS` at the versions installed here.
+
+    Returns:
+        Such as ``["torch==2.14.1", ...]`` (a distribution that is not installed is left unpinned).
+    """
+    pinned = []
+    for name in REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={md.version(name)}")
+        except md.PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def input_example(dm: ImageDataModule) -> np.ndarray:
+    """A few test images as the served model takes them: uint8 ``(N, 3, H, W)``, as stored.
+
+    Args:
+        dm: The data module.
+
+    Returns:
+        The images.
+    """
+    images, _ = next(iter(dm.test_dataloader()))
+    return images[:INPUT_EXAMPLE_IMAGES].numpy()
+
+
 def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) -> str:
-    """Log the trained model with its `Preprocess` (``mlflow.pytorch.log_model``).
+    """Log the trained model with its `Preprocess` as an MLflow LoggedModel of the run's experiment.
+
+    Named after the registry model, with a signature (uint8 images ``(N, 3, H, W)``
+    in, logits out) and a small input example, requirements pinned to the versions
+    that trained it, and linked to the run's summary metrics (logged at step 0: the
+    best checkpoint's figures and its test), so that MLflow's Models table ranks
+    models on them.
 
     Args:
         run: The run to log the model into (its experiment and store).
-        dm: The data module (its evaluation `Preprocess`).
+        dm: The data module (its evaluation `Preprocess`, the test images of the example).
         module: The `Classifier`, holding the best weights.
 
     Returns:
         The logged model's URI (also in the run's tag ``zoo.logged_model_uri``).
     """
-    get_client(run.uri)  # points mlflow's fluent API at the run's store
+    client = get_client(run.uri)  # points mlflow's fluent API at the run's store
+    # MLflow puts a run's logged model in the *active* experiment, not the run's: say which it is.
+    mlflow.set_experiment(experiment_id=client.get_run(run.run_id).info.experiment_id)
+    served = serving_copy(dm.preprocess, module.model)
+    example = input_example(dm)
     # Pickle, not MLflow's default 'pt2' (torch.export): an exported graph is traced for one input
     # shape, and the served model must take any batch and image size. MLflow warns about pickle on
     # every call; docs/tracking.md says it once.
@@ -108,10 +154,27 @@ def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) 
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        info = mlflow.pytorch.log_model(serving_copy(dm.preprocess, module.model), name=LOGGED_MODEL_NAME,
-                                        run_id=run.run_id, pip_requirements=list(PIP_REQUIREMENTS),
-                                        serialization_format="pickle")
+        info = mlflow.pytorch.log_model(served, name=module.config.model, run_id=run.run_id,
+                                        signature=serving_signature(module.num_classes), input_example=example,
+                                        pip_requirements=pinned_requirements(), serialization_format="pickle",
+                                        step=0)
     finally:
         quiet.setLevel(level)
     run.set_tags({LOGGED_MODEL_TAG: info.model_uri})
     return info.model_uri
+
+
+def serving_signature(num_classes: int) -> ModelSignature:
+    """What the logged model takes and gives: uint8 images of any batch and size in, fp32 logits out.
+
+    Inferred from the example, the height and width would be fixed to the example's;
+    the served model resizes any image itself.
+
+    Args:
+        num_classes: The logits per image.
+
+    Returns:
+        ``(N, 3, H, W)`` uint8 to ``(N, num_classes)`` float32, ``-1`` for the free sizes.
+    """
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, -1, -1))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes))]))

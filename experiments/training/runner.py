@@ -8,21 +8,26 @@ then train, test the best checkpoint, and record the summary inside
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelSummary
+from lightning.pytorch.callbacks import Callback
 
 import registry
 from experiments.config import ExperimentConfig
+from experiments.config.schema import is_plumbing
 from experiments.data.datamodule import ImageDataModule
 from experiments.tracking import readback
 from experiments.tracking.names import (
     CONFIG_ARTIFACT,
+    DATA_CACHE_TAG,
     LAST_STATE_ARTIFACT,
     LOGGED_MODEL_TAG,
     MODEL_TAG,
@@ -32,18 +37,34 @@ from experiments.tracking.names import (
 from experiments.serving.weights_uri import weights_store
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import why_dead
-from experiments.tracking.runs import NullRun, Run, TrackedRun, config_params
+from experiments.tracking.runs import DatasetRecord, NullRun, Run, TrackedRun, config_params
 from experiments.tracking.source import source_facts
 from experiments.tracking.store import require_writable
 from experiments.training import distributed, finetune, reports
 from experiments.training.atomic import AtomicCheckpointIO
-from experiments.training.callbacks import LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
+from experiments.console import is_verbose
+from experiments.training.callbacks import EpochLines, LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
 from experiments.training.classifier import Classifier
 from experiments.training.interrupts import GracefulStop
 from experiments.training.logger import logger_for
 
 LOG_EVERY_N_STEPS = 50
 """Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
+
+
+@dataclass
+class RunExtras:
+    """What a caller adds to a run beyond its config (a sweep: the trial's number and its pruner).
+
+    Attributes:
+        params: More params, logged with the config's.
+        tags: More tags, set when the run is created.
+        callbacks: More Lightning callbacks, after the runner's own.
+    """
+
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    callbacks: list[Callback] = field(default_factory=list)
 
 
 @dataclass
@@ -91,7 +112,7 @@ def build_datamodule(config: ExperimentConfig) -> ImageDataModule:
     return dm
 
 
-def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Run:
+def open_run(config: ExperimentConfig, resume_run_id: str | None = None, extras: RunExtras | None = None) -> Run:
     """Create the run's MLflow record (or reopen it to resume); a `NullRun` with tracking off.
 
     The one place a run is born; a distributed launch (rank > 0) or a sweep's
@@ -100,6 +121,7 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Run:
     Args:
         config: The run's config.
         resume_run_id: A run to continue.
+        extras: More tags for a new run.
 
     Returns:
         `TrackedRun`, `NullRun`, or on a DDP rank other than 0 a `distributed.FollowerRun`.
@@ -110,14 +132,14 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None) -> Run:
         return distributed.FollowerRun()
     if resume_run_id:
         return TrackedRun.reopen(resume_run_id, config.tracking_uri)
-    tags = {MODEL_TAG: config.model, **config.tags}
+    tags = {MODEL_TAG: config.model, **config.tags, **(extras.tags if extras else {})}
     if config.parent_run:  # a sweep's child: MLflow nests it under the parent
         tags[PARENT_TAG] = config.parent_run
     return TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
 
 
 def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: ImageDataModule,
-                 restart: bool = False) -> None:
+                 restart: bool = False, extra_params: dict[str, Any] | None = None) -> None:
     """Log what a run is: config params and file, model facts, data sizes, source and versions.
 
     Args:
@@ -127,10 +149,11 @@ def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: Ima
         dm: The data module.
         restart: The run was killed before its first state and starts again: what it
             recorded stays (its ``config.yaml`` is what the resume read), the rest is added.
+        extra_params: More params (`RunExtras.params`).
     """
     spec = registry.get_spec(config.model)
     summary = dm.summary()
-    params = config_params(config.to_dict())
+    params = config_params(experiment_params(config, module, dm))
     params.update({
         "model.family": spec.family,
         "model.num_params": sum(p.numel() for p in module.model.parameters()),
@@ -139,17 +162,45 @@ def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: Ima
         "data.num_train": summary["num_train"],
         "data.num_val": summary["num_val"],
         "data.num_test": summary["num_test"],
-        "data.cache_key": summary.get("cache_key", ""),
-        "data.input_size": dm.preprocess.image_size,
+        "data.image_size": "x".join(map(str, summary["image_size"])),
+        **(extra_params or {}),
     })
     if restart and isinstance(run, TrackedRun):
         logged = run.client.get_run(run.run_id).data.params
         params = {k: v for k, v in params.items() if k not in logged}
     run.log_params(params)
-    run.set_tags(source_facts())
+    run.set_tags({**source_facts(), DATA_CACHE_TAG: summary.get("cache_key", "")})
     if not restart:
+        run.log_inputs([DatasetRecord(p.name, p.digest, p.source, p.source_type, p.context, p.profile)
+                        for p in dm.parts()])
         run.log_text(config.to_yaml(), CONFIG_ARTIFACT)
     run.log_text(json.dumps(weights_info(config, dm), indent=2), WEIGHTS_INFO_ARTIFACT)
+
+
+def experiment_params(config: ExperimentConfig, module: Classifier, dm: ImageDataModule) -> dict[str, Any]:
+    """The config fields that describe what a run trains, with the values it actually used.
+
+    Plumbing (where and how it ran: the store, the folders, the progress bar) stays
+    in ``config.yaml``; a preset's values are resolved (the image size, mean, std and
+    augmentation it stood for, the model's own stem); a field left unset that the run
+    did not use (no EMA, no clipping, no head learning rate) is left out rather than
+    logged as ``None``. So runs that differ in params differ in what they trained.
+
+    Args:
+        config: The run's config.
+        module: The `Classifier` (its model's stem).
+        dm: The data module (its resolved preset).
+
+    Returns:
+        ``{field: value}``.
+    """
+    preset = dm.preset
+    decoded = dm.summary()["image_size"]
+    values = {k: v for k, v in config.to_dict().items() if not is_plumbing(k)}
+    values.update(stem=getattr(module.model, "stem_type", config.stem), image_size=preset.image_size or decoded[0],
+                  mean=list(preset.mean), std=list(preset.std), augment=preset.augment,
+                  interpolation=preset.interpolation)
+    return {k: v for k, v in values.items() if v is not None and v != {}}
 
 
 def weights_info(config: ExperimentConfig, dm: ImageDataModule) -> dict[str, Any]:
@@ -175,7 +226,7 @@ def _devices(value: str) -> int | list[int] | str:
 
 
 def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS,
-                  logged_through_epoch: int = -1) -> L.Trainer:
+                  logged_through_epoch: int = -1, extra_callbacks: list[Callback] | None = None) -> L.Trainer:
     """The Lightning `Trainer` with the run's callbacks and logger.
 
     Args:
@@ -184,6 +235,7 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
         ckpt_dir: The run's own checkpoint folder.
         steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
         logged_through_epoch: On resume, the last epoch the run's curves already hold.
+        extra_callbacks: More callbacks, after the runner's own (they see each epoch's figures logged).
 
     Returns:
         The trainer.
@@ -192,8 +244,9 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
                                  monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True,
                                  # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
                                  save_on_train_epoch_end=False)
-    callbacks: list[Callback] = [checkpoint, ModelSummary(max_depth=1),
-                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch)]
+    callbacks: list[Callback] = [checkpoint,
+                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch,
+                                        log_lr=config.schedule != "none" or config.warmup_epochs > 0)]
     callbacks.append(GracefulStop(run, ckpt_dir / "interrupted.ckpt"))  # SIGTERM/Ctrl-C: stop at a batch end, state saved
     distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
     callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
@@ -201,28 +254,32 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
         callbacks.append(ResumableEarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
                                        min_delta=config.min_delta, patience=config.patience))
     callbacks += finetune.extra_callbacks(config, run)  # freezing, EMA, gradient norms
+    callbacks += extra_callbacks or []
+    progress_bar = config.progress_bar if config.progress_bar is not None else sys.stdout.isatty()
+    if not progress_bar:
+        callbacks.append(EpochLines())  # off a terminal: a line per epoch, not a redrawn bar
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
         strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
         detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=logger_for(run),
-        default_root_dir=str(ckpt_dir), enable_progress_bar=config.progress_bar,
+        default_root_dir=str(ckpt_dir), enable_progress_bar=progress_bar,
         plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
-        enable_model_summary=True, log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
+        enable_model_summary=is_verbose(), log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
         **finetune.trainer_options(config),
     )
 
 
 def last_logged_epoch(run: TrackedRun) -> int:
-    """The last epoch whose figures a run holds (-1 for none).
+    """The last epoch (0-based, as Lightning counts) whose figures a run holds (-1 for none).
 
     Args:
         run: The reopened run.
 
     Returns:
-        The largest step of its ``val_acc`` curve.
+        The largest step of its ``val_acc`` curve, less one (curves count epochs from 1).
     """
     history = run.client.get_metric_history(run.run_id, "val_acc")
-    return max((m.step for m in history), default=-1)
+    return max((m.step for m in history), default=0) - 1
 
 
 def recorder_of(trainer: L.Trainer) -> RunRecorder:
@@ -261,13 +318,15 @@ def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: 
     return {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss") if k in trainer.callback_metrics}
 
 
-def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_state: str | Path | None = None) -> TrainResult:
+def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_state: str | Path | None = None,
+          extras: RunExtras | None = None) -> TrainResult:
     """Train, test and record one run.
 
     Args:
         config: The run's config (validated here again).
         resume_run_id: Continue this MLflow run (see `resume`).
         last_state: Training state to continue from (a Lightning checkpoint).
+        extras: More params, tags and callbacks (a sweep's trial).
 
     Returns:
         The run id, summary metrics and where the checkpoints are.
@@ -282,19 +341,23 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     dm = build_datamodule(config)
     with weights_store(config.tracking_uri):  # --weights runs:/ID reads the run from this run's store
         module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
-    run = open_run(config, resume_run_id)
+    run = open_run(config, resume_run_id, extras)
     ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
     with run.lifecycle():
         if last_state is None:  # a new run, or one killed before its first state: the same facts again
-            record_start(run, config, module, dm, restart=resume_run_id is not None)
+            record_start(run, config, module, dm, restart=resume_run_id is not None,
+                         extra_params=extras.params if extras else None)
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
         logged = last_logged_epoch(run) if resume_run_id else -1
-        trainer = build_trainer(config, run, ckpt_dir, steps, logged)
-        started, started_cpu = time.perf_counter(), time.process_time()
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
-        fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
-        fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
-        metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
+        trainer = build_trainer(config, run, ckpt_dir, steps, logged, extras.callbacks if extras else None)
+        monitor = run.system_metrics(config.system_metrics, resumed=resume_run_id is not None) \
+            if isinstance(run, TrackedRun) else contextlib.nullcontext()
+        with monitor:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
+            fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
+            fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
+            metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
         recorded = already_recorded(run) if resume_run_id else RecordedEnd()
         if not recorded.summary:  # a resume of a run killed after its summary: not twice
             run.log_metrics(metrics)
@@ -303,6 +366,8 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
             reports.log_test_report(run, module)  # the same files again: replaced in place
             if isinstance(run, TrackedRun) and config.log_model and not recorded.model:
                 reports.log_serving_model(run, dm, module)
+            if isinstance(run, TrackedRun):
+                keep_what_a_finished_run_needs(run, config, ckpt_dir)
     return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri,
                        extra=fit_time)
 
@@ -335,6 +400,32 @@ def already_recorded(run: Run) -> RecordedEnd:
     return RecordedEnd(summary="test_acc" in data.metrics, model=LOGGED_MODEL_TAG in data.tags)
 
 
+def keep_what_a_finished_run_needs(run: TrackedRun, config: ExperimentConfig, ckpt_dir: Path) -> None:
+    """A finished run keeps its best weights, logged model and test report; its training states go.
+
+    The last training state (weights, optimizer moments, loop counters: three times
+    the weights for Adam) is uploaded every epoch so that a killed run can resume;
+    once the run has finished nothing resumes it, so it is removed from MLflow
+    (``--keep-last-state`` keeps it). The local checkpoint folder is a second copy of
+    what MLflow holds: it is removed too (``--keep-local-checkpoints`` keeps it).
+
+    Args:
+        run: The run, at its end.
+        config: Its config (``keep_last_state``, ``keep_local_checkpoints``).
+        ckpt_dir: Its local checkpoint folder.
+    """
+    if not config.keep_last_state:
+        try:
+            run.delete_artifacts(Path(LAST_STATE_ARTIFACT).parent.as_posix())
+        except Exception as exc:  # an artifact store that cannot delete keeps the file: a warning, not a failure
+            print(f"zoo: warning: the last training state stays in run {run.run_id} ({type(exc).__name__}: "
+                  f"{' '.join(str(exc).split())[:160]})", file=sys.stderr)
+    if not config.keep_local_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the folder of every run's checkpoints, once none is left
+            ckpt_dir.parent.rmdir()
+
+
 def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
     """The run's training summary, read from its `RunRecorder` (totals survive a resume).
 
@@ -343,7 +434,7 @@ def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
 
     Returns:
         ``best_val_acc``, ``epoch_of_best`` (1-based), ``train_time_s``,
-        ``images_per_sec``, ``epochs`` (epochs trained).
+        ``images_per_sec``, ``epochs`` (epochs trained), ``optimizer_steps``.
     """
     recorder = recorder_of(trainer)
     train_time = recorder.train_time_s
@@ -353,6 +444,7 @@ def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
         "train_time_s": train_time,
         "images_per_sec": recorder.images_seen / train_time if train_time > 0 else 0.0,
         "epochs": len(recorder.val_acc_history),
+        "optimizer_steps": trainer.global_step,
     }
 
 

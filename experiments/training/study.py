@@ -85,7 +85,8 @@ MAX_RETRY = 2
 CREATE_ATTEMPTS = 10
 """Tries to open a storage whose tables another process creates at the same moment."""
 
-_CREATION_RACE = ("already exists", "duplicate key", "UniqueViolation", "database is locked")
+_CREATION_RACE = ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint failed", "database is locked")
+"""How PostgreSQL, MySQL and SQLite word a table or row that another process created a moment before."""
 
 # Optuna logs every trial at INFO and every failed one with its traceback at WARNING: the zoo
 # prints one line per trial itself, and a failed run keeps its traceback as an artifact.

@@ -337,13 +337,14 @@ def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, 
     config = config.replace(**changes) if changes else config
     metric, direction = objective(experiment)
     reporter = TrialReporter(trial, metric, direction, experiment.search.pruner if experiment.search else "none")
-    extras = RunExtras(params={"trial": trial.number},
-                       tags={SWEEP_TAG: sweep.name, TRIAL_TAG: trial.number, WORKER_TAG: str(Owner.here()),
+    # The trial number is bookkeeping, a tag: as a param it would differ between every two children.
+    extras = RunExtras(tags={SWEEP_TAG: sweep.name, TRIAL_TAG: trial.number, WORKER_TAG: str(Owner.here()),
                              THREADS_TAG: torch.get_num_threads()},
                        callbacks=[reporter])
     total = experiment.trials
-    print(f"== trial {trial.number} (slot {trial.user_attrs[studies.SLOT_ATTR] + 1}/{total}): "
-          f"{config.default_run_name()} ({config.model})", flush=True)
+    slot = trial.user_attrs[studies.SLOT_ATTR] + 1
+    what = f"trial {trial.number} ({slot}/{total})" if experiment.search else f"run {slot}/{total}"
+    print(f"== {what}: {config.run_name or config.default_run_name()} ({config.model})", flush=True)
     try:
         result = train_fn(config, extras=extras)
     except KeyboardInterrupt:

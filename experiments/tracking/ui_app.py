@@ -1,0 +1,89 @@
+"""MLflow's tracking server, with experiments opening on their runs: the app behind ``zoo ui``.
+
+MLflow 3.17's UI has one switch for the whole browser, *GenAI* or *Model training*,
+kept in the browser's ``localStorage`` and set to GenAI until the user flips it; it
+decides whether an experiment opens on a traces overview or on its runs table (the
+experiment's own ``mlflow.experimentKind`` tag, which the zoo sets, is read only when
+that switch is absent). This app is MLflow's own server, unchanged except that its
+page sets the switch to *Model training* when the browser has never chosen one. A
+user who flips it keeps their choice.
+
+It is registered as an MLflow app plugin (entry point group ``mlflow.app``, the
+mechanism of MLflow's ``basic-auth`` app) under the name
+:data:`~experiments.tracking.names.UI_APP`, so a team server
+gets the same with ``mlflow server --app-name zoo``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from flask import Flask, Response
+from mlflow.environment_variables import _MLFLOW_SGI_NAME  # MLflow's word to its apps on which server runs them
+from mlflow.server import app as mlflow_app
+from mlflow.server.fastapi_app import create_fastapi_app
+
+
+WORKFLOW_TYPE_KEY = "mlflow.workflowType_v1"
+"""Where MLflow's UI keeps its GenAI / Model training switch (a JSON string)."""
+
+MODEL_TRAINING = "machine_learning"
+"""The switch's value for *Model training*."""
+
+DEFAULT_WORKFLOW_SCRIPT = (
+    "<script>"
+    f"if (window.localStorage.getItem({json.dumps(WORKFLOW_TYPE_KEY)}) === null) "
+    f"window.localStorage.setItem({json.dumps(WORKFLOW_TYPE_KEY)}, {json.dumps(json.dumps(MODEL_TRAINING))});"
+    "</script>"
+)
+"""Runs before MLflow's own scripts: *Model training* unless the browser chose already."""
+
+
+def index_page(static_folder: str) -> str:
+    """MLflow's ``index.html`` with :data:`DEFAULT_WORKFLOW_SCRIPT` as the first thing in its head.
+
+    Args:
+        static_folder: The folder of MLflow's built UI.
+
+    Returns:
+        The page's HTML.
+    """
+    with open(os.path.join(static_folder, "index.html"), encoding="utf-8") as page:
+        html = page.read()
+    return html.replace("<head>", "<head>" + DEFAULT_WORKFLOW_SCRIPT, 1)
+
+
+def with_model_training_default(app: Flask) -> Flask:
+    """Serve the UI's page (MLflow's endpoint ``serve``) with the switch's default set.
+
+    Args:
+        app: MLflow's Flask app.
+
+    Returns:
+        The same app.
+    """
+    original = app.view_functions["serve"]
+
+    def serve() -> Response:
+        if not os.path.exists(os.path.join(app.static_folder, "index.html")):
+            return original()  # MLflow's own message for a source install without a built UI
+        return Response(index_page(app.static_folder), mimetype="text/html")
+
+    app.view_functions["serve"] = serve
+    return app
+
+
+def create_app(app: Flask = mlflow_app):
+    """The app ``mlflow server --app-name zoo`` runs (a factory, as MLflow's ``basic-auth`` is).
+
+    Args:
+        app: MLflow's Flask app.
+
+    Returns:
+        Under uvicorn (MLflow's default server) the FastAPI app around it, else the Flask app.
+    """
+    with_model_training_default(app)
+    if _MLFLOW_SGI_NAME.get() == "uvicorn":
+        return create_fastapi_app(app)
+    return app
