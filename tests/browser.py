@@ -167,15 +167,8 @@ def mlflow_ui(backend_store_uri: str, folder: str | os.PathLike, *, workers: int
     if not jobs:  # else the server also starts a job runner and 7 huey consumer processes
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.pop("MLFLOW_TRACKING_URI", None)
-    base_url = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_health(base_url, proc, log, timeout_s)
+    with _serving(argv, env, folder, log, port, timeout_s) as base_url:
         yield base_url
-    finally:
-        _kill_group(proc)
 
 
 @contextlib.contextmanager
@@ -193,6 +186,14 @@ def zoo_ui(tracking_uri: str, folder: str | os.PathLike, *, timeout_s: float = U
     zoo = Path(sys.executable).with_name("zoo")
     argv = [str(zoo), "ui", "--port", str(port), "--tracking-uri", tracking_uri]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    with _serving(argv, env, folder, log, port, timeout_s) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _serving(argv: list[str], env: dict[str, str], folder: Path, log: Path, port: int,
+             timeout_s: float) -> Iterator[str]:
+    """Start a UI server in its own process group, wait for ``/health``, kill the group on exit."""
     base_url = f"http://127.0.0.1:{port}"
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,

@@ -1,7 +1,10 @@
-"""Shared fixtures: the real CIFAR-10 archive, when it is there."""
+"""Shared fixtures: the real CIFAR-10 archive when it is there, template MLflow stores, a server that hangs."""
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,30 @@ def mlflow_store(mlflow_template: Path, zoo_cache_dir: Path, tmp_path: Path, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
     return uri
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A tracking URI whose port accepts connections and never answers (a server that hangs)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -41,32 +40,6 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, float
     started = time.monotonic()
     code = main(argv)
     return code, capsys.readouterr().err, time.monotonic() - started
-
-
-@pytest.fixture
-def silent_server():
-    """A port that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def broken_stores(folder: Path, good: Path) -> dict[str, tuple[str, str]]:

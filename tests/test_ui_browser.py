@@ -50,6 +50,9 @@ from experiments.cli import main
 
 pytestmark = pytest.mark.slow
 
+SHOTS = Path(os.environ["ZOO_SCREENSHOTS"]).resolve() if os.environ.get("ZOO_SCREENSHOTS") else None
+"""Where the screenshots go instead of the test's folder (resolved before the test changes directory)."""
+
 SWEEP = """\
 description: Two learning rates of the tiny ResNet, two seeds each, on the offline digits data.
 defaults:
@@ -110,7 +113,7 @@ def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str
     from playwright.sync_api import expect
 
     store = build_store(tmp_path, monkeypatch)
-    shots = Path(os.environ.get("ZOO_SCREENSHOTS") or tmp_path / "screens")
+    shots = SHOTS or tmp_path / "screens"
     low, high = store["runs"]
     parent = store["parent"]
     page = new_ui_page(chromium_browser, workflow_type=None)  # a browser that never saw MLflow's UI
