@@ -14,9 +14,9 @@ Pieces:
 * the ``browser_page`` fixture -- a Playwright (sync API) Chromium page in a fresh
   context, with MLflow's "Model training" workflow preset and its popovers off;
   skipped when the browser or the package is missing.  It needs the session-wide
-  ``chromium_browser`` fixture: import both into the test module
-  (``from browser import browser_page, chromium_browser``; pytest puts ``tests/``
-  on ``sys.path``, there is no ``tests/__init__.py``).
+  ``chromium_browser`` fixture.  ``tests/conftest.py`` registers both, once: a
+  fixture imported into two test modules would be two "session" fixtures, and
+  Playwright's sync API refuses a second live session in one process.
 * URL builders for MLflow 3.17's hash routes (:func:`experiment_url`,
   :func:`run_url`, :func:`compare_runs_url`, :func:`logged_model_url`), and helpers
   that wait for the single-page app to render and read what it shows

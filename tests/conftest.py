@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import browser_page, chromium_browser  # noqa: F401  (fixtures, registered here once for every module)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zip"

@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import (  # noqa: F401  (browser_page and chromium_browser: fixtures, found by name)
+from browser import (
     about_run,
     about_run_field,
-    browser_page,
-    chromium_browser,
     compare_rows,
     expand_parent_run,
     expect_heading,
@@ -104,7 +102,7 @@ def _make_store(root: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_mlflow_ui_in_a_real_browser(tmp_path: Path, browser_page, chromium_browser) -> None:  # noqa: F811
+def test_mlflow_ui_in_a_real_browser(tmp_path: Path, browser_page, chromium_browser) -> None:
     from playwright.sync_api import expect
 
     ids = _make_store(tmp_path)

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from browser import (  # noqa: F401  (chromium_browser: a fixture, found by name)
+from browser import (
     about_run_field,
-    chromium_browser,
     compare_rows,
     expand_parent_run,
     expect_heading,
@@ -109,7 +108,7 @@ def visible_prefix(page, name: str) -> str:
 
 
 def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch,
-                                               chromium_browser) -> None:  # noqa: F811
+                                               chromium_browser) -> None:
     from playwright.sync_api import expect
 
     store = build_store(tmp_path, monkeypatch)

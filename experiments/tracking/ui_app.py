@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 
+from fastapi import FastAPI
 from flask import Flask, Response
 from mlflow.environment_variables import _MLFLOW_SGI_NAME  # MLflow's word to its apps on which server runs them
 from mlflow.server import app as mlflow_app
@@ -74,7 +75,7 @@ def with_model_training_default(app: Flask) -> Flask:
     return app
 
 
-def create_app(app: Flask = mlflow_app):
+def create_app(app: Flask = mlflow_app) -> FastAPI | Flask:
     """The app ``mlflow server --app-name zoo`` runs (a factory, as MLflow's ``basic-auth`` is).
 
     Args:
