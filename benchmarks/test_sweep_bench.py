@@ -2,7 +2,8 @@
 
 Run: ``pytest benchmarks/test_sweep_bench.py --benchmark-only -s``. Each round runs
 the same 8-trial search of ``resnet_tiny_scratch`` on the digits (100 images per class,
-three epochs: about 10 s a trial) (``zoo run`` as a
+six epochs: about 10 s a trial in bf16 on the dev CPU, so that the fixed cost of starting
+``zoo run`` and its workers does not dominate) (``zoo run`` as a
 process, a SQLite study storage, a SQLite MLflow store) with ``--workers 1`` and
 ``--workers 2``, one torch thread per worker, alternately; medians are compared.
 Two goals on a 2-core machine:
@@ -32,7 +33,7 @@ from experiments.training import sweeps
 TRIALS = 8
 ROUNDS = 2
 SEARCH = {"defaults": {"model": "resnet_tiny_scratch", "data": "digits", "preset": "cifar", "augment": False,
-                       "limit_per_class": 100, "epochs": 3, "batch_size": 32, "workers": "0", "progress_bar": False,
+                       "limit_per_class": 100, "epochs": 6, "batch_size": 32, "workers": "0", "progress_bar": False,
                        "log_model": False, "early_stopping": False},
           "search": {"lr": {"loguniform": [1.0e-3, 1.0e-1]}}, "trials": TRIALS, "pruner": "none"}
 

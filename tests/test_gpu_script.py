@@ -19,11 +19,12 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT_ROOT / "benchmarks" / "gpu" / "run_gpu_bench.py"
-STAGES = ["environment", "notebook_table", "throughput", "data_pipeline", "compile", "recipe"]
+STAGES = ["environment", "notebook_table", "throughput", "precision", "data_pipeline", "compile", "recipe"]
 STAGE_KEYS = {
     "environment": {"python", "versions", "cuda_available", "driver", "tracking"},
     "notebook_table": {"rows", "sizes", "data_prepare_s", "reproduced", "rule", "skipped_runs"},
     "throughput": {"rows", "zoo_at_least_as_fast", "rounds", "probe_ms", "size", "batch"},
+    "precision": {"model", "rows"},
     "data_pipeline": {"pipeline_images_per_s", "model_images_per_s", "pipeline_over_model", "data_not_bottleneck"},
     "compile": {"backend", "compile_s", "eager_ms", "compiled_ms", "speedup"},
     "recipe": {"epochs", "estimate_s", "test_acc", "test_loss", "wall_s", "anchor_acc"},
@@ -64,6 +65,8 @@ def test_tiny_run_does_every_stage_and_writes_after_each(tmp_path: Path, zoo_cac
         assert f"## {name}: done" in markdown
     # One write after every stage (and after each training run), in order.
     assert [u for u in results["updates"] if ":" not in u] == ["start", *STAGES]
+    assert [u for u in results["updates"] if u.startswith("precision:")] == ["precision:32x32-b32"]
+    assert {r["config"] for r in stages["precision"]["rows"]} == {"default", "32-true NCHW"}
     assert [u for u in results["updates"] if u.startswith("notebook_table:")] == [
         "notebook_table:resnet50_scratch", "notebook_table:resnet101_scratch"]
     rows = stages["notebook_table"]["rows"]

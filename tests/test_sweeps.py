@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import copy_mlflow_store
 from experiments.cli import main
-from experiments.config import ConfigError, load_experiment
+from experiments.config import SHIPPED_DIR, ConfigError, load_experiment
 
 TINY = dict(data="digits", preset="cifar", augment=False, limit_per_class=5, epochs=1, batch_size=32, workers="0",
             progress_bar=False, log_model=False, log_grad_norms=True)
@@ -75,6 +75,13 @@ def test_shipped_research_files_are_three_seed_sweeps() -> None:
     assert depth.seeds == [0, 1, 2] and {c.model for c in depth.runs} == {"resnet50_scratch", "resnet101_scratch"}
     assert len({c.epochs for c in depth.runs}) == 1  # equal epochs: the fair comparison
     assert load_experiment("residual_quick").is_sweep
+
+
+def test_every_shipped_experiment_says_its_precision() -> None:
+    for path in sorted(SHIPPED_DIR.glob("*.yaml")):
+        assert "precision" in yaml.safe_load(path.read_text())["defaults"], path.name
+    assert {c.precision for c in load_experiment("seed").runs} == {"32-true"}  # the notebook's arithmetic
+    assert {c.precision for c in load_experiment("quick").runs} == {"auto"}
 
 
 # -- a real sweep ---------------------------------------------------------------------

@@ -12,6 +12,10 @@ taken back:
 3. ``throughput``: training steps at 224x224, batch 256, bf16-mixed,
    channels_last, eager: the zoo's ``resnet50_scratch`` interleaved with timm's
    and torchvision's ``resnet50``.
+   ``precision``: the zoo's default config (``precision: auto``, ``channels_last:
+   auto``, resolved on the device) against ``32-true`` NCHW, ``resnet50_scratch``
+   with the ``cifar`` stem at 32x32, batch 32 (issue #16's measurement), and at
+   the throughput stage's size and batch.
    ``data_pipeline``: images per second reaching the model (cache -> device ->
    crop + flip -> resize -> normalise) against the model's own step rate.
 4. ``compile``: ``torch.compile`` of the zoo model, interleaved with eager.
@@ -49,6 +53,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the working tree's code wins over an installed copy
     sys.path.insert(0, str(ROOT))
+BENCHMARKS = str(ROOT / "benchmarks")
+if BENCHMARKS not in sys.path:  # steps.py: the training step the CPU benchmarks time too
+    sys.path.insert(0, BENCHMARKS)
 
 NOTEBOOK = {  # the original notebook's one GPU run at 224x224
     "resnet50_scratch": {"epochs": 2, "test_acc": 0.5647, "test_loss": 1.1774},
@@ -60,7 +67,7 @@ SPEED_TOLERANCE = 0.95
 """The zoo counts as at least as fast when reference time / zoo time >= this (noise allowance)."""
 RECIPE_ANCHOR = 0.936
 """Public figure for ResNet-50 trained from scratch on CIFAR-10 at 32x32."""
-STAGES = ("environment", "notebook_table", "throughput", "data_pipeline", "compile", "recipe")
+STAGES = ("environment", "notebook_table", "throughput", "precision", "data_pipeline", "compile", "recipe")
 VERSIONED = ("torch", "torchvision", "lightning", "pytorch-lightning", "torchmetrics", "timm", "mlflow",
              "mlflow-skinny", "sqlalchemy", "alembic", "numpy", "bottleneck-zoo")
 
@@ -626,6 +633,54 @@ def stage_throughput(s: Settings, clock: Clock, report: Report, ctx: dict[str, A
             "rule": f"zoo at least as fast when every reference time / zoo time >= {SPEED_TOLERANCE}"}
 
 
+PRECISION_CASES = ((32, 32),)
+"""(input size, batch) of the precision stage besides the throughput stage's own."""
+
+
+def stage_precision(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Stage 3b: the zoo's default precision and memory format against fp32 NCHW, interleaved.
+
+    Args:
+        s: Settings.
+        clock: The deadline.
+        report: The results.
+        ctx: Shared state.
+
+    Returns:
+        The stage's figures: one row per (size, batch, config), with the ratio to fp32 NCHW.
+    """
+    from steps import config_step  # deferred: imports torch, Lightning and the zoo, as the stages do
+
+    from experiments import ExperimentConfig
+
+    base = dict(model="resnet50_scratch", stem="cifar", accelerator=s.accelerator)
+    cases = list(PRECISION_CASES) + ([] if s.tiny else [(s.bench_size, s.bench_batch)])
+    rows = []
+    for size, batch in cases:
+        clock.require(s.run_overhead_s / 2, f"probing {size}x{size} batch {batch}", s.margin_s)
+        default_step, default = config_step(ExperimentConfig(**base), batch, size, s.device)
+        fp32_step, _ = config_step(ExperimentConfig(**base, precision="32-true", channels_last=False), batch, size,
+                                   s.device)
+        start = time.perf_counter()
+        fp32_step()
+        sync(s.device)
+        probe = time.perf_counter() - start
+        clock.require(2 * (s.warmup + s.rounds * s.steps_per_round) * probe * 1.2, f"{size}x{size} x 2 configs",
+                      s.margin_s)
+        medians = interleaved({"default": default_step, "32-true NCHW": fp32_step}, s)
+        for name, seconds in medians.items():
+            rows.append({"size": size, "batch": batch, "config": name,
+                         "precision": default.precision if name == "default" else "32-true",
+                         "channels_last": default.channels_last if name == "default" else False,
+                         "images_per_s": round(batch / seconds, 1),
+                         "speedup_over_fp32_nchw": round(medians["32-true NCHW"] / seconds, 2)})
+        del default_step, fp32_step
+        free_memory(s)
+        report.stage("precision").update(rows=rows)
+        report.save(f"precision:{size}x{size}-b{batch}", clock)
+    return {"model": "resnet50_scratch (cifar stem)", "rows": rows}
+
+
 def stage_data_pipeline(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> dict[str, Any]:
     """Stage 3b: images per second reaching the model, against the model's own step rate.
 
@@ -812,6 +867,9 @@ def _stage_markdown(name: str, r: dict[str, Any]) -> list[str]:
                   f"{r['rounds']} interleaved rounds", "",
                   _table(r["rows"], ["model", "ms_per_step", "images_per_s", "ratio_ref_over_zoo"]), "",
                   f"zoo at least as fast: {r['zoo_at_least_as_fast']} ({r['rule']})", ""]
+    elif name == "precision" and r.get("rows"):
+        lines += [_table(r["rows"], ["size", "batch", "config", "precision", "channels_last", "images_per_s",
+                                     "speedup_over_fp32_nchw"]), ""]
     elif name in ("data_pipeline", "compile", "recipe") and r.get("status") == "done":
         keys = [k for k in r if k not in ("status", "seconds", "sizes")]
         lines += [_table([{"figure": k, "value": r[k]} for k in keys], ["figure", "value"]), ""]
@@ -838,7 +896,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 # -- driver --------------------------------------------------------------------------
 
 STAGE_FUNCTIONS = {"environment": stage_environment, "notebook_table": stage_notebook_table,
-                   "throughput": stage_throughput, "data_pipeline": stage_data_pipeline,
+                   "throughput": stage_throughput, "precision": stage_precision, "data_pipeline": stage_data_pipeline,
                    "compile": stage_compile, "recipe": stage_recipe}
 
 

@@ -40,7 +40,9 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: Sequence[str] = (
             continue
         kind, _ = base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f.metadata.get("help", "")
+        if not (kind is bool and default is None):  # a switch left to the run says what its default does
+            help_text += f" (default: {default})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if kind is bool:
             group.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)

@@ -40,7 +40,7 @@ def _meta(help: str, choices: Sequence[Any] | None = None, flag: str | None = No
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed")
 MONITOR_MODES = ("max", "min")
 EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
 """The figures every epoch logs; a search's objective may be any of them."""
@@ -103,8 +103,12 @@ class ExperimentConfig:
     min_delta: float = field(default=1e-4, metadata=_meta("smallest change that counts as an improvement"))
     checkpoint_dir: str = field(default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder", plumbing=True))
     # -- hardware ------------------------------------------------------------
-    precision: str = field(default="32", metadata=_meta("numeric precision (16-mixed needs a GPU)", PRECISIONS))
-    channels_last: bool = field(default=False, metadata=_meta("channels-last memory format"))
+    precision: str = field(default="auto", metadata=_meta(
+        "numeric precision; auto: bf16-mixed where the hardware computes bf16 natively (CUDA compute "
+        "capability 8.0+, CPUs with AVX512-BF16 or AMX), else 32-true; 16-mixed needs a GPU", PRECISIONS))
+    channels_last: bool | None = field(default=None, metadata=_meta(
+        "channels-last memory format; default auto: on a CPU, and on a GPU with bf16-mixed or 16-mixed, "
+        "where it is measured faster"))
     compile: bool = field(default=False, metadata=_meta("torch.compile the model"))
     detect_anomaly: bool = field(default=False, metadata=_meta("autograd anomaly detection (slow; the notebook had it on)"))
     accelerator: str = field(default="auto", metadata=_meta("Lightning accelerator: auto, cpu, gpu, cuda, mps"))

@@ -54,6 +54,8 @@ def coerce(name: str, value: Any, annotation: Any) -> Any:
         raise ConfigError(f"{name}: a value is required ({kind.__name__}); it cannot be empty")
     if isinstance(value, str) and optional and value.lower() in ("none", "null", "") and kind is not str:
         return None
+    if isinstance(value, str) and optional and kind is bool and value.lower() == "auto":
+        return None  # a switch whose default the run decides (channels_last, progress_bar)
     try:
         if kind is bool:
             return to_bool(value)

@@ -74,9 +74,11 @@ def serving_copy(preprocess: nn.Module, model: nn.Module) -> ServingModel:
         model: The trained network (left as it is: the copy is a new module).
 
     Returns:
-        A `ServingModel` in eval mode.
+        A `ServingModel` in eval mode, fp32 in the default memory format (as a freshly
+        built registry model), whatever the training precision and format were.
     """
-    return ServingModel(copy.deepcopy(preprocess).cpu(), copy.deepcopy(model).cpu()).eval()
+    network = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)
+    return ServingModel(copy.deepcopy(preprocess).cpu(), network).eval()
 
 
 def read_image(path: str) -> torch.Tensor:

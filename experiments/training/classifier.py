@@ -3,7 +3,9 @@
 It receives batches already preprocessed on the device by the data module
 (`ImageDataModule.on_after_batch_transfer`), so its steps only run the model;
 validation and test share one `Classifier.eval_step`, as in Lightning's own
-ImageNet example.
+ImageNet example. Training and validation run at the run's precision; test and
+prediction always in fp32 (`Classifier.full_precision`), so that a run's test
+figures are those of the model it serves.
 Metrics logged with ``logger=False`` are epoch figures that the tracking
 callback writes to MLflow with the epoch as step (an explicit epoch axis);
 ``train_loss_step``, the loss of each optimizer step, goes to the Lightning logger.
@@ -130,7 +132,8 @@ class Classifier(L.LightningModule):
         Returns:
             The logits (tests compare them with the logged model's).
         """
-        logits = self.eval_step(batch, "test")
+        with self.full_precision():
+            logits = self.eval_step(batch, "test")
         self.test_confusion.update(logits, batch[1])
         return logits
 
@@ -149,7 +152,20 @@ class Classifier(L.LightningModule):
             Probabilities ``(N, num_classes)``.
         """
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=1)
+        with self.full_precision():
+            return self(images).softmax(dim=1)
+
+    def full_precision(self) -> torch.autocast:
+        """Autocast off: test and prediction compute in fp32 whatever the training precision.
+
+        Under ``bf16-mixed`` Lightning runs every step in autocast; the weights are fp32
+        all along, so without it test figures are those of the fp32 model that the
+        logged model, ``zoo eval`` and ``zoo predict`` serve.
+
+        Returns:
+            The context manager.
+        """
+        return torch.autocast(device_type=self.device.type, enabled=False)
 
     def configure_optimizers(self) -> Any:
         """The optimizer and learning-rate schedule the config names.

@@ -80,7 +80,8 @@ def run_test_pass(config: ExperimentConfig, state: dict[str, Any],
     module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     module.model.load_state_dict(state)
     trainer = L.Trainer(accelerator=config.accelerator, devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, precision=config.precision)
+                        enable_model_summary=False, enable_checkpointing=False,
+                        precision="32-true")  # the served model's figures, whatever the training precision
     trainer.test(module, datamodule=dm, verbose=False)
     metrics = {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss")}
     return module, dm, metrics

@@ -40,7 +40,7 @@ from experiments.tracking.heartbeat import why_dead
 from experiments.tracking.runs import DatasetRecord, NullRun, Run, TrackedRun, config_params
 from experiments.tracking.source import source_facts
 from experiments.tracking.store import require_writable
-from experiments.training import distributed, finetune, reports
+from experiments.training import distributed, finetune, hardware, reports
 from experiments.training.atomic import AtomicCheckpointIO
 from experiments.console import is_verbose
 from experiments.training.callbacks import EpochLines, LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
@@ -230,7 +230,7 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
     """The Lightning `Trainer` with the run's callbacks and logger.
 
     Args:
-        config: The run's config.
+        config: The run's config (``precision: auto`` is resolved here too, as `train` does).
         run: The run the callbacks and the logger write into.
         ckpt_dir: The run's own checkpoint folder.
         steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
@@ -260,7 +260,7 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
         callbacks.append(EpochLines())  # off a terminal: a line per epoch, not a redrawn bar
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
-        strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
+        strategy=config.strategy, num_nodes=config.num_nodes, precision=hardware.resolve_hardware(config).precision,
         detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=logger_for(run),
         default_root_dir=str(ckpt_dir), enable_progress_bar=progress_bar,
         plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
@@ -334,7 +334,7 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     Raises:
         ZooError: For bad input, before any run is created.
     """
-    config = config.validate()
+    config = hardware.resolve_hardware(config.validate())  # precision and memory format: auto as used here
     if config.tracking:  # an unreachable server or an unusable store: one line in seconds, before the data is read
         require_writable(config.tracking_uri)
     L.seed_everything(config.seed, verbose=False)
