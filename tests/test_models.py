@@ -138,8 +138,10 @@ def test_kaiming_init_and_zero_init_last_by_default() -> None:
     assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
     paper_init = registry.create_model("resnet50_scratch", zero_init_last=False)
     assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(paper_init))
-    tiny = registry.create_model("resnet_tiny_scratch")
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in _blocks(tiny))
+    tiny = registry.create_model("resnet_tiny_scratch")  # four blocks: the paper's init
+    assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(tiny))
+    assert all(torch.count_nonzero(b.bn3.weight) == 0
+               for b in _blocks(registry.create_model("resnet_tiny_scratch", zero_init_last=True)))
     assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(registry.create_model("plain_tiny_scratch")))
     assert all(torch.count_nonzero(b.bn3.weight) > 0
                for b in _blocks(registry.create_model("resnet_tiny_scratch", residual=False)))

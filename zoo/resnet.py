@@ -10,8 +10,8 @@ only those its signature names):
     stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or
         ``"cifar"`` (3x3/1 conv, no pool, for native 32x32 input).
     zero_init_last: Zero every block's last BatchNorm, so that each block
-        starts as an identity. On by default in the residual scratch builders,
-        as in timm (Goyal et al., 2017): without it a deep ResNet's first
+        starts as an identity. On by default in the scratch ResNet-18 to -152
+        builders, as in timm (Goyal et al., 2017): without it a deep ResNet's first
         gradients are ill-conditioned (for ResNet-50 at 32x32, fp32 rounding
         alone moves them 1.5% and bf16 autocast by as much as another batch
         would; with it, 0.0002% and 12%). ``False`` gives torchvision's and
@@ -245,12 +245,13 @@ def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet
 @register_model(description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs",
                 family="resnet", **_TINY)
 def resnet_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar", residual: bool = True,
-                        zero_init_last: bool | None = None) -> ResNet:
+                        zero_init_last: bool = False) -> ResNet:
     """A tiny `Bottleneck` ResNet (one block per stage, base width 8) for smoke tests and first runs.
 
-    ``zero_init_last`` defaults to ``residual``: a plain network has no identity to start from.
+    ``zero_init_last`` is off here: four blocks are not deep enough to be ill-conditioned, and
+    starting them as identities only slows the first epochs (digits, three epochs: validation
+    accuracy 0.74 with it, 0.885 without).
     """
-    zero_init_last = residual if zero_init_last is None else zero_init_last
     return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual,
                           zero_init_last=zero_init_last)
 
