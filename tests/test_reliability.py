@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import socket
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -188,8 +190,12 @@ def test_payload_checkpoint_is_refused_without_running_it(tmp_path: Path) -> Non
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # the guard is needed: a plain load would run it
         torch.load(ckpt, weights_only=True)
-    torch.load(ckpt, weights_only=False)
-    assert marker.exists()
+    # The payload is live, read without running it: the pickle calls os.system on the marker.
+    with zipfile.ZipFile(ckpt) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    strings = [arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+    assert f"{os.system.__module__} system" in strings and f"touch {marker}" in strings  # GLOBAL, then its argument
+    assert not marker.exists()
 
 
 def test_resume_refuses_a_payload_last_state(mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
