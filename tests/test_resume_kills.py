@@ -142,7 +142,7 @@ def test_a_dead_run_is_found_stale_at_once_and_two_resumes_at_once_train_it_once
                                                                                   mlflow_store: str,
                                                                                   tmp_path: Path) -> None:
     run_id = kill_at("pause:mid-epoch:1", DEFAULTS, mlflow_store, tmp_path)
-    code, listing = finish([*ZOO, "runs", "--stale", "--format", "json"], tmp_path / "stale.log")
+    code, listing = zoo("runs", "--stale", "--format", "json")  # the next command, in-process
     assert code == 0 and run_id in listing and "is gone" in listing  # its process is gone: no need to wait
     with running([*ZOO, "train", "--resume", run_id], tmp_path / "a.log", **BEAT) as first, \
             running([*ZOO, "train", "--resume", run_id], tmp_path / "b.log", **BEAT) as second:
@@ -187,7 +187,7 @@ def test_when_the_store_refuses_the_status_the_next_command_finds_the_run_and_sa
     assert "could not record run" in log and "zoo runs --stale" in log, log[-3000:]
     run = only_run(MlflowClient(mlflow_store))
     assert run.info.status == "RUNNING"
-    code, listing = finish([*ZOO, "runs", "--stale"], tmp_path / "stale.log")
+    code, listing = zoo("runs", "--stale")
     assert code == 0 and run.info.run_id in listing and "is gone" in listing
     code, log = resume(run.info.run_id)
     assert code == 0, log[-3000:]
