@@ -2,7 +2,7 @@
 
 Run: ``pytest benchmarks/test_sweep_bench.py --benchmark-only -s``. Each round runs
 the same 8-trial search of ``resnet_tiny_scratch`` on the digits (100 images per class,
-six epochs: about 10 s a trial in bf16 on the dev CPU, so that the fixed cost of starting
+six epochs: 10 to 13 s a trial in bf16 on the dev CPU, so that the fixed cost of starting
 ``zoo run`` and its workers does not dominate) (``zoo run`` as a
 process, a SQLite study storage, a SQLite MLflow store) with ``--workers 1`` and
 ``--workers 2``, one torch thread per worker, alternately; medians are compared.
