@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,17 @@ import pytest
 from browser import browser_page, chromium_browser  # noqa: F401  (fixtures, registered here once for every module)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start every process as a terminal would, with SIGINT at its default.
+
+    A CI runner or ``pytest &`` in a script may start pytest with SIGINT ignored;
+    every process a test starts would inherit that, and a zoo command keeps an
+    ignored SIGINT ignored (as Python does), so the Ctrl-C tests would test nothing.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zip"
 
 

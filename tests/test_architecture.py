@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("registry", "zoo", "experiments")
 
 LAYERS = {
-    "experiments.config": 0, "experiments.console": 0,
+    "experiments.config": 0, "experiments.console": 0, "experiments.signals": 0,
     "experiments.data": 1, "experiments.tracking": 1,
     "experiments.training": 2, "experiments.analysis": 2, "experiments.serving": 2,
     "experiments.commands": 3, "experiments.cli": 3,

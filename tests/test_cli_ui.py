@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import time
@@ -54,6 +55,32 @@ def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(signum: int
     while time.monotonic() < deadline and [p for p in server if alive(p)]:
         time.sleep(0.2)
     assert not [p for p in server if alive(p)], "MLflow's server outlived zoo ui"
+
+
+@pytest.mark.slow
+def test_under_nohup_a_closed_terminal_leaves_zoo_ui_running(mlflow_store: str, tmp_path: Path) -> None:
+    nohup = shutil.which("nohup")
+    if nohup is None:
+        pytest.skip("no nohup on this machine")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "ui.log"
+    with running([nohup, *ZOO, "ui", "--port", str(port)], log) as ui:  # nohup execs zoo: the same pid
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    return answer.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, ui, log, timeout=180)
+        os.kill(ui.pid, signal.SIGHUP)  # the terminal closed
+        time.sleep(2)
+        assert ui.poll() is None and healthy(), log.read_text()[-2000:]
+        os.kill(ui.pid, signal.SIGTERM)  # kill still stops it, whole
+        assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]
+    assert not healthy()
 
 
 def processes_under(pid: int) -> list[int]:

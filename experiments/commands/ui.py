@@ -16,11 +16,12 @@ import sys
 from typing import Any
 
 from experiments.commands import add_tracking_uri_argument, tcp_port
+from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.names import UI_APP
 from registry.errors import ZooError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Signals that stop the server as Ctrl-C does."""
+"""Signals that stop the server as Ctrl-C does (each unless ``zoo ui`` was started with it ignored)."""
 
 HOST = "127.0.0.1"
 
@@ -111,14 +112,13 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    previous = handle_unless_ignored(STOP_SIGNALS, on_signal)  # under nohup, SIGHUP stays ignored
     try:
         code = server.wait()
         return code
     except KeyboardInterrupt:
         return 0
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore(previous)
         if server.poll() is None:
             stop_group(server)

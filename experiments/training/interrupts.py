@@ -27,6 +27,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from experiments.tracking.names import INTERRUPTED_STATE_ARTIFACT
+from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.runs import Interrupted, Run
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -54,8 +55,8 @@ class GracefulStop(Callback):
         """
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._note)
+        # A signal the run was started with ignored (SIGINT of `zoo train ... &` in a script) stays ignored.
+        self._previous = handle_unless_ignored(STOP_SIGNALS, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
         if self.requested is not None:  # the second signal: stop now
@@ -102,6 +103,5 @@ class GracefulStop(Callback):
     def _restore(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        restore(self._previous)
         self._previous = {}

@@ -30,6 +30,7 @@ import optuna
 import torch
 
 from experiments.config import ConfigError, ExperimentFile
+from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating
 from experiments.tracking.names import (
@@ -239,11 +240,11 @@ def stop_on_signals() -> Iterator[None]:
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous = handle_unless_ignored((signal.SIGTERM,), on_signal)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore(previous)
 
 
 @contextlib.contextmanager

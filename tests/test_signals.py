@@ -1,0 +1,46 @@
+"""A stop signal that the zoo was started with ignored stays ignored (nohup's SIGHUP, a background job's SIGINT)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from experiments.signals import handle_unless_ignored, restore
+from experiments.tracking.runs import NullRun
+from experiments.training.interrupts import GracefulStop
+
+
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored, as a script's shell leaves it for ``zoo train ... &``; put back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_signal_is_left_ignored_and_the_others_are_handled(sigint_ignored: None) -> None:
+    def handler(signum, frame):
+        return None
+
+    before = signal.getsignal(signal.SIGTERM)
+    previous = handle_unless_ignored((signal.SIGINT, signal.SIGTERM), handler)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is handler
+    assert set(previous) == {signal.SIGTERM}
+    restore(previous)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_graceful_stop_of_training_keeps_an_ignored_sigint(sigint_ignored: None, tmp_path: Path) -> None:
+    stop = GracefulStop(NullRun(), tmp_path / "interrupted.ckpt")
+    stop.on_train_start(None, None)  # type: ignore[arg-type]  (it reads neither)
+    try:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == stop._note
+    finally:
+        stop.teardown(None, None, "fit")  # type: ignore[arg-type]
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) != stop._note
