@@ -33,24 +33,15 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(signum: int, mlflow_store: str,
                                                                       tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path / "ui.log"
     with running([*ZOO, "ui", "--port", str(port)], log) as ui:
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                    return answer.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, ui, log, timeout=180)
+        wait_for(lambda: healthy(port), ui, log, timeout=180)
         server = [p for p in processes_under(ui.pid)]
         assert server, "zoo ui started no server process"
         os.kill(ui.pid, signum)  # to zoo ui only, as a terminal or a job scheduler sends it
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]  # stopping the UI is its normal end
-    assert not healthy()
+    assert not healthy(port)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and [p for p in server if alive(p)]:
         time.sleep(0.2)
@@ -62,25 +53,32 @@ def test_under_nohup_a_closed_terminal_leaves_zoo_ui_running(mlflow_store: str, 
     nohup = shutil.which("nohup")
     if nohup is None:
         pytest.skip("no nohup on this machine")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path / "ui.log"
     with running([nohup, *ZOO, "ui", "--port", str(port)], log) as ui:  # nohup execs zoo: the same pid
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                    return answer.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, ui, log, timeout=180)
+        wait_for(lambda: healthy(port), ui, log, timeout=180)
         os.kill(ui.pid, signal.SIGHUP)  # the terminal closed
         time.sleep(2)
-        assert ui.poll() is None and healthy(), log.read_text()[-2000:]
+        assert ui.poll() is None and healthy(port), log.read_text()[-2000:]
         os.kill(ui.pid, signal.SIGTERM)  # kill still stops it, whole
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]
-    assert not healthy()
+    assert not healthy(port)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def healthy(port: int) -> bool:
+    """Whether MLflow's server on ``port`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def processes_under(pid: int) -> list[int]:

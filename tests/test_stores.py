@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,8 +49,6 @@ def broken_stores(folder: Path, good: Path) -> dict[str, tuple[str, str]]:
     (folder / "garbage.db").write_bytes(b"this is not a database" * 100)
     (folder / "truncated.db").write_bytes(good.read_bytes()[:40960])
     other = folder / "other.db"
-    import sqlite3
-
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE notes (text)")
     return {
@@ -63,6 +63,7 @@ def broken_stores(folder: Path, good: Path) -> dict[str, tuple[str, str]]:
 def test_a_store_that_cannot_be_used_is_one_line_for_every_command(store: str, mlflow_store: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     train(ExperimentConfig(**TINY))  # a store with a run in it: the truncated copy cuts through real tables
+    capsys.readouterr()  # what the library printed while training (MLflow's INFO lines, unless a CLI quieted them)
     uri, says = broken_stores(tmp_path, Path(mlflow_store[len("sqlite:///"):]))[store]
     before = {p.name: p.stat().st_size for p in tmp_path.glob("*.db")}
     for argv in READERS:
@@ -141,3 +142,28 @@ def test_weights_from_a_run_are_read_from_the_given_tracking_uri(mlflow_store: s
     client = MlflowClient(mlflow_store)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert {r.data.params.get("weights") for r in runs} == {None, f"runs:/{source.run_id}"}  # unset: no param
+
+
+KILLED_IN_A_WRITE = """
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA cache_size = 1")  # changed pages spill into the file before the commit
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE half_written (x)")
+db.executemany("INSERT INTO half_written VALUES (?)", ((os.urandom(512),) for _ in range(2000)))
+os.kill(os.getpid(), signal.SIGKILL)  # in the middle of the transaction, as a kill -9 of a zoo command
+"""
+
+
+def test_a_store_whose_writer_was_killed_mid_write_is_recovered_not_refused(mlflow_store: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    path = Path(mlflow_store.removeprefix("sqlite:///"))
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_WRITE, str(path)], timeout=120)
+    assert killed.returncode == -9
+    assert Path(f"{path}-journal").stat().st_size > 0  # a hot journal: SQLite rolls it back on the next write access
+    code, err, _ = cli(["runs", "--stale"], capsys)
+    assert code == 0, err
+    with sqlite3.connect(path) as db:  # the half-done transaction is gone, the store is whole
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "half_written" not in tables and {"experiments", "runs"} <= tables
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -164,8 +164,11 @@ def check_sqlite_file(uri: str, path: Path) -> None:
     if header != b"SQLite format 3\x00":
         raise TrackingError(f"tracking store {path} is not a SQLite database; point --tracking-uri at an MLflow "
                             f"store (or move the file away and start a new one)")
+    # Read-write where allowed (never created here): a process killed in a write leaves a hot journal, which
+    # only a connection that may write rolls back; a read-only one would call the whole store unreadable.
+    mode = "rw" if writable(path) else "ro"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=10)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise TrackingError(f"tracking store {path} cannot be read as a SQLite database ({exc}); restore it from a "
