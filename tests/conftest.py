@@ -12,6 +12,7 @@ import pytest
 from browser import browser_page, chromium_browser  # noqa: F401  (fixtures, registered here once for every module)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zip"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,7 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zip"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from procs import ZOO, running, wait_for
+from servers import free_port
 from experiments.commands.ui import ui_command
 
 
@@ -63,13 +63,6 @@ def test_under_nohup_a_closed_terminal_leaves_zoo_ui_running(mlflow_store: str, 
         os.kill(ui.pid, signal.SIGTERM)  # kill still stops it, whole
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]
     assert not healthy(port)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def healthy(port: int) -> bool:

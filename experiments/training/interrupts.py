@@ -26,8 +26,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from experiments.tracking.names import INTERRUPTED_STATE_ARTIFACT
 from experiments.signals import handle_unless_ignored, restore
+from experiments.tracking.names import INTERRUPTED_STATE_ARTIFACT
 from experiments.tracking.runs import Interrupted, Run
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
