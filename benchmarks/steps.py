@@ -6,7 +6,7 @@ GPU, so that both measure the same thing.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +17,9 @@ from experiments.training import hardware
 from experiments.training.classifier import Classifier
 
 
-def config_step(config: ExperimentConfig, batch: int, size: int, device: str = "cpu",
-                classes: int = 10) -> tuple[Callable[[], None], ExperimentConfig]:
+def config_step(
+    config: ExperimentConfig, batch: int, size: int, device: str = "cpu", classes: int = 10
+) -> tuple[Callable[[], None], ExperimentConfig]:
     """One Adam step of the zoo's `Classifier` on a fixed random batch, at the config's precision and format.
 
     ``auto`` values are resolved as `experiments.train` resolves them; the step runs

@@ -133,7 +133,8 @@ def test_first_decode_of_all_60000(benchmark, archive: Path, tmp_path: Path, mon
     seconds = benchmark.stats.stats.median
     RESULTS["first_decode_s"] = seconds
     print(f"\nfirst decode of {len(images.labels):,} images: {seconds:.2f} s")
-    assert len(images.labels) == 60_000 and seconds < 30
+    assert len(images.labels) == 60_000
+    assert seconds < 30
 
 
 def test_cached_reload(benchmark, archive: Path, cache: Path) -> None:
@@ -141,7 +142,8 @@ def test_cached_reload(benchmark, archive: Path, cache: Path) -> None:
     seconds = benchmark.stats.stats.median
     RESULTS["cached_reload_s"] = seconds
     print(f"\ncached reload: {seconds:.2f} s")
-    assert images.images.shape == (60_000, 3, 32, 32) and seconds < 2
+    assert images.images.shape == (60_000, 3, 32, 32)
+    assert seconds < 2
 
 
 def our_pipeline(archive: Path, preset: str, augment: bool):
@@ -161,7 +163,9 @@ def our_pipeline(archive: Path, preset: str, augment: bool):
 
 def notebook_pipeline(files, size: int):
     """The notebook's loader: per-image PIL work in 2 worker processes."""
-    loader = DataLoader(NotebookDataset(files, size), batch_size=BATCH, shuffle=True, num_workers=2, persistent_workers=True)
+    loader = DataLoader(
+        NotebookDataset(files, size), batch_size=BATCH, shuffle=True, num_workers=2, persistent_workers=True
+    )
     batches = cycle(loader)
     next(batches)  # start the workers before timing
 
@@ -173,8 +177,10 @@ def notebook_pipeline(files, size: int):
 
 @pytest.fixture
 def one_thread():
-    """One intra-op thread in this process: the notebook's two workers hold the two cores, and
-    torch's spinning threads on oversubscribed cores would slow our side by several times."""
+    """One intra-op thread in this process while the notebook's two workers hold the two cores.
+
+    Torch's spinning threads on oversubscribed cores would slow our side by several times.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -225,7 +231,9 @@ def test_data_outpaces_a_resnet50_step(benchmark, archive: Path, cache: Path) ->
     if data_ips is None:
         data_ips = images_per_second(cycle(dm.train_dataloader()), lambda b: dm.on_after_batch_transfer(b, 0), 20)
     RESULTS["resnet50_step_ips"] = step_ips
-    print(f"\nresnet50_scratch training step (batch {BATCH}, 224x224, CPU): {step_ips:.1f} images/s; "
-          f"data at 224x224: {data_ips:,.0f} images/s = {data_ips / step_ips:,.0f}x faster")
+    print(
+        f"\nresnet50_scratch training step (batch {BATCH}, 224x224, CPU): {step_ips:.1f} images/s; "
+        f"data at 224x224: {data_ips:,.0f} images/s = {data_ips / step_ips:,.0f}x faster"
+    )
     print(f"results: {RESULTS}; load average {os.getloadavg()}")
     assert data_ips >= 10 * step_ips

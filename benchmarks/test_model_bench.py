@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from timing import interleaved_medians
 
 import registry
+
+from timing import interleaved_medians
 
 CASES = [  # (input size, batch, channels_last)
     (32, 64, False),
@@ -33,7 +34,9 @@ def make_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
     return step
 
 
-@pytest.mark.parametrize(("size", "batch", "channels_last"), CASES, ids=[f"{s}px-b{b}-{'cl' if c else 'nchw'}" for s, b, c in CASES])
+@pytest.mark.parametrize(
+    ("size", "batch", "channels_last"), CASES, ids=[f"{s}px-b{b}-{'cl' if c else 'nchw'}" for s, b, c in CASES]
+)
 def test_training_step_vs_torchvision(benchmark, size: int, batch: int, channels_last: bool) -> None:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -46,6 +49,8 @@ def test_training_step_vs_torchvision(benchmark, size: int, batch: int, channels
     ratio = tv_s / zoo_s
     benchmark.extra_info.update(zoo_ms=zoo_s * 1e3, torchvision_ms=tv_s * 1e3, ratio=ratio, images_per_s=batch / zoo_s)
     benchmark.pedantic(zoo_step, rounds=3, iterations=1)
-    print(f"\n{size}px batch {batch} {'channels_last' if channels_last else 'NCHW'}: "
-          f"zoo {zoo_s * 1e3:.1f} ms, torchvision {tv_s * 1e3:.1f} ms, ratio {ratio:.3f}")
+    print(
+        f"\n{size}px batch {batch} {'channels_last' if channels_last else 'NCHW'}: "
+        f"zoo {zoo_s * 1e3:.1f} ms, torchvision {tv_s * 1e3:.1f} ms, ratio {ratio:.3f}"
+    )
     assert ratio >= 0.95, f"zoo step {zoo_s:.4f}s vs torchvision {tv_s:.4f}s"

@@ -32,10 +32,24 @@ from experiments.training import sweeps
 
 TRIALS = 8
 ROUNDS = 2
-SEARCH = {"defaults": {"model": "resnet_tiny_scratch", "data": "digits", "preset": "cifar", "augment": False,
-                       "limit_per_class": 100, "epochs": 6, "batch_size": 32, "workers": "0", "progress_bar": False,
-                       "log_model": False, "early_stopping": False},
-          "search": {"lr": {"loguniform": [1.0e-3, 1.0e-1]}}, "trials": TRIALS, "pruner": "none"}
+SEARCH = {
+    "defaults": {
+        "model": "resnet_tiny_scratch",
+        "data": "digits",
+        "preset": "cifar",
+        "augment": False,
+        "limit_per_class": 100,
+        "epochs": 6,
+        "batch_size": 32,
+        "workers": "0",
+        "progress_bar": False,
+        "log_model": False,
+        "early_stopping": False,
+    },
+    "search": {"lr": {"loguniform": [1.0e-3, 1.0e-1]}},
+    "trials": TRIALS,
+    "pruner": "none",
+}
 
 
 def sweep_wall_s(folder: Path, workers: int, name: str) -> float:
@@ -43,15 +57,32 @@ def sweep_wall_s(folder: Path, workers: int, name: str) -> float:
     env = {**os.environ, "ZOO_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     with open(folder / f"{name}.log", "w") as log:
-        code = subprocess.run([sys.executable, "-m", "experiments.cli", "run", str(folder / "search.yaml"),
-                               "--workers", str(workers), "--sweep", name], cwd=folder, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, timeout=1200, start_new_session=True).returncode
+        code = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.cli",
+                "run",
+                str(folder / "search.yaml"),
+                "--workers",
+                str(workers),
+                "--sweep",
+                name,
+            ],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=1200,
+            start_new_session=True,
+        ).returncode
     assert code == 0, (folder / f"{name}.log").read_text()[-3000:]
     return time.perf_counter() - started
 
 
-def test_two_workers_against_one_and_the_storage_cost(benchmark, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_workers_against_one_and_the_storage_cost(
+    benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if (os.cpu_count() or 1) < 2:
         pytest.skip("two workers need two cores")
     monkeypatch.chdir(tmp_path)
@@ -59,14 +90,19 @@ def test_two_workers_against_one_and_the_storage_cost(benchmark, tmp_path: Path,
     (tmp_path / "search.yaml").write_text(yaml.safe_dump(SEARCH))
     warm = tmp_path / "warm.yaml"  # the data cache, the stores' tables, the disk cache of the imports
     warm.write_text(yaml.safe_dump({**SEARCH, "trials": 1}))
-    subprocess.run([sys.executable, "-m", "experiments.cli", "run", str(warm), "--sweep", "warm-up"], cwd=tmp_path,
-                   capture_output=True, timeout=600, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", str(warm), "--sweep", "warm-up"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=600,
+        check=True,
+    )
     walls: dict[int, list[float]] = {1: [], 2: []}
     rounds = iter(range(ROUNDS))
 
     def one_round() -> None:
         index = next(rounds)
-        for workers in ((1, 2) if index % 2 == 0 else (2, 1)):
+        for workers in (1, 2) if index % 2 == 0 else (2, 1):
             walls[workers].append(sweep_wall_s(tmp_path, workers, f"w{workers}-r{index}"))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
@@ -74,8 +110,11 @@ def test_two_workers_against_one_and_the_storage_cost(benchmark, tmp_path: Path,
     speedup = one / two
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    children = [r for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
-                if r.data.tags.get("zoo.role") is None and r.data.tags.get("zoo.sweep", "").startswith("w1-")]
+    children = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
+        if r.data.tags.get("zoo.role") is None and r.data.tags.get("zoo.sweep", "").startswith("w1-")
+    ]
     trial_s = statistics.median((r.info.end_time - r.info.start_time) / 1000 for r in children)
 
     experiment = load_experiment(str(tmp_path / "search.yaml"), tracking_uri=f"sqlite:///{tmp_path / 'cost.db'}")

@@ -20,8 +20,9 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -32,8 +33,19 @@ from experiments import ExperimentConfig, train
 from experiments.tracking.runs import TrackedRun
 
 ROUNDS = 4
-CONFIG = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", image_size=64, augment=False, epochs=3,
-              batch_size=32, workers="0", progress_bar=False, early_stopping=False, accelerator="cpu")
+CONFIG = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "image_size": 64,
+    "augment": False,
+    "epochs": 3,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "early_stopping": False,
+    "accelerator": "cpu",
+}
 
 
 def timed(spent: list[float], function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +93,7 @@ def test_tracking_costs_under_two_percent(benchmark, tmp_path: Path, monkeypatch
     side_by_side, inside = on / off - 1, statistics.median(direct)
     print(f"\nfit CPU time, median of {ROUNDS}: tracking off {off:.2f} s, on {on:.2f} s: {side_by_side:+.2%}")
     print(f"time inside tracking calls during fit: {inside:.2%} of its wall time")
-    print(f"whole train() call (wall): off {statistics.median(total[False]):.2f} s, on {statistics.median(total[True]):.2f} s")
+    off, on = statistics.median(total[False]), statistics.median(total[True])
+    print(f"whole train() call (wall): off {off:.2f} s, on {on:.2f} s")
     assert inside < 0.02
     assert side_by_side < 0.02

@@ -17,9 +17,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ExperimentConfig": "experiments.config", "load_config": "experiments.config",
+    "ExperimentConfig": "experiments.config",
+    "load_config": "experiments.config",
     "load_experiment": "experiments.config",
-    "TrainResult": "experiments.training.runner", "train": "experiments.training.runner",
+    "TrainResult": "experiments.training.runner",
+    "train": "experiments.training.runner",
     "resume": "experiments.training.runner",
 }
 

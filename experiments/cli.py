@@ -12,7 +12,8 @@ import argparse
 import errno
 import importlib
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from experiments import console
 from registry.errors import ZooError
@@ -36,13 +37,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def one_line(message: str) -> str:
-    """An error message on one line: a user's value may hold line breaks; they are shown escaped.
+    r"""An error message on one line: a user's value may hold line breaks; they are shown escaped.
 
     Args:
         message: An error's text, which may hold a user's value.
 
     Returns:
-        The message with every unprintable character (``\\n``, ``\\f``, ...) written as an escape.
+        The message with every unprintable character (``\n``, ``\f``, ...) written as an escape.
     """
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
 
@@ -56,13 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="zoo", description="A pluggable model zoo: models, training, tracking.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
-    parser.add_argument("-v", "--verbose", action="store_true", help="also print the libraries' own output "
-                                                                      "(Lightning, MLflow, Optuna: INFO lines, "
-                                                                      "deprecation warnings, the model summary)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the libraries' own output "
+        "(Lightning, MLflow, Optuna: INFO lines, "
+        "deprecation warnings, the model summary)",
+    )
     for name in COMMANDS:
         importlib.import_module(f"experiments.commands.{name}").add_parser(subparsers)
-        subparsers.choices[name].add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                                              help="also print the libraries' own output")
+        subparsers.choices[name].add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="also print the libraries' own output",
+        )
     return parser
 
 
@@ -90,8 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        print(f"zoo: error: {one_line(str(exc))}; free some space, then continue a run with `zoo train --resume "
-              f"RUN_ID` (its last whole state is kept)", file=sys.stderr)
+        print(
+            f"zoo: error: {one_line(str(exc))}; free some space, then continue a run with `zoo train --resume "
+            f"RUN_ID` (its last whole state is kept)",
+            file=sys.stderr,
+        )
         return 1
 
 

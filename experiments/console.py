@@ -23,7 +23,7 @@ VERBOSE_ENV = "ZOO_VERBOSE"
 
 QUIET_ENV = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # "View run ... at: http://..." after every run
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",   # a bar per downloaded file
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a bar per downloaded file
 }
 
 LIBRARY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
@@ -62,8 +62,14 @@ def configure(verbose: bool = False) -> None:
     warnings.showwarning = one_line_warning
 
 
-def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                     file: TextIO | None = None, line: str | None = None) -> None:
+def one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     """Print a warning as one line, ``zoo: warning: ...``, as the zoo prints its errors.
 
     Args:
@@ -76,4 +82,3 @@ def one_line_warning(message: Warning | str, category: type[Warning], filename: 
     """
     text = " ".join(str(message).split())
     print(f"zoo: warning: {text}", file=file or sys.stderr)
-

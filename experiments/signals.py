@@ -10,7 +10,8 @@ a batch end, the UI stopping its server) keep to the same rule.
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 Handler = Callable[[int, Any], Any]
 """A signal handler, as `signal.signal` takes it."""
@@ -27,8 +28,9 @@ def handle_unless_ignored(signums: Iterable[int], handler: Handler) -> dict[int,
         The previous handler of each signal that got ``handler`` (give it to `restore`);
         the ignored ones are left as they are and are not in it.
     """
-    return {signum: signal.signal(signum, handler) for signum in signums
-            if signal.getsignal(signum) is not signal.SIG_IGN}
+    return {
+        signum: signal.signal(signum, handler) for signum in signums if signal.getsignal(signum) is not signal.SIG_IGN
+    }
 
 
 def restore(previous: dict[int, Any]) -> None:

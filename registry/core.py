@@ -11,8 +11,9 @@ import fnmatch
 import inspect
 import threading
 import warnings
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from registry.errors import ModelArgumentError, RegistrationError, UnknownModelError
 from registry.spec import ModelSpec
@@ -148,8 +149,7 @@ def get_spec(name: str) -> ModelSpec:
         close = difflib.get_close_matches(str(name), list(_models), n=5, cutoff=0.5)
         hint = f"closest: {', '.join(close)}" if close else f"{len(_models)} models are registered"
         raise UnknownModelError(
-            f"unknown model '{name}' ({hint}); `zoo models` lists them all, and "
-            f"`@registry.register_model` adds one"
+            f"unknown model '{name}' ({hint}); `zoo models` lists them all, and `@registry.register_model` adds one"
         ) from None
 
 

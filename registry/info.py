@@ -33,7 +33,7 @@ def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "met
     return int(counter.get_total_flops())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any]]:
     import torch  # deferred: `import registry` loads without torch
 

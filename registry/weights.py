@@ -12,10 +12,11 @@ import os
 import pickle
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from registry.errors import WeightsError
 
@@ -23,7 +24,7 @@ SCHEME_ENTRY_POINT_GROUP = "zoo.weights"
 """Entry-point group mapping a URI scheme (``runs``) to its resolver."""
 
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/")
-_resolvers: dict[str, Callable[[str, str], "ResolvedWeights"]] = {}
+_resolvers: dict[str, Callable[[str, str], ResolvedWeights]] = {}
 _lock = threading.Lock()
 _schemes_discovered = False
 
@@ -127,8 +128,7 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise WeightsError(
-            f"weights file '{file}' does not exist; pass weights=PATH to an existing "
-            f".safetensors or .pth file"
+            f"weights file '{file}' does not exist; pass weights=PATH to an existing .safetensors or .pth file"
         )
     try:
         if file.suffix == ".safetensors":
@@ -174,7 +174,7 @@ def unwrap_state_dict(loaded: Any, source: Any) -> dict[str, Any]:
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise WeightsError(f"'{source}' holds no state dict of tensors; save one with torch.save(model.state_dict())")
     if loaded and all(k.startswith("model.") for k in loaded):
-        loaded = {k[len("model."):]: v for k, v in loaded.items()}  # Lightning's wrapper prefix
+        loaded = {k[len("model.") :]: v for k, v in loaded.items()}  # Lightning's wrapper prefix
     return dict(loaded)
 
 
@@ -201,7 +201,10 @@ def load_state_dict_strict(model: Any, state_dict: Mapping[str, Any], source: st
     if missing or unexpected or mismatched:
         parts = []
         if mismatched:
-            parts.append(f"shape mismatch at {mismatched[0]}" + (f" (+{len(mismatched) - 1} more)" if len(mismatched) > 1 else ""))
+            parts.append(
+                f"shape mismatch at {mismatched[0]}"
+                + (f" (+{len(mismatched) - 1} more)" if len(mismatched) > 1 else "")
+            )
         if missing:
             parts.append(f"{len(missing)} missing keys (first: {missing[0]})")
         if unexpected:

@@ -119,10 +119,8 @@ def _kill_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     if proc.poll() is None or _group_alive(proc.pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         # The workers may outlive the leader: kill the whole group regardless.
         deadline = time.monotonic() + grace_s
         while _group_alive(proc.pid) and time.monotonic() < deadline:
@@ -144,8 +142,15 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def mlflow_ui(backend_store_uri: str, folder: str | os.PathLike, *, workers: int = 1, jobs: bool = False,
-              timeout_s: float = UI_START_TIMEOUT_S, extra_args: Sequence[str] = ()) -> Iterator[str]:
+def mlflow_ui(
+    backend_store_uri: str,
+    folder: str | os.PathLike,
+    *,
+    workers: int = 1,
+    jobs: bool = False,
+    timeout_s: float = UI_START_TIMEOUT_S,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
     """Serve ``backend_store_uri`` with ``mlflow ui``; yield its base URL (no trailing ``/``).
 
     The server runs from ``folder`` (its default artifact folder lands there), writes
@@ -161,8 +166,21 @@ def mlflow_ui(backend_store_uri: str, folder: str | os.PathLike, *, workers: int
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "mlflow-ui.log"
-    argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", backend_store_uri,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra_args]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *extra_args,
+    ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     if not jobs:  # else the server also starts a job runner and 7 huey consumer processes
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
@@ -191,13 +209,21 @@ def zoo_ui(tracking_uri: str, folder: str | os.PathLike, *, timeout_s: float = U
 
 
 @contextlib.contextmanager
-def _serving(argv: list[str], env: dict[str, str], folder: Path, log: Path, port: int,
-             timeout_s: float) -> Iterator[str]:
+def _serving(
+    argv: list[str], env: dict[str, str], folder: Path, log: Path, port: int, timeout_s: float
+) -> Iterator[str]:
     """Start a UI server in its own process group, wait for ``/health``, kill the group on exit."""
     base_url = f"http://127.0.0.1:{port}"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_for_health(base_url, proc, log, timeout_s)
         yield base_url
@@ -209,8 +235,9 @@ def _wait_for_health(base_url: str, proc: subprocess.Popen, log: Path, timeout_s
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"the UI server exited with {proc.returncode} before answering; "
-                               f"log {log}:\n{_log_tail(log)}")
+            raise RuntimeError(
+                f"the UI server exited with {proc.returncode} before answering; log {log}:\n{_log_tail(log)}"
+            )
         try:
             with urllib.request.urlopen(f"{base_url}/health", timeout=5) as resp:
                 if resp.status == 200:
@@ -218,8 +245,9 @@ def _wait_for_health(base_url: str, proc: subprocess.Popen, log: Path, timeout_s
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the UI server did not answer {base_url}/health within {timeout_s:.0f} s; "
-                               f"log {log}:\n{_log_tail(log)}")
+            raise TimeoutError(
+                f"the UI server did not answer {base_url}/health within {timeout_s:.0f} s; log {log}:\n{_log_tail(log)}"
+            )
         time.sleep(0.5)
 
 
@@ -258,8 +286,13 @@ def ui_storage_script(workflow_type: str | None = "machine_learning", quiet: boo
     return f"for (const [k, v] of Object.entries({json.dumps(items)})) window.localStorage.setItem(k, v);"
 
 
-def new_ui_page(browser: Browser, *, workflow_type: str | None = "machine_learning", quiet: bool = True,
-                viewport: dict | None = None) -> Page:
+def new_ui_page(
+    browser: Browser,
+    *,
+    workflow_type: str | None = "machine_learning",
+    quiet: bool = True,
+    viewport: dict | None = None,
+) -> Page:
     """A page in a fresh context (no shared storage), with MLflow's UI preferences preset.
 
     ``workflow_type``: ``"machine_learning"`` (experiments open on their runs table),
@@ -350,16 +383,24 @@ def open_ui(page: Page, url: str, timeout_ms: float = RENDER_TIMEOUT_MS) -> Page
     return page
 
 
-def expect_text(scope: Page | Locator, text: str | re.Pattern, *, exact: bool = False,
-                timeout_ms: float = RENDER_TIMEOUT_MS) -> Locator:
+def expect_text(
+    scope: Page | Locator, text: str | re.Pattern, *, exact: bool = False, timeout_ms: float = RENDER_TIMEOUT_MS
+) -> Locator:
     """Wait until (the first element with) ``text`` (str or compiled regex) is visible; return it."""
     loc = scope.get_by_text(text, exact=exact).first
     _expect()(loc).to_be_visible(timeout=timeout_ms)
     return loc
 
 
-def expect_role(scope: Page | Locator, role: str, name: str | re.Pattern | None = None, *, exact: bool = False,
-                timeout_ms: float = RENDER_TIMEOUT_MS, **kwargs: Any) -> Locator:
+def expect_role(
+    scope: Page | Locator,
+    role: str,
+    name: str | re.Pattern | None = None,
+    *,
+    exact: bool = False,
+    timeout_ms: float = RENDER_TIMEOUT_MS,
+    **kwargs: Any,
+) -> Locator:
     """Wait until (the first element with) ARIA ``role`` and accessible ``name`` is visible; return it."""
     if name is not None:
         kwargs.update(name=name, exact=exact)
@@ -368,10 +409,14 @@ def expect_role(scope: Page | Locator, role: str, name: str | re.Pattern | None 
     return loc
 
 
-def expect_heading(page: Page, name: str | re.Pattern, *, exact: bool = True,
-                   timeout_ms: float = RENDER_TIMEOUT_MS) -> Locator:
-    """Wait for a heading: the page title (``"Runs"``, ``"Overview"``, a run's name) or a
-    section (``"About this run"``, ``"Logged models (1)"``, ``"Metrics (2)"``, ...)."""
+def expect_heading(
+    page: Page, name: str | re.Pattern, *, exact: bool = True, timeout_ms: float = RENDER_TIMEOUT_MS
+) -> Locator:
+    """Wait for a heading.
+
+    The page title (``"Runs"``, ``"Overview"``, a run's name) or a section (``"About this run"``,
+    ``"Logged models (1)"``, ``"Metrics (2)"``, ...).
+    """
     return expect_role(page, "heading", name, exact=exact, timeout_ms=timeout_ms)
 
 
@@ -386,8 +431,7 @@ def screenshot(page: Page, path: str | os.PathLike, *, full_page: bool = True) -
 # -- the experiment's runs table (an ag-grid) -------------------------------------------
 
 
-def open_runs_table(page: Page, base_url: str, experiment_id: str,
-                    timeout_ms: float = RENDER_TIMEOUT_MS) -> Locator:
+def open_runs_table(page: Page, base_url: str, experiment_id: str, timeout_ms: float = RENDER_TIMEOUT_MS) -> Locator:
     """Open an experiment's runs table; wait for its first row; return the grid."""
     open_ui(page, experiment_url(base_url, experiment_id, "runs"), timeout_ms)
     expect_heading(page, "Runs", timeout_ms=timeout_ms)
@@ -456,8 +500,14 @@ def select_dataset_filter(page: Page, option: str | re.Pattern) -> None:
 # -- a run's page -------------------------------------------------------------------
 
 
-def open_run_page(page: Page, base_url: str, experiment_id: str, run_id: str, tab: str | None = None,
-                  timeout_ms: float = RENDER_TIMEOUT_MS) -> Page:
+def open_run_page(
+    page: Page,
+    base_url: str,
+    experiment_id: str,
+    run_id: str,
+    tab: str | None = None,
+    timeout_ms: float = RENDER_TIMEOUT_MS,
+) -> Page:
     """Open a run's page (tab None: the overview) and wait for its tab list."""
     open_ui(page, run_url(base_url, experiment_id, run_id, tab), timeout_ms)
     expect_role(page, "tablist", timeout_ms=timeout_ms)
@@ -467,9 +517,12 @@ def open_run_page(page: Page, base_url: str, experiment_id: str, run_id: str, ta
 
 
 def about_run_field(page: Page, label: str) -> Locator:
-    """One "About this run" field (label and value), e.g. ``"Source"``, ``"Created by"``,
-    ``"Child runs"``: wait on it with ``expect(...).to_contain_text(...)``; some fill in late
-    (``"Child runs"`` reads "loading" first)."""
+    """One "About this run" field (label and value).
+
+    For example ``"Source"``, ``"Created by"``, ``"Child runs"``: wait on it with
+    ``expect(...).to_contain_text(...)``; some fill in late
+    (``"Child runs"`` reads "loading" first).
+    """
     return page.get_by_test_id(f"key-value-{label}")
 
 
@@ -483,7 +536,8 @@ def about_run(page: Page) -> dict[str, str]:
     Logged models (only when none), Registered prompts.
     """
     texts = page.locator("[data-testid^=key-value-]").evaluate_all(
-        "els => els.map(e => [e.dataset.testid.slice('key-value-'.length), e.innerText])")
+        "els => els.map(e => [e.dataset.testid.slice('key-value-'.length), e.innerText])"
+    )
     return {label: " ".join(text.split("\n")[1:]).strip() for label, text in texts}
 
 
@@ -513,15 +567,21 @@ def _overview_table(page: Page, title: str, timeout_ms: float) -> dict[str, str]
 
 def _two_column_rows(table: Locator) -> dict[str, str]:
     rows = table.locator("tr, [role=row]").evaluate_all(
-        "rows => rows.map(r => [...r.querySelectorAll('td, [role=cell]')].map(c => c.innerText.trim()))")
+        "rows => rows.map(r => [...r.querySelectorAll('td, [role=cell]')].map(c => c.innerText.trim()))"
+    )
     return {cells[0]: cells[1] for cells in rows if len(cells) >= 2}
 
 
 # -- the compare-runs page -----------------------------------------------------------
 
 
-def open_compare_runs(page: Page, base_url: str, run_ids: Sequence[str], experiment_ids: Sequence[str],
-                      timeout_ms: float = RENDER_TIMEOUT_MS) -> Page:
+def open_compare_runs(
+    page: Page,
+    base_url: str,
+    run_ids: Sequence[str],
+    experiment_ids: Sequence[str],
+    timeout_ms: float = RENDER_TIMEOUT_MS,
+) -> Page:
     """Open the compare page; wait for its "Comparing N Runs from M Experiment(s)" title."""
     open_ui(page, compare_runs_url(base_url, run_ids, experiment_ids), timeout_ms)
     expect_heading(page, re.compile(r"^Comparing \d+ Runs? from \d+ Experiments?$"), timeout_ms=timeout_ms)
@@ -544,6 +604,5 @@ def compare_rows(page: Page, section: str = "Parameters") -> dict[str, list[str]
     removes the equal rows from the table.
     """
     table = page.get_by_role("switch", name=f"{section} - Show diff only").locator(_NEXT_TABLE)
-    rows = table.get_by_role("row").evaluate_all(
-        "rows => rows.map(r => [...r.children].map(c => c.innerText.trim()))")
+    rows = table.get_by_role("row").evaluate_all("rows => rows.map(r => [...r.children].map(c => c.innerText.trim()))")
     return {cells[0]: cells[1:] for cells in rows if cells}

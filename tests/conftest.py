@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from browser import browser_page, chromium_browser  # noqa: F401  (fixtures, registered here once for every module)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -91,10 +93,8 @@ def silent_server() -> Iterator[str]:
     def accept() -> None:
         server.settimeout(0.2)
         while not stop.is_set():
-            try:
+            with contextlib.suppress(OSError):
                 held.append(server.accept()[0])
-            except OSError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

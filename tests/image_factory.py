@@ -10,8 +10,8 @@ import io
 import pickle
 import random
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -25,7 +25,9 @@ def red_of(label: int) -> int:
     return 40 + 70 * label
 
 
-def image_bytes(label: int, index: int, size: tuple[int, int] = (16, 16), fmt: str = "JPEG", mode: str = "RGB") -> bytes:
+def image_bytes(
+    label: int, index: int, size: tuple[int, int] = (16, 16), fmt: str = "JPEG", mode: str = "RGB"
+) -> bytes:
     """Encode one synthetic image.
 
     Args:

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = [sys.executable, "-m", "experiments.cli"]
@@ -25,8 +26,14 @@ T = TypeVar("T")
 
 def spawn(argv: list[str], log: Path, cwd: Path | None = None, **env: str) -> subprocess.Popen:
     """Start a process in a new process group, stdout and stderr into ``log``."""
-    return subprocess.Popen(argv, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd or os.getcwd())
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=cwd or os.getcwd(),
+    )
 
 
 def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

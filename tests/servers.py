@@ -157,7 +157,7 @@ def _proc_table() -> dict[int, _Proc]:
                 stat = f.read().decode(errors="replace")
         except OSError:  # it exited meanwhile
             continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
         table[int(entry)] = _Proc(fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
     return table
 
@@ -210,8 +210,7 @@ def still_running(processes: dict[int, int]) -> list[int]:
         processes: pid -> start time, as :func:`server_processes` gives them.
     """
     table = _proc_table()
-    return sorted(pid for pid, start in processes.items()
-                  if _is_live(table.get(pid)) and table[pid].starttime == start)
+    return sorted(pid for pid, start in processes.items() if _is_live(table.get(pid)) and table[pid].starttime == start)
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -227,8 +226,9 @@ def _signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def stop_process_group(proc: subprocess.Popen, grace: float = STOP_GRACE_S,
-                       known: dict[int, int] | None = None) -> None:
+def stop_process_group(
+    proc: subprocess.Popen, grace: float = STOP_GRACE_S, known: dict[int, int] | None = None
+) -> None:
     """Stop a server's processes: SIGTERM to its group and descendants, SIGKILL after ``grace`` s.
 
     Returns once the leader is reaped and none of the group's or the leader's
@@ -263,20 +263,36 @@ def stop_process_group(proc: subprocess.Popen, grace: float = STOP_GRACE_S,
     raise RuntimeError(f"processes of group {pgid} still alive after SIGKILL: {still_running(seen)}")
 
 
-def _spawn(argv: Sequence[str | os.PathLike], log: Path, *, env: dict[str, str], cwd: Path,
-           user: tuple[int, int] | None = None) -> subprocess.Popen:
+def _spawn(
+    argv: Sequence[str | os.PathLike], log: Path, *, env: dict[str, str], cwd: Path, user: tuple[int, int] | None = None
+) -> subprocess.Popen:
     """Start a server in a new session, its stdout and stderr appended to ``log``."""
     kwargs: dict = {}
     if user is not None:
         kwargs.update(user=user[0], group=user[1], extra_groups=[])
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([os.fspath(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
-                                close_fds=True, **kwargs)
+        return subprocess.Popen(
+            [os.fspath(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            **kwargs,
+        )
 
 
-def _run(argv: Sequence[str | os.PathLike], log: Path, *, env: dict[str, str], cwd: Path,
-         user: tuple[int, int] | None = None, timeout: float = 60.0) -> int:
+def _run(
+    argv: Sequence[str | os.PathLike],
+    log: Path,
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    user: tuple[int, int] | None = None,
+    timeout: float = 60.0,
+) -> int:
     """Run a short command to completion (in its own group, killed on timeout); return its status."""
     proc = _spawn(argv, log, env=env, cwd=cwd, user=user)
     try:
@@ -327,8 +343,11 @@ def find_postgres_bin(dirs: Sequence[str] | None = None) -> Path:
         pg_config = shutil.which("pg_config")
         if pg_config:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
-                dirs.append(subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                                           timeout=10, check=False).stdout.strip())
+                dirs.append(
+                    subprocess.run(
+                        [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=False
+                    ).stdout.strip()
+                )
     missing_by_dir = {}
     for d in dirs:
         missing = [t for t in POSTGRES_TOOLS if not os.access(os.path.join(d, t), os.X_OK)]
@@ -338,7 +357,8 @@ def find_postgres_bin(dirs: Sequence[str] | None = None) -> Path:
     detail = "; ".join(f"{d} lacks {', '.join(m)}" for d, m in missing_by_dir.items()) or "no folder to look in"
     raise ServerUnavailable(
         f"PostgreSQL server binaries not found (need {', '.join(POSTGRES_TOOLS)} in one folder: {detail}). "
-        "Install them (Debian: apt-get install postgresql-15) or set ZOO_POSTGRES_BIN to their folder.")
+        "Install them (Debian: apt-get install postgresql-15) or set ZOO_POSTGRES_BIN to their folder."
+    )
 
 
 def _postgres_identity() -> tuple[int, int] | None:
@@ -350,8 +370,10 @@ def _postgres_identity() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(POSTGRES_USER)
     except KeyError:
-        raise ServerUnavailable(f"running as root and there is no {POSTGRES_USER!r} system user to run "
-                                "PostgreSQL as (initdb and postgres refuse to run as root)") from None
+        raise ServerUnavailable(
+            f"running as root and there is no {POSTGRES_USER!r} system user to run "
+            "PostgreSQL as (initdb and postgres refuse to run as root)"
+        ) from None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -363,8 +385,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def postgres_server(folder: str | os.PathLike, *, database: str = "zoo", timeout: float = 60.0,
-                    bin_dir: str | os.PathLike | None = None) -> Iterator[Server]:
+def postgres_server(
+    folder: str | os.PathLike, *, database: str = "zoo", timeout: float = 60.0, bin_dir: str | os.PathLike | None = None
+) -> Iterator[Server]:
     """Run a throwaway PostgreSQL server on 127.0.0.1 for the ``with`` block.
 
     A fresh cluster (``initdb``, ``trust`` auth, UTF-8, C locale, fsync off) in a new
@@ -402,20 +425,58 @@ def postgres_server(folder: str | os.PathLike, *, database: str = "zoo", timeout
         if identity is not None:
             os.chown(root, *identity)
         initdb_log = folder / "postgres-initdb.log"
-        status = _run([bins / "initdb", "-D", data, "-U", POSTGRES_USER, "-A", "trust", "-E", "UTF8",
-                       "--locale=C", "--no-sync", "--no-instructions"],
-                      initdb_log, env=env, cwd=root, user=identity, timeout=timeout)
+        status = _run(
+            [
+                bins / "initdb",
+                "-D",
+                data,
+                "-U",
+                POSTGRES_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            initdb_log,
+            env=env,
+            cwd=root,
+            user=identity,
+            timeout=timeout,
+        )
         if status != 0:
             raise _fail(f"initdb exited with {status}", initdb_log)
 
         log = folder / "postgres.log"
         for attempt in range(3):  # another process may take the free port before the server binds it
             port = free_port()
-            proc = _spawn([bins / "postgres", "-D", data, "-p", str(port),
-                           "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
-                           "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                           "-c", "logging_collector=off"],
-                          log, env=env, cwd=root, user=identity)
+            proc = _spawn(
+                [
+                    bins / "postgres",
+                    "-D",
+                    data,
+                    "-p",
+                    str(port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={root}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "logging_collector=off",
+                ],
+                log,
+                env=env,
+                cwd=root,
+                user=identity,
+            )
             if _wait_postgres(proc, bins, port, log, env, root, time.monotonic() + timeout):
                 break
             stop_process_group(proc)
@@ -424,33 +485,54 @@ def postgres_server(folder: str | os.PathLike, *, database: str = "zoo", timeout
         else:  # pragma: no cover - the loop breaks or raises
             raise _fail("PostgreSQL did not start", log)
 
-        status = _run([bins / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, database],
-                      log, env=env, cwd=root, timeout=timeout)
+        status = _run(
+            [bins / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, database],
+            log,
+            env=env,
+            cwd=root,
+            timeout=timeout,
+        )
         if status != 0:
             raise _fail(f"createdb {database} exited with {status}", log)
         address = f"{POSTGRES_USER}@127.0.0.1:{port}/{database}"
         known = server_processes(proc.pid)
-        yield Server(url=f"postgresql+psycopg2://{address}", pid=proc.pid, log=log, folder=root,
-                     dsn=f"postgresql://{address}")
+        yield Server(
+            url=f"postgresql+psycopg2://{address}", pid=proc.pid, log=log, folder=root, dsn=f"postgresql://{address}"
+        )
     finally:
         if proc is not None:
             known.update(server_processes(proc.pid))  # the postmaster's children, while it still has them
             if proc.poll() is None:  # a clean, fast shutdown first; the kill below catches the rest
-                _run([bins / "pg_ctl", "stop", "-D", data, "-m", "fast", "-w", "-t", "20"],
-                     folder / "postgres-stop.log", env=env, cwd=root, user=identity, timeout=30)
+                _run(
+                    [bins / "pg_ctl", "stop", "-D", data, "-m", "fast", "-w", "-t", "20"],
+                    folder / "postgres-stop.log",
+                    env=env,
+                    cwd=root,
+                    user=identity,
+                    timeout=30,
+                )
             stop_process_group(proc, known=known)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_postgres(proc: subprocess.Popen, bins: Path, port: int, log: Path, env: dict[str, str],
-                   cwd: Path, deadline: float) -> bool:
+def _wait_postgres(
+    proc: subprocess.Popen, bins: Path, port: int, log: Path, env: dict[str, str], cwd: Path, deadline: float
+) -> bool:
     """Wait until the server accepts connections (True) or exits (False); raise at the deadline."""
     probe_log = log.with_name("postgres-isready.log")
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
-        if _run([bins / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER],
-                probe_log, env=env, cwd=cwd, timeout=10) == 0:
+        if (
+            _run(
+                [bins / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER],
+                probe_log,
+                env=env,
+                cwd=cwd,
+                timeout=10,
+            )
+            == 0
+        ):
             return True
         time.sleep(0.2)
     raise _fail("PostgreSQL did not accept connections in time", log)
@@ -478,8 +560,14 @@ def _mlflow_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, folder: str | os.PathLike, *, timeout: float = 120.0,
-                  workers: int = 1, app_name: str | None = "zoo") -> Iterator[Server]:
+def mlflow_server(
+    backend_uri: str,
+    folder: str | os.PathLike,
+    *,
+    timeout: float = 120.0,
+    workers: int = 1,
+    app_name: str | None = "zoo",
+) -> Iterator[Server]:
     """Run ``mlflow server`` on 127.0.0.1 for the ``with`` block, serving artifacts itself.
 
     The server proxies artifacts (``--serve-artifacts``) into ``folder/artifacts``, so
@@ -514,11 +602,29 @@ def mlflow_server(backend_uri: str, folder: str | os.PathLike, *, timeout: float
         for attempt in range(3):  # another process may take the free port before the server binds it
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = _spawn([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-                           "--serve-artifacts", "--artifacts-destination", artifacts,
-                           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                           *(["--app-name", app_name] if app_name else [])],
-                          log, env=env, cwd=folder)
+            proc = _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    backend_uri,
+                    "--serve-artifacts",
+                    "--artifacts-destination",
+                    artifacts,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    *(["--app-name", app_name] if app_name else []),
+                ],
+                log,
+                env=env,
+                cwd=folder,
+            )
             if _wait_health(proc, url, log, time.monotonic() + timeout):
                 break
             stop_process_group(proc)
@@ -555,8 +661,9 @@ def _require_postgres_driver(uri: str = "postgresql+psycopg2://") -> None:
     try:
         __import__(driver)
     except ImportError:
-        raise ServerUnavailable(f"{uri.split('://')[0]}:// needs the {driver} module, which is not installed "
-                                f"(pip install {package})") from None
+        raise ServerUnavailable(
+            f"{uri.split('://')[0]}:// needs the {driver} module, which is not installed (pip install {package})"
+        ) from None
 
 
 # -- fixtures -------------------------------------------------------------------------

@@ -17,10 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("registry", "zoo", "experiments")
 
 LAYERS = {
-    "experiments.config": 0, "experiments.console": 0, "experiments.signals": 0,
-    "experiments.data": 1, "experiments.tracking": 1,
-    "experiments.training": 2, "experiments.analysis": 2, "experiments.serving": 2,
-    "experiments.commands": 3, "experiments.cli": 3,
+    "experiments.config": 0,
+    "experiments.console": 0,
+    "experiments.signals": 0,
+    "experiments.data": 1,
+    "experiments.tracking": 1,
+    "experiments.training": 2,
+    "experiments.analysis": 2,
+    "experiments.serving": 2,
+    "experiments.commands": 3,
+    "experiments.cli": 3,
 }
 """Each sub-package of `experiments` imports only from lower layers (and itself)."""
 
@@ -126,8 +132,9 @@ def layering_problems(graph: dict[str, set[str]]) -> list[str]:
             if a != "experiments" or b != "experiments" or la is None or lb is None or la == lb:
                 continue
             if LAYERS[lb] > LAYERS[la] or (LAYERS[lb] == LAYERS[la] and (la, lb) not in SIDEWAYS):
-                problems.append(f"{module} imports {target}: {la} (layer {LAYERS[la]}) must not import "
-                                f"{lb} (layer {LAYERS[lb]})")
+                problems.append(
+                    f"{module} imports {target}: {la} (layer {LAYERS[la]}) must not import {lb} (layer {LAYERS[lb]})"
+                )
     return sorted(problems)
 
 
@@ -152,8 +159,9 @@ def test_the_checks_find_a_circle_and_an_upward_import(tmp_path: Path) -> None:
     schema.write_text(schema.read_text() + "\n\ndef _late():\n    from experiments.training.runner import train\n")
     graph = import_graph(module_files(tmp_path))
     assert any("experiments.config.schema" in c and "experiments.training.runner" in c for c in circles(graph))
-    assert any(p.startswith("experiments.config.schema imports experiments.training.runner")
-               for p in layering_problems(graph))
+    assert any(
+        p.startswith("experiments.config.schema imports experiments.training.runner") for p in layering_problems(graph)
+    )
 
 
 def test_experiments_keeps_few_modules_at_its_top() -> None:
@@ -180,9 +188,14 @@ def test_no_private_name_is_used_from_another_module() -> None:
                     if alias.name.split(".")[0] in PACKAGES:
                         aliases[alias.asname or alias.name.split(".")[0]] = alias.name
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and aliases[node.value.id] in files and node.attr.startswith("_")
-                    and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and aliases[node.value.id] in files
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 problems.append(f"{module}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
     assert not problems, "\n".join(problems)
 
@@ -190,7 +203,7 @@ def test_no_private_name_is_used_from_another_module() -> None:
 def test_every_deferred_import_says_why() -> None:
     """An import inside a function (or under TYPE_CHECKING) has a comment on it or just above it."""
     problems = []
-    for module, path in module_files().items():
+    for _module, path in module_files().items():
         lines = path.read_text(encoding="utf-8").splitlines()
         tree = ast.parse("\n".join(lines))
         nested = set()
@@ -205,7 +218,7 @@ def test_every_deferred_import_says_why() -> None:
                 first -= 1  # the comment may sit on any import of a block, or just above it
             while last < len(lines) and lines[last].strip().startswith(("from ", "import ")):
                 last += 1
-            block = lines[max(0, first - 2):last]
+            block = lines[max(0, first - 2) : last]
             if not any("#" in line for line in block):
                 problems.append(f"{path.relative_to(ROOT)}:{lineno}: {lines[lineno - 1].strip()}")
     assert not problems, "deferred imports without a comment saying why:\n" + "\n".join(problems)
@@ -226,5 +239,6 @@ print(json.dumps(loaded))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.splitlines()[-1])
-    assert loaded["import"] == [] and loaded["--help"] == [], loaded
+    assert loaded["import"] == [], loaded
+    assert loaded["--help"] == [], loaded
     assert all(modules == [] for modules in loaded.values()), loaded  # every subcommand's --help too

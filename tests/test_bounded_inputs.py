@@ -22,18 +22,27 @@ from PIL import Image
 from experiments.cli import main
 from experiments.config import load_config
 from experiments.data.split import describe_source
+
 from image_factory import image_bytes, isolated_cache, write_image_folder
 
 _ = isolated_cache  # a fixture, used by name below
 
-BOMB = "\n".join(["model: resnet_tiny_scratch", "data: digits", "{key}:",
-                  '  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-                 + [f"  {b}: &{b} [" + ", ".join([f"*{a}"] * 9) + "]" for a, b in zip("abcdefgh", "bcdefghi")])
+BOMB = "\n".join(
+    [
+        "model: resnet_tiny_scratch",
+        "data: digits",
+        "{key}:",
+        '  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+    ]
+    + [f"  {b}: &{b} [" + ", ".join([f"*{a}"] * 9) + "]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
+)
 
 
 def one_error_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("zoo") and ": error: " in lines[0], err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("zoo"), err
+    assert ": error: " in lines[0], err
     return lines[0]
 
 
@@ -42,8 +51,8 @@ def jpeg_claiming(height: int, width: int) -> bytes:
     data = bytearray(image_bytes(0, 0, (16, 16), "JPEG"))
     position = 2
     while data[position + 1] not in (0xC0, 0xC1, 0xC2):
-        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
-    data[position + 5:position + 9] = struct.pack(">HH", height, width)
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    data[position + 5 : position + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -58,8 +67,9 @@ def png_claiming(height: int, width: int) -> bytes:
 
 
 @pytest.mark.parametrize("key", ["tags", "mean"])
-def test_a_yaml_alias_bomb_in_a_config_file_is_refused_at_once(key: str, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture) -> None:
+def test_a_yaml_alias_bomb_in_a_config_file_is_refused_at_once(
+    key: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(BOMB.format(key=key))  # 9**9 = 387 million strings once expanded
     started = time.monotonic()
@@ -68,15 +78,18 @@ def test_a_yaml_alias_bomb_in_a_config_file_is_refused_at_once(key: str, tmp_pat
     assert "expands to more than 100,000 values through its aliases" in one_error_line(capsys.readouterr().err)
 
 
-def test_a_yaml_alias_bomb_in_an_experiment_file_or_a_flag_is_refused(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_a_yaml_alias_bomb_in_an_experiment_file_or_a_flag_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "sweep.yaml"
-    path.write_text(BOMB.format(key="defaults").replace("model: resnet_tiny_scratch\ndata: digits\n", "")
-                    + "\nruns: [{model: resnet_tiny_scratch}]\n")
+    path.write_text(
+        BOMB.format(key="defaults").replace("model: resnet_tiny_scratch\ndata: digits\n", "")
+        + "\nruns: [{model: resnet_tiny_scratch}]\n"
+    )
     assert main(["run", str(path), "--dry-run"]) == 2
     assert "through its aliases" in one_error_line(capsys.readouterr().err)
     levels = ["&a [" + ", ".join(["1"] * 9) + "]"]
-    levels += [f"&{b} [" + ", ".join([f"*{a}"] * 9) + "]" for a, b in zip("abcdefgh", "bcdefghi")]
+    levels += [f"&{b} [" + ", ".join([f"*{a}"] * 9) + "]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
     flag = "x=[" + ", ".join(levels) + "]"  # the same bomb in one KEY=VALUE flag, read as YAML
     started = time.monotonic()
     assert main(["train", "resnet_tiny_scratch", "--data", "digits", "--tags", flag]) == 2
@@ -91,12 +104,27 @@ def test_anchors_that_stay_small_still_work(tmp_path: Path) -> None:
     assert config.mean == config.std == [0.5, 0.5, 0.5]
 
 
-def test_a_grid_too_large_is_refused_with_its_count_before_it_is_expanded(tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture) -> None:
-    fields = ["lr", "weight_decay", "momentum", "label_smoothing", "min_delta", "warmup_epochs", "batch_size",
-              "epochs", "patience", "limit_per_class"]
-    values = {"batch_size": range(1, 11), "epochs": range(1, 11), "patience": range(1, 11),
-              "limit_per_class": range(1, 11)}
+def test_a_grid_too_large_is_refused_with_its_count_before_it_is_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    fields = [
+        "lr",
+        "weight_decay",
+        "momentum",
+        "label_smoothing",
+        "min_delta",
+        "warmup_epochs",
+        "batch_size",
+        "epochs",
+        "patience",
+        "limit_per_class",
+    ]
+    values = {
+        "batch_size": range(1, 11),
+        "epochs": range(1, 11),
+        "patience": range(1, 11),
+        "limit_per_class": range(1, 11),
+    }
     grid = "\n".join(f"  {f}: {list(values.get(f, [round(0.01 * i, 2) for i in range(10)]))}" for f in fields)
     path = tmp_path / "huge.yaml"
     path.write_text(f"defaults: {{model: resnet_tiny_scratch, data: digits}}\ngrid:\n{grid}\n")
@@ -115,12 +143,14 @@ def test_image_bombs_in_a_data_set_are_skipped_with_one_warning(tmp_path: Path, 
         warnings.simplefilter("always")
         summary = describe_source(str(root))
     skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
-    assert len(skipped) == 1 and "skipped 2 unreadable image(s)" in skipped[0], skipped
+    assert len(skipped) == 1, skipped
+    assert "skipped 2 unreadable image(s)" in skipped[0], skipped
     assert summary["num_train"] + summary["num_val"] + summary["num_test"] == 18  # the 18 real images
 
 
-def test_zip_members_too_large_or_with_unsafe_names_are_skipped_with_a_warning(tmp_path: Path,
-                                                                              isolated_cache: Path) -> None:
+def test_zip_members_too_large_or_with_unsafe_names_are_skipped_with_a_warning(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
     path = tmp_path / "data.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for label, name in enumerate(("cat", "dog")):

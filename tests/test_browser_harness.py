@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from browser import (
     about_run,
     about_run_field,
@@ -48,6 +49,7 @@ def _make_store(root: Path) -> dict:
     client = MlflowClient(uri)
     mlflow.set_tracking_uri(uri)
     try:
+
         def experiment(name: str) -> str:
             eid = client.create_experiment(name, artifact_location=(root / "artifacts" / name).as_uri())
             client.set_experiment_tag(eid, "mlflow.experimentKind", "custom_model_development")
@@ -59,19 +61,34 @@ def _make_store(root: Path) -> dict:
         with mlflow.start_run(experiment_id=main, run_name="model-run") as run:
             mlflow.log_params({"lr": 0.1, "epochs": 2})
             mlflow.log_metric("test_acc", 0.5)
-            train = mlflow.data.from_numpy(np.zeros((4, 12), dtype=np.float32), targets=np.zeros(4, dtype=np.int64),
-                                           name="CIFAR-10-images-master", source="/data/CIFAR-10-images-master.zip")
+            train = mlflow.data.from_numpy(
+                np.zeros((4, 12), dtype=np.float32),
+                targets=np.zeros(4, dtype=np.int64),
+                name="CIFAR-10-images-master",
+                source="/data/CIFAR-10-images-master.zip",
+            )
             mlflow.log_input(train, context="train")
-            val = mlflow.data.from_pandas(pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), targets="y",
-                                          name="CIFAR-10-images-master-val", source="/data/CIFAR-10-images-master.zip")
+            val = mlflow.data.from_pandas(
+                pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}),
+                targets="y",
+                name="CIFAR-10-images-master-val",
+                source="/data/CIFAR-10-images-master.zip",
+            )
             mlflow.log_input(val, context="eval")
-            mlflow.set_tags({"mlflow.source.name": "experiments/cli.py", "mlflow.source.type": "LOCAL",
-                             "mlflow.user": "zoo-tester", "mlflow.source.git.commit": COMMIT})
+            mlflow.set_tags(
+                {
+                    "mlflow.source.name": "experiments/cli.py",
+                    "mlflow.source.type": "LOCAL",
+                    "mlflow.user": "zoo-tester",
+                    "mlflow.source.git.commit": COMMIT,
+                }
+            )
             model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
             # pickle: 3.17's default "pt2" format needs an input example; fixed requirements
             # skip the seconds-long requirement inference.
-            info = mlflow.pytorch.log_model(model, name="resnet_tiny_scratch", serialization_format="pickle",
-                                            pip_requirements=["torch"])
+            info = mlflow.pytorch.log_model(
+                model, name="resnet_tiny_scratch", serialization_format="pickle", pip_requirements=["torch"]
+            )
         ids["model_run"], ids["model_id"], ids["train_digest"] = run.info.run_id, info.model_id, train.digest
         with mlflow.start_run(experiment_id=main, run_name="plain-run") as run:
             mlflow.log_metric("test_acc", 0.4)
@@ -82,8 +99,9 @@ def _make_store(root: Path) -> dict:
         ids["compare_runs"] = []
         for opt, lr in (("sgd", 0.1), ("adam", 0.001)):
             with mlflow.start_run(experiment_id=cmp, run_name=f"cmp-{opt}") as run:
-                mlflow.log_params({"batch_size": 64, "epochs": 3, "seed": 0, "model": "resnet_tiny",
-                                   "optimizer": opt, "lr": lr})
+                mlflow.log_params(
+                    {"batch_size": 64, "epochs": 3, "seed": 0, "model": "resnet_tiny", "optimizer": opt, "lr": lr}
+                )
                 mlflow.log_metric("test_acc", 0.4 if opt == "sgd" else 0.5)
             ids["compare_runs"].append(run.info.run_id)
 
@@ -114,7 +132,8 @@ def test_mlflow_ui_in_a_real_browser(tmp_path: Path, browser_page, chromium_brow
         expect_heading(page, "model-run")
         models = expect_heading(page, "Logged models (1)")
         model_link = models.locator("xpath=following::*[@role='grid'][1]").get_by_role(
-            "link", name="resnet_tiny_scratch")
+            "link", name="resnet_tiny_scratch"
+        )
         expect(model_link).to_be_visible()
         # the model's page lies in the run's own experiment
         assert model_link.get_attribute("href") == f"#/experiments/{ids['main']}/models/{ids['model_id']}"
@@ -124,7 +143,8 @@ def test_mlflow_ui_in_a_real_browser(tmp_path: Path, browser_page, chromium_brow
         expect(about_run_field(page, "Source")).to_contain_text("cli.py")  # the file name only
         expect(about_run_field(page, "Source").get_by_role("status")).to_have_text(COMMIT[:7])
         about = about_run(page)
-        assert about["Created by"] == "zoo-tester" and about["Source"] == f"cli.py {COMMIT[:7]}", about
+        assert about["Created by"] == "zoo-tester", about
+        assert about["Source"] == f"cli.py {COMMIT[:7]}", about
         page.get_by_role("status").filter(has_text=COMMIT[:7]).click()  # the full hash, in a popover
         expect(page.get_by_role("dialog").filter(has_text=COMMIT)).to_be_visible()
         screenshot(page, shots / "a_run_page.png")

@@ -43,11 +43,15 @@ def test_errors_are_one_line_exit_2(argv: list[str], message: str, capsys: pytes
     except SystemExit as exit_:  # argparse's own errors exit
         code = exit_.code
     err = capsys.readouterr().err
-    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
 
 
 def test_console_command_is_installed() -> None:
     zoo = shutil.which("zoo")
     assert zoo, "the `zoo` console command is not on PATH: pip install -e ."
     result = subprocess.run([zoo, "models", "resnet50*"], capture_output=True, text=True)
-    assert result.returncode == 0 and "resnet50_scratch" in result.stdout
+    assert result.returncode == 0
+    assert "resnet50_scratch" in result.stdout

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 from experiments.cli import main
 
 
-def test_run_trains_every_listed_run_and_compares(mlflow_store: str, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_run_trains_every_listed_run_and_compares(
+    mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     file = tmp_path / "pair.yaml"
     file.write_text(
         "defaults: {model: resnet_tiny_scratch, data: digits, preset: cifar, augment: false, limit_per_class: 6,\n"
@@ -23,7 +24,9 @@ def test_run_trains_every_listed_run_and_compares(mlflow_store: str, tmp_path: P
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name("pair")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
-    table = out[out.index("best  run"):]
+    assert len(runs) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    table = out[out.index("best  run") :]
     assert all(r.info.run_id[:8] in table for r in runs)
-    assert "lr" in table.splitlines()[0] and "seed" in table.splitlines()[0]  # the params that differ
+    assert "lr" in table.splitlines()[0]
+    assert "seed" in table.splitlines()[0]

@@ -12,18 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from experiments.commands.ui import ui_command
+
 from procs import ZOO, running, wait_for
 from servers import free_port
-from experiments.commands.ui import ui_command
 
 
 def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     argv, env = ui_command(5123)
-    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "5123"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "5123"
     assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert env["DO_NOT_TRACK"] == "true"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     argv = ui_command(5000, None)[0]
     assert argv[argv.index("--backend-store-uri") + 1] == "http://127.0.0.1:9"
@@ -31,13 +34,14 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(signum: int, mlflow_store: str,
-                                                                      tmp_path: Path) -> None:
+def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(
+    signum: int, mlflow_store: str, tmp_path: Path
+) -> None:
     port = free_port()
     log = tmp_path / "ui.log"
     with running([*ZOO, "ui", "--port", str(port)], log) as ui:
         wait_for(lambda: healthy(port), ui, log, timeout=180)
-        server = [p for p in processes_under(ui.pid)]
+        server = list(processes_under(ui.pid))
         assert server, "zoo ui started no server process"
         os.kill(ui.pid, signum)  # to zoo ui only, as a terminal or a job scheduler sends it
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]  # stopping the UI is its normal end
@@ -59,7 +63,8 @@ def test_under_nohup_a_closed_terminal_leaves_zoo_ui_running(mlflow_store: str, 
         wait_for(lambda: healthy(port), ui, log, timeout=180)
         os.kill(ui.pid, signal.SIGHUP)  # the terminal closed
         time.sleep(2)
-        assert ui.poll() is None and healthy(port), log.read_text()[-2000:]
+        assert ui.poll() is None, log.read_text()[-2000:]
+        assert healthy(port), log.read_text()[-2000:]
         os.kill(ui.pid, signal.SIGTERM)  # kill still stops it, whole
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]
     assert not healthy(port)

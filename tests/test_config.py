@@ -37,9 +37,29 @@ def test_every_field_has_a_flag_generated_from_the_dataclass() -> None:
     assert {flag_name(n) for n in field_names()} <= flags
     train = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
     train_flags = {o for a in train._actions for o in a.option_strings}
-    for name in ("--data", "--preset", "--image-size", "--stem", "--epochs", "--batch-size", "--lr", "--optimizer",
-                 "--seed", "--limit-per-class", "--precision", "--accelerator", "--devices", "--strategy",
-                 "--num-nodes", "--experiment", "--run-name", "--tracking-uri", "--config", "--resume", "--weights"):
+    for name in (
+        "--data",
+        "--preset",
+        "--image-size",
+        "--stem",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--optimizer",
+        "--seed",
+        "--limit-per-class",
+        "--precision",
+        "--accelerator",
+        "--devices",
+        "--strategy",
+        "--num-nodes",
+        "--experiment",
+        "--run-name",
+        "--tracking-uri",
+        "--config",
+        "--resume",
+        "--weights",
+    ):
         assert name in train_flags, name
 
 
@@ -51,7 +71,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     args = parser.parse_args(["--epochs", "3", "--no-early-stopping", "--tags", "team=vision", "--mean", "0.5,0.5,0.5"])
     c = load_config(file, **overrides_from_args(args))
     assert (c.model, c.epochs, c.stem, c.lr, c.early_stopping) == ("resnet18_scratch", 3, "cifar", 0.01, False)
-    assert c.tags == {"team": "vision"} and c.mean == [0.5, 0.5, 0.5]
+    assert c.tags == {"team": "vision"}
+    assert c.mean == [0.5, 0.5, 0.5]
     assert c.model_kwargs(10) == {"num_classes": 10, "stem": "cifar"}
 
 
@@ -85,7 +106,8 @@ def test_yaml_round_trip() -> None:
 def test_bad_values_are_one_line_errors_naming_the_field(values: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         from_dict({"model": "resnet_tiny_scratch", **values})
-    assert message in str(info.value) and "\n" not in str(info.value)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_cli_bad_values_exit_2_with_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
@@ -95,8 +117,11 @@ def test_cli_bad_values_exit_2_with_one_line(capsys: pytest.CaptureFixture, tmp_
     bad.write_text("model: [unclosed\n")
     assert main(["train", "--config", str(bad)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("zoo: error: ") for line in lines)
-    assert "optimizer" in lines[0] and "does not exist" in lines[1] and "not valid YAML" in lines[2]
+    assert len(lines) == 3
+    assert all(line.startswith("zoo: error: ") for line in lines)
+    assert "optimizer" in lines[0]
+    assert "does not exist" in lines[1]
+    assert "not valid YAML" in lines[2]
 
 
 def test_shipped_experiment_files_load(capsys: pytest.CaptureFixture) -> None:
@@ -104,7 +129,9 @@ def test_shipped_experiment_files_load(capsys: pytest.CaptureFixture) -> None:
     assert {"seed", "quick", "digits"} <= set(shipped)
     seed = load_experiment("seed")
     assert [(r.model, r.epochs, r.preset, r.optimizer, r.lr, r.batch_size) for r in seed.runs] == [
-        ("resnet50_scratch", 2, "seed", "adam", 1e-3, 32), ("resnet101_scratch", 6, "seed", "adam", 1e-3, 32)]
+        ("resnet50_scratch", 2, "seed", "adam", 1e-3, 32),
+        ("resnet101_scratch", 6, "seed", "adam", 1e-3, 32),
+    ]
     assert all(r.experiment == "seed" for r in seed.runs)
     assert main(["run", "quick", "--dry-run", "--data", "some/folder"]) == 0
     assert capsys.readouterr().out.count("some/folder") == 2
@@ -112,7 +139,9 @@ def test_shipped_experiment_files_load(capsys: pytest.CaptureFixture) -> None:
 
 def test_experiment_file_errors_name_the_run(tmp_path: Path) -> None:
     file = tmp_path / "exp.yaml"
-    file.write_text("defaults: {data: digits}\nruns:\n  - model: resnet_tiny_scratch\n  - {model: resnet18_scratch, lr: -1}\n")
+    file.write_text(
+        "defaults: {data: digits}\nruns:\n  - model: resnet_tiny_scratch\n  - {model: resnet18_scratch, lr: -1}\n"
+    )
     with pytest.raises(ConfigError, match=r"run 2.*lr: -1.0 is not allowed"):
         load_experiment(str(file))
     file.write_text("runs: []\n")

@@ -27,13 +27,29 @@ pytestmark = pytest.mark.slow
 
 COMMAND = [*ZOO, "run", "digits", "--limit-per-class", "5", "--epochs", "2"]
 
-CHATTER = ("litlogger", "LitLogger", "lightning.ai", "LeafSpec", "Warning", "INFO", "Creating initial",
-           "model summary", "View run", "GPU available", "TPU available", "Trainer already configured",
-           "│", "┃")  # the last two: a model-summary table
+CHATTER = (
+    "litlogger",
+    "LitLogger",
+    "lightning.ai",
+    "LeafSpec",
+    "Warning",
+    "INFO",
+    "Creating initial",
+    "model summary",
+    "View run",
+    "GPU available",
+    "TPU available",
+    "Trainer already configured",
+    "│",
+    "┃",
+)  # the last two: a model-summary table
 """What the libraries print unless asked: adverts, deprecations, INFO lines, their tables."""
 
-EPOCH_LINE = re.compile(r"^epoch [12]/2  train_loss [\d.]+  train_acc [\d.]+  val_loss [\d.]+  val_acc [\d.]+  "
-                        r"\([\d.]+ s\)$", re.MULTILINE)
+EPOCH_LINE = re.compile(
+    r"^epoch [12]/2  train_loss [\d.]+  train_acc [\d.]+  val_loss [\d.]+  val_acc [\d.]+  "
+    r"\([\d.]+ s\)$",
+    re.MULTILINE,
+)
 
 
 def environment(tmp_path: Path, zoo_cache_dir: Path) -> dict[str, str]:
@@ -48,16 +64,19 @@ def test_in_a_log_file_one_line_per_epoch_and_the_comparison(tmp_path: Path, zoo
     assert "\r" not in out  # no progress bar redrawn into the file
     assert not [word for word in CHATTER if word in out], out
     assert len(EPOCH_LINE.findall(out)) == 4, out  # two runs, two epochs each
-    table = out[out.index("test_acc"):]
-    assert "resnet_tiny_scratch" in table and "resnet18_scratch" in table, out
+    table = out[out.index("test_acc") :]
+    assert "resnet_tiny_scratch" in table, out
+    assert "resnet18_scratch" in table, out
     assert len(out.encode()) < 6000, f"{len(out.encode())} bytes:\n{out}"
 
 
 def test_verbose_brings_the_libraries_lines_back(tmp_path: Path, zoo_cache_dir: Path) -> None:
-    code, out = finish([*COMMAND, "--verbose"], tmp_path / "run.log", cwd=tmp_path,
-                       **environment(tmp_path, zoo_cache_dir))
+    code, out = finish(
+        [*COMMAND, "--verbose"], tmp_path / "run.log", cwd=tmp_path, **environment(tmp_path, zoo_cache_dir)
+    )
     assert code == 0, out
-    assert "INFO" in out and "Creating initial" in out  # MLflow's, on the new store
+    assert "INFO" in out
+    assert "Creating initial" in out
     assert len(EPOCH_LINE.findall(out)) == 4
 
 
@@ -66,8 +85,9 @@ def test_in_a_terminal_lightnings_progress_bar(tmp_path: Path, zoo_cache_dir: Pa
     # A terminal's size, as a real one has (a fresh pty is 0x0, and Lightning's bar sizes itself to it).
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **environment(tmp_path, zoo_cache_dir)}
-    process = subprocess.Popen(COMMAND, stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        COMMAND, stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path, env=env, start_new_session=True
+    )
     os.close(follower)
     chunks: list[bytes] = []
     deadline = time.monotonic() + 300
@@ -89,7 +109,8 @@ def test_in_a_terminal_lightnings_progress_bar(tmp_path: Path, zoo_cache_dir: Pa
         os.close(leader)
     out = b"".join(chunks).decode(errors="replace")
     assert process.returncode == 0, out
-    assert "\r" in out and re.search(r"Epoch [01]", out), out  # Lightning's bar, redrawn in place
+    assert "\r" in out, out
+    assert re.search(r"Epoch [01]", out), out  # Lightning's bar, redrawn in place
     assert not EPOCH_LINE.search(out.replace("\r\n", "\n"))  # the epoch lines are for files only
     assert not [word for word in CHATTER if word in out], out
-    assert "resnet18_scratch" in out[out.rindex("test_acc"):]
+    assert "resnet18_scratch" in out[out.rindex("test_acc") :]

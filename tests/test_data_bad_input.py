@@ -1,5 +1,8 @@
-"""Bad data input: each case either fails with a one-line DataError naming the problem
-and the fix, or is handled (skipped, converted) without stopping."""
+"""Bad data input: each case fails in one line or is handled without stopping.
+
+Each case either fails with a one-line DataError naming the problem and the fix, or is handled
+(skipped, converted) without stopping.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_factory import CLASSES, image_bytes, isolated_cache, red_of, write_image_folder, zip_folder
 from PIL import Image
 
 from experiments.cli import main
 from experiments.data import DataError
 from experiments.data.load import load_images
 from experiments.data.split import describe_source
+
+from image_factory import CLASSES, image_bytes, isolated_cache, red_of, write_image_folder, zip_folder
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 _ = isolated_cache
@@ -34,13 +38,15 @@ def one_line_error(source: str, **kwargs) -> str:
 
 def test_missing_path_names_it_and_the_layout(tmp_path: Path) -> None:
     message = one_line_error(str(tmp_path / "nowhere"))
-    assert str(tmp_path / "nowhere") in message and LAYOUT in message
+    assert str(tmp_path / "nowhere") in message
+    assert LAYOUT in message
 
 
 def test_missing_path_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["data", str(tmp_path / "nowhere.zip")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("zoo: error: data path") and err.count("\n") == 1
+    assert err.startswith("zoo: error: data path")
+    assert err.count("\n") == 1
 
 
 def test_zip_that_is_not_an_image_data_set(tmp_path: Path) -> None:
@@ -49,13 +55,16 @@ def test_zip_that_is_not_an_image_data_set(tmp_path: Path) -> None:
         zf.writestr("project/src/main.py", "print('hi')\n")
         zf.writestr("project/README.txt", "hello")
     message = one_line_error(str(archive))
-    assert "no images found" in message and str(archive) in message and LAYOUT in message
+    assert "no images found" in message
+    assert str(archive) in message
+    assert LAYOUT in message
 
 
 def test_file_that_is_not_a_zip(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     message = one_line_error(str(tmp_path / "notes.txt"))
-    assert "not a readable zip" in message and LAYOUT in message
+    assert "not a readable zip" in message
+    assert LAYOUT in message
 
 
 def test_empty_class_folder(tmp_path: Path) -> None:
@@ -63,7 +72,8 @@ def test_empty_class_folder(tmp_path: Path) -> None:
     (root / "train" / "zebra").mkdir()
     (root / "test" / "zebra").mkdir()
     message = one_line_error(str(root))
-    assert "train/zebra" in message and "hold no images" in message
+    assert "train/zebra" in message
+    assert "hold no images" in message
 
 
 def test_empty_class_folder_in_a_zip(tmp_path: Path) -> None:
@@ -77,7 +87,9 @@ def test_different_classes_in_train_and_test(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "data", "split")
     (root / "test" / "frog").rename(root / "test" / "toad")
     message = one_line_error(str(root))
-    assert "different classes" in message and "frog" in message and "toad" in message
+    assert "different classes" in message
+    assert "frog" in message
+    assert "toad" in message
 
 
 def test_non_image_files_are_skipped(tmp_path: Path) -> None:
@@ -90,7 +102,8 @@ def test_non_image_files_are_skipped(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # skipping non-images is silent
         summary = describe_source(str(root))
-    assert summary["num_train"] + summary["num_val"] == 15 and summary["num_test"] == 6
+    assert summary["num_train"] + summary["num_val"] == 15
+    assert summary["num_test"] == 6
     assert summary["skipped"] == 0
 
 
@@ -106,20 +119,31 @@ def test_corrupt_and_truncated_images_are_skipped_in_one_warning(tmp_path: Path,
     with pytest.warns(UserWarning, match="skipped 3 unreadable") as record:
         images = load_images(source)
     assert len([w for w in record if "unreadable" in str(w.message)]) == 1
-    assert len(images.labels) == 3 * 7 + 1 - 3 and len(images.skipped) == 3
+    assert len(images.labels) == 3 * 7 + 1 - 3
+    assert len(images.skipped) == 3
     assert "train/cat/0001.jpg" in images.skipped
 
 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
-    [("L", "JPEG"), ("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("RGB", "BMP"), ("RGB", "PNG")],
+    [
+        ("L", "JPEG"),
+        ("L", "PNG"),
+        ("RGBA", "PNG"),
+        ("P", "PNG"),
+        ("P", "GIF"),
+        ("CMYK", "JPEG"),
+        ("RGB", "BMP"),
+        ("RGB", "PNG"),
+    ],
 )
 def test_image_modes_become_rgb(tmp_path: Path, mode: str, fmt: str) -> None:
     root = write_image_folder(tmp_path / "data", "classes", n_train=3)
     ext = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}[fmt]
     (root / "dog" / f"odd.{ext}").write_bytes(image_bytes(1, 5, fmt=fmt, mode=mode))
     images = load_images(str(root))
-    assert images.images.shape == (10, 3, 16, 16) and images.images.dtype == np.uint8
+    assert images.images.shape == (10, 3, 16, 16)
+    assert images.images.dtype == np.uint8
     odd = images.images[6]  # sorted keys: cat/0000..0002, dog/0000..0002, dog/odd.*
     if mode in ("L",):
         assert np.array_equal(odd[0], odd[1])  # gray: equal channels

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from image_factory import isolated_cache, write_image_folder, zip_folder
 
 from experiments.cli import main
+
+from image_factory import isolated_cache, write_image_folder, zip_folder
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 _ = isolated_cache
@@ -30,7 +31,8 @@ def test_zoo_data_options_mirror_the_split(capsys) -> None:
     assert main([*args, "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (70, 70, 70)
-    assert summary["image_size"] == [12, 12] and summary["test_drawn"]
+    assert summary["image_size"] == [12, 12]
+    assert summary["test_drawn"]
 
 
 def test_zoo_data_bad_value_is_one_line(capsys) -> None:
@@ -44,5 +46,8 @@ def test_zoo_data_reports_unreadable_images_in_one_line(tmp_path: Path, capsys) 
     (root / "cat" / "0001.jpg").write_bytes(b"\xff\xd8\xff not really")
     assert main(["data", str(root)]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "zoo: warning: skipped 1 unreadable image(s) in folder " + str(root) + " (class folders): cat/0001.jpg\n"
+    assert (
+        captured.err
+        == "zoo: warning: skipped 1 unreadable image(s) in folder " + str(root) + " (class folders): cat/0001.jpg\n"
+    )
     assert "skipped     1 unreadable image(s)" in captured.out

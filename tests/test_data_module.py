@@ -9,7 +9,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from image_factory import isolated_cache, write_image_folder, zip_folder
 
 from experiments.data import DataError, ImageDataModule
 from experiments.data.datasets import SeededSampler
@@ -23,6 +22,8 @@ from experiments.data.transforms import (
     augmentation_generator,
     resolve_preset,
 )
+
+from image_factory import isolated_cache, write_image_folder, zip_folder
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 _ = isolated_cache
@@ -44,12 +45,17 @@ def test_loaders_yield_uint8_and_the_hook_gives_normalised_float_at_the_preset_s
     dm = ImageDataModule("digits", batch_size=32)
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.classes == [str(i) for i in range(10)] and dm.num_classes == 10
+    assert dm.classes == [str(i) for i in range(10)]
+    assert dm.num_classes == 10
     images, labels = next(iter(dm.train_dataloader()))
-    assert images.dtype == torch.uint8 and images.shape == (32, 3, 8, 8)
-    assert labels.dtype == torch.int64 and labels.shape == (32,)
+    assert images.dtype == torch.uint8
+    assert images.shape == (32, 3, 8, 8)
+    assert labels.dtype == torch.int64
+    assert labels.shape == (32,)
     x, y = transfer(dm, (images, labels))
-    assert x.dtype == torch.float32 and x.shape == (32, 3, 224, 224) and torch.equal(y, labels)
+    assert x.dtype == torch.float32
+    assert x.shape == (32, 3, 224, 224)
+    assert torch.equal(y, labels)
     expected = (images[:, :, :1, :1].float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
         IMAGENET_STD
     ).view(1, 3, 1, 1)
@@ -60,11 +66,17 @@ def test_every_part_has_its_images_once() -> None:
     dm = ImageDataModule("digits", batch_size=100, preset="cifar")
     summary = dm.summary()
     seen = {}
-    for part, loader in (("train", dm.train_dataloader()), ("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+    for part, loader in (
+        ("train", dm.train_dataloader()),
+        ("val", dm.val_dataloader()),
+        ("test", dm.test_dataloader()),
+    ):
         seen[part] = sum(len(labels) for _, labels in loader)
     assert seen == {"train": summary["num_train"], "val": summary["num_val"], "test": summary["num_test"]}
     assert sum(seen.values()) == 1797
-    assert summary["preset"] == "cifar" and summary["input_size"] == 32 and summary["image_size"] == (8, 8)
+    assert summary["preset"] == "cifar"
+    assert summary["input_size"] == 32
+    assert summary["image_size"] == (8, 8)
 
 
 def test_augmentation_only_while_training_and_fixed_by_seed_epoch_and_batch() -> None:
@@ -88,8 +100,9 @@ def test_augmentation_only_while_training_and_fixed_by_seed_epoch_and_batch() ->
 def test_augment_batch_crops_and_flips_each_image() -> None:
     images = torch.arange(2 * 3 * 6 * 6, dtype=torch.int64).view(2, 3, 6, 6).to(torch.uint8)
     out = augment_batch(images, augmentation_generator(0, 0, 0), padding=2)
-    assert out.shape == images.shape and out.dtype == torch.uint8
-    for original, augmented in zip(images, out):
+    assert out.shape == images.shape
+    assert out.dtype == torch.uint8
+    for original, augmented in zip(images, out, strict=True):
         # Each output is a window of the zero-padded image, flipped or not.
         padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
         windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
@@ -99,7 +112,8 @@ def test_augment_batch_crops_and_flips_each_image() -> None:
 def test_shuffle_is_seeded_per_epoch() -> None:
     sampler = SeededSampler(50, seed=0)
     first = list(sampler)
-    assert sorted(first) == list(range(50)) and first == list(sampler)
+    assert sorted(first) == list(range(50))
+    assert first == list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first
     assert list(SeededSampler(50, seed=0, shuffle=False)) == list(range(50))
@@ -119,11 +133,13 @@ def test_per_image_loader_matches_the_cached_one(tmp_path: Path) -> None:
     source = str(zip_folder(write_image_folder(tmp_path / "d", "split", n_train=6, n_test=2), tmp_path / "d.zip"))
     cached = ImageDataModule(source, batch_size=8, workers=0)
     per_image = ImageDataModule(source, batch_size=8, workers=0, in_memory=False)
-    assert per_image.summary()["cache_path"] is None and not per_image.summary()["in_memory"]
+    assert per_image.summary()["cache_path"] is None
+    assert not per_image.summary()["in_memory"]
     for part in ("train_dataloader", "test_dataloader"):
         a = list(getattr(cached, part)())
         b = list(getattr(per_image, part)())
-        assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b)) and len(a) == len(b)
+        assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+        assert len(a) == len(b)
 
 
 def test_per_image_loader_replaces_unreadable_images_and_runs_workers(tmp_path: Path) -> None:
@@ -133,7 +149,9 @@ def test_per_image_loader_replaces_unreadable_images_and_runs_workers(tmp_path: 
     with pytest.warns(UserWarning, match="unreadable image cat/0003.jpg"):
         batches = list(dm.train_dataloader())
     assert sum(len(labels) for _, labels in batches) == 24  # never a crash mid-epoch
-    with_workers = ImageDataModule(str(folder), batch_size=4, workers=1, in_memory=False, val_fraction=0.0, test_fraction=0.0)
+    with_workers = ImageDataModule(
+        str(folder), batch_size=4, workers=1, in_memory=False, val_fraction=0.0, test_fraction=0.0
+    )
     loader = with_workers.train_dataloader()
     assert loader.num_workers == 1
     assert sum(len(labels) for images, labels in loader if images.dtype == torch.uint8) == 24
@@ -173,17 +191,31 @@ def test_fit_with_a_trainer_uses_the_hook() -> None:
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     trainer.fit(Probe(), datamodule=dm)
-    assert seen and all(s == (torch.float32, (3, 32, 32)) for s in seen)
+    assert seen
+    assert all(s == (torch.float32, (3, 32, 32)) for s in seen)
 
 
 def test_resolve_preset_precedence() -> None:
-    assert PRESETS["seed"].image_size == 224 and not PRESETS["seed"].augment
-    assert PRESETS["cifar"].image_size == 32 and PRESETS["cifar"].augment and PRESETS["cifar"].mean == CIFAR10_MEAN
+    assert PRESETS["seed"].image_size == 224
+    assert not PRESETS["seed"].augment
+    assert PRESETS["cifar"].image_size == 32
+    assert PRESETS["cifar"].augment
+    assert PRESETS["cifar"].mean == CIFAR10_MEAN
     cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "input_size": (3, 256, 256), "interpolation": "bicubic"}
     from_cfg = resolve_preset("cifar", pretrained_cfg=cfg)
-    assert (from_cfg.image_size, from_cfg.mean, from_cfg.interpolation, from_cfg.augment) == (256, (0.5,) * 3, "bicubic", True)
+    assert (from_cfg.image_size, from_cfg.mean, from_cfg.interpolation, from_cfg.augment) == (
+        256,
+        (0.5,) * 3,
+        "bicubic",
+        True,
+    )
     explicit = resolve_preset("cifar", pretrained_cfg=cfg, image_size=64, mean=[0.1, 0.2, 0.3], augment=False)
-    assert (explicit.image_size, explicit.mean, explicit.std, explicit.augment) == (64, (0.1, 0.2, 0.3), (0.25,) * 3, False)
+    assert (explicit.image_size, explicit.mean, explicit.std, explicit.augment) == (
+        64,
+        (0.1, 0.2, 0.3),
+        (0.25,) * 3,
+        False,
+    )
     with pytest.raises(DataError, match="unknown preset 'imagenet'; choose one of seed, cifar"):
         resolve_preset("imagenet")
     with pytest.raises(DataError, match="std"):
@@ -194,7 +226,8 @@ def test_preprocess_shapes_config_and_state_dict() -> None:
     pre = Preprocess(16, IMAGENET_MEAN, IMAGENET_STD, ["a", "b"])
     gray = torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)
     out = pre(gray)
-    assert out.shape == (2, 3, 16, 16) and out.dtype == torch.float32
+    assert out.shape == (2, 3, 16, 16)
+    assert out.dtype == torch.float32
     assert torch.allclose(out[:, :, 0, 0], (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD))
     assert torch.allclose(pre(gray.float() / 255), out)  # float input is taken as [0, 1]
     assert pre.config() == {
@@ -210,7 +243,8 @@ def test_preprocess_shapes_config_and_state_dict() -> None:
 
 def test_module_preprocess_carries_the_classes(tmp_path: Path) -> None:
     dm = ImageDataModule(str(write_image_folder(tmp_path / "d", "split")), preset="cifar", image_size=24)
-    assert dm.preprocess.class_names == ["cat", "dog", "frog"] and dm.preprocess.image_size == 24
+    assert dm.preprocess.class_names == ["cat", "dog", "frog"]
+    assert dm.preprocess.image_size == 24
     assert np.isclose(dm.preprocess.config()["mean"][0], CIFAR10_MEAN[0])
 
 
@@ -231,5 +265,7 @@ def test_distributed_wrapper_splits_the_seeded_order_between_ranks() -> None:
         return orders
 
     first, second = rank_orders(0), rank_orders(1)
-    assert sorted(first[0] + first[1]) == list(range(40)) and not set(first[0]) & set(first[1])
-    assert first != second and first == rank_orders(0)
+    assert sorted(first[0] + first[1]) == list(range(40))
+    assert not set(first[0]) & set(first[1])
+    assert first != second
+    assert first == rank_orders(0)

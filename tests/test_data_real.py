@@ -35,7 +35,8 @@ def real_images(cifar_zip: Path, real_cache_dir: Path, monkeypatch: pytest.Monke
 
 def test_real_archive_classes_and_split(real_images: ImageSet) -> None:
     assert real_images.classes == CLASSES
-    assert real_images.images.shape == (60_000, 3, 32, 32) and real_images.images.dtype == np.uint8
+    assert real_images.images.shape == (60_000, 3, 32, 32)
+    assert real_images.images.dtype == np.uint8
     summary = summarize(real_images, split_images(real_images))
     assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (40_000, 10_000, 10_000)
     assert all(counts == {"train": 4000, "val": 1000, "test": 1000} for counts in summary["per_class"].values())
@@ -46,7 +47,8 @@ def test_real_archive_split_is_seeded(real_images: ImageSet, cifar_zip: Path) ->
     first = split_images(real_images, seed=0)
     again = split_images(load_images(str(cifar_zip)), seed=0)  # a fresh load, from the cache
     other = split_images(real_images, seed=1)
-    assert np.array_equal(first.train, again.train) and np.array_equal(first.val, again.val)
+    assert np.array_equal(first.train, again.train)
+    assert np.array_equal(first.val, again.val)
     assert not np.array_equal(first.val, other.val)
     assert len(np.intersect1d(first.val, other.val)) < 3000  # a different draw, not a shifted one
     assert np.array_equal(first.test, other.test)  # the test part never moves
@@ -66,6 +68,8 @@ def test_real_archive_pixels_match_the_jpegs(real_images: ImageSet, cifar_zip: P
 def test_real_archive_through_the_data_module(real_images: ImageSet, cifar_zip: Path) -> None:
     dm = ImageDataModule(str(cifar_zip), batch_size=256, preset="cifar")
     images, labels = next(iter(dm.train_dataloader()))
-    assert images.shape == (256, 3, 32, 32) and images.dtype == torch.uint8
+    assert images.shape == (256, 3, 32, 32)
+    assert images.dtype == torch.uint8
     x, _ = dm.on_after_batch_transfer((images, labels), 0)
-    assert x.shape == (256, 3, 32, 32) and abs(float(x.mean())) < 0.3  # CIFAR mean/std centre the data
+    assert x.shape == (256, 3, 32, 32)
+    assert abs(float(x.mean())) < 0.3

@@ -1,5 +1,7 @@
-"""Every kind of data source, on small generated data: folders and zips in both layouts,
-cifar-10-batches-py, the word cifar10 (offline), digits, and mixed image sizes."""
+"""Every kind of data source, on small generated data.
+
+Folders and zips in both layouts, cifar-10-batches-py, the word cifar10 (offline), digits, and mixed image sizes.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +10,20 @@ from urllib.error import URLError
 
 import numpy as np
 import pytest
-from image_factory import CLASSES, image_bytes, isolated_cache, red_of, write_cifar_batches, write_image_folder, zip_folder
 
 from experiments.data import DataError
 from experiments.data.load import load_images
 from experiments.data.split import describe_source, split_images
+
+from image_factory import (
+    CLASSES,
+    image_bytes,
+    isolated_cache,
+    red_of,
+    write_cifar_batches,
+    write_image_folder,
+    zip_folder,
+)
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 _ = isolated_cache
@@ -29,8 +40,10 @@ def test_folder_with_train_and_test(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "data", "split", n_train=10, n_test=4)
     images = load_images(str(root))
     assert images.classes == sorted(CLASSES)
-    assert images.images.dtype == np.uint8 and images.images.shape == (3 * 14, 3, 16, 16)
-    assert images.has_test and int(images.is_test.sum()) == 12
+    assert images.images.dtype == np.uint8
+    assert images.images.shape == (3 * 14, 3, 16, 16)
+    assert images.has_test
+    assert int(images.is_test.sum()) == 12
     assert_labels_match_pixels(images)
     summary = describe_source(str(root))
     assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (24, 6, 12)
@@ -65,7 +78,8 @@ def test_extracted_cifar_layout_under_a_wrapping_folder(tmp_path: Path) -> None:
     write_image_folder(tmp_path / "download" / "CIFAR-10-images-master", "split")
     (tmp_path / "download" / "README.md").write_text("not data")
     images = load_images(str(tmp_path / "download"))
-    assert images.has_test and images.classes == sorted(CLASSES)
+    assert images.has_test
+    assert images.classes == sorted(CLASSES)
 
 
 def test_cifar_batches_py_format(tmp_path: Path) -> None:
@@ -77,7 +91,7 @@ def test_cifar_batches_py_format(tmp_path: Path) -> None:
         assert int(images.is_test.sum()) == 6
     original = ("b_cls", "a_cls", "c_cls")
     reds = images.images[:, 0, 0, 0]
-    for red, label in zip(reds, images.labels):
+    for red, label in zip(reds, images.labels, strict=True):
         assert images.classes[label] == original[[red_of(i) for i in range(3)].index(red)]
 
 
@@ -107,14 +121,17 @@ def test_cifar10_word_uses_a_previous_download(isolated_cache: Path, monkeypatch
         "torchvision.datasets.utils.download_and_extract_archive", lambda *a, **k: pytest.fail("downloaded again")
     )
     images = load_images("cifar10")
-    assert len(images.labels) == 36 and images.has_test
+    assert len(images.labels) == 36
+    assert images.has_test
 
 
 def test_digits_offline() -> None:
     images = load_images("digits")
-    assert images.images.shape == (1797, 3, 8, 8) and images.images.dtype == np.uint8
+    assert images.images.shape == (1797, 3, 8, 8)
+    assert images.images.dtype == np.uint8
     assert images.classes == [str(i) for i in range(10)]
-    assert images.images.max() == 255 and not images.has_test
+    assert images.images.max() == 255
+    assert not images.has_test
     assert np.array_equal(images.images[:, 0], images.images[:, 2])  # grayscale in three channels
 
 
@@ -126,7 +143,8 @@ def test_mixed_sizes_decode_to_one_size(tmp_path: Path) -> None:
     assert first.image_size == (20, 20)  # the first image's size
     assert first.images.shape == (14, 3, 20, 20)
     sized = load_images(str(root), decode_size=12)
-    assert sized.images.shape == (14, 3, 12, 12) and sized.cache_key != first.cache_key
+    assert sized.images.shape == (14, 3, 12, 12)
+    assert sized.cache_key != first.cache_key
     reds = sized.images[:, 0].reshape(14, -1).mean(axis=1)
     assert np.abs(reds - [red_of(CLASSES.index(sized.classes[k])) for k in sized.labels]).max() < 8
 
@@ -144,7 +162,9 @@ def test_zip_made_on_a_mac(tmp_path: Path) -> None:
         zf.writestr("__MACOSX/Photos/train/cat/._0000.jpg", b"AppleDouble")
         zf.writestr("Photos/.DS_Store", b"Bud1")
     images = load_images(str(archive))
-    assert images.classes == sorted(CLASSES) and images.has_test and len(images.labels) == 42
+    assert images.classes == sorted(CLASSES)
+    assert images.has_test
+    assert len(images.labels) == 42
 
 
 def test_train_folder_alone_draws_a_test_part(tmp_path: Path) -> None:
@@ -153,7 +173,8 @@ def test_train_folder_alone_draws_a_test_part(tmp_path: Path) -> None:
         folder.rmdir()
     (root / "test").rmdir()
     summary = describe_source(str(root))
-    assert summary["test_drawn"] and summary["per_class"]["cat"] == {"train": 6, "val": 2, "test": 2}
+    assert summary["test_drawn"]
+    assert summary["per_class"]["cat"] == {"train": 6, "val": 2, "test": 2}
 
 
 def test_pil_alone_decodes_the_same_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,4 +183,4 @@ def test_pil_alone_decodes_the_same_pixels(tmp_path: Path, monkeypatch: pytest.M
     datas = [image_bytes(label, index) for label in range(3) for index in range(4)]
     fast = decode.decode_images(datas)
     monkeypatch.setattr(decode, "decode_jpeg", None)  # a torchvision without its deprecated decoders
-    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fast, decode.decode_images(datas)))
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fast, decode.decode_images(datas), strict=True))

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_factory import image_bytes, isolated_cache, write_image_folder, zip_folder
 
 from experiments.data import load as load_module
 from experiments.data.cache import cache_dir
 from experiments.data.load import load_images
 from experiments.data.split import split_images, stratified_split, take_per_class
+
+from image_factory import image_bytes, isolated_cache, write_image_folder, zip_folder
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 _ = isolated_cache
@@ -40,11 +41,14 @@ def test_split_is_stratified_and_seeded() -> None:
     labels = np.repeat(np.arange(4), 50)
     indices = np.arange(len(labels))
     kept, held = stratified_split(indices, labels, 0.2, seed=0)
-    assert np.bincount(labels[held]).tolist() == [10] * 4 and np.bincount(labels[kept]).tolist() == [40] * 4
-    assert not set(kept) & set(held) and len(kept) + len(held) == 200
+    assert np.bincount(labels[held]).tolist() == [10] * 4
+    assert np.bincount(labels[kept]).tolist() == [40] * 4
+    assert not set(kept) & set(held)
+    assert len(kept) + len(held) == 200
     again, _ = stratified_split(indices, labels, 0.2, seed=0)
     other, _ = stratified_split(indices, labels, 0.2, seed=1)
-    assert np.array_equal(kept, again) and not np.array_equal(kept, other)
+    assert np.array_equal(kept, again)
+    assert not np.array_equal(kept, other)
 
 
 def test_limit_per_class_is_a_deterministic_subset() -> None:
@@ -85,8 +89,10 @@ def test_second_load_reads_the_cache_without_decoding(tmp_path: Path, monkeypatc
     assert sum(calls) == 42
     second = load_images(str(folder))
     assert sum(calls) == 42  # no decoding the second time
-    assert isinstance(second.images, np.memmap) and not second.images.flags.writeable
-    assert second.cache_path == first.cache_path and second.cache_path.parent == cache_dir() / "data"
+    assert isinstance(second.images, np.memmap)
+    assert not second.images.flags.writeable
+    assert second.cache_path == first.cache_path
+    assert second.cache_path.parent == cache_dir() / "data"
     assert np.array_equal(first.images, second.images)
 
 
@@ -101,7 +107,8 @@ def test_changing_one_image_decodes_again(tmp_path: Path, monkeypatch: pytest.Mo
     target.write_bytes(replacement)
     calls = count_decodes(monkeypatch)
     after = load_images(source())
-    assert sum(calls) == 18 and after.cache_key != before.cache_key
+    assert sum(calls) == 18
+    assert after.cache_key != before.cache_key
     keys = sorted(f"{p}/{c}/{i:04d}" for p, n in (("test", 2), ("train", 4)) for c in after.classes for i in range(n))
     position = keys.index("train/dog/0002")
     assert after.images[position, 0].mean() > before.images[position, 0].mean() + 50
@@ -115,7 +122,7 @@ def test_concurrent_loads_build_the_cache_once(tmp_path: Path, monkeypatch: pyte
     def load() -> None:
         try:
             results.append(load_images(str(folder)))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=load) for _ in range(4)]
@@ -123,7 +130,8 @@ def test_concurrent_loads_build_the_cache_once(tmp_path: Path, monkeypatch: pyte
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and len(results) == 4
+    assert not errors
+    assert len(results) == 4
     assert sum(calls) == 90  # one build; the other threads waited on the lock and read it
     entries = os.listdir(cache_dir() / "data")
     assert [e for e in entries if ".tmp-" in e] == []  # no temporary folder left behind
@@ -148,8 +156,11 @@ def test_failed_build_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_per_image_path_skips_the_cache(tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "d", "split", n_train=4, n_test=2)
     images = load_images(str(folder), in_memory=False)
-    assert not images.in_memory and images.images is None and images.cache_path is None
-    assert images.image_size == (16, 16) and len(images.files.files) == 18
+    assert not images.in_memory
+    assert images.images is None
+    assert images.cache_path is None
+    assert images.image_size == (16, 16)
+    assert len(images.files.files) == 18
     assert not (cache_dir() / "data").exists()
 
 

@@ -36,7 +36,8 @@ DOCS = ROOT / "docs"
 EXAMPLE_PLUGIN = ROOT / "examples" / "zoo_plugin_example"
 
 FENCE = re.compile(
-    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*\{?\.?(?P<lang>\w+)\b[^\n]*\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*\{?\.?(?P<lang>\w+)\b[^\n]*\n"
+    r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
 SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\b(?P<reason>.*?)-->\s*$")
@@ -66,7 +67,7 @@ def doc_files() -> list[Path]:
     Returns:
         ``docs/**/*.md`` and ``README.md``.
     """
-    return sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
+    return [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 
 
 def python_blocks(path: Path, text: str | None = None) -> list[CodeBlock]:
@@ -85,7 +86,10 @@ def python_blocks(path: Path, text: str | None = None) -> list[CodeBlock]:
         if match.group("lang") not in ("python", "py"):
             continue
         indent = len(match.group("indent"))
-        body = "".join(line[indent:] if line[:indent].strip() == "" else line.lstrip() for line in match.group("body").splitlines(True))
+        body = "".join(
+            line[indent:] if line[:indent].strip() == "" else line.lstrip()
+            for line in match.group("body").splitlines(True)
+        )
         body = SNIPPET.sub(lambda m: (ROOT / m.group("path")).read_text(encoding="utf-8"), body)
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         skip = SKIP.match(before)
@@ -148,7 +152,8 @@ def test_the_extractor_reads_fences_markers_and_snippets() -> None:
     assert [b.code for b in blocks[:3]] == ["x = 1\n", "import nowhere\n", "y = 2\n"]
     assert [b.skip for b in blocks[:3]] == [None, "downloads weights", None]
     assert [b.line for b in blocks[:3]] == [4, 9, 15]
-    assert "zoo.models" in blocks[3].code and "--8<--" not in blocks[3].code
+    assert "zoo.models" in blocks[3].code
+    assert "--8<--" not in blocks[3].code
     with pytest.raises(ValueError, match="needs a reason"):
         python_blocks(Path("page.md"), "<!-- docs-test: skip -->\n```python\npass\n```\n")
 
@@ -194,8 +199,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mkdocs.config import load_config
 
     out = tmp_path_factory.mktemp("site")
-    registry.register_model(EXTRA_MODEL, family="docs-test-family", description="Registered by tests/test_docs.py",
-                            input_size=(3, 16, 16))(_extra_model)
+    registry.register_model(
+        EXTRA_MODEL, family="docs-test-family", description="Registered by tests/test_docs.py", input_size=(3, 16, 16)
+    )(_extra_model)
     cwd = os.getcwd()
     os.chdir(ROOT)  # snippets and mkdocstrings read paths relative to the project
     try:
@@ -212,8 +218,10 @@ def test_site_builds_and_the_model_table_comes_from_the_registry(site: Path) -> 
     rows = re.findall(r"<tr>(.*?)</tr>", html, re.DOTALL)
     extra = [row for row in rows if f"<code>{EXTRA_MODEL}</code>" in row]
     assert len(extra) == 1, "the extra registered model is not in the generated table"
-    assert "docs-test-family" in extra[0] and "Registered by tests/test_docs.py" in extra[0]
-    assert "3x16x16" in extra[0] and "7,690" in extra[0]  # 768 * 10 + 10 parameters, measured
+    assert "docs-test-family" in extra[0]
+    assert "Registered by tests/test_docs.py" in extra[0]
+    assert "3x16x16" in extra[0]
+    assert "7,690" in extra[0]
     for name in registry.list_models():
         assert f"<code>{name}</code>" in html, f"{name} is missing from the model table"
 
@@ -228,18 +236,23 @@ def test_training_page_lists_every_config_field_from_the_config_class(site: Path
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr>\s*<td><code>(\w+)</code></td>.*?</tr>", html, re.DOTALL)}
     for field in dataclasses.fields(ExperimentConfig):
         assert field.name in rows, f"config field '{field.name}' is not in the generated table of docs/training.md"
-    assert "<code>--batch-size</code>" in rows["batch_size"] and "<code>32</code>" in rows["batch_size"]
+    assert "<code>--batch-size</code>" in rows["batch_size"]
+    assert "<code>32</code>" in rows["batch_size"]
 
 
 @pytest.mark.slow
 def test_site_has_every_page_and_no_marker_is_left(site: Path) -> None:
     nav_pages = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text().replace("!!python/name:", "")))
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
-    assert pages == set(nav_pages), f"pages outside the nav: {pages - set(nav_pages)}; missing: {set(nav_pages) - pages}"
+    assert pages == set(nav_pages), (
+        f"pages outside the nav: {pages - set(nav_pages)}; missing: {set(nav_pages) - pages}"
+    )
     for page in nav_pages:
         built = site / page.removesuffix(".md").removesuffix("index") / "index.html"
         html = built.read_text(encoding="utf-8")
-        assert "zoo:models-table" not in html and "zoo:config-table" not in html and "zoo:api-modules" not in html, page
+        assert "zoo:models-table" not in html, page
+        assert "zoo:config-table" not in html, page
+        assert "zoo:api-modules" not in html, page
     reference = (site / "reference" / "registry" / "index.html").read_text(encoding="utf-8")
     assert 'id="registry.core.create_model"' in reference  # mkdocstrings rendered the docstrings
 
@@ -269,8 +282,22 @@ def test_example_plugin_installs_and_its_models_are_found(tmp_path: Path) -> Non
     target = tmp_path / "site-packages"
     # No build isolation and no dependencies: nothing is fetched, the venv's setuptools builds it.
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     check = (
         "import json, registry\n"
@@ -281,13 +308,22 @@ def test_example_plugin_installs_and_its_models_are_found(tmp_path: Path) -> Non
         "                  'params': info['num_params'], 'all': registry.list_models()}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["names"] == ["example_convnet", "example_resnet26_narrow"]
-    assert found["classes"] == 3 and found["family"] == "convnet" and found["params"] == 20138
+    assert found["classes"] == 3
+    assert found["family"] == "convnet"
+    assert found["params"] == 20138
     assert "resnet50_scratch" in found["all"]  # the zoo's own models still arrive next to the plugin's
     # Without the package on the path, the models are not there: it is the entry point that brings them.
-    plain = subprocess.run([sys.executable, "-c", "import registry; print(registry.list_models(tags=['example']))"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    plain = subprocess.run(
+        [sys.executable, "-c", "import registry; print(registry.list_models(tags=['example']))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert plain.stdout.strip() == "[]"

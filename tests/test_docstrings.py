@@ -1,5 +1,6 @@
-"""Every public function, class and method of `registry`, `zoo` and `experiments` has a docstring
-that tells a reader something, so that the API reference on the docs site is worth reading.
+"""Every public function, class and method has a docstring that tells a reader something.
+
+This holds for `registry`, `zoo` and `experiments`, so that the API reference on the docs site is worth reading.
 
 Public means: listed in the module's ``__all__`` where it has one, otherwise a name
 not starting with ``_`` that the module itself defines; and the public methods and
@@ -30,8 +31,9 @@ import importlib
 import inspect
 import pkgutil
 import re
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -65,7 +67,11 @@ def public_objects(module: ModuleType) -> Iterator[tuple[str, Any, type | None]]
     """
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, obj in vars(module).items() if not n.startswith("_") and getattr(obj, "__module__", None) == module.__name__]
+        names = [
+            n
+            for n, obj in vars(module).items()
+            if not n.startswith("_") and getattr(obj, "__module__", None) == module.__name__
+        ]
     for name in names:
         obj = getattr(module, name)
         if not (inspect.isfunction(obj) or inspect.isclass(obj)):
@@ -194,9 +200,9 @@ def docstring_problems(qualname: str, obj: Any, owner: type | None = None) -> li
         return problems  # a builder returns its model; the one line says which
     returns = signature.return_annotation
     returns_nothing = returns in (None, "None", "NoReturn", "typing.NoReturn", inspect.Signature.empty)
-    if not returns_nothing and not re.search(r"^(Returns|Yields):", doc, re.MULTILINE):
-        if not re.match(r"(Return|Yield)", doc):
-            problems.append(f"{qualname}: returns {returns} but has no Returns: section")
+    has_returns = re.search(r"^(Returns|Yields):", doc, re.MULTILINE) or re.match(r"(Return|Yield)", doc)
+    if not returns_nothing and not has_returns:
+        problems.append(f"{qualname}: returns {returns} but has no Returns: section")
     return problems
 
 

@@ -12,15 +12,27 @@ from lightning.pytorch.callbacks import Callback
 from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
+from experiments.cli import main
+from experiments.config import ConfigError
 from experiments.tracking import readback
 from experiments.tracking.runs import NullRun
 from experiments.training import runner
-from experiments.cli import main
-from experiments.config import ConfigError
 from experiments.training.classifier import Classifier
 
-BASE = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8, epochs=1,
-            batch_size=8, workers="0", progress_bar=False, log_model=False, early_stopping=False, tracking=False)
+BASE = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 8,
+    "epochs": 1,
+    "batch_size": 8,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+    "early_stopping": False,
+    "tracking": False,
+}
 
 
 def fit(tmp_path: Path, callbacks: tuple = (), **changes) -> tuple[Classifier, dict, object]:
@@ -59,7 +71,8 @@ def test_frozen_backbone_with_its_own_head_learning_rate(tmp_path: Path) -> None
         assert not changed(module, before, part), part
     assert changed(module, before, "fc")
     groups = trainer.optimizers[0].param_groups
-    assert len(groups) == 1 and groups[0]["lr"] == 0.01
+    assert len(groups) == 1
+    assert groups[0]["lr"] == 0.01
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in module.model.get_classifier().parameters()}
 
 
@@ -89,7 +102,8 @@ def test_gradient_accumulation_and_clipping_are_lightnings_own(tmp_path: Path) -
             trainer.optimizers[0].register_step_post_hook(probe)
 
     _, _, trainer = fit(tmp_path, (ClippedNorm(),), grad_clip=0.05, accumulate_grad_batches=2)
-    assert trainer.gradient_clip_val == 0.05 and trainer.gradient_clip_algorithm == "norm"
+    assert trainer.gradient_clip_val == 0.05
+    assert trainer.gradient_clip_algorithm == "norm"
     assert trainer.accumulate_grad_batches == 2
     batches = trainer.num_training_batches
     assert trainer.global_step == -(-batches // 2) == len(norms)
@@ -98,12 +112,23 @@ def test_gradient_accumulation_and_clipping_are_lightnings_own(tmp_path: Path) -
 
 def test_ema_weights_are_validated_tested_and_saved(mlflow_store: str, tmp_path: Path) -> None:
     # The local checkpoint is kept: this test reads Lightning's own file to see the EMA inside it.
-    result = train(ExperimentConfig(**{**BASE, "tracking": True, "epochs": 2, "batch_size": 16, "ema_decay": 0.9,
-                                       "experiment": "ema", "keep_local_checkpoints": True}))
+    result = train(
+        ExperimentConfig(
+            **{
+                **BASE,
+                "tracking": True,
+                "epochs": 2,
+                "batch_size": 16,
+                "ema_decay": 0.9,
+                "experiment": "ema",
+                "keep_local_checkpoints": True,
+            }
+        )
+    )
     best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
     assert "current_model_state" in best  # Lightning's EMA: the averaged weights are the checkpoint's weights
-    averaged = {k[len("model."):]: v for k, v in best["state_dict"].items() if k.startswith("model.")}
-    raw = {k[len("model."):]: v for k, v in best["current_model_state"].items() if k.startswith("model.")}
+    averaged = {k[len("model.") :]: v for k, v in best["state_dict"].items() if k.startswith("model.")}
+    raw = {k[len("model.") :]: v for k, v in best["current_model_state"].items() if k.startswith("model.")}
     saved, _ = readback.best_weights(result.run_id)
     assert all(torch.equal(saved[k], averaged[k]) for k in averaged)
     assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
@@ -111,19 +136,25 @@ def test_ema_weights_are_validated_tested_and_saved(mlflow_store: str, tmp_path:
     with redirect_stdout(out):  # zoo eval on the run's own test split: the same figure as the run's test_acc
         assert main(["eval", result.run_id, "--no-log"]) == 0
     accuracy = float(out.getvalue().split("accuracy ")[1].split()[0])
-    assert accuracy == pytest.approx(MlflowClient(mlflow_store).get_run(result.run_id).data.metrics["test_acc"], abs=1e-4)
+    assert accuracy == pytest.approx(
+        MlflowClient(mlflow_store).get_run(result.run_id).data.metrics["test_acc"], abs=1e-4
+    )
     params = MlflowClient(mlflow_store).get_run(result.run_id).data.params
-    assert params["ema_decay"] == "0.9" and params["freeze"] == "none"
+    assert params["ema_decay"] == "0.9"
+    assert params["freeze"] == "none"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"freeze": "some"}, "freeze: 'some' is not allowed"),
-    ({"freeze": "0"}, "freeze: '0' is not allowed"),
-    ({"head_lr": -1.0}, "head_lr: -1.0 is not allowed"),
-    ({"ema_decay": 1.5}, "ema_decay: 1.5 is not allowed"),
-    ({"accumulate_grad_batches": 0}, "accumulate_grad_batches: 0 is not allowed"),
-    ({"grad_clip_algorithm": "max"}, "grad_clip_algorithm: 'max' is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"freeze": "some"}, "freeze: 'some' is not allowed"),
+        ({"freeze": "0"}, "freeze: '0' is not allowed"),
+        ({"head_lr": -1.0}, "head_lr: -1.0 is not allowed"),
+        ({"ema_decay": 1.5}, "ema_decay: 1.5 is not allowed"),
+        ({"accumulate_grad_batches": 0}, "accumulate_grad_batches: 0 is not allowed"),
+        ({"grad_clip_algorithm": "max"}, "grad_clip_algorithm: 'max' is not allowed"),
+    ],
+)
 def test_bad_fine_tuning_values(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig(**{**BASE, **changes}).validate()
@@ -132,5 +163,6 @@ def test_bad_fine_tuning_values(changes: dict, message: str) -> None:
 def test_more_stages_than_the_model_has_fails_before_any_run(mlflow_store: str, capsys) -> None:
     assert main(["train", "resnet_tiny_scratch", "--data", "digits", "--freeze", "5", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
-    assert "freeze: 5 stages asked for, but ResNet has 4" in err and err.count("\n") == 1
+    assert "freeze: 5 stages asked for, but ResNet has 4" in err
+    assert err.count("\n") == 1
     assert MlflowClient(mlflow_store).get_experiment_by_name("zoo") is None  # no run was created

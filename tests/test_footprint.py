@@ -30,13 +30,23 @@ def fp32_weight_bytes(model_name: str, num_classes: int) -> int:
 
 def stored_files(folder: Path) -> dict[str, int]:
     """Every file under the folder but MLflow's database: path -> bytes."""
-    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*")
-            if p.is_file() and not p.name.startswith("mlflow.db")}
+    return {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith("mlflow.db")
+    }
 
 
 def run_config(**changes) -> ExperimentConfig:
-    return ExperimentConfig(model="resnet_tiny_scratch", data="digits", preset="cifar", limit_per_class=10, epochs=2,
-                            experiment="footprint", **changes)
+    return ExperimentConfig(
+        model="resnet_tiny_scratch",
+        data="digits",
+        preset="cifar",
+        limit_per_class=10,
+        epochs=2,
+        experiment="footprint",
+        **changes,
+    )
 
 
 def test_a_finished_run_stores_at_most_twice_its_fp32_weights(mlflow_store: str, tmp_path: Path) -> None:
@@ -46,7 +56,8 @@ def test_a_finished_run_stores_at_most_twice_its_fp32_weights(mlflow_store: str,
     total = sum(files.values())
     assert total <= 2 * weights + SMALL_FILES, (weights, sorted(files.items(), key=lambda kv: -kv[1]))
     large = {path: size for path, size in files.items() if size > weights / 2}
-    assert len(large) == 2 and all(size < 1.1 * weights for size in large.values()), large  # two copies, no more
+    assert len(large) == 2, large
+    assert all(size < 1.1 * weights for size in large.values()), large  # two copies, no more
     assert any(path.endswith("best.safetensors") for path in large)
     assert not result.checkpoint_dir.parent.exists()  # the local folder was a copy of what MLflow holds
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "checkpoints")]
@@ -56,7 +67,9 @@ def test_a_finished_run_stores_at_most_twice_its_fp32_weights(mlflow_store: str,
     tags = mlflow.get_run(result.run_id).data.tags
     assert mlflow.pytorch.load_model(tags["zoo.logged_model_uri"]) is not None
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "test")} >= {
-        "test/confusion_matrix.png", "test/per_class_accuracy.csv"}
+        "test/confusion_matrix.png",
+        "test/per_class_accuracy.csv",
+    }
 
 
 @pytest.mark.parametrize("keep", ["keep_last_state", "keep_local_checkpoints"])
@@ -64,6 +77,8 @@ def test_what_a_user_asks_to_keep_stays(mlflow_store: str, keep: str) -> None:
     result = train(run_config(**{keep: True}))
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "checkpoints")]
     if keep == "keep_last_state":
-        assert artifacts == [LAST_STATE_ARTIFACT] and not result.checkpoint_dir.exists()
+        assert artifacts == [LAST_STATE_ARTIFACT]
+        assert not result.checkpoint_dir.exists()
     else:
-        assert artifacts == [] and (result.checkpoint_dir / "last.ckpt").exists()
+        assert artifacts == []
+        assert (result.checkpoint_dir / "last.ckpt").exists()

@@ -1,5 +1,6 @@
-"""Malformed values thrown at every config field and every command's flags: one line and exit code 2, or a
-clean run of the command; never a traceback.
+"""Malformed values thrown at every config field and every command's flags.
+
+Each gets one line and exit code 2, or a clean run of the command; never a traceback.
 
 Work that a valid value would start (training, the UI's server) is replaced by
 stand-ins, so each example costs milliseconds; the number of examples is bounded
@@ -18,19 +19,54 @@ from hypothesis import strategies as st
 from experiments.cli import main
 from experiments.config import field_names
 
-MALFORMED = ["-1", "0", "1e9", "1e400", "nan", "inf", "-inf", "", " ", "a=b", "=", "1,2", "[1", "{", "\n", "auto",
-             "none", "-0", "4294967296", "99999", "../..", "/", "🦀", "0x10", "1_000", "true", "None", "%s", "$HOME"]
+MALFORMED = [
+    "-1",
+    "0",
+    "1e9",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "",
+    " ",
+    "a=b",
+    "=",
+    "1,2",
+    "[1",
+    "{",
+    "\n",
+    "auto",
+    "none",
+    "-0",
+    "4294967296",
+    "99999",
+    "../..",
+    "/",
+    "🦀",
+    "0x10",
+    "1_000",
+    "true",
+    "None",
+    "%s",
+    "$HOME",
+]
 """Values that broke a parser somewhere, once."""
 
 values = st.one_of(st.sampled_from(MALFORMED), st.text(max_size=25).map(lambda t: t.replace("\x00", "")))
 
-yaml_values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
-                        st.lists(st.one_of(st.integers(), st.floats(), st.text(max_size=3)), max_size=4),
-                        st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+yaml_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.one_of(st.integers(), st.floats(), st.text(max_size=3)), max_size=4),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 COMMAND_FLAGS = {
     "compare": ["--experiment", "--sort", "--filter", "--format", "--group-by", "--plot", "--plot-grad-norms"],
@@ -44,8 +80,16 @@ COMMAND_FLAGS = {
 }
 """Each command's own flags (the config flags of train and run are fuzzed below)."""
 
-POSITIONAL = {"eval": ["RUN"], "register": ["RUN", "--name", "m"], "predict": ["--run", "RUN", "x.png"],
-              "data": ["digits"], "compare": [], "runs": [], "ui": [], "models": []}
+POSITIONAL = {
+    "eval": ["RUN"],
+    "register": ["RUN", "--name", "m"],
+    "predict": ["--run", "RUN", "x.png"],
+    "data": ["digits"],
+    "compare": [],
+    "runs": [],
+    "ui": [],
+    "models": [],
+}
 
 
 @pytest.fixture
@@ -88,7 +132,9 @@ def assert_clean(code: int, err: str) -> None:
     assert "Traceback" not in err, err
     if code == 2:
         lines = [line for line in err.strip().splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("zoo") and ": error: " in lines[0], err
+        assert len(lines) == 1, err
+        assert lines[0].startswith("zoo"), err
+        assert ": error: " in lines[0], err
     else:
         assert code in (0, 1), (code, err)  # 1: a command that found nothing to show (compare on an empty store)
 
@@ -96,8 +142,9 @@ def assert_clean(code: int, err: str) -> None:
 @pytest.mark.parametrize("command", sorted(COMMAND_FLAGS))
 @FUZZ
 @given(data=st.data())
-def test_every_commands_flags(command: str, data: st.DataObject, stand_ins: list, tmp_path: Path,
-                              capsys: pytest.CaptureFixture) -> None:
+def test_every_commands_flags(
+    command: str, data: st.DataObject, stand_ins: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     flag = data.draw(st.sampled_from(COMMAND_FLAGS[command]), label="flag")
     value = data.draw(values, label="value")
     run_id = data.draw(st.one_of(st.just("0123456789abcdef"), values), label="run id")
@@ -107,8 +154,9 @@ def test_every_commands_flags(command: str, data: st.DataObject, stand_ins: list
 
 @FUZZ
 @given(field=st.sampled_from(field_names()), value=yaml_values)
-def test_every_config_field_in_a_config_file(field: str, value: object, stand_ins: list, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture) -> None:
+def test_every_config_field_in_a_config_file(
+    field: str, value: object, stand_ins: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "fuzz.yaml"
     path.write_text(yaml.safe_dump({"model": "resnet_tiny_scratch", "data": "digits", field: value}))
     before = len(stand_ins)
@@ -119,8 +167,9 @@ def test_every_config_field_in_a_config_file(field: str, value: object, stand_in
 
 @FUZZ
 @given(key=st.sampled_from(["seeds", "grid", "defaults", "runs", "description"]), value=yaml_values)
-def test_every_key_of_an_experiment_file(key: str, value: object, stand_ins: list, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_every_key_of_an_experiment_file(
+    key: str, value: object, stand_ins: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     document = {"defaults": {"model": "resnet_tiny_scratch", "data": "digits"}, "runs": [{}], key: value}
     if key == "grid" and isinstance(value, list):
         document[key] = {"lr": value}

@@ -47,15 +47,23 @@ def run_script(tmp_path: Path, cache: Path, template: Path, *args: str, timeout:
     shutil.copy(template, out / "mlflow.db")  # skip the store's first migration (seconds)
     env = {**os.environ, "ZOO_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--work", str(tmp_path / "work"), *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--work", str(tmp_path / "work"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert (out / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "results.md").is_file()
     return json.loads((out / "results.json").read_text()), (out / "results.md").read_text(), proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
-def test_tiny_run_does_every_stage_and_writes_after_each(tmp_path: Path, zoo_cache_dir: Path, mlflow_template: Path) -> None:
+def test_tiny_run_does_every_stage_and_writes_after_each(
+    tmp_path: Path, zoo_cache_dir: Path, mlflow_template: Path
+) -> None:
     results, markdown, output = run_script(tmp_path, zoo_cache_dir, mlflow_template, "--deadline-s", "300")
     stages = results["stages"]
     assert list(stages) == STAGES
@@ -68,30 +76,41 @@ def test_tiny_run_does_every_stage_and_writes_after_each(tmp_path: Path, zoo_cac
     assert [u for u in results["updates"] if u.startswith("precision:")] == ["precision:32x32-b32"]
     assert {r["config"] for r in stages["precision"]["rows"]} == {"default", "32-true NCHW"}
     assert [u for u in results["updates"] if u.startswith("notebook_table:")] == [
-        "notebook_table:resnet50_scratch", "notebook_table:resnet101_scratch"]
+        "notebook_table:resnet50_scratch",
+        "notebook_table:resnet101_scratch",
+    ]
     rows = stages["notebook_table"]["rows"]
     assert [r["notebook_row"] for r in rows] == ["resnet50_scratch", "resnet101_scratch"]
     assert all(0 <= r["test_acc"] <= 1 and r["test_loss"] > 0 and r["wall_s"] > 0 for r in rows)
     assert [r["notebook_acc"] for r in rows] == [0.5647, 0.7312]
     assert stages["notebook_table"]["reproduced"] is None  # tiny figures are not compared with the notebook
     assert [r["model"] for r in stages["throughput"]["rows"]] == [
-        "zoo resnet50_scratch", "timm resnet50", "torchvision resnet50"]
+        "zoo resnet50_scratch",
+        "timm resnet50",
+        "torchvision resnet50",
+    ]
     assert stages["data_pipeline"]["pipeline_images_per_s"] > 0
-    assert stages["recipe"]["epochs"] >= 1 and 0 <= stages["recipe"]["test_acc"] <= 1
+    assert stages["recipe"]["epochs"] >= 1
+    assert 0 <= stages["recipe"]["test_acc"] <= 1
     assert results["tracking"]["backend"] == "sqlite"
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(results["tracking"]["uri"])
-    finished = {e.name: [r for r in client.search_runs([e.experiment_id]) if r.info.status == "FINISHED"]
-                for e in client.search_experiments()}
-    assert len(finished["gpu-bench-seed"]) == 2 and len(finished["gpu-bench-recipe"]) == 1
+    finished = {
+        e.name: [r for r in client.search_runs([e.experiment_id]) if r.info.status == "FINISHED"]
+        for e in client.search_experiments()
+    }
+    assert len(finished["gpu-bench-seed"]) == 2
+    assert len(finished["gpu-bench-recipe"]) == 1
     assert len(finished["gpu-bench-probe"]) == 1  # the store was tried before any training
-    assert {r["tracking"] for r in rows} == {"mlflow"} and stages["recipe"]["tracking"] == "mlflow"
+    assert {r["tracking"] for r in rows} == {"mlflow"}
+    assert stages["recipe"]["tracking"] == "mlflow"
     assert "| resnet101_scratch | resnet_tiny_scratch |" in markdown
 
 
-def test_too_short_deadline_skips_later_stages_with_a_reason(tmp_path: Path, zoo_cache_dir: Path,
-                                                             mlflow_template: Path) -> None:
+def test_too_short_deadline_skips_later_stages_with_a_reason(
+    tmp_path: Path, zoo_cache_dir: Path, mlflow_template: Path
+) -> None:
     results, markdown, output = run_script(tmp_path, zoo_cache_dir, mlflow_template, "--deadline-s", "1", timeout=120)
     stages = results["stages"]
     assert stages["environment"]["status"] == "done", output[-3000:]
@@ -120,26 +139,39 @@ def test_run_estimate_counts_training_and_evaluation_steps() -> None:
 
 def test_markdown_names_every_stage_and_its_status() -> None:
     bench = load_script()
-    data = {"tiny": False, "started_utc": "now", "deadline_s": 360, "elapsed_s": 1, "data": "x",
-            "stages": {name: {"status": "skipped", "reason": f"no time for {name}"} for name in STAGES}}
+    data = {
+        "tiny": False,
+        "started_utc": "now",
+        "deadline_s": 360,
+        "elapsed_s": 1,
+        "data": "x",
+        "stages": {name: {"status": "skipped", "reason": f"no time for {name}"} for name in STAGES},
+    }
     text = bench.render_markdown(data)
     for name in STAGES:
-        assert f"## {name}: skipped" in text and f"reason: no time for {name}" in text
+        assert f"## {name}: skipped" in text
+        assert f"reason: no time for {name}" in text
 
 
 def test_readme_device_command_fits_and_parses() -> None:
     readme = (SCRIPT.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- device-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     command = block.strip()
-    assert "\n" not in command and len(command) <= 2000  # the device tool takes one line of at most 2000
-    assert "run_gpu_bench.py" in command and ".whl/*.whl" in command and ".gpu/cifar.tar.gz" in command
+    assert "\n" not in command
+    assert len(command) <= 2000
+    assert "run_gpu_bench.py" in command
+    assert ".whl/*.whl" in command
+    assert ".gpu/cifar.tar.gz" in command
     assert subprocess.run(["bash", "-n", "-c", command], capture_output=True).returncode == 0
     bench = load_script()
     args = bench.parse_args(command.split("run_gpu_bench.py", 1)[1].split("2>&1")[0].replace("$OUT", "/x").split())
-    assert args.deadline_s == 480 and args.data == "/tmp/CIFAR-10-images-master"
+    assert args.deadline_s == 480
+    assert args.data == "/tmp/CIFAR-10-images-master"
 
 
-def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(tmp_path: Path, mlflow_template: Path) -> None:
+def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(
+    tmp_path: Path, mlflow_template: Path
+) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: the full mode would run")
@@ -147,11 +179,27 @@ def test_without_a_gpu_the_full_mode_fails_the_environment_and_skips_the_rest(tm
     out.mkdir()
     shutil.copy(mlflow_template, out / "mlflow.db")
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--work", str(tmp_path / "work"),
-                           "--stages", "environment,throughput"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+            "--stages",
+            "environment,throughput",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     stages = json.loads((out / "results.json").read_text())["stages"]
-    assert stages["environment"]["status"] == "failed" and "no CUDA device" in stages["environment"]["error"]
+    assert stages["environment"]["status"] == "failed"
+    assert "no CUDA device" in stages["environment"]["error"]
     assert "versions" in stages["environment"]  # the facts gathered before the failure are kept
     assert stages["throughput"]["reason"].startswith("the environment failed")
     assert stages["recipe"]["reason"] == "not asked for (--stages)"

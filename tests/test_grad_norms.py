@@ -45,9 +45,20 @@ def test_frozen_parameters_are_left_out() -> None:
 
 
 def test_a_run_logs_every_stage_every_optimizer_step(mlflow_store: str, tmp_path, capsys) -> None:
-    config = ExperimentConfig(model="plain_tiny_scratch", data="digits", preset="cifar", augment=False,
-                              limit_per_class=8, epochs=2, batch_size=16, workers="0", progress_bar=False,
-                              log_model=False, log_grad_norms=True, experiment="grads")
+    config = ExperimentConfig(
+        model="plain_tiny_scratch",
+        data="digits",
+        preset="cifar",
+        augment=False,
+        limit_per_class=8,
+        epochs=2,
+        batch_size=16,
+        workers="0",
+        progress_bar=False,
+        log_model=False,
+        log_grad_norms=True,
+        experiment="grads",
+    )
     result = train(config)
     client = MlflowClient(mlflow_store)
     steps_per_epoch = -(-int(client.get_run(result.run_id).data.params["data.num_train"]) // 16)
@@ -57,12 +68,25 @@ def test_a_run_logs_every_stage_every_optimizer_step(mlflow_store: str, tmp_path
         assert all(m.value > 0 for m in history)
     png = tmp_path / "grads.png"
     assert main(["compare", "--experiment", "grads", "--plot-grad-norms", str(png)]) == 0
-    assert png.stat().st_size > 10_000 and "gradient norms written to" in capsys.readouterr().out
+    assert png.stat().st_size > 10_000
+    assert "gradient norms written to" in capsys.readouterr().out
 
 
 def test_plotting_runs_without_grad_norms_is_a_one_line_error(mlflow_store: str, capsys) -> None:
-    train(ExperimentConfig(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False,
-                           limit_per_class=4, epochs=1, batch_size=32, workers="0", progress_bar=False,
-                           log_model=False, experiment="nograds"))
+    train(
+        ExperimentConfig(
+            model="resnet_tiny_scratch",
+            data="digits",
+            preset="cifar",
+            augment=False,
+            limit_per_class=4,
+            epochs=1,
+            batch_size=32,
+            workers="0",
+            progress_bar=False,
+            log_model=False,
+            experiment="nograds",
+        )
+    )
     assert main(["compare", "--experiment", "nograds", "--plot-grad-norms", "g.png"]) == 2
     assert "train with --log-grad-norms" in capsys.readouterr().err

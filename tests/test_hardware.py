@@ -34,10 +34,12 @@ def cpuinfo(tmp_path: Path, extra: str) -> Path:
 
 
 @pytest.mark.parametrize(("extra", "native"), [("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("", False)])
-def test_the_cpu_flags_say_whether_bf16_is_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str,
-                                                 native: bool) -> None:
+def test_the_cpu_flags_say_whether_bf16_is_native(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, native: bool
+) -> None:
     path = cpuinfo(tmp_path, extra)
-    assert ("avx2" in cpu_flags(path)) and (bool(cpu_flags(path) & hardware.BF16_CPU_FLAGS) is native)
+    assert "avx2" in cpu_flags(path)
+    assert bool(cpu_flags(path) & hardware.BF16_CPU_FLAGS) is native
     monkeypatch.setattr(hardware, "cpu_flags", lambda: cpu_flags(path))
     assert hardware.cpu_computes_bf16() is native
     assert resolve_precision("auto", "cpu") == ("bf16-mixed" if native else "32-true")
@@ -47,10 +49,13 @@ def test_without_a_cpuinfo_file_bf16_is_not_assumed(tmp_path: Path) -> None:
     assert cpu_flags(tmp_path / "absent") == frozenset()
 
 
-@pytest.mark.parametrize(("capabilities", "native"), [([(9, 0)], True), ([(8, 0), (8, 6)], True),
-                                                      ([(8, 0), (7, 5)], False), ([(7, 0)], False), ([], False)])
-def test_cuda_bf16_needs_compute_capability_8_on_every_device(monkeypatch: pytest.MonkeyPatch,
-                                                              capabilities: list, native: bool) -> None:
+@pytest.mark.parametrize(
+    ("capabilities", "native"),
+    [([(9, 0)], True), ([(8, 0), (8, 6)], True), ([(8, 0), (7, 5)], False), ([(7, 0)], False), ([], False)],
+)
+def test_cuda_bf16_needs_compute_capability_8_on_every_device(
+    monkeypatch: pytest.MonkeyPatch, capabilities: list, native: bool
+) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: capabilities[i])
     assert cuda_computes_bf16() is native
@@ -67,10 +72,17 @@ def test_explicit_values_are_kept_and_other_accelerators_get_fp32(monkeypatch: p
     assert resolve_channels_last(True, "cuda", "32-true") is True
 
 
-@pytest.mark.parametrize(("kind", "precision", "expected"), [
-    ("cpu", "32-true", True), ("cpu", "bf16-mixed", True),
-    ("cuda", "bf16-mixed", True), ("cuda", "16-mixed", True), ("cuda", "32-true", False), ("mps", "32-true", False),
-])
+@pytest.mark.parametrize(
+    ("kind", "precision", "expected"),
+    [
+        ("cpu", "32-true", True),
+        ("cpu", "bf16-mixed", True),
+        ("cuda", "bf16-mixed", True),
+        ("cuda", "16-mixed", True),
+        ("cuda", "32-true", False),
+        ("mps", "32-true", False),
+    ],
+)
 def test_channels_last_auto_is_on_where_it_pays(kind: str, precision: str, expected: bool) -> None:
     assert resolve_channels_last(None, kind, precision) is expected
 
@@ -78,9 +90,11 @@ def test_channels_last_auto_is_on_where_it_pays(kind: str, precision: str, expec
 def test_the_accelerator_kind_follows_lightnings_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: False))
     monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
-    assert accelerator_kind("auto") == "cpu" and accelerator_kind("cpu") == "cpu"
+    assert accelerator_kind("auto") == "cpu"
+    assert accelerator_kind("cpu") == "cpu"
     monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: True))
-    assert accelerator_kind("auto") == "cuda" and accelerator_kind("gpu") == "cuda"
+    assert accelerator_kind("auto") == "cuda"
+    assert accelerator_kind("gpu") == "cuda"
     assert accelerator_kind("cpu") == "cpu"
 
 
@@ -105,21 +119,51 @@ def test_auto_in_a_yaml_file_is_the_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize("native", [True, False])
 def test_a_run_records_what_auto_became(mlflow_store: str, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(hardware, "cpu_computes_bf16", lambda: native)
-    assert main(["train", "resnet_tiny_scratch", "--data", "digits", "--limit-per-class", "5", "--epochs", "1",
-                 "--accelerator", "cpu", "--experiment", "auto"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "resnet_tiny_scratch",
+                "--data",
+                "digits",
+                "--limit-per-class",
+                "5",
+                "--epochs",
+                "1",
+                "--accelerator",
+                "cpu",
+                "--experiment",
+                "auto",
+            ]
+        )
+        == 0
+    )
     run = mlflow.search_runs(experiment_names=["auto"], output_format="list")[0]
     precision = "bf16-mixed" if native else "32-true"
-    assert run.data.params["precision"] == precision and run.data.params["channels_last"] == "True"
-    config = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
-                                                                     artifact_path="config.yaml")).read_text())
-    assert config["precision"] == precision and config["channels_last"] is True
+    assert run.data.params["precision"] == precision
+    assert run.data.params["channels_last"] == "True"
+    config = yaml.safe_load(
+        Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="config.yaml")).read_text()
+    )
+    assert config["precision"] == precision
+    assert config["channels_last"] is True
 
 
 def test_test_figures_and_the_logged_model_are_fp32_after_bf16_training(mlflow_store: str) -> None:
     """The run's test_acc is the fp32 model's: what `zoo eval` and the logged model compute."""
-    result = train(ExperimentConfig(model="resnet_tiny_scratch", data="digits", preset="cifar", limit_per_class=10,
-                                    epochs=1, precision="bf16-mixed", channels_last=True, accelerator="cpu",
-                                    experiment="bf16"))
+    result = train(
+        ExperimentConfig(
+            model="resnet_tiny_scratch",
+            data="digits",
+            preset="cifar",
+            limit_per_class=10,
+            epochs=1,
+            precision="bf16-mixed",
+            channels_last=True,
+            accelerator="cpu",
+            experiment="bf16",
+        )
+    )
     evaluated = evaluate_run(result.run_id, log=False)
     assert evaluated.accuracy == pytest.approx(result.metrics["test_acc"], abs=1e-6)
     # The same fp32 computation: equal to float precision (a bf16 test pass is off by about 1e-5 here).

@@ -41,7 +41,9 @@ def test_flops_equal_torchvision(depth: str) -> None:
     with torch.device("meta"):
         reference = getattr(torchvision.models, depth)()
     expected = count_flops(reference, (3, 224, 224))
-    assert registry.model_info(f"{depth}_scratch", num_classes=1000)["gflops"] * 1e9 == pytest.approx(expected, rel=0, abs=1)
+    assert registry.model_info(f"{depth}_scratch", num_classes=1000)["gflops"] * 1e9 == pytest.approx(
+        expected, rel=0, abs=1
+    )
 
 
 def test_flops_are_counted_as_flop_counter_counts() -> None:
@@ -61,8 +63,11 @@ def test_every_block_is_the_zoos_own(name: str) -> None:
         model = registry.create_model(name, **({"pretrained": False} if registry.get_spec(name).is_pretrained else {}))
     assert isinstance(model, ResNet)
     blocks = _blocks(model)
-    assert blocks and all(type(b) in (Bottleneck, BasicBlock) for b in blocks)
-    foreign = [type(m).__module__ for m in model.modules() if type(m).__module__.split(".")[0] in ("torchvision", "timm")]
+    assert blocks
+    assert all(type(b) in (Bottleneck, BasicBlock) for b in blocks)
+    foreign = [
+        type(m).__module__ for m in model.modules() if type(m).__module__.split(".")[0] in ("torchvision", "timm")
+    ]
     assert foreign == [], f"{name} holds modules from {set(foreign)}"
     own = {type(m).__module__.split(".")[0] for m in model.modules()}
     assert own <= {"zoo", "torch"}
@@ -89,7 +94,8 @@ def test_bottleneck_shape_and_keys() -> None:
     assert block(torch.randn(2, 64, 16, 16)).shape == (2, 256, 8, 8)
     keys = {k.rsplit(".", 1)[0] for k in block.state_dict()}
     assert {"conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "downsample.0", "downsample.1"} <= keys
-    assert block.conv2.stride == (2, 2) and block.conv1.stride == (1, 1)
+    assert block.conv2.stride == (2, 2)
+    assert block.conv1.stride == (1, 1)
     assert Bottleneck(256, 64).downsample is None
 
 
@@ -111,8 +117,11 @@ def test_plain_block_has_no_skip() -> None:
 def test_stems() -> None:
     imagenet = registry.create_model("resnet50_scratch")
     cifar = registry.create_model("resnet50_scratch", stem="cifar")
-    assert imagenet.conv1.kernel_size == (7, 7) and isinstance(imagenet.maxpool, nn.MaxPool2d)
-    assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1) and isinstance(cifar.maxpool, nn.Identity)
+    assert imagenet.conv1.kernel_size == (7, 7)
+    assert isinstance(imagenet.maxpool, nn.MaxPool2d)
+    assert cifar.conv1.kernel_size == (3, 3)
+    assert cifar.conv1.stride == (1, 1)
+    assert isinstance(cifar.maxpool, nn.Identity)
     assert imagenet.forward_features(torch.zeros(1, 3, 224, 224)).shape == (1, 2048, 7, 7)
     assert cifar.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 2048, 4, 4)
 
@@ -124,7 +133,8 @@ def test_timm_style_api() -> None:
     assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features)
     assert torch.equal(model.forward_head(features), model.fc(model.forward_head(features, pre_logits=True)))
     model.reset_classifier(3)
-    assert model(x).shape == (2, 3) and model.get_classifier().out_features == 3
+    assert model(x).shape == (2, 3)
+    assert model.get_classifier().out_features == 3
     model.reset_classifier(0)
     assert model(x).shape == (2, 512)
 
@@ -140,11 +150,15 @@ def test_kaiming_init_and_zero_init_last_by_default() -> None:
     assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(paper_init))
     tiny = registry.create_model("resnet_tiny_scratch")  # four blocks: the paper's init
     assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(tiny))
-    assert all(torch.count_nonzero(b.bn3.weight) == 0
-               for b in _blocks(registry.create_model("resnet_tiny_scratch", zero_init_last=True)))
+    assert all(
+        torch.count_nonzero(b.bn3.weight) == 0
+        for b in _blocks(registry.create_model("resnet_tiny_scratch", zero_init_last=True))
+    )
     assert all(torch.count_nonzero(b.bn3.weight) > 0 for b in _blocks(registry.create_model("plain_tiny_scratch")))
-    assert all(torch.count_nonzero(b.bn3.weight) > 0
-               for b in _blocks(registry.create_model("resnet_tiny_scratch", residual=False)))
+    assert all(
+        torch.count_nonzero(b.bn3.weight) > 0
+        for b in _blocks(registry.create_model("resnet_tiny_scratch", residual=False))
+    )
     with pytest.raises(registry.ModelArgumentError, match="zero_init_last needs residual=True"):
         registry.create_model("resnet_tiny_scratch", residual=False, zero_init_last=True)
 
@@ -157,7 +171,7 @@ def _first_gradient(zero_init_last: bool, dtype: torch.dtype) -> torch.Tensor:
     return torch.cat([p.grad.flatten().double() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("zero_init_last, most", [(True, 1e-4), (False, None)])
+@pytest.mark.parametrize(("zero_init_last", "most"), [(True, 1e-4), (False, None)])
 def test_zero_init_last_makes_the_first_gradient_well_conditioned(zero_init_last: bool, most: float | None) -> None:
     """fp32 rounding moves ResNet-50's first gradient by 1e-6 with zero_init_last, by ~1e-2 without (fp64 reference)."""
     reference = _first_gradient(zero_init_last, torch.float64)
@@ -194,8 +208,13 @@ def test_forward_backward_large(name: str, size: int) -> None:
 def test_registered_models_cover_the_issue() -> None:
     names = set(registry.list_models())
     assert {
-        "resnet18_scratch", "resnet34_scratch", "resnet50_scratch", "resnet101_scratch", "resnet152_scratch",
-        "resnet50_timm_pretrained", "resnet101_timm_pretrained",
+        "resnet18_scratch",
+        "resnet34_scratch",
+        "resnet50_scratch",
+        "resnet101_scratch",
+        "resnet152_scratch",
+        "resnet50_timm_pretrained",
+        "resnet101_timm_pretrained",
     } <= names
 
 
@@ -212,4 +231,5 @@ def test_registered_models_cover_the_issue() -> None:
 def test_bad_model_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(registry.ModelArgumentError, match=None) as error:
         registry.create_model("resnet50_scratch", **kwargs)
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

@@ -23,7 +23,9 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     assert wheel.name.startswith("bottleneck_zoo-")
@@ -31,9 +33,12 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"registry", "zoo", "experiments"}
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "zoo = experiments.cli:main" in entry_points and "[zoo.models]" in entry_points
+    assert "zoo = experiments.cli:main" in entry_points
+    assert "[zoo.models]" in entry_points
     # Every sub-package is found, not listed: each one, and the shipped experiment files, is in the wheel.
     packages = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("experiments/**/__init__.py")}
-    assert packages and all(f"{p}/__init__.py" in names for p in packages), sorted(packages)
+    assert packages, sorted(packages)
+    assert all(f"{p}/__init__.py" in names for p in packages), sorted(packages)
     shipped = sorted(p.name for p in (ROOT / "experiments" / "config" / "shipped").glob("*.yaml"))
-    assert shipped and all(f"experiments/config/shipped/{n}" in names for n in shipped)
+    assert shipped
+    assert all(f"experiments/config/shipped/{n}" in names for n in shipped)

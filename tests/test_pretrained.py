@@ -56,7 +56,8 @@ def test_new_head_keeps_every_backbone_tensor(timm_file) -> None:
     backbone = [k for k in ours if not k.startswith("fc.")]
     assert len(backbone) == len([k for k in expected if not k.startswith("fc.")])
     assert all(torch.equal(ours[k], expected[k]) for k in backbone)
-    assert model.fc.out_features == 10 and model.pretrained_cfg["weights"] == str(path)
+    assert model.fc.out_features == 10
+    assert model.pretrained_cfg["weights"] == str(path)
 
 
 def test_pth_file_loads(tmp_path: Path) -> None:
@@ -64,13 +65,18 @@ def test_pth_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     torch.save(reference.state_dict(), path)
     model = registry.create_model("resnet50_timm_pretrained", num_classes=1000, weights=path)
-    assert torch.equal(model.state_dict()["layer4.2.bn3.running_var"], reference.state_dict()["layer4.2.bn3.running_var"])
+    assert torch.equal(
+        model.state_dict()["layer4.2.bn3.running_var"], reference.state_dict()["layer4.2.bn3.running_var"]
+    )
 
 
-@pytest.mark.parametrize(("zoo_name", "hub_id"), [
-    ("resnet50_timm_pretrained", "timm/resnet50.a1_in1k"),
-    ("resnet101_timm_pretrained", "timm/resnet101.a1h_in1k"),
-])
+@pytest.mark.parametrize(
+    ("zoo_name", "hub_id"),
+    [
+        ("resnet50_timm_pretrained", "timm/resnet50.a1_in1k"),
+        ("resnet101_timm_pretrained", "timm/resnet101.a1h_in1k"),
+    ],
+)
 def test_download_asks_timm_for_the_right_weights(monkeypatch: pytest.MonkeyPatch, zoo_name: str, hub_id: str) -> None:
     from timm.models import _builder
 
@@ -87,8 +93,11 @@ def test_download_asks_timm_for_the_right_weights(monkeypatch: pytest.MonkeyPatc
     assert asked == [hub_id]
     assert torch.equal(model.conv1.weight, weights["conv1.weight"])
     cfg = model.pretrained_cfg
-    assert cfg["weights"] == "download" and cfg["tag"] == hub_id.split("/")[1]
-    assert cfg["mean"] == (0.485, 0.456, 0.406) and cfg["input_size"] == (3, 224, 224) and cfg["interpolation"] == "bicubic"
+    assert cfg["weights"] == "download"
+    assert cfg["tag"] == hub_id.split("/")[1]
+    assert cfg["mean"] == (0.485, 0.456, 0.406)
+    assert cfg["input_size"] == (3, 224, 224)
+    assert cfg["interpolation"] == "bicubic"
 
 
 def test_failed_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +107,9 @@ def test_failed_download_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError("We couldn't connect to 'https://huggingface.co'")
 
     monkeypatch.setattr(_builder, "load_state_dict_from_hf", offline)
-    with pytest.raises(WeightsError, match=r"could not download timm weights 'resnet50.a1_in1k' .*weights=PATH") as error:
+    with pytest.raises(
+        WeightsError, match=r"could not download timm weights 'resnet50.a1_in1k' .*weights=PATH"
+    ) as error:
         registry.create_model("resnet50_timm_pretrained")
     assert "\n" not in str(error.value)
 
@@ -109,21 +120,26 @@ def test_downloaded_weights_that_do_not_fit_are_not_called_a_failed_download(mon
     wrong = random_timm_model("resnet101").state_dict()  # fetched fine, but for another depth
 
     monkeypatch.setattr(_builder, "load_state_dict_from_hf", lambda *args, **kwargs: wrong)
-    with pytest.raises(WeightsError, match=r"weights from 'timm:resnet50.a1_in1k' do not fit model "
-                                           r"'resnet50_timm_pretrained': .*unexpected keys") as error:
+    with pytest.raises(
+        WeightsError,
+        match=r"weights from 'timm:resnet50.a1_in1k' do not fit model "
+        r"'resnet50_timm_pretrained': .*unexpected keys",
+    ) as error:
         registry.create_model("resnet50_timm_pretrained")
     assert "download" not in str(error.value)
 
 
 def test_metadata_records_what_the_weights_expect() -> None:
     cfg = registry.model_info("resnet50_timm_pretrained")["pretrained_cfg"]
-    assert cfg["mean"] == (0.485, 0.456, 0.406) and cfg["std"] == (0.229, 0.224, 0.225)
-    assert cfg["input_size"] == (3, 224, 224) and cfg["interpolation"] == "bicubic"
+    assert cfg["mean"] == (0.485, 0.456, 0.406)
+    assert cfg["std"] == (0.229, 0.224, 0.225)
+    assert cfg["input_size"] == (3, 224, 224)
+    assert cfg["interpolation"] == "bicubic"
     assert registry.get_spec("resnet50_timm_pretrained").pretrained == "timm:resnet50.a1_in1k"
 
 
 def test_cifar_stem_is_refused() -> None:
-    with pytest.raises(ModelArgumentError, match="takes only stem='imagenet'.*use a \\*_scratch model"):
+    with pytest.raises(ModelArgumentError, match=r"takes only stem='imagenet'.*use a \*_scratch model"):
         registry.create_model("resnet50_timm_pretrained", stem="cifar", pretrained=False)
 
 
@@ -145,7 +161,7 @@ def test_pickle_payload_is_refused_without_running(tmp_path: Path) -> None:
     _Payload.marker = marker
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": torch.zeros(1), "payload": _Payload()}, path)
-    with pytest.raises(WeightsError, match="refused to load .*pickled Python objects"):
+    with pytest.raises(WeightsError, match=r"refused to load .*pickled Python objects"):
         registry.create_model("resnet_tiny_scratch", weights=path)
     assert not marker.exists()
 
@@ -155,6 +171,8 @@ def test_scratch_model_loads_its_own_weights(tmp_path: Path) -> None:
     path = tmp_path / "tiny.safetensors"
     save_file(source.state_dict(), str(path))
     loaded = registry.create_model("resnet_tiny_scratch", num_classes=4, weights=path)
-    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
-    with pytest.raises(WeightsError, match="do not fit model 'resnet_tiny_scratch': shape mismatch at fc.weight"):
+    assert all(
+        torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
+    with pytest.raises(WeightsError, match=r"do not fit model 'resnet_tiny_scratch': shape mismatch at fc\.weight"):
         registry.create_model("resnet_tiny_scratch", num_classes=10, weights=path)

@@ -15,12 +15,23 @@ from experiments import ExperimentConfig, train
 from experiments.cli import main
 from experiments.training.classifier import Classifier
 
-TINY = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8, epochs=3,
-            batch_size=32, workers="0", progress_bar=False, log_model=False)
+TINY = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 8,
+    "epochs": 3,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+}
 
 
-def test_what_a_run_read_back_downloads_is_removed(mlflow_store: str, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_what_a_run_read_back_downloads_is_removed(
+    mlflow_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = Classifier.on_train_epoch_start
 
     def stop_at_epoch_one(self):

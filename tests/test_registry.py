@@ -18,7 +18,7 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch):
     """Let a test register models and rediscover plugins, then restore the registry."""
     registry.discover_plugins()
     monkeypatch.setattr(core, "_models", dict(core._models))
-    yield core
+    return core
 
 
 def _tiny_builder(num_classes: int = 10):
@@ -32,24 +32,31 @@ def test_register_create_and_info(clean_registry) -> None:
     model = registry.create_model("linear_test", num_classes=3)
     assert model[1].out_features == 3
     info = registry.model_info("linear_test")
-    assert info["num_params"] == 4 * 10 + 10 and info["family"] == "linear" and info["pretrained"] is None
+    assert info["num_params"] == 4 * 10 + 10
+    assert info["family"] == "linear"
+    assert info["pretrained"] is None
     assert registry.list_models(tags=["test"]) == ["linear_test"]
 
 
 def test_same_builder_twice_is_fine_but_a_taken_name_is_an_error(clean_registry) -> None:
     registry.register_model("dup_test")(_tiny_builder)
     registry.register_model("dup_test")(_tiny_builder)  # a module imported twice
-    with pytest.raises(registry.RegistrationError, match="'dup_test' is already registered by .*_tiny_builder"):
+    with pytest.raises(registry.RegistrationError, match=r"'dup_test' is already registered by .*_tiny_builder"):
         registry.register_model("dup_test")(lambda num_classes=10: None)
 
 
 def test_list_models_filters() -> None:
     assert registry.list_models("resnet5*") == ["resnet50_scratch", "resnet50_timm_pretrained"]
-    assert registry.list_models(["resnet18*", "plain*"]) == ["plain101_scratch", "plain50_scratch", "plain_tiny_scratch",
-                                                             "resnet18_scratch"]
+    assert registry.list_models(["resnet18*", "plain*"]) == [
+        "plain101_scratch",
+        "plain50_scratch",
+        "plain_tiny_scratch",
+        "resnet18_scratch",
+    ]
     assert registry.list_models(pretrained=True) == ["resnet101_timm_pretrained", "resnet50_timm_pretrained"]
     scratch = registry.list_models(pretrained=False)
-    assert "resnet50_scratch" in scratch and not any("pretrained" in n for n in scratch)
+    assert "resnet50_scratch" in scratch
+    assert not any("pretrained" in n for n in scratch)
     assert registry.list_models(tags=["tiny"]) == ["plain_tiny_scratch", "resnet_tiny_scratch"]
     assert registry.list_models("RESNET50_SCRATCH") == ["resnet50_scratch"]
 
@@ -60,13 +67,18 @@ def test_unknown_name_lists_closest() -> None:
     message = str(error.value)
     assert isinstance(error.value, registry.UnknownModelError)
     assert message.startswith("unknown model 'resnet05_scratch' (closest: resnet50_scratch")
-    assert "register_model" in message and "\n" not in message
+    assert "register_model" in message
+    assert "\n" not in message
 
 
 def test_importing_registry_does_not_import_torch() -> None:
     # Discovery (on first lookup) imports the zoo's models and so torch; the import alone must not.
-    result = subprocess.run([sys.executable, "-c", "import sys, registry; print('torch' in sys.modules)"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, registry; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -116,7 +128,8 @@ def test_plugin_models_are_found_and_broken_plugins_skipped(
     monkeypatch.setattr(core, "_discovered", False)
     with pytest.warns(RuntimeWarning, match=r"skipped the zoo.models plugin 'zoo_broken_plugin' .*missing dependency"):
         names = registry.list_models()
-    assert "plugin_mlp" in names and "resnet50_scratch" in names
+    assert "plugin_mlp" in names
+    assert "resnet50_scratch" in names
     assert registry.create_model("plugin_mlp", num_classes=4)[1].out_features == 4
     assert registry.model_info("plugin_mlp")["description"] == "A plugin's model"
     sys.modules.pop("zoo_test_plugin", None)

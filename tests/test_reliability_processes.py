@@ -20,13 +20,25 @@ from mlflow.tracking import MlflowClient
 from experiments.cli import main
 from experiments.tracking.checkpoints import load_checkpoint
 from experiments.tracking.names import DATA_CACHE_TAG
+
 from procs import finish, kill_group, spawn
 
 pytestmark = pytest.mark.slow
 
 ZOO = [sys.executable, "-m", "experiments.cli"]
-FLAGS = ["--data", "digits", "--preset", "cifar", "--no-augment", "--batch-size", "32", "--workers", "0",
-         "--no-progress-bar", "--no-log-model"]
+FLAGS = [
+    "--data",
+    "digits",
+    "--preset",
+    "cifar",
+    "--no-augment",
+    "--batch-size",
+    "32",
+    "--workers",
+    "0",
+    "--no-progress-bar",
+    "--no-log-model",
+]
 """The defaults otherwise: early stopping on (patience 5 cannot stop these runs before their signal)."""
 CURVES = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
 
@@ -36,8 +48,9 @@ def start(argv: list[str], log: Path, **env: str) -> subprocess.Popen:
 
 
 def run_named(client: MlflowClient, name: str):
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              filter_string=f"attributes.run_name = '{name}'")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], filter_string=f"attributes.run_name = '{name}'"
+    )
     return runs[0] if runs else None
 
 
@@ -67,12 +80,15 @@ def state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-def test_sigterm_and_ctrl_c_save_the_state_and_mark_the_run_killed(signum: int, mlflow_store: str,
-                                                                    tmp_path: Path) -> None:
+def test_sigterm_and_ctrl_c_save_the_state_and_mark_the_run_killed(
+    signum: int, mlflow_store: str, tmp_path: Path
+) -> None:
     """3: the state at the signal is saved and uploaded, the run is KILLED, the exit code non-zero."""
     log = tmp_path / "train.log"
-    process = start(["train", "resnet_tiny_scratch", *FLAGS, "--epochs", "500", "--limit-per-class", "8",
-                     "--run-name", "stopped"], log)
+    process = start(
+        ["train", "resnet_tiny_scratch", *FLAGS, "--epochs", "500", "--limit-per-class", "8", "--run-name", "stopped"],
+        log,
+    )
     client = MlflowClient(mlflow_store)
     try:
         run = wait_for(lambda: has_last_state(client, "stopped"), process, log)
@@ -97,8 +113,26 @@ def test_four_runs_started_at_once_on_a_new_store_and_a_cold_cache_all_finish(tm
     (tmp_path / "new").mkdir()  # a new store in an existing folder (a missing folder is refused, not created)
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
     env = {"MLFLOW_TRACKING_URI": uri, "ZOO_CACHE_DIR": str(tmp_path / "cold-cache")}
-    processes = [start(["train", "resnet_tiny_scratch", *FLAGS, "--epochs", "1", "--limit-per-class", "4",
-                        "--run-name", f"r{i}", "--seed", str(i)], tmp_path / f"r{i}.log", **env) for i in range(4)]
+    processes = [
+        start(
+            [
+                "train",
+                "resnet_tiny_scratch",
+                *FLAGS,
+                "--epochs",
+                "1",
+                "--limit-per-class",
+                "4",
+                "--run-name",
+                f"r{i}",
+                "--seed",
+                str(i),
+            ],
+            tmp_path / f"r{i}.log",
+            **env,
+        )
+        for i in range(4)
+    ]
     try:
         codes = [p.wait(timeout=400) for p in processes]
     finally:
@@ -122,11 +156,30 @@ def test_ddp_on_two_cpu_processes_is_one_run_written_by_rank_zero(mlflow_store: 
     zoo = Path(sys.executable).with_name("zoo")  # the console entry: Lightning re-runs this very command per rank
     if not zoo.is_file():
         pytest.skip(f"no zoo console script next to {sys.executable} (pip install -e .)")
-    common = ["train", "resnet_tiny_scratch", "--data", "digits", "--preset", "cifar", "--no-augment",
-              "--limit-per-class", "40", "--epochs", "4", "--workers", "0", "--no-progress-bar", "--no-log-model",
-              "--accelerator", "cpu"]  # early stopping on, as by default (patience 5 > 4 epochs)
-    code, ddp = finish([str(zoo), *common, "--devices", "2", "--strategy", "ddp", "--batch-size", "16",
-                        "--run-name", "ddp"], tmp_path / "ddp.log", timeout=400)  # forks rank 1: its own group
+    common = [
+        "train",
+        "resnet_tiny_scratch",
+        "--data",
+        "digits",
+        "--preset",
+        "cifar",
+        "--no-augment",
+        "--limit-per-class",
+        "40",
+        "--epochs",
+        "4",
+        "--workers",
+        "0",
+        "--no-progress-bar",
+        "--no-log-model",
+        "--accelerator",
+        "cpu",
+    ]  # early stopping on, as by default (patience 5 > 4 epochs)
+    code, ddp = finish(
+        [str(zoo), *common, "--devices", "2", "--strategy", "ddp", "--batch-size", "16", "--run-name", "ddp"],
+        tmp_path / "ddp.log",
+        timeout=400,
+    )  # forks rank 1: its own group
     assert code == 0, ddp[-3000:]
     # The one-process reference needs no second process: it runs in this one.
     assert main([*common, "--devices", "1", "--batch-size", "32", "--run-name", "single"]) == 0
@@ -137,8 +190,10 @@ def test_ddp_on_two_cpu_processes_is_one_run_written_by_rank_zero(mlflow_store: 
     assert sorted(r.info.run_name for r in runs) == ["ddp", "single"]  # rank 1 created no run of its own
     run, one = run_named(client, "ddp"), run_named(client, "single")
     assert run.info.status == "FINISHED"
-    assert run.data.params["strategy"] == "ddp" and run.data.params["devices"] == "2"
-    assert run.data.tags["zoo.world_size"] == "2" and run.data.tags["zoo.global_batch_size"] == "32"
+    assert run.data.params["strategy"] == "ddp"
+    assert run.data.params["devices"] == "2"
+    assert run.data.tags["zoo.world_size"] == "2"
+    assert run.data.tags["zoo.global_batch_size"] == "32"
     for key in CURVES:  # written once per epoch, by rank 0 alone
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
     # Sharded: each rank sees half the data, so two ranks of 16 take as many steps as one process of 32.
@@ -147,4 +202,5 @@ def test_ddp_on_two_cpu_processes_is_one_run_written_by_rank_zero(mlflow_store: 
     # Same global batch, same data: the test accuracy agrees within 0.10 (the shard order and per-rank
     # BatchNorm statistics differ, so the runs are not bit-equal; measured gap 0.02 here).
     acc_ddp, acc_one = run.data.metrics["test_acc"], one.data.metrics["test_acc"]
-    assert acc_one > 0.5 and abs(acc_ddp - acc_one) <= 0.10, (acc_ddp, acc_one)
+    assert acc_one > 0.5, (acc_ddp, acc_one)
+    assert abs(acc_ddp - acc_one) <= 0.10, (acc_ddp, acc_one)

@@ -11,10 +11,10 @@ import mlflow
 import pytest
 import torch
 import yaml
+from conftest import copy_mlflow_store
 from mlflow.tracking import MlflowClient
 
 import registry
-from conftest import copy_mlflow_store
 from experiments import ExperimentConfig, train
 from experiments.cli import main
 from experiments.config import field_names
@@ -22,8 +22,19 @@ from experiments.config.schema import is_plumbing
 from experiments.tracking import readback
 
 LONG_NOTE = "a note longer than Lightning's 250-character cut " * 10
-CONFIG = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=12,
-              epochs=2, batch_size=32, workers="0", progress_bar=False, experiment="e2e", tags={"note": LONG_NOTE})
+CONFIG = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 12,
+    "epochs": 2,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "experiment": "e2e",
+    "tags": {"note": LONG_NOTE},
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +49,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, zoo_ca
         mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow samples every 10 s: runs here take 2
         first = train(ExperimentConfig(**CONFIG))
         # The second keeps its local checkpoint folder: `zoo predict --checkpoint` reads it.
-        second = train(ExperimentConfig(**{**CONFIG, "lr": 3e-3, "epochs": 1, "log_model": False,
-                                           "keep_local_checkpoints": True, "system_metrics": False}))
+        second = train(
+            ExperimentConfig(
+                **{
+                    **CONFIG,
+                    "lr": 3e-3,
+                    "epochs": 1,
+                    "log_model": False,
+                    "keep_local_checkpoints": True,
+                    "system_metrics": False,
+                }
+            )
+        )
         yield first, second, MlflowClient(uri)
 
 
@@ -52,21 +73,29 @@ def test_params_describe_the_experiment_with_the_values_used(runs) -> None:
     assert not plumbing & set(params)  # no tracking_uri, checkpoint_dir, run_name, workers, ...
     assert "None" not in params.values()
     unset = {"weights", "decode_size", "head_lr", "grad_clip", "ema_decay", "model_args"}  # unused here: no param
-    assert set(field_names()) - plumbing - unset <= set(params) and not unset & set(params)
+    assert set(field_names()) - plumbing - unset <= set(params)
+    assert not unset & set(params)
     # The cifar preset resolved: what the run actually used, not "None".
-    assert params["image_size"] == "32" and params["augment"] == "False" and params["stem"] == "cifar"
+    assert params["image_size"] == "32"
+    assert params["augment"] == "False"
+    assert params["stem"] == "cifar"
     assert json.loads(params["mean"]) == pytest.approx([0.4914, 0.4822, 0.4465])
     model = registry.create_model("resnet_tiny_scratch", num_classes=10)
     assert params["model.num_params"] == str(sum(p.numel() for p in model.parameters()))
     assert params["model.family"] == registry.get_spec("resnet_tiny_scratch").family
     assert params["model.pretrained"] == "none"
-    assert int(params["data.num_train"]) > 0 and int(params["data.num_test"]) > 0
+    assert int(params["data.num_train"]) > 0
+    assert int(params["data.num_test"]) > 0
     tags = run.data.tags
-    assert tags["mlflow.runName"] == "resnet_tiny_scratch-s0" and tags["note"] == LONG_NOTE  # not truncated
-    assert tags["zoo.data_cache_key"] and tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.runName"] == "resnet_tiny_scratch-s0"
+    assert tags["note"] == LONG_NOTE
+    assert tags["zoo.data_cache_key"]
+    assert tags["mlflow.user"]
+    assert tags["mlflow.source.type"] == "LOCAL"
     for lib in ("torch", "lightning", "timm", "mlflow"):
         assert tags[f"zoo.version.{lib}"]
-    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["zoo.git_dirty"] in ("true", "false")
+    assert len(tags["mlflow.source.git.commit"]) == 40
+    assert tags["zoo.git_dirty"] in ("true", "false")
 
 
 def test_epoch_curves_have_an_explicit_epoch_axis(runs) -> None:
@@ -84,18 +113,28 @@ def test_summary_metrics_match_the_curves(runs) -> None:
     val_acc = [m.value for m in sorted(client.get_metric_history(first.run_id, "val_acc"), key=lambda m: m.step)]
     best = max(range(len(val_acc)), key=lambda i: (val_acc[i], -i))
     assert metrics["best_val_acc"] == pytest.approx(val_acc[best])
-    assert metrics["epoch_of_best"] == best + 1 and metrics["epochs"] == 2
-    assert 0 <= metrics["test_acc"] <= 1 and metrics["test_loss"] > 0
-    assert metrics["train_time_s"] > 0 and metrics["images_per_sec"] > 0
+    assert metrics["epoch_of_best"] == best + 1
+    assert metrics["epochs"] == 2
+    assert 0 <= metrics["test_acc"] <= 1
+    assert metrics["test_loss"] > 0
+    assert metrics["train_time_s"] > 0
+    assert metrics["images_per_sec"] > 0
     for key, value in first.metrics.items():
         assert metrics[key] == pytest.approx(value)
 
 
 def test_artifacts_at_stable_paths(runs, tmp_path: Path) -> None:
     first, _, client = runs
-    names = {a.path for folder in ("", "weights", "checkpoints", "test") for a in client.list_artifacts(first.run_id, folder)}
-    assert {"config.yaml", "weights/best.safetensors", "weights/model.json",
-            "test/confusion_matrix.png", "test/per_class_accuracy.csv"} <= names
+    names = {
+        a.path for folder in ("", "weights", "checkpoints", "test") for a in client.list_artifacts(first.run_id, folder)
+    }
+    assert {
+        "config.yaml",
+        "weights/best.safetensors",
+        "weights/model.json",
+        "test/confusion_matrix.png",
+        "test/per_class_accuracy.csv",
+    } <= names
     assert not any(n.startswith("checkpoints") for n in names)  # finished: no training state kept
     assert not Path(first.checkpoint_dir).exists()  # nor a local copy of what MLflow holds
     local = Path(client.download_artifacts(first.run_id, "", str(tmp_path)))
@@ -157,7 +196,9 @@ def test_predict_from_run_and_checkpoint_agree(runs, tmp_path: Path, capsys: pyt
     by_run = capsys.readouterr().out
     assert main(["predict", "--checkpoint", second.best_checkpoint, str(path), "--top-k", "3"]) == 0
     by_ckpt = capsys.readouterr().out
-    assert by_run == by_ckpt and by_run.startswith(f"{path}: ") and by_run.count(",") == 2
+    assert by_run == by_ckpt
+    assert by_run.startswith(f"{path}: ")
+    assert by_run.count(",") == 2
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])
@@ -174,19 +215,23 @@ def test_compare_figures_are_mlflows(runs, fmt: str, capsys: pytest.CaptureFixtu
     else:
         lines = out.strip().splitlines()
         assert ("| best | run |" in lines[0]) if fmt == "markdown" else lines[0].startswith("best")
-        assert "lr" in lines[0] and sum("*" in line for line in lines) == 1  # the varying param; one best row
+        assert "lr" in lines[0]
+        assert sum("*" in line for line in lines) == 1
         return
-    assert len(rows) == 2 and {r["run_id"] for r in rows} == {first.run_id, second.run_id}
+    assert len(rows) == 2
+    assert {r["run_id"] for r in rows} == {first.run_id, second.run_id}
     for row in rows:
         for key in ("test_acc", "test_loss", "best_val_acc", "train_time_s"):
             assert float(row[key]) == pytest.approx(by_id[row["run_id"]][f"metrics.{key}"])
-        assert row["lr"] == by_id[row["run_id"]]["params.lr"] and row["status"] == "FINISHED"
+        assert row["lr"] == by_id[row["run_id"]]["params.lr"]
+        assert row["status"] == "FINISHED"
     best = max(rows, key=lambda r: float(r["test_acc"]))
-    assert best["best"] == "*" and rows[0] is best
+    assert best["best"] == "*"
+    assert rows[0] is best
 
 
 def test_compare_sort_filter_and_plot(runs, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    first, second, _ = runs
+    _first, second, _ = runs
     plot = tmp_path / "curves.png"
     assert main(["compare", "--experiment", "e2e", "--sort", "test_loss", "--format", "json", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
@@ -226,21 +271,27 @@ def test_the_logged_model_is_the_runs_in_its_experiment_with_the_best_figures(ru
     assert "val_acc" not in linked  # the curves are the run's, not the model's
     info = mlflow.models.get_model_info(models[0].model_uri)
     inputs, outputs = info.signature.inputs.to_dict()[0], info.signature.outputs.to_dict()[0]
-    assert inputs["tensor-spec"]["dtype"] == "uint8" and list(inputs["tensor-spec"]["shape"]) == [-1, 3, -1, -1]
-    assert outputs["tensor-spec"]["dtype"] == "float32" and list(outputs["tensor-spec"]["shape"]) == [-1, 10]
+    assert inputs["tensor-spec"]["dtype"] == "uint8"
+    assert list(inputs["tensor-spec"]["shape"]) == [-1, 3, -1, -1]
+    assert outputs["tensor-spec"]["dtype"] == "float32"
+    assert list(outputs["tensor-spec"]["shape"]) == [-1, 10]
     assert info.saved_input_example_info is not None
     folder = Path(mlflow.artifacts.download_artifacts(models[0].model_uri, dst_path=str(tmp_path)))
     requirements = [line for line in (folder / "requirements.txt").read_text().splitlines() if line.strip()]
-    assert requirements and all("==" in line for line in requirements), requirements
+    assert requirements, requirements
+    assert all("==" in line for line in requirements), requirements
     pinned = dict(line.split("==") for line in requirements)
-    assert pinned["torch"] == torch.__version__.split("+")[0] and pinned["mlflow"] == mlflow.__version__
+    assert pinned["torch"] == torch.__version__.split("+")[0]
+    assert pinned["mlflow"] == mlflow.__version__
 
 
 def test_each_run_records_its_train_validation_and_test_sets(runs) -> None:
     first, second, client = runs
     inputs = {r: client.get_run(r).inputs.dataset_inputs for r in (first.run_id, second.run_id)}
-    contexts = {r: {next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in found}
-                for r, found in inputs.items()}
+    contexts = {
+        r: {next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in found}
+        for r, found in inputs.items()
+    }
     parts = contexts[first.run_id]
     assert set(parts) == {"train", "validation", "test"}
     assert {d.name for d in parts.values()} == {"digits"}
@@ -248,8 +299,11 @@ def test_each_run_records_its_train_validation_and_test_sets(runs) -> None:
     assert len({d.digest for d in parts.values()}) == 3  # three different parts
     sizes = {c: json.loads(d.profile)["num_images"] for c, d in parts.items()}
     params = client.get_run(first.run_id).data.params
-    assert sizes == {"train": int(params["data.num_train"]), "validation": int(params["data.num_val"]),
-                     "test": int(params["data.num_test"])}
+    assert sizes == {
+        "train": int(params["data.num_train"]),
+        "validation": int(params["data.num_val"]),
+        "test": int(params["data.num_test"]),
+    }
     # The same data and split in another run: the same digests.
     assert {c: d.digest for c, d in contexts[second.run_id].items()} == {c: d.digest for c, d in parts.items()}
 

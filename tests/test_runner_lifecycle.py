@@ -16,10 +16,32 @@ from experiments import ExperimentConfig, train
 from experiments.cli import main
 from experiments.training.classifier import Classifier
 
-FLAGS = ["--data", "digits", "--preset", "cifar", "--no-augment", "--limit-per-class", "8", "--batch-size", "32",
-         "--workers", "0", "--no-progress-bar", "--no-log-model"]
-CONFIG = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8,
-              batch_size=32, workers="0", progress_bar=False, log_model=False)
+FLAGS = [
+    "--data",
+    "digits",
+    "--preset",
+    "cifar",
+    "--no-augment",
+    "--limit-per-class",
+    "8",
+    "--batch-size",
+    "32",
+    "--workers",
+    "0",
+    "--no-progress-bar",
+    "--no-log-model",
+]
+CONFIG = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 8,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+}
 
 
 def only_run(uri: str):
@@ -28,8 +50,9 @@ def only_run(uri: str):
     return client, run
 
 
-def test_exception_marks_the_run_failed_with_its_traceback(mlflow_store: str, monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:
+def test_exception_marks_the_run_failed_with_its_traceback(
+    mlflow_store: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def broken_step(self, batch, batch_idx):
         raise RuntimeError("boom in training_step")
 
@@ -39,11 +62,13 @@ def test_exception_marks_the_run_failed_with_its_traceback(mlflow_store: str, mo
     client, run = only_run(mlflow_store)
     assert run.info.status == "FAILED"
     text = Path(client.download_artifacts(run.info.run_id, "error/traceback.txt", str(tmp_path))).read_text()
-    assert "RuntimeError: boom in training_step" in text and "Traceback" in text
+    assert "RuntimeError: boom in training_step" in text
+    assert "Traceback" in text
 
 
-def test_ctrl_c_marks_the_run_killed(mlflow_store: str, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture) -> None:
+def test_ctrl_c_marks_the_run_killed(
+    mlflow_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     def interrupted_step(self, batch, batch_idx):
         raise KeyboardInterrupt
 
@@ -61,13 +86,15 @@ def test_bad_input_fails_before_any_run_exists(mlflow_store: str, capsys: pytest
     assert main(["train", "resnet_tiny_scratch", *FLAGS, "--data", "/no/such/folder"]) == 2
     assert main(["train", "resnet_tiny_scratch", *FLAGS, "--model-args", "depth=7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("zoo: error: ") for line in err)
+    assert len(err) == 2
+    assert all(line.startswith("zoo: error: ") for line in err)
     client = MlflowClient(mlflow_store)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
-def test_resume_continues_the_same_run(mlflow_store: str, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture) -> None:
+def test_resume_continues_the_same_run(
+    mlflow_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     original = Classifier.on_train_epoch_start
 
     def stop_at_epoch_two(self):
@@ -90,11 +117,13 @@ def test_resume_continues_the_same_run(mlflow_store: str, monkeypatch: pytest.Mo
     assert "--resume continues the run with its own config; drop --epochs" in capsys.readouterr().err
     assert main(["train", "--resume", run.info.run_id]) == 0
     client, resumed = only_run(mlflow_store)
-    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    assert resumed.info.run_id == run.info.run_id
+    assert resumed.info.status == "FINISHED"
     assert resumed.data.params == run.data.params
     for key in ("val_acc", "val_loss", "train_acc", "epoch_time_s"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
-    assert resumed.data.metrics["epochs"] == 4 and 1 <= resumed.data.metrics["epoch_of_best"] <= 4
+    assert resumed.data.metrics["epochs"] == 4
+    assert 1 <= resumed.data.metrics["epoch_of_best"] <= 4
     assert resumed.data.metrics["train_time_s"] > 0
 
 
@@ -107,8 +136,22 @@ def test_resume_of_an_unknown_run_is_one_line(mlflow_store: str, capsys: pytest.
 def test_sigterm_marks_the_run_killed(mlflow_store: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "train.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "experiments.cli", "train", "resnet_tiny_scratch", *FLAGS,
-                                "--epochs", "500", "--no-early-stopping"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "train",
+            "resnet_tiny_scratch",
+            *FLAGS,
+            "--epochs",
+            "500",
+            "--no-early-stopping",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = MlflowClient(mlflow_store)
     try:
         deadline = time.monotonic() + 120

@@ -13,8 +13,16 @@ from experiments import ExperimentConfig, train
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_resnet50_on_cifar10_beats_chance(cifar_zip: Path, mlflow_store: str) -> None:
-    config = ExperimentConfig(model="resnet50_scratch", stem="imagenet", data=str(cifar_zip), preset="cifar",
-                              limit_per_class=250, epochs=2, accelerator="cpu", progress_bar=False)
+    config = ExperimentConfig(
+        model="resnet50_scratch",
+        stem="imagenet",
+        data=str(cifar_zip),
+        preset="cifar",
+        limit_per_class=250,
+        epochs=2,
+        accelerator="cpu",
+        progress_bar=False,
+    )
     result = train(config)
     run = MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.info.status == "FINISHED"

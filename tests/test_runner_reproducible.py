@@ -18,9 +18,29 @@ CURVES = ("train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_a
 
 def train_argv(seed: int, name: str) -> list[str]:
     # Augmentation on (the cifar preset's crop + flip) and shuffling: both must follow the seed.
-    return ["train", "resnet_tiny_scratch", "--data", "digits", "--preset", "cifar", "--augment",
-            "--limit-per-class", "8", "--batch-size", "16", "--epochs", "2", "--workers", "0", "--no-progress-bar",
-            "--no-log-model", "--seed", str(seed), "--run-name", name]
+    return [
+        "train",
+        "resnet_tiny_scratch",
+        "--data",
+        "digits",
+        "--preset",
+        "cifar",
+        "--augment",
+        "--limit-per-class",
+        "8",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+        "--no-progress-bar",
+        "--no-log-model",
+        "--seed",
+        str(seed),
+        "--run-name",
+        name,
+    ]
 
 
 def train_in_a_new_process(seed: int, name: str) -> None:
@@ -30,10 +50,16 @@ def train_in_a_new_process(seed: int, name: str) -> None:
 
 
 def record(client: MlflowClient, name: str) -> tuple[dict, dict]:
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                filter_string=f"attributes.run_name = '{name}'")
-    curves = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k),
-                                                    key=lambda m: (m.step, m.timestamp))] for k in CURVES}
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], filter_string=f"attributes.run_name = '{name}'"
+    )
+    curves = {
+        k: [
+            (m.step, m.value)
+            for m in sorted(client.get_metric_history(run.info.run_id, k), key=lambda m: (m.step, m.timestamp))
+        ]
+        for k in CURVES
+    }
     weights, _ = readback.best_weights(run.info.run_id)  # what a finished run keeps
     return curves, weights
 

@@ -22,10 +22,21 @@ from experiments.cli import main
 from experiments.config import load_experiment
 from experiments.training import study as studies
 from experiments.training import sweeps
+
 from procs import FAULTS, ZOO, finish, running, wait_for
 
-TINY = {"model": "resnet_tiny_scratch", "data": "digits", "preset": "cifar", "augment": False, "limit_per_class": 5,
-        "epochs": 2, "batch_size": 32, "workers": "0", "progress_bar": False, "log_model": False}
+TINY = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 5,
+    "epochs": 2,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+}
 SPACE = {"lr": {"loguniform": [1.0e-4, 1.0e-1]}, "weight_decay": {"uniform": [0.0, 5.0e-4]}}
 
 
@@ -35,13 +46,16 @@ def write(path: Path, data: dict) -> Path:
 
 
 def search_file(folder: Path, trials: int = 4, **more) -> Path:
-    return write(folder / "search.yaml", {"description": "a tiny search", "defaults": TINY, "search": SPACE,
-                                          "trials": trials, **more})
+    return write(
+        folder / "search.yaml",
+        {"description": "a tiny search", "defaults": TINY, "search": SPACE, "trials": trials, **more},
+    )
 
 
 def one_error_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and ": error: " in lines[0], err
+    assert len(lines) == 1, err
+    assert ": error: " in lines[0], err
     return lines[0]
 
 
@@ -65,53 +79,76 @@ def stand_in(fail_on: set[int] = frozenset(), interrupt_on: set[int] = frozenset
 # -- the search space, checked before any trial ---------------------------------------
 
 
-@pytest.mark.parametrize("change, says", [
-    ({"search": {"lr": {"normal": [0, 1]}}}, "unknown distribution 'normal'"),
-    ({"search": {"lrr": {"uniform": [0, 1]}}}, "search key 'lrr' is not a config field"),
-    ({"search": {"lr": {"uniform": [0.1, 0.01]}}}, "the bounds [0.1, 0.01] are in the wrong order"),
-    ({"search": {"lr": {"loguniform": [0.0, 0.1]}}}, "loguniform needs bounds above 0"),
-    ({"search": {"epochs": {"int": [0, 3]}}}, "search 'epochs' can give 0, which the config refuses"),
-    ({"grid": {"lr": [0.1]}}, "'lr' is in both 'search:' and 'grid:'"),
-    ({"seeds": [0, 1]}, "'search:' and 'seeds:' together"),
-    ({"sampler": "cmaes"}, "sampler 'cmaes' is not allowed"),
-    ({"pruner": "sometimes"}, "pruner 'sometimes' is not allowed"),
-    ({"objective": "test_acc"}, "'test_acc' is not a metric every epoch logs"),
-    ({"trials": 0}, "trials must be a whole number of at least 1"),
-    ({"sampler": "grid"}, "sampler grid takes choice lists only"),
-])
-def test_a_bad_search_is_one_line_before_any_trial(change: dict, says: str, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"search": {"lr": {"normal": [0, 1]}}}, "unknown distribution 'normal'"),
+        ({"search": {"lrr": {"uniform": [0, 1]}}}, "search key 'lrr' is not a config field"),
+        ({"search": {"lr": {"uniform": [0.1, 0.01]}}}, "the bounds [0.1, 0.01] are in the wrong order"),
+        ({"search": {"lr": {"loguniform": [0.0, 0.1]}}}, "loguniform needs bounds above 0"),
+        ({"search": {"epochs": {"int": [0, 3]}}}, "search 'epochs' can give 0, which the config refuses"),
+        ({"grid": {"lr": [0.1]}}, "'lr' is in both 'search:' and 'grid:'"),
+        ({"seeds": [0, 1]}, "'search:' and 'seeds:' together"),
+        ({"sampler": "cmaes"}, "sampler 'cmaes' is not allowed"),
+        ({"pruner": "sometimes"}, "pruner 'sometimes' is not allowed"),
+        ({"objective": "test_acc"}, "'test_acc' is not a metric every epoch logs"),
+        ({"trials": 0}, "trials must be a whole number of at least 1"),
+        ({"sampler": "grid"}, "sampler grid takes choice lists only"),
+    ],
+)
+def test_a_bad_search_is_one_line_before_any_trial(
+    change: dict, says: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     data = {"defaults": TINY, "search": SPACE, "trials": 4, **change}
     assert main(["run", str(write(tmp_path / "bad.yaml", data)), "--dry-run"]) == 2
     assert says in one_error_line(capsys.readouterr().err)
 
 
-def test_a_search_dry_run_shows_the_space_and_the_grid_sampler_enumerates_choices(tmp_path: Path,
-                                                                                   capsys: pytest.CaptureFixture):
+def test_a_search_dry_run_shows_the_space_and_the_grid_sampler_enumerates_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+):
     assert main(["run", str(search_file(tmp_path, trials=20)), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "20 trials, sampler tpe, pruner median, objective maximize val_acc" in out
-    assert "loguniform(0.0001, 0.1)" in out and "uniform(0, 0.0005)" in out
-    grid = load_experiment(str(write(tmp_path / "g.yaml", {"defaults": TINY, "sampler": "grid", "search": {
-        "lr": {"choice": [0.01, 0.1]}, "batch_size": {"choice": [16, 32, 64]}}})))
-    assert grid.trials == 6 and not grid.samples and sorted((c.lr, c.batch_size) for c in grid.runs) == sorted(
-        (lr, b) for lr in (0.01, 0.1) for b in (16, 32, 64))
+    assert "loguniform(0.0001, 0.1)" in out
+    assert "uniform(0, 0.0005)" in out
+    grid = load_experiment(
+        str(
+            write(
+                tmp_path / "g.yaml",
+                {
+                    "defaults": TINY,
+                    "sampler": "grid",
+                    "search": {"lr": {"choice": [0.01, 0.1]}, "batch_size": {"choice": [16, 32, 64]}},
+                },
+            )
+        )
+    )
+    assert grid.trials == 6
+    assert not grid.samples
+    assert sorted((c.lr, c.batch_size) for c in grid.runs) == sorted(
+        (lr, b) for lr in (0.01, 0.1) for b in (16, 32, 64)
+    )
 
 
 def test_the_shipped_search_runs_dry(capsys: pytest.CaptureFixture) -> None:
     experiment = load_experiment("search")
-    assert experiment.samples and set(experiment.search.space) == {"lr", "weight_decay"}
-    assert experiment.runs[0].model == "resnet50_scratch" and experiment.runs[0].preset == "cifar"
+    assert experiment.samples
+    assert set(experiment.search.space) == {"lr", "weight_decay"}
+    assert experiment.runs[0].model == "resnet50_scratch"
+    assert experiment.runs[0].preset == "cifar"
     assert main(["run", "search", "--data", "digits", "--dry-run", "--trials", "3"]) == 0
     assert "search of resnet50_scratch on digits: 3 trials" in capsys.readouterr().out
 
 
-def test_workers_zero_and_a_storage_that_does_not_answer_are_one_line(tmp_path: Path, mlflow_store: str,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_workers_zero_and_a_storage_that_does_not_answer_are_one_line(
+    tmp_path: Path, mlflow_store: str, capsys: pytest.CaptureFixture
+) -> None:
     file = search_file(tmp_path)
     with pytest.raises(SystemExit) as refused:
         main(["run", str(file), "--workers", "0"])
-    assert refused.value.code == 2 and "at least 1" in capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -119,7 +156,8 @@ def test_workers_zero_and_a_storage_that_does_not_answer_are_one_line(tmp_path: 
     for url in (f"postgresql+psycopg2://postgres@127.0.0.1:{port}/zoo", f"sqlite:///{tmp_path / 'no' / 'o.db'}"):
         assert main(["run", str(file), "--storage", url]) == 2
         line = one_error_line(capsys.readouterr().err)
-        assert f"study storage {url}" in line and "--storage" in line
+        assert f"study storage {url}" in line
+        assert "--storage" in line
     assert time.monotonic() - started < 30
     client = MlflowClient(mlflow_store)
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])  # no run was created
@@ -134,19 +172,31 @@ def test_a_search_runs_its_trials_once_each_and_reports_the_best(tmp_path: Path,
     sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)
     numbers = [n for n, _ in trainer.calls]
     assert len(numbers) == 6 == len(set(numbers))
-    assert studies.counts(sweep.study) == {"waiting": 0, "running": 0, "complete": 6, "pruned": 0, "failed": 0,
-                                           "retried": 0}
+    assert studies.counts(sweep.study) == {
+        "waiting": 0,
+        "running": 0,
+        "complete": 6,
+        "pruned": 0,
+        "failed": 0,
+        "retried": 0,
+    }
     lrs = [c.lr for _, c in trainer.calls]
-    assert all(1e-4 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) == 6  # sampled, within the bounds
+    assert all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    assert len(set(lrs)) == 6
     assert sweep.study.best_value == max(lrs)
     client = MlflowClient(mlflow_store)
     (parent,) = client.search_runs([client.get_experiment_by_name("search").experiment_id])
-    assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.note.content"] == "a tiny search"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["mlflow.note.content"] == "a tiny search"
     assert parent.data.params["best.trial"] == str(sweep.study.best_trial.number)
     assert float(parent.data.params["best.lr"]) == pytest.approx(max(lrs))
     assert parent.data.metrics["best_val_acc"] == pytest.approx(max(lrs))
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {
-        "sweep/search.yaml", "sweep/trials.csv", "sweep/param_importances.png", "sweep/parallel_coordinate.png"}
+        "sweep/search.yaml",
+        "sweep/trials.csv",
+        "sweep/param_importances.png",
+        "sweep/parallel_coordinate.png",
+    }
 
 
 def test_a_failed_trial_is_recorded_and_the_others_go_on_unless_fail_fast(tmp_path: Path, mlflow_store: str) -> None:
@@ -154,22 +204,28 @@ def test_a_failed_trial_is_recorded_and_the_others_go_on_unless_fail_fast(tmp_pa
     trainer = stand_in(fail_on={1})
     sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(name="goes-on"), trainer)
     assert len(trainer.calls) == 4
-    assert studies.counts(sweep.study)["failed"] == 1 and studies.counts(sweep.study)["complete"] == 3
+    assert studies.counts(sweep.study)["failed"] == 1
+    assert studies.counts(sweep.study)["complete"] == 3
     client = MlflowClient(mlflow_store)
     parents = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])}
-    assert parents["goes-on"].info.status == "FAILED" and parents["goes-on"].data.metrics["sweep.failed"] == 1
+    assert parents["goes-on"].info.status == "FAILED"
+    assert parents["goes-on"].data.metrics["sweep.failed"] == 1
 
     trainer = stand_in(fail_on={1})
     with pytest.raises(RuntimeError, match="trial 1 failed"):
         sweeps.run_experiment(experiment, sweeps.SweepOptions(name="stops", fail_fast=True), trainer)
     assert [n for n, _ in trainer.calls] == [0, 1]  # today's behaviour: the sweep stops at the first failure
-    parent = [r for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
-              if r.info.run_name == "stops"][0]
+    parent = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
+        if r.info.run_name == "stops"
+    )
     assert parent.info.status == "FAILED"
 
 
-def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_again(tmp_path: Path,
-                                                                                   mlflow_store: str) -> None:
+def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_again(
+    tmp_path: Path, mlflow_store: str
+) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=4)))
     with pytest.raises(KeyboardInterrupt):
         sweeps.run_experiment(experiment, sweeps.SweepOptions(), stand_in(interrupt_on={2}))
@@ -178,7 +234,8 @@ def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_ag
     assert parent.info.status == "KILLED"
     trainer = stand_in()
     sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)  # the same command again
-    assert sweep.name == "search" and len(trainer.calls) == 2  # trial 2 again (with its values) and trial 3
+    assert sweep.name == "search"
+    assert len(trainer.calls) == 2
     assert studies.counts(sweep.study)["complete"] == 4
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
     again = sweeps.run_experiment(experiment, sweeps.SweepOptions(), stand_in())
@@ -186,13 +243,16 @@ def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_ag
 
 
 def test_seeds_and_grids_run_as_enqueued_trials_of_one_study(tmp_path: Path, mlflow_store: str) -> None:
-    file = write(tmp_path / "grid.yaml", {"defaults": {**TINY, "model": "resnet_tiny_scratch"}, "seeds": [0, 1],
-                                          "grid": {"lr": [0.001, 0.01, 0.1]}})
+    file = write(
+        tmp_path / "grid.yaml",
+        {"defaults": {**TINY, "model": "resnet_tiny_scratch"}, "seeds": [0, 1], "grid": {"lr": [0.001, 0.01, 0.1]}},
+    )
     experiment = load_experiment(str(file))
     trainer = stand_in()
     sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)
     assert sorted((c.lr, c.seed) for _, c in trainer.calls) == sorted(
-        (lr, s) for lr in (0.001, 0.01, 0.1) for s in (0, 1))  # every combination once
+        (lr, s) for lr in (0.001, 0.01, 0.1) for s in (0, 1)
+    )  # every combination once
     assert len(sweep.study.trials) == 6
 
 
@@ -209,7 +269,8 @@ def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> 
 
 
 def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one_is_not_failed(
-        tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     prune_after_one = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=1)  # prunes at epoch 2, surely
     calls = {"n": 0}
     original = studies.pruner_for
@@ -226,48 +287,64 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
     runs = client.search_runs([client.get_experiment_by_name("search").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("zoo.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2 and sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1"]
+    assert len(children) == 2
+    assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1"]
     for child in children:
-        assert child.info.status == "KILLED" and child.data.tags["zoo.trial_state"] == "PRUNED"
+        assert child.info.status == "KILLED"
+        assert child.data.tags["zoo.trial_state"] == "PRUNED"
         assert "pruned by the median pruner after epoch 2" in child.data.tags["zoo.ended_early"]
         assert child.info.run_name.startswith(f"t{child.data.tags['zoo.trial']} lr=")
         assert 1e-4 <= float(child.data.params["lr"]) <= 1e-1
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
-    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep.pruned"] == 2
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["sweep.pruned"] == 2
     assert main(["compare", "--sweep", "search", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert {row["status"] for row in listed} == {"PRUNED"}
 
 
 @pytest.mark.slow
-def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(tmp_path: Path, mlflow_store: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(
+    tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     file = search_file(tmp_path, trials=4, pruner="none")  # every trial runs to its end: statuses are certain
-    longer = write(tmp_path / "longer.yaml", {**yaml.safe_load(file.read_text()),
-                                              "defaults": {**TINY, "limit_per_class": 40, "epochs": 3}})
+    longer = write(
+        tmp_path / "longer.yaml",
+        {**yaml.safe_load(file.read_text()), "defaults": {**TINY, "limit_per_class": 40, "epochs": 3}},
+    )
     # Trials of a few seconds: the second worker, starting up, still finds some left.
-    code, log = finish([*ZOO, "run", str(longer), "--workers", "2", "--sweep", "pair"], tmp_path / "pair.log",
-                       ZOO_HEARTBEAT_S="0.5")
+    code, log = finish(
+        [*ZOO, "run", str(longer), "--workers", "2", "--sweep", "pair"], tmp_path / "pair.log", ZOO_HEARTBEAT_S="0.5"
+    )
     assert code == 0, log[-3000:]
     client = MlflowClient(mlflow_store)
     runs = client.search_runs([client.get_experiment_by_name("longer").experiment_id])
     children = [r for r in runs if r.data.tags.get("zoo.sweep") == "pair" and r.data.tags.get("zoo.role") is None]
     assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1", "2", "3"]  # four trials, none twice
     workers = {r.data.tags["zoo.worker"].split()[1] for r in children}
-    assert len(workers) == 2 and {r.data.tags["zoo.torch_threads"] for r in children} == {"1"}
+    assert len(workers) == 2
+    assert {r.data.tags["zoo.torch_threads"] for r in children} == {"1"}
 
     # A worker killed in its first trial: the next run of the command retries it and marks its run KILLED.
     marker = tmp_path / "struck"
-    with running([*FAULTS, "run", str(file), "--sweep", "killed"], tmp_path / "killed.log",
-                 ZOO_FAULT="pause:mid-epoch:0", ZOO_FAULT_MARKER=str(marker), ZOO_HEARTBEAT_S="0.5") as process:
+    with running(
+        [*FAULTS, "run", str(file), "--sweep", "killed"],
+        tmp_path / "killed.log",
+        ZOO_FAULT="pause:mid-epoch:0",
+        ZOO_FAULT_MARKER=str(marker),
+        ZOO_HEARTBEAT_S="0.5",
+    ) as process:
         wait_for(marker.exists, process, tmp_path / "killed.log")
     time.sleep(3)  # past the study's grace period (two heartbeats of 0.5 s, at least 2 s)
     monkeypatch.setenv("ZOO_HEARTBEAT_S", "0.5")
     assert main(["run", str(file), "--sweep", "killed"]) == 0  # the next command, in-process: no signal in it
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
-            if r.data.tags.get("zoo.sweep") == "killed" and r.data.tags.get("zoo.role") is None]
+    runs = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])
+        if r.data.tags.get("zoo.sweep") == "killed" and r.data.tags.get("zoo.role") is None
+    ]
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4 + ["KILLED"]
-    dead = [r for r in runs if r.info.status == "KILLED"][0]
+    dead = next(r for r in runs if r.info.status == "KILLED")
     assert "its sweep worker died" in dead.data.tags["zoo.killed_reason"]
     retried = [r for r in runs if r.info.status == "FINISHED" and r.data.params["lr"] == dead.data.params["lr"]]
     assert len(retried) == 1, "the dead worker's trial was not run again with its values (once)"

@@ -58,22 +58,26 @@ def round_trip(tracking_uri: str, tmp_path: Path) -> str:
     assert fetched.read_text() == "through the artifact proxy\n"
     # The proxy wrote it into the server's --artifacts-destination, not next to the client.
     stored = list((tmp_path / "mlflow" / "artifacts").rglob("note.txt"))
-    assert len(stored) == 1 and run_id in str(stored[0])
+    assert len(stored) == 1
+    assert run_id in str(stored[0])
     return run_id
 
 
 @pytest.mark.slow
-def test_mlflow_server_on_postgres_round_trip(postgres_url: str, mlflow_server_postgres: str,
-                                              tmp_path: Path) -> None:
+def test_mlflow_server_on_postgres_round_trip(postgres_url: str, mlflow_server_postgres: str, tmp_path: Path) -> None:
     import psycopg2
 
-    assert postgres_url.startswith("postgresql+psycopg2://postgres@127.0.0.1:") and postgres_url.endswith("/zoo")
+    assert postgres_url.startswith("postgresql+psycopg2://postgres@127.0.0.1:")
+    assert postgres_url.endswith("/zoo")
     assert mlflow_server_postgres.startswith("http://127.0.0.1:")
     run_id = round_trip(mlflow_server_postgres, tmp_path)
 
     with psycopg2.connect(postgres_url.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
-        cur.execute("SELECT r.status, r.name, e.name FROM runs r JOIN experiments e USING (experiment_id) "
-                    "WHERE r.run_uuid = %s", (run_id,))
+        cur.execute(
+            "SELECT r.status, r.name, e.name FROM runs r JOIN experiments e USING (experiment_id) "
+            "WHERE r.run_uuid = %s",
+            (run_id,),
+        )
         assert cur.fetchall() == [("FINISHED", "round-trip", "servers-round-trip")]
         cur.execute("SELECT value, step FROM metrics WHERE run_uuid = %s AND key = 'loss'", (run_id,))
         assert cur.fetchall() == [(0.25, 3)]
@@ -102,25 +106,34 @@ def test_process_groups_are_gone_after_the_with_blocks(tmp_path: Path) -> None:
 
     started = time.monotonic()
     # The test body fails: the servers must go all the same.
-    with pytest.raises(TestFailed), postgres_server(tmp_path / "pg") as pg, \
-            mlflow_server(pg.url, tmp_path / "mlflow") as ml:
+    with (  # noqa: PT012 -- TestFailed must pass through the servers' context managers, which stop them
+        pytest.raises(TestFailed),
+        postgres_server(tmp_path / "pg") as pg,
+        mlflow_server(pg.url, tmp_path / "mlflow") as ml,
+    ):
         data_folder = pg.folder
         for server in (pg, ml):
-            assert server.pgid == server.pid and os.getpgid(server.pid) == server.pid
-            assert os.getpgid(server.pid) != os.getpgrp() and os.getsid(server.pid) == server.pid
+            assert server.pgid == server.pid
+            assert os.getpgid(server.pid) == server.pid
+            assert os.getpgid(server.pid) != os.getpgrp()
+            assert os.getsid(server.pid) == server.pid
             seen[server.pgid] = server_processes(server.pid)
             assert set(group_members(server.pgid)) <= set(seen[server.pgid])
         # The postmaster and its background processes (each in a group of its own).
-        assert len(seen[pg.pgid]) > 1 and group_members(pg.pgid) == [pg.pid]
+        assert len(seen[pg.pgid]) > 1
+        assert group_members(pg.pgid) == [pg.pid]
         assert pg.dsn == pg.url.replace("postgresql+psycopg2://", "postgresql://")
-        assert pg.log.is_file() and ml.log.is_file() and ml.log.stat().st_size > 0
+        assert pg.log.is_file()
+        assert ml.log.is_file()
+        assert ml.log.stat().st_size > 0
         raise TestFailed
     print(f"postgres + mlflow server started and stopped in {time.monotonic() - started:.1f} s")
 
     for pgid, processes in seen.items():
         assert not process_group_alive(pgid), f"group {pgid} left {group_members(pgid)}"
         assert not still_running(processes)
-    assert data_folder is not None and not data_folder.exists()
+    assert data_folder is not None
+    assert not data_folder.exists()
     assert not processes_mentioning(str(tmp_path), str(data_folder))
 
 
@@ -142,10 +155,13 @@ def processes_mentioning(*words: str) -> list[str]:
 
 @pytest.mark.slow
 def test_mlflow_server_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:
-    with pytest.raises(ServerStartError, match="mlflow server exited") as raised, \
-            mlflow_server("nosuchdb://nowhere", tmp_path / "mlflow", timeout=120):
+    with (
+        pytest.raises(ServerStartError, match="mlflow server exited") as raised,
+        mlflow_server("nosuchdb://nowhere", tmp_path / "mlflow", timeout=120),
+    ):
         pass  # pragma: no cover
-    assert "last lines of" in str(raised.value) and "nosuchdb" in str(raised.value)
+    assert "last lines of" in str(raised.value)
+    assert "nosuchdb" in str(raised.value)
 
 
 def test_missing_postgres_binaries_are_named(tmp_path: Path) -> None:
@@ -154,7 +170,8 @@ def test_missing_postgres_binaries_are_named(tmp_path: Path) -> None:
     with pytest.raises(ServerUnavailable) as raised:
         find_postgres_bin([str(tmp_path), str(tmp_path / "absent")])
     message = str(raised.value)
-    assert "postgres, pg_ctl, pg_isready, createdb" in message and "ZOO_POSTGRES_BIN" in message
+    assert "postgres, pg_ctl, pg_isready, createdb" in message
+    assert "ZOO_POSTGRES_BIN" in message
     assert f"{tmp_path / 'absent'} lacks initdb" in message
 
 

@@ -29,7 +29,8 @@ def test_an_ignored_signal_is_left_ignored_and_the_others_are_handled(sigint_ign
 
     before = signal.getsignal(signal.SIGTERM)
     previous = handle_unless_ignored((signal.SIGINT, signal.SIGTERM), handler)
-    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is handler
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is handler
     assert set(previous) == {signal.SIGTERM}
     restore(previous)
     assert signal.getsignal(signal.SIGTERM) is before
@@ -43,4 +44,5 @@ def test_the_graceful_stop_of_training_keeps_an_ignored_sigint(sigint_ignored: N
         assert signal.getsignal(signal.SIGTERM) == stop._note
     finally:
         stop.teardown(None, None, "fit")  # type: ignore[arg-type]
-    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) != stop._note
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) != stop._note

@@ -24,17 +24,35 @@ from mlflow.tracking import MlflowClient
 from experiments import ExperimentConfig, train
 from experiments.cli import main
 
-READERS = [["compare"], ["runs", "--stale"], ["eval", "0123abcd"], ["predict", "--run", "0123abcd", "x.png"],
-           ["register", "0123abcd", "--name", "m"], ["train", "--resume", "0123abcd"]]
+READERS = [
+    ["compare"],
+    ["runs", "--stale"],
+    ["eval", "0123abcd"],
+    ["predict", "--run", "0123abcd", "x.png"],
+    ["register", "0123abcd", "--name", "m"],
+    ["train", "--resume", "0123abcd"],
+]
 """Every command that opens a store, with a run id where it needs one."""
 
-TINY = dict(model="resnet_tiny_scratch", data="digits", preset="cifar", augment=False, limit_per_class=8, epochs=1,
-            batch_size=32, workers="0", progress_bar=False, log_model=False)
+TINY = {
+    "model": "resnet_tiny_scratch",
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 8,
+    "epochs": 1,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+}
 
 
 def one_error_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("zoo") and ": error: " in lines[0], err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("zoo"), err
+    assert ": error: " in lines[0], err
     return lines[0]
 
 
@@ -60,25 +78,26 @@ def broken_stores(folder: Path, good: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("store", ["garbage", "truncated", "foreign", "no-folder"])
-def test_a_store_that_cannot_be_used_is_one_line_for_every_command(store: str, mlflow_store: str, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture) -> None:
+def test_a_store_that_cannot_be_used_is_one_line_for_every_command(
+    store: str, mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     train(ExperimentConfig(**TINY))  # a store with a run in it: the truncated copy cuts through real tables
     capsys.readouterr()  # what the library printed while training (MLflow's INFO lines, unless a CLI quieted them)
-    uri, says = broken_stores(tmp_path, Path(mlflow_store[len("sqlite:///"):]))[store]
+    uri, says = broken_stores(tmp_path, Path(mlflow_store[len("sqlite:///") :]))[store]
     before = {p.name: p.stat().st_size for p in tmp_path.glob("*.db")}
     for argv in READERS:
         code, err, seconds = cli([*argv, "--tracking-uri", uri], capsys)
-        assert code == 2 and seconds < 30, (argv, err)
+        assert code == 2, (argv, err)
+        assert seconds < 30, (argv, err)
         assert says in one_error_line(err), argv
     assert {p.name: p.stat().st_size for p in tmp_path.glob("*.db")} == before  # nothing repaired or created
     assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("server", ["silent", "closed"])
-def test_a_server_that_hangs_or_a_closed_port_is_one_line_for_every_command(server: str, silent_server: str,
-                                                                           mlflow_store: str,
-                                                                           capsys: pytest.CaptureFixture,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_that_hangs_or_a_closed_port_is_one_line_for_every_command(
+    server: str, silent_server: str, mlflow_store: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZOO_TRACKING_TIMEOUT", "2")  # the default, 5 s, is tested in test_reliability.py
     if server == "closed":
         with socket.socket() as probe:
@@ -88,7 +107,8 @@ def test_a_server_that_hangs_or_a_closed_port_is_one_line_for_every_command(serv
         uri = silent_server
     for argv in READERS:
         code, err, seconds = cli([*argv, "--tracking-uri", uri], capsys)
-        assert code == 2 and seconds < 30, (argv, err)
+        assert code == 2, (argv, err)
+        assert seconds < 30, (argv, err)
         line = one_error_line(err)
         assert f"tracking server {uri} cannot be reached" in line, argv
 
@@ -112,32 +132,52 @@ def read_only_folder(tmp_path: Path):
     os.chmod(folder, 0o755)
 
 
-def test_a_read_only_store_can_be_read_and_refuses_a_write_in_one_line(mlflow_store: str, read_only_folder,
-                                                                        capsys: pytest.CaptureFixture) -> None:
+def test_a_read_only_store_can_be_read_and_refuses_a_write_in_one_line(
+    mlflow_store: str, read_only_folder, capsys: pytest.CaptureFixture
+) -> None:
     result = train(ExperimentConfig(**TINY, run_name="kept"))
     folder, seal = read_only_folder
-    shutil.copy(mlflow_store[len("sqlite:///"):], folder / "mlflow.db")
+    shutil.copy(mlflow_store[len("sqlite:///") :], folder / "mlflow.db")
     seal()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     assert main(["compare", "--format", "csv", "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
-    assert result.run_id in out and "kept" in out
+    assert result.run_id in out
+    assert "kept" in out
     assert main(["train", "resnet_tiny_scratch", "--data", "digits", "--tracking-uri", uri]) == 2
     assert "is read-only here" in one_error_line(capsys.readouterr().err)
     assert sorted(p.name for p in folder.iterdir()) == ["mlflow.db"]  # no lock, no journal left behind
 
 
-def test_weights_from_a_run_are_read_from_the_given_tracking_uri(mlflow_store: str, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture) -> None:
+def test_weights_from_a_run_are_read_from_the_given_tracking_uri(
+    mlflow_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     source = train(ExperimentConfig(**TINY))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # ./mlflow.db here is another store, empty
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    argv = ["train", "resnet_tiny_scratch", "--data", "digits", "--preset", "cifar", "--no-augment",
-            "--limit-per-class", "8", "--epochs", "1", "--workers", "0", "--no-progress-bar", "--no-log-model",
-            "--weights", f"runs:/{source.run_id}", "--tracking-uri", mlflow_store]
+    argv = [
+        "train",
+        "resnet_tiny_scratch",
+        "--data",
+        "digits",
+        "--preset",
+        "cifar",
+        "--no-augment",
+        "--limit-per-class",
+        "8",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--no-progress-bar",
+        "--no-log-model",
+        "--weights",
+        f"runs:/{source.run_id}",
+        "--tracking-uri",
+        mlflow_store,
+    ]
     assert main(argv) == 0, capsys.readouterr().err[-2000:]
     client = MlflowClient(mlflow_store)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -155,8 +195,9 @@ os.kill(os.getpid(), signal.SIGKILL)  # in the middle of the transaction, as a k
 """
 
 
-def test_a_store_whose_writer_was_killed_mid_write_is_recovered_not_refused(mlflow_store: str, tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture) -> None:
+def test_a_store_whose_writer_was_killed_mid_write_is_recovered_not_refused(
+    mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = Path(mlflow_store.removeprefix("sqlite:///"))
     killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_WRITE, str(path)], timeout=120)
     assert killed.returncode == -9
@@ -165,5 +206,6 @@ def test_a_store_whose_writer_was_killed_mid_write_is_recovered_not_refused(mlfl
     assert code == 0, err
     with sqlite3.connect(path) as db:  # the half-done transaction is gone, the store is whole
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "half_written" not in tables and {"experiments", "runs"} <= tables
+        assert "half_written" not in tables
+        assert {"experiments", "runs"} <= tables
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -8,14 +8,24 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from conftest import copy_mlflow_store
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_mlflow_store
 from experiments.cli import main
 from experiments.config import SHIPPED_DIR, ConfigError, load_experiment
 
-TINY = dict(data="digits", preset="cifar", augment=False, limit_per_class=5, epochs=1, batch_size=32, workers="0",
-            progress_bar=False, log_model=False, log_grad_norms=True)
+TINY = {
+    "data": "digits",
+    "preset": "cifar",
+    "augment": False,
+    "limit_per_class": 5,
+    "epochs": 1,
+    "batch_size": 32,
+    "workers": "0",
+    "progress_bar": False,
+    "log_model": False,
+    "log_grad_norms": True,
+}
 
 
 def write(path: Path, data: dict) -> Path:
@@ -27,20 +37,30 @@ def write(path: Path, data: dict) -> Path:
 
 
 def test_seeds_and_grid_expand_every_run(tmp_path: Path) -> None:
-    file = write(tmp_path / "sw.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1, 2],
-                                        "grid": {"lr": [0.001, 0.01], "batch_size": [16, 32]},
-                                        "runs": [{"stem": "cifar"}, {"stem": "imagenet"}]})
+    file = write(
+        tmp_path / "sw.yaml",
+        {
+            "defaults": {"model": "resnet_tiny_scratch"},
+            "seeds": [0, 1, 2],
+            "grid": {"lr": [0.001, 0.01], "batch_size": [16, 32]},
+            "runs": [{"stem": "cifar"}, {"stem": "imagenet"}],
+        },
+    )
     experiment = load_experiment(str(file))
-    assert experiment.is_sweep and len(experiment.runs) == 2 * 2 * 2 * 3
+    assert experiment.is_sweep
+    assert len(experiment.runs) == 2 * 2 * 2 * 3
     combos = {(c.stem, c.lr, c.batch_size, c.seed) for c in experiment.runs}
     assert len(combos) == 24  # every combination once
     first = experiment.runs[0]
-    assert first.run_name == "lr=0.001-batch_size=16-s0-resnet_tiny_scratch" and first.experiment == "sw"
+    assert first.run_name == "lr=0.001-batch_size=16-s0-resnet_tiny_scratch"
+    assert first.experiment == "sw"
 
 
 def test_command_line_values_win_over_seeds_and_grid(tmp_path: Path) -> None:
-    file = write(tmp_path / "sw.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1],
-                                        "grid": {"lr": [0.001, 0.01]}})
+    file = write(
+        tmp_path / "sw.yaml",
+        {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1], "grid": {"lr": [0.001, 0.01]}},
+    )
     experiment = load_experiment(str(file), seed=7, lr=0.5)
     assert [(c.seed, c.lr) for c in experiment.runs] == [(7, 0.5)]
 
@@ -49,30 +69,41 @@ def test_a_plain_file_is_not_a_sweep() -> None:
     assert not load_experiment("digits").is_sweep
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"seeds": "0,1"}, "'seeds:' must be a non-empty list"),
-    ({"seeds": [0, 0]}, "repeats a seed"),
-    ({"grid": {"seed": [0, 1]}}, "use 'seeds:' for seeds"),
-    ({"grid": {"lrr": [0.1]}}, "grid key 'lrr' is not a config field"),
-    ({"grid": {"lr": []}}, "non-empty list"),
-    ({"grid": {"lr": [0.1]}, "runs": [{"lr": 0.2}]}, "sets 'lr', which the grid varies"),
-    ({"grid": {"lr": ["fast"]}}, "lr: 'fast' is not a valid number"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"seeds": "0,1"}, "'seeds:' must be a non-empty list"),
+        ({"seeds": [0, 0]}, "repeats a seed"),
+        ({"grid": {"seed": [0, 1]}}, "use 'seeds:' for seeds"),
+        ({"grid": {"lrr": [0.1]}}, "grid key 'lrr' is not a config field"),
+        ({"grid": {"lr": []}}, "non-empty list"),
+        ({"grid": {"lr": [0.1]}, "runs": [{"lr": 0.2}]}, "sets 'lr', which the grid varies"),
+        ({"grid": {"lr": ["fast"]}}, "lr: 'fast' is not a valid number"),
+    ],
+)
 def test_bad_sweep_keys_are_one_line_errors(tmp_path: Path, data: dict, message: str, capsys) -> None:
     file = write(tmp_path / "bad.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "runs": [{}], **data})
     with pytest.raises(ConfigError, match=message):
         load_experiment(str(file))
     assert main(["run", str(file), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("zoo: error:") and err.count("\n") == 1
+    assert err.startswith("zoo: error:")
+    assert err.count("\n") == 1
 
 
 def test_shipped_research_files_are_three_seed_sweeps() -> None:
     residual = load_experiment("residual")
-    assert residual.seeds == [0, 1, 2] and all(c.log_grad_norms for c in residual.runs)
-    assert {c.model for c in residual.runs} == {"resnet50_scratch", "plain50_scratch", "resnet101_scratch", "plain101_scratch"}
+    assert residual.seeds == [0, 1, 2]
+    assert all(c.log_grad_norms for c in residual.runs)
+    assert {c.model for c in residual.runs} == {
+        "resnet50_scratch",
+        "plain50_scratch",
+        "resnet101_scratch",
+        "plain101_scratch",
+    }
     depth = load_experiment("depth")
-    assert depth.seeds == [0, 1, 2] and {c.model for c in depth.runs} == {"resnet50_scratch", "resnet101_scratch"}
+    assert depth.seeds == [0, 1, 2]
+    assert {c.model for c in depth.runs} == {"resnet50_scratch", "resnet101_scratch"}
     assert len({c.epochs for c in depth.runs}) == 1  # equal epochs: the fair comparison
     assert load_experiment("residual_quick").is_sweep
 
@@ -92,8 +123,14 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, zoo_c
     """Two models (a ResNet and its plain twin) x two seeds, under one parent run."""
     folder = tmp_path_factory.mktemp("sweep")
     uri = copy_mlflow_store(mlflow_template, folder)
-    file = write(folder / "twins.yaml", {"defaults": TINY, "seeds": [0, 1],
-                                         "runs": [{"model": "resnet_tiny_scratch"}, {"model": "plain_tiny_scratch"}]})
+    file = write(
+        folder / "twins.yaml",
+        {
+            "defaults": TINY,
+            "seeds": [0, 1],
+            "runs": [{"model": "resnet_tiny_scratch"}, {"model": "plain_tiny_scratch"}],
+        },
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -109,12 +146,16 @@ def test_one_parent_run_with_a_child_per_combination(sweep) -> None:
     parents = [r for r in runs if r.data.tags.get("zoo.role") == "sweep"]
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "twins"
-    assert json.loads(parent.data.params["sweep.seeds"]) == [0, 1] and parent.data.params["sweep.trials"] == "4"
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "twins"
+    assert json.loads(parent.data.params["sweep.seeds"]) == [0, 1]
+    assert parent.data.params["sweep.trials"] == "4"
     children = [r for r in runs if r is not parent and r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    assert len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in children)
     assert {(r.data.params["model"], r.data.params["seed"]) for r in children} == {
-        (m, s) for m in ("resnet_tiny_scratch", "plain_tiny_scratch") for s in ("0", "1")}
+        (m, s) for m in ("resnet_tiny_scratch", "plain_tiny_scratch") for s in ("0", "1")
+    }
     assert {r.info.run_name for r in children} >= {"s0-resnet_tiny_scratch", "s1-plain_tiny_scratch"}
 
 
@@ -138,12 +179,30 @@ def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:
 def test_group_by_table_and_plots(sweep, capsys) -> None:
     folder, _, _ = sweep
     curves, grads = folder / "groups.png", folder / "grads.png"
-    assert main(["compare", "--experiment", "twins", "--group-by", "params.model", "--group-by", "seed",
-                 "--plot", str(curves), "--plot-grad-norms", str(grads)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--experiment",
+                "twins",
+                "--group-by",
+                "params.model",
+                "--group-by",
+                "seed",
+                "--plot",
+                str(curves),
+                "--plot-grad-norms",
+                str(grads),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "test_acc mean" in out and out.count("resnet_tiny_scratch") == 2  # model x seed: groups of one
+    assert "test_acc mean" in out
+    assert out.count("resnet_tiny_scratch") == 2
     for png in (curves, grads):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 10_000
 
 
 def test_compare_leaves_the_parent_out_unless_asked(sweep, capsys) -> None:
@@ -158,7 +217,8 @@ def test_group_by_an_unknown_param_is_a_one_line_error(sweep, capsys) -> None:
     capsys.readouterr()
     assert main(["compare", "--experiment", "twins", "--group-by", "modle"]) == 2
     err = capsys.readouterr().err
-    assert "--group-by modle: no run has that param" in err and err.count("\n") == 1
+    assert "--group-by modle: no run has that param" in err
+    assert err.count("\n") == 1
 
 
 def test_with_fail_fast_a_failed_child_fails_the_parent_and_stops_the_sweep(mlflow_store: str, tmp_path: Path) -> None:
@@ -181,7 +241,8 @@ def test_with_fail_fast_a_failed_child_fails_the_parent_and_stops_the_sweep(mlfl
     assert trained == [0]
     client = MlflowClient(mlflow_store)
     (parent,) = client.search_runs([client.get_experiment_by_name("boom").experiment_id])
-    assert parent.data.tags["zoo.role"] == "sweep" and parent.info.status == "FAILED"
+    assert parent.data.tags["zoo.role"] == "sweep"
+    assert parent.info.status == "FAILED"
 
 
 def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
@@ -189,9 +250,13 @@ def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
 
     from experiments.training.sweeps import run_experiment
 
-    file = write(tmp_path / "off.yaml", {"defaults": {"model": "resnet_tiny_scratch", "tracking": False},
-                                         "seeds": [0, 1]})
-    sweep = run_experiment(load_experiment(str(file)),
-                           train_fn=lambda c, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": 0.5}))
-    assert sweep.parent_run_id is None and sweep.storage_url == "memory"
+    file = write(
+        tmp_path / "off.yaml", {"defaults": {"model": "resnet_tiny_scratch", "tracking": False}, "seeds": [0, 1]}
+    )
+    sweep = run_experiment(
+        load_experiment(str(file)),
+        train_fn=lambda c, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": 0.5}),
+    )
+    assert sweep.parent_run_id is None
+    assert sweep.storage_url == "memory"
     assert [t.state.name for t in sweep.study.trials] == ["COMPLETE", "COMPLETE"]

@@ -26,6 +26,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
+
+from experiments.cli import main
+
 from browser import (
     about_run_field,
     compare_rows,
@@ -45,8 +48,6 @@ from browser import (
     zoo_ui,
 )
 
-from experiments.cli import main
-
 pytestmark = pytest.mark.slow
 
 SHOTS = Path(os.environ["ZOO_SCREENSHOTS"]).resolve() if os.environ.get("ZOO_SCREENSHOTS") else None
@@ -65,8 +66,20 @@ grid:
   lr: [0.001, 0.003]
 """
 
-TRAIN = ["train", "resnet_tiny_scratch", "--data", "digits", "--preset", "cifar", "--limit-per-class", "10",
-         "--epochs", "2", "--experiment", "ui-runs"]
+TRAIN = [
+    "train",
+    "resnet_tiny_scratch",
+    "--data",
+    "digits",
+    "--preset",
+    "cifar",
+    "--limit-per-class",
+    "10",
+    "--epochs",
+    "2",
+    "--experiment",
+    "ui-runs",
+]
 
 
 def build_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
@@ -85,9 +98,15 @@ def build_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     sweep_runs = client.search_runs([sweep_exp.experiment_id])
     parent = next(r for r in sweep_runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in sweep_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 2 and len(children) == 4
-    return {"runs_exp": runs_exp.experiment_id, "runs": runs, "sweep_exp": sweep_exp.experiment_id,
-            "parent": parent, "children": children}
+    assert len(runs) == 2
+    assert len(children) == 4
+    return {
+        "runs_exp": runs_exp.experiment_id,
+        "runs": runs,
+        "sweep_exp": sweep_exp.experiment_id,
+        "parent": parent,
+        "children": children,
+    }
 
 
 def visible_prefix(page, name: str) -> str:
@@ -100,15 +119,17 @@ def visible_prefix(page, name: str) -> str:
         let shown = 0;
         for (let i = 1; i <= text.length; i++) {
             range.setStart(text, 0); range.setEnd(text, i);
-            if (range.getBoundingClientRect().right > Math.min(cell.right, a.getBoundingClientRect().right) + 0.5) break;
+            const limit = Math.min(cell.right, a.getBoundingClientRect().right) + 0.5;
+            if (range.getBoundingClientRect().right > limit) break;
             shown = i;
         }
         return text.textContent.slice(0, shown);
     }""")
 
 
-def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch,
-                                               chromium_browser) -> None:
+def test_what_a_researcher_looks_for_in_the_ui(
+    tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch, chromium_browser
+) -> None:
     from playwright.sync_api import expect
 
     store = build_store(tmp_path, monkeypatch)
@@ -128,7 +149,8 @@ def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str
             open_run_page(page, base, store["runs_exp"], low.info.run_id)
             models = expect_heading(page, "Logged models (1)")
             model_link = models.locator("xpath=following::*[@role='grid'][1]").get_by_role(
-                "link", name="resnet_tiny_scratch")
+                "link", name="resnet_tiny_scratch"
+            )
             expect(model_link).to_be_visible()
             assert model_link.get_attribute("href").startswith(f"#/experiments/{store['runs_exp']}/models/m-")
             expect(about_run_field(page, "Source")).to_contain_text("zoo")
@@ -145,13 +167,15 @@ def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str
             dataset = runs_table_cell(page, low.info.run_id, "Dataset")
             expect(dataset.get_by_role("button", name=re.compile(r"^digits \([0-9a-f]{8,}\)$")).first).to_be_visible()
             expect(dataset).to_contain_text("train")
-            expect(runs_table_cell(page, high.info.run_id, "Models").get_by_role(
-                "link", name="resnet_tiny_scratch")).to_be_visible()
+            expect(
+                runs_table_cell(page, high.info.run_id, "Models").get_by_role("link", name="resnet_tiny_scratch")
+            ).to_be_visible()
             screenshot(page, shots / "mlflow_runs.png")
 
             # 3. The compare view with "Show diff only": the one field that differs.
             open_compare_runs(page, base, [low.info.run_id, high.info.run_id], [store["runs_exp"]])
-            assert "lr" in compare_rows(page) and len(compare_rows(page)) > 10
+            assert "lr" in compare_rows(page)
+            assert len(compare_rows(page)) > 10
             set_diff_only(page, "Parameters")
             expect(page.get_by_role("rowheader", name="epochs", exact=True)).to_have_count(0)
             assert compare_rows(page) == {"lr": ["0.001", "0.003"]}
@@ -167,8 +191,9 @@ def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str
                 assert visible_prefix(page, name).startswith(differing), (name, visible_prefix(page, name))
             label = "resnet_tiny_scratch_0.001"
             show_runs_table_columns(page, f"test_acc_mean/{label}")
-            expected_mean = statistics.mean(c.data.metrics["test_acc"] for c in store["children"]
-                                            if c.data.params["lr"] == "0.001")
+            expected_mean = statistics.mean(
+                c.data.metrics["test_acc"] for c in store["children"] if c.data.params["lr"] == "0.001"
+            )
             cell = runs_table_cell(page, parent.info.run_id, f"test_acc_mean/{label}")
             expect(cell).not_to_have_text("-")
             assert float(cell.inner_text()) == pytest.approx(expected_mean, abs=1e-3)
@@ -178,8 +203,11 @@ def test_what_a_researcher_looks_for_in_the_ui(tmp_path: Path, mlflow_store: str
             expect(page.get_by_text("Two learning rates of the tiny ResNet").first).to_be_visible()
             metrics = run_metrics(page)
             for lr in ("0.001", "0.003"):
-                for key in (f"test_acc_mean/resnet_tiny_scratch_{lr}", f"test_acc_std/resnet_tiny_scratch_{lr}",
-                            f"runs/resnet_tiny_scratch_{lr}"):
+                for key in (
+                    f"test_acc_mean/resnet_tiny_scratch_{lr}",
+                    f"test_acc_std/resnet_tiny_scratch_{lr}",
+                    f"runs/resnet_tiny_scratch_{lr}",
+                ):
                     assert key in metrics, sorted(metrics)
             assert metrics["runs/resnet_tiny_scratch_0.001"] == "2"
             expect(about_run_field(page, "Child runs").get_by_role("link")).to_have_count(4)

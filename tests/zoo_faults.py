@@ -77,6 +77,7 @@ def plant(fault: str) -> None:
 
         def full_disk(self: Any, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
             if checkpoint.get("epoch") == epoch and Path(path).name == "last.ckpt":
+
                 def half_then_full(tmp: Path) -> None:
                     Path(tmp).write_bytes(b"\x00" * 4096)
                     strike()

@@ -21,7 +21,8 @@ Builder arguments (the same for every ``*_timm_pretrained`` builder):
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from registry import register_model
 from registry.errors import ModelArgumentError, WeightsError
@@ -139,7 +140,7 @@ def build_timm_pretrained(
     return model
 
 
-_PRETRAINED = dict(family="resnet", tags=("pretrained", "imagenet"))
+_PRETRAINED = {"family": "resnet", "tags": ("pretrained", "imagenet")}
 
 
 @register_model(

@@ -21,7 +21,8 @@ only those its signature names):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,9 +50,7 @@ def check_num_classes(num_classes: Any) -> int:
         ModelArgumentError: If it is not a non-negative integer.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-        raise ModelArgumentError(
-            f"num_classes must be an integer >= 1 (or 0 for no head), got {num_classes!r}"
-        )
+        raise ModelArgumentError(f"num_classes must be an integer >= 1 (or 0 for no head), got {num_classes!r}")
     return num_classes
 
 
@@ -85,8 +84,10 @@ class ResNet(nn.Module):
         super().__init__()
         num_classes = check_num_classes(num_classes)
         if zero_init_last and not residual:
-            raise ModelArgumentError("zero_init_last needs residual=True: a plain network's blocks have no "
-                                     "identity to start as, zeroing them would cut the network")
+            raise ModelArgumentError(
+                "zero_init_last needs residual=True: a plain network's blocks have no "
+                "identity to start as, zeroing them would cut the network"
+            )
         if stem not in STEMS:
             raise ModelArgumentError(f"unknown stem '{stem}'; use one of: {', '.join(STEMS)}")
         self.stem_type = stem
@@ -195,9 +196,9 @@ def _create_resnet(block: Block, layers: Sequence[int], num_classes: int, stem: 
     return ResNet(block, layers, num_classes, stem, **kwargs)
 
 
-_SCRATCH = dict(family="resnet", tags=("scratch",))
-_PLAIN = dict(family="plain", tags=("scratch", "plain"))
-_TINY = dict(input_size=(3, 32, 32), tags=("scratch", "tiny"))
+_SCRATCH = {"family": "resnet", "tags": ("scratch",)}
+_PLAIN = {"family": "plain", "tags": ("scratch", "plain")}
+_TINY = {"input_size": (3, 32, 32), "tags": ("scratch", "tiny")}
 
 
 @register_model(description="ResNet-18 (BasicBlock, 2-2-2-2), random init", **_SCRATCH)
@@ -242,22 +243,28 @@ def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet
     return _create_resnet(Bottleneck, (3, 4, 23, 3), num_classes, stem, residual=False)
 
 
-@register_model(description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs",
-                family="resnet", **_TINY)
-def resnet_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar", residual: bool = True,
-                        zero_init_last: bool = False) -> ResNet:
+@register_model(
+    description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs", family="resnet", **_TINY
+)
+def resnet_tiny_scratch(
+    num_classes: int = 10, *, stem: str = "cifar", residual: bool = True, zero_init_last: bool = False
+) -> ResNet:
     """A tiny `Bottleneck` ResNet (one block per stage, base width 8) for smoke tests and first runs.
 
     ``zero_init_last`` is off here: four blocks are not deep enough to be ill-conditioned, and
     starting them as identities only slows the first epochs (digits, three epochs: validation
     accuracy 0.74 with it, 0.885 without).
     """
-    return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual,
-                          zero_init_last=zero_init_last)
+    return _create_resnet(
+        Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual, zero_init_last=zero_init_last
+    )
 
 
-@register_model(description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
-                family="plain", **{**_TINY, "tags": ("scratch", "tiny", "plain")})
+@register_model(
+    description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
+    family="plain",
+    **{**_TINY, "tags": ("scratch", "tiny", "plain")},
+)
 def plain_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar") -> ResNet:
     """`resnet_tiny_scratch`'s plain twin: the same blocks without skip connections."""
     return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=False)

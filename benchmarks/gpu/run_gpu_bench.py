@@ -46,9 +46,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the working tree's code wins over an installed copy
@@ -68,8 +69,20 @@ SPEED_TOLERANCE = 0.95
 RECIPE_ANCHOR = 0.936
 """Public figure for ResNet-50 trained from scratch on CIFAR-10 at 32x32."""
 STAGES = ("environment", "notebook_table", "throughput", "precision", "data_pipeline", "compile", "recipe")
-VERSIONED = ("torch", "torchvision", "lightning", "pytorch-lightning", "torchmetrics", "timm", "mlflow",
-             "mlflow-skinny", "sqlalchemy", "alembic", "numpy", "bottleneck-zoo")
+VERSIONED = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "pytorch-lightning",
+    "torchmetrics",
+    "timm",
+    "mlflow",
+    "mlflow-skinny",
+    "sqlalchemy",
+    "alembic",
+    "numpy",
+    "bottleneck-zoo",
+)
 
 
 class Skip(Exception):
@@ -139,7 +152,7 @@ class Settings:
     log_model: bool = False
 
     @classmethod
-    def tiny_cpu(cls, data: str) -> "Settings":
+    def tiny_cpu(cls, data: str) -> Settings:
         """The same stages with small numbers, for a CPU run of about a minute.
 
         Args:
@@ -148,12 +161,33 @@ class Settings:
         Returns:
             The settings.
         """
-        return cls(tiny=True, device="cpu", accelerator="cpu", data=data, limit_per_class=8, seed_size=32,
-                   seed_batch=8, seed_models={name: "resnet_tiny_scratch" for name in NOTEBOOK}, seed_epochs=1,
-                   bench_size=32, bench_batch=8, rounds=2, steps_per_round=1, warmup=0, pipeline_batches=4,
-                   compile_model="resnet_tiny_scratch", compile_backend="aot_eager", compile_allowance_s=15.0, recipe_model="resnet_tiny_scratch",
-                   recipe_batch=8, recipe_lr=0.05, recipe_max_epochs=2, run_overhead_s=4.0, epoch_overhead_s=0.5,
-                   margin_s=2.0)
+        return cls(
+            tiny=True,
+            device="cpu",
+            accelerator="cpu",
+            data=data,
+            limit_per_class=8,
+            seed_size=32,
+            seed_batch=8,
+            seed_models=dict.fromkeys(NOTEBOOK, "resnet_tiny_scratch"),
+            seed_epochs=1,
+            bench_size=32,
+            bench_batch=8,
+            rounds=2,
+            steps_per_round=1,
+            warmup=0,
+            pipeline_batches=4,
+            compile_model="resnet_tiny_scratch",
+            compile_backend="aot_eager",
+            compile_allowance_s=15.0,
+            recipe_model="resnet_tiny_scratch",
+            recipe_batch=8,
+            recipe_lr=0.05,
+            recipe_max_epochs=2,
+            run_overhead_s=4.0,
+            epoch_overhead_s=0.5,
+            margin_s=2.0,
+        )
 
 
 class Clock:
@@ -184,8 +218,10 @@ class Clock:
             margin_s: Time kept free at the end.
         """
         if estimate_s + margin_s > self.left():
-            raise Skip(f"{what} needs about {estimate_s:.0f} s (+{margin_s:.0f} s margin) "
-                       f"but {max(0.0, self.left()):.0f} s of the {self.deadline_s:.0f} s deadline are left")
+            raise Skip(
+                f"{what} needs about {estimate_s:.0f} s (+{margin_s:.0f} s margin) "
+                f"but {max(0.0, self.left()):.0f} s of the {self.deadline_s:.0f} s deadline are left"
+            )
 
 
 class Report:
@@ -214,8 +250,10 @@ class Report:
         self.data["updates"].append(note)
         self.data["elapsed_s"] = round(clock.elapsed(), 1)
         self.out.mkdir(parents=True, exist_ok=True)
-        for name, text in (("results.json", json.dumps(self.data, indent=2, default=str)),
-                           ("results.md", render_markdown(self.data))):
+        for name, text in (
+            ("results.json", json.dumps(self.data, indent=2, default=str)),
+            ("results.md", render_markdown(self.data)),
+        ):
             tmp = self.out / f".{name}.tmp"
             tmp.write_text(text + "\n", encoding="utf-8")
             tmp.replace(self.out / name)
@@ -281,7 +319,7 @@ def interleaved(steps: dict[str, Callable[[], None]], s: Settings, rounds: int |
     sync(s.device)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds or s.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             start = time.perf_counter()
             for _ in range(s.steps_per_round):
                 steps[name]()
@@ -364,16 +402,31 @@ def gpu_facts(s: Settings) -> dict[str, Any]:
     """GPU name, memory, driver and CUDA, or why there is none."""
     import torch
 
-    facts: dict[str, Any] = {"cuda_available": torch.cuda.is_available(), "torch_cuda": torch.version.cuda,
-                             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
+    facts: dict[str, Any] = {
+        "cuda_available": torch.cuda.is_available(),
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        facts.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                     capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count)
+        facts.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+        )
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
-        facts["driver"] = smi.stdout.strip().split(", ")[-1] if smi.returncode == 0 else f"nvidia-smi failed: {smi.stderr.strip()[:200]}"
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        facts["driver"] = (
+            smi.stdout.strip().split(", ")[-1]
+            if smi.returncode == 0
+            else f"nvidia-smi failed: {smi.stderr.strip()[:200]}"
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         facts["driver"] = f"no nvidia-smi ({type(exc).__name__})"
     return facts
@@ -406,7 +459,7 @@ def choose_tracking(out: Path, work: Path) -> dict[str, Any]:
     """
     try:
         from mlflow.tracking import MlflowClient
-    except Exception as exc:  # noqa: BLE001 - whatever stops the import, the runs go untracked
+    except Exception as exc:
         return {"backend": "off", "uri": None, "note": f"mlflow is not importable ({type(exc).__name__}: {exc})"}
     attempts = [("sqlite", f"sqlite:///{out / 'mlflow.db'}"), ("file", (work / "mlruns").as_uri())]
     notes = []
@@ -416,7 +469,7 @@ def choose_tracking(out: Path, work: Path) -> dict[str, Any]:
         try:
             probe_store(MlflowClient(tracking_uri=uri))
             return {"backend": backend, "uri": uri, "note": "; ".join(notes) or "the SQLite store, as usual"}
-        except Exception as exc:  # noqa: BLE001 - a missing SQLAlchemy/Alembic shows up as any error
+        except Exception as exc:
             notes.append(f"{backend} store failed ({type(exc).__name__}: {str(exc)[:200]})")
     return {"backend": "off", "uri": None, "note": "; ".join(notes)}
 
@@ -441,9 +494,15 @@ def stage_environment(s: Settings, clock: Clock, report: Report, ctx: dict[str, 
     tracking = choose_tracking(ctx["out"], ctx["work"])
     ctx["tracking"] = tracking
     report.data["tracking"] = tracking
-    facts = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-             **gpu_facts(s), "versions": library_versions(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
-             "tracking": tracking}
+    facts = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        **gpu_facts(s),
+        "versions": library_versions(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tracking": tracking,
+    }
     report.stage("environment").update(facts)  # kept even when the check below fails the stage
     if s.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("no CUDA device is visible to torch; run with --tiny on a CPU")
@@ -466,16 +525,29 @@ def notebook_configs(s: Settings, ctx: dict[str, Any]) -> list[Any]:
     from experiments import load_experiment
 
     tracking = ctx["tracking"]
-    overrides: dict[str, Any] = dict(
-        data=s.data, precision="bf16-mixed", channels_last=True, accelerator=s.accelerator, devices="1",
-        progress_bar=False, checkpoint_dir=str(ctx["work"] / "checkpoints"), log_model=s.log_model,
-        tracking=tracking["backend"] != "off", tracking_uri=tracking["uri"], experiment="gpu-bench-seed",
-        limit_per_class=s.limit_per_class, image_size=s.seed_size, batch_size=s.seed_batch,
-        tags={"zoo.bench": "gpu-tiny" if s.tiny else "gpu"},
-    )
+    overrides: dict[str, Any] = {
+        "data": s.data,
+        "precision": "bf16-mixed",
+        "channels_last": True,
+        "accelerator": s.accelerator,
+        "devices": "1",
+        "progress_bar": False,
+        "checkpoint_dir": str(ctx["work"] / "checkpoints"),
+        "log_model": s.log_model,
+        "tracking": tracking["backend"] != "off",
+        "tracking_uri": tracking["uri"],
+        "experiment": "gpu-bench-seed",
+        "limit_per_class": s.limit_per_class,
+        "image_size": s.seed_size,
+        "batch_size": s.seed_batch,
+        "tags": {"zoo.bench": "gpu-tiny" if s.tiny else "gpu"},
+    }
     configs = []
     for config in load_experiment("seed", **overrides).runs:
-        changes: dict[str, Any] = {"model": s.seed_models[config.model], "tags": {**config.tags, "zoo.notebook_row": config.model}}
+        changes: dict[str, Any] = {
+            "model": s.seed_models[config.model],
+            "tags": {**config.tags, "zoo.notebook_row": config.model},
+        }
         if s.seed_epochs:
             changes["epochs"] = s.seed_epochs
         configs.append(config.replace(**changes))
@@ -503,12 +575,22 @@ def notebook_row(config: Any, result: Any, wall_s: float, estimate_s: float, s: 
     row_name = config.tags["zoo.notebook_row"]
     nb = NOTEBOOK[row_name]
     acc = result.metrics.get("test_acc")
-    return {"notebook_row": row_name, "model": config.model, "epochs": int(result.metrics.get("epochs", config.epochs)),
-            "test_acc": acc, "test_loss": result.metrics.get("test_loss"), "wall_s": round(wall_s, 1),
-            "estimate_s": round(estimate_s, 1), "train_time_s": result.metrics.get("train_time_s"),
-            "images_per_s": result.metrics.get("images_per_sec"), "best_val_acc": result.metrics.get("best_val_acc"),
-            "notebook_acc": nb["test_acc"], "notebook_loss": nb["test_loss"], "run_id": result.run_id,
-            "reproduced": None if s.tiny or acc is None else bool(acc >= nb["test_acc"] - TOLERANCE)}
+    return {
+        "notebook_row": row_name,
+        "model": config.model,
+        "epochs": int(result.metrics.get("epochs", config.epochs)),
+        "test_acc": acc,
+        "test_loss": result.metrics.get("test_loss"),
+        "wall_s": round(wall_s, 1),
+        "estimate_s": round(estimate_s, 1),
+        "train_time_s": result.metrics.get("train_time_s"),
+        "images_per_s": result.metrics.get("images_per_sec"),
+        "best_val_acc": result.metrics.get("best_val_acc"),
+        "notebook_acc": nb["test_acc"],
+        "notebook_loss": nb["test_loss"],
+        "run_id": result.run_id,
+        "reproduced": None if s.tiny or acc is None else bool(acc >= nb["test_acc"] - TOLERANCE),
+    }
 
 
 def train_with_fallback(config: Any, estimate_s: float, clock: Clock, s: Settings) -> tuple[Any, str]:
@@ -532,7 +614,7 @@ def train_with_fallback(config: Any, estimate_s: float, clock: Clock, s: Setting
         return train(config), "off"
     try:
         return train(config), "mlflow"
-    except Exception as exc:  # noqa: BLE001 - retried untracked below, the error kept in the results
+    except Exception as exc:
         traceback.print_exc()
         error = f"{type(exc).__name__}: {str(exc)[:300]}"
     clock.require(estimate_s, f"{config.model} again without tracking (tracked run failed: {error})", s.margin_s)
@@ -557,10 +639,14 @@ def stage_notebook_table(s: Settings, clock: Clock, report: Report, ctx: dict[st
     clock.require(s.run_overhead_s, "decoding the data and one training run", s.margin_s)
     sizes, decode_s = prepare_data(configs[0])
     result = report.stage("notebook_table")
-    result.update(status="running", data=s.data, sizes=sizes, data_prepare_s=round(decode_s, 1), rows=[], skipped_runs=[])
+    result.update(
+        status="running", data=s.data, sizes=sizes, data_prepare_s=round(decode_s, 1), rows=[], skipped_runs=[]
+    )
     for config in configs:
         try:
-            step_s = probe_step_s(registry.create_model(config.model, num_classes=10), config.batch_size, s.seed_size, s)
+            step_s = probe_step_s(
+                registry.create_model(config.model, num_classes=10), config.batch_size, s.seed_size, s
+            )
             free_memory(s)
             estimate = estimate_run_s(step_s, config.epochs, sizes, config.batch_size, s)
             clock.require(estimate, f"{config.model} for {config.epochs} epochs", s.margin_s)
@@ -569,7 +655,9 @@ def stage_notebook_table(s: Settings, clock: Clock, report: Report, ctx: dict[st
         except Skip as reason:
             result["skipped_runs"].append({"model": config.model, "reason": str(reason)})
             continue
-        result["rows"].append({**notebook_row(config, trained, time.perf_counter() - start, estimate, s), "tracking": note})
+        result["rows"].append(
+            {**notebook_row(config, trained, time.perf_counter() - start, estimate, s), "tracking": note}
+        )
         free_memory(s)
         report.save(f"notebook_table:{config.tags['zoo.notebook_row']}", clock)
     rows = result["rows"]
@@ -592,9 +680,11 @@ def resnet50_variants() -> dict[str, Callable[[], Any]]:
 
     import registry
 
-    return {"zoo resnet50_scratch": lambda: registry.create_model("resnet50_scratch", num_classes=10),
-            "timm resnet50": lambda: timm.create_model("resnet50", pretrained=False, num_classes=10),
-            "torchvision resnet50": lambda: torchvision.models.resnet50(num_classes=10)}
+    return {
+        "zoo resnet50_scratch": lambda: registry.create_model("resnet50_scratch", num_classes=10),
+        "timm resnet50": lambda: timm.create_model("resnet50", pretrained=False, num_classes=10),
+        "torchvision resnet50": lambda: torchvision.models.resnet50(num_classes=10),
+    }
 
 
 def stage_throughput(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -624,13 +714,28 @@ def stage_throughput(s: Settings, clock: Clock, report: Report, ctx: dict[str, A
     del steps
     free_memory(s)
     zoo_s = medians[zoo_name]
-    rows = [{"model": n, "ms_per_step": round(t * 1e3, 2), "images_per_s": round(s.bench_batch / t, 1),
-             "ratio_ref_over_zoo": round(t / zoo_s, 3)} for n, t in medians.items()]
+    rows = [
+        {
+            "model": n,
+            "ms_per_step": round(t * 1e3, 2),
+            "images_per_s": round(s.bench_batch / t, 1),
+            "ratio_ref_over_zoo": round(t / zoo_s, 3),
+        }
+        for n, t in medians.items()
+    ]
     ctx["zoo_images_per_s"] = s.bench_batch / zoo_s
-    return {"size": s.bench_size, "batch": s.bench_batch, "precision": "bf16 autocast", "memory_format": "channels_last",
-            "rounds": rounds, "steps_per_round": s.steps_per_round, "probe_ms": round(probe * 1e3, 2), "rows": rows,
-            "zoo_at_least_as_fast": all(r["ratio_ref_over_zoo"] >= SPEED_TOLERANCE for r in rows),
-            "rule": f"zoo at least as fast when every reference time / zoo time >= {SPEED_TOLERANCE}"}
+    return {
+        "size": s.bench_size,
+        "batch": s.bench_batch,
+        "precision": "bf16 autocast",
+        "memory_format": "channels_last",
+        "rounds": rounds,
+        "steps_per_round": s.steps_per_round,
+        "probe_ms": round(probe * 1e3, 2),
+        "rows": rows,
+        "zoo_at_least_as_fast": all(r["ratio_ref_over_zoo"] >= SPEED_TOLERANCE for r in rows),
+        "rule": f"zoo at least as fast when every reference time / zoo time >= {SPEED_TOLERANCE}",
+    }
 
 
 PRECISION_CASES = ((32, 32),)
@@ -649,31 +754,39 @@ def stage_precision(s: Settings, clock: Clock, report: Report, ctx: dict[str, An
     Returns:
         The stage's figures: one row per (size, batch, config), with the ratio to fp32 NCHW.
     """
-    from steps import config_step  # deferred: imports torch, Lightning and the zoo, as the stages do
-
     from experiments import ExperimentConfig
 
-    base = dict(model="resnet50_scratch", stem="cifar", accelerator=s.accelerator)
+    from steps import config_step  # deferred: imports torch, Lightning and the zoo, as the stages do
+
+    base = {"model": "resnet50_scratch", "stem": "cifar", "accelerator": s.accelerator}
     cases = list(PRECISION_CASES) + ([] if s.tiny else [(s.bench_size, s.bench_batch)])
     rows = []
     for size, batch in cases:
         clock.require(s.run_overhead_s / 2, f"probing {size}x{size} batch {batch}", s.margin_s)
         default_step, default = config_step(ExperimentConfig(**base), batch, size, s.device)
-        fp32_step, _ = config_step(ExperimentConfig(**base, precision="32-true", channels_last=False), batch, size,
-                                   s.device)
+        fp32_step, _ = config_step(
+            ExperimentConfig(**base, precision="32-true", channels_last=False), batch, size, s.device
+        )
         start = time.perf_counter()
         fp32_step()
         sync(s.device)
         probe = time.perf_counter() - start
-        clock.require(2 * (s.warmup + s.rounds * s.steps_per_round) * probe * 1.2, f"{size}x{size} x 2 configs",
-                      s.margin_s)
+        clock.require(
+            2 * (s.warmup + s.rounds * s.steps_per_round) * probe * 1.2, f"{size}x{size} x 2 configs", s.margin_s
+        )
         medians = interleaved({"default": default_step, "32-true NCHW": fp32_step}, s)
         for name, seconds in medians.items():
-            rows.append({"size": size, "batch": batch, "config": name,
-                         "precision": default.precision if name == "default" else "32-true",
-                         "channels_last": default.channels_last if name == "default" else False,
-                         "images_per_s": round(batch / seconds, 1),
-                         "speedup_over_fp32_nchw": round(medians["32-true NCHW"] / seconds, 2)})
+            rows.append(
+                {
+                    "size": size,
+                    "batch": batch,
+                    "config": name,
+                    "precision": default.precision if name == "default" else "32-true",
+                    "channels_last": default.channels_last if name == "default" else False,
+                    "images_per_s": round(batch / seconds, 1),
+                    "speedup_over_fp32_nchw": round(medians["32-true NCHW"] / seconds, 2),
+                }
+            )
         del default_step, fp32_step
         free_memory(s)
         report.stage("precision").update(rows=rows)
@@ -705,8 +818,14 @@ def stage_data_pipeline(s: Settings, clock: Clock, report: Report, ctx: dict[str
 
     clock.require(s.run_overhead_s / 2, "the data pipeline", s.margin_s)
     box_s = min(60.0, max(1.0, (clock.left() - s.margin_s) / 4))  # leave time for the later stages
-    dm = ImageDataModule(s.data, batch_size=s.bench_batch, limit_per_class=s.limit_per_class, preset="cifar",
-                         image_size=s.bench_size, augment=True)
+    dm = ImageDataModule(
+        s.data,
+        batch_size=s.bench_batch,
+        limit_per_class=s.limit_per_class,
+        preset="cifar",
+        image_size=s.bench_size,
+        augment=True,
+    )
     dm.prepare_data()
     dm.setup("fit")
     preprocess = dm.preprocess.to(s.device)
@@ -727,11 +846,17 @@ def stage_data_pipeline(s: Settings, clock: Clock, report: Report, ctx: dict[str
         raise Skip("the training part has fewer than two batches; give more data")
     pipeline_ips = images_seen / timed_s
     model_ips = ctx.get("zoo_images_per_s")
-    return {"size": s.bench_size, "batch": s.bench_batch, "images": images_seen, "timed_s": round(timed_s, 3),
-            "pipeline_images_per_s": round(pipeline_ips, 1), "transforms": "crop+flip, resize, normalise on the device",
-            "model_images_per_s": None if model_ips is None else round(model_ips, 1),
-            "pipeline_over_model": None if model_ips is None else round(pipeline_ips / model_ips, 2),
-            "data_not_bottleneck": None if model_ips is None else pipeline_ips >= model_ips}
+    return {
+        "size": s.bench_size,
+        "batch": s.bench_batch,
+        "images": images_seen,
+        "timed_s": round(timed_s, 3),
+        "pipeline_images_per_s": round(pipeline_ips, 1),
+        "transforms": "crop+flip, resize, normalise on the device",
+        "model_images_per_s": None if model_ips is None else round(model_ips, 1),
+        "pipeline_over_model": None if model_ips is None else round(pipeline_ips / model_ips, 2),
+        "data_not_bottleneck": None if model_ips is None else pipeline_ips >= model_ips,
+    }
 
 
 # -- stage 4: compile and the recipe -------------------------------------------------
@@ -756,15 +881,19 @@ def stage_compile(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]
     clock.require(s.run_overhead_s / 2, "probing the eager step", s.margin_s)
     eager_s = probe_step_s(registry.create_model(s.compile_model, num_classes=10), s.bench_batch, s.bench_size, s)
     estimate = s.compile_allowance_s + 2 * (s.warmup + s.rounds * s.steps_per_round) * eager_s
-    clock.require(estimate, f"compiling {s.compile_model} ({s.compile_backend}, allowance "
-                  f"{s.compile_allowance_s:.0f} s) and timing", s.margin_s)
+    clock.require(
+        estimate,
+        f"compiling {s.compile_model} ({s.compile_backend}, allowance {s.compile_allowance_s:.0f} s) and timing",
+        s.margin_s,
+    )
     torch.manual_seed(0)
     eager = registry.create_model(s.compile_model, num_classes=10)
     compiled_model = registry.create_model(s.compile_model, num_classes=10)
     steps = {"eager": make_train_step(eager, s.bench_batch, s.bench_size, s.device)}
     compiled_model.to(s.device, memory_format=torch.channels_last)
-    steps["compiled"] = make_train_step(torch.compile(compiled_model, backend=s.compile_backend),
-                                        s.bench_batch, s.bench_size, s.device)
+    steps["compiled"] = make_train_step(
+        torch.compile(compiled_model, backend=s.compile_backend), s.bench_batch, s.bench_size, s.device
+    )
     start = time.perf_counter()
     steps["compiled"]()  # the first call compiles
     sync(s.device)
@@ -772,10 +901,17 @@ def stage_compile(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]
     medians = interleaved(steps, s)
     del steps, eager, compiled_model
     free_memory(s)
-    return {"model": s.compile_model, "backend": s.compile_backend, "size": s.bench_size, "batch": s.bench_batch, "compile_s": round(compile_s, 1),
-            "eager_ms": round(medians["eager"] * 1e3, 2), "compiled_ms": round(medians["compiled"] * 1e3, 2),
-            "compiled_images_per_s": round(s.bench_batch / medians["compiled"], 1),
-            "speedup": round(medians["eager"] / medians["compiled"], 3)}
+    return {
+        "model": s.compile_model,
+        "backend": s.compile_backend,
+        "size": s.bench_size,
+        "batch": s.bench_batch,
+        "compile_s": round(compile_s, 1),
+        "eager_ms": round(medians["eager"] * 1e3, 2),
+        "compiled_ms": round(medians["compiled"] * 1e3, 2),
+        "compiled_images_per_s": round(s.bench_batch / medians["compiled"], 1),
+        "speedup": round(medians["eager"] / medians["compiled"], 3),
+    }
 
 
 def recipe_config(s: Settings, ctx: dict[str, Any], epochs: int) -> Any:
@@ -792,14 +928,39 @@ def recipe_config(s: Settings, ctx: dict[str, Any], epochs: int) -> Any:
     from experiments.config import from_dict
 
     tracking = ctx["tracking"]
-    return from_dict(dict(
-        model=s.recipe_model, stem="cifar", data=s.data, preset="cifar", augment=True, limit_per_class=s.limit_per_class,
-        val_fraction=0.1, batch_size=s.recipe_batch, epochs=epochs, optimizer="sgd", lr=s.recipe_lr, momentum=0.9,
-        nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, early_stopping=False,
-        precision="bf16-mixed", channels_last=True, accelerator=s.accelerator, devices="1", progress_bar=False,
-        checkpoint_dir=str(ctx["work"] / "checkpoints"), log_model=s.log_model, tracking=tracking["backend"] != "off",
-        tracking_uri=tracking["uri"], experiment="gpu-bench-recipe", tags={"zoo.bench": "gpu-tiny" if s.tiny else "gpu"},
-    ), source="the recipe")
+    return from_dict(
+        {
+            "model": s.recipe_model,
+            "stem": "cifar",
+            "data": s.data,
+            "preset": "cifar",
+            "augment": True,
+            "limit_per_class": s.limit_per_class,
+            "val_fraction": 0.1,
+            "batch_size": s.recipe_batch,
+            "epochs": epochs,
+            "optimizer": "sgd",
+            "lr": s.recipe_lr,
+            "momentum": 0.9,
+            "nesterov": True,
+            "weight_decay": 5e-4,
+            "schedule": "onecycle",
+            "label_smoothing": 0.1,
+            "early_stopping": False,
+            "precision": "bf16-mixed",
+            "channels_last": True,
+            "accelerator": s.accelerator,
+            "devices": "1",
+            "progress_bar": False,
+            "checkpoint_dir": str(ctx["work"] / "checkpoints"),
+            "log_model": s.log_model,
+            "tracking": tracking["backend"] != "off",
+            "tracking_uri": tracking["uri"],
+            "experiment": "gpu-bench-recipe",
+            "tags": {"zoo.bench": "gpu-tiny" if s.tiny else "gpu"},
+        },
+        source="the recipe",
+    )
 
 
 def stage_recipe(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -829,12 +990,24 @@ def stage_recipe(s: Settings, clock: Clock, report: Report, ctx: dict[str, Any])
     start = time.perf_counter()
     result, note = train_with_fallback(config, estimate_run_s(step_s, epochs, sizes, s.recipe_batch, s), clock, s)
     wall = time.perf_counter() - start
-    return {"model": s.recipe_model, "stem": "cifar", "size": 32, "batch": s.recipe_batch, "lr": s.recipe_lr,
-            "recipe": "SGD Nesterov 0.9, wd 5e-4, one-cycle, label smoothing 0.1, crop+flip, bf16-mixed, channels_last",
-            "epochs": epochs, "estimate_s": round(estimate_run_s(step_s, epochs, sizes, s.recipe_batch, s), 1),
-            "probe_ms": round(step_s * 1e3, 2), "test_acc": result.metrics.get("test_acc"),
-            "test_loss": result.metrics.get("test_loss"), "wall_s": round(wall, 1), "run_id": result.run_id,
-            "anchor_acc": RECIPE_ANCHOR, "tracking": note, "sizes": sizes}
+    return {
+        "model": s.recipe_model,
+        "stem": "cifar",
+        "size": 32,
+        "batch": s.recipe_batch,
+        "lr": s.recipe_lr,
+        "recipe": "SGD Nesterov 0.9, wd 5e-4, one-cycle, label smoothing 0.1, crop+flip, bf16-mixed, channels_last",
+        "epochs": epochs,
+        "estimate_s": round(estimate_run_s(step_s, epochs, sizes, s.recipe_batch, s), 1),
+        "probe_ms": round(step_s * 1e3, 2),
+        "test_acc": result.metrics.get("test_acc"),
+        "test_loss": result.metrics.get("test_loss"),
+        "wall_s": round(wall, 1),
+        "run_id": result.run_id,
+        "anchor_acc": RECIPE_ANCHOR,
+        "tracking": note,
+        "sizes": sizes,
+    }
 
 
 # -- output --------------------------------------------------------------------------
@@ -854,22 +1027,56 @@ def _stage_markdown(name: str, r: dict[str, Any]) -> list[str]:
         if r.get(key):
             lines += [f"{key}: {r[key]}", ""]
     if name == "environment" and "versions" in r:
-        lines += [f"GPU {r.get('gpu', 'none')}, driver {r.get('driver')}, CUDA {r.get('torch_cuda')}, "
-                  f"Python {r.get('python')}; " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
-                  "", f"MLflow store: {r['tracking']['backend']} ({r['tracking']['note']})", ""]
+        lines += [
+            f"GPU {r.get('gpu', 'none')}, driver {r.get('driver')}, CUDA {r.get('torch_cuda')}, "
+            f"Python {r.get('python')}; " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+            "",
+            f"MLflow store: {r['tracking']['backend']} ({r['tracking']['note']})",
+            "",
+        ]
     elif name == "notebook_table" and r.get("rows") is not None:
-        lines += [_table(r["rows"], ["notebook_row", "model", "epochs", "test_acc", "notebook_acc", "test_loss",
-                                     "notebook_loss", "wall_s", "estimate_s", "reproduced", "tracking"]), ""]
+        lines += [
+            _table(
+                r["rows"],
+                [
+                    "notebook_row",
+                    "model",
+                    "epochs",
+                    "test_acc",
+                    "notebook_acc",
+                    "test_loss",
+                    "notebook_loss",
+                    "wall_s",
+                    "estimate_s",
+                    "reproduced",
+                    "tracking",
+                ],
+            ),
+            "",
+        ]
         lines += [f"skipped: {x['model']}: {x['reason']}" for x in r.get("skipped_runs", [])]
-        lines += [f"reproduced: {r.get('reproduced')} ({r.get('rule')}); data prepared in {r.get('data_prepare_s')} s", ""]
+        lines += [
+            f"reproduced: {r.get('reproduced')} ({r.get('rule')}); data prepared in {r.get('data_prepare_s')} s",
+            "",
+        ]
     elif name == "throughput" and "rows" in r:
-        lines += [f"{r['size']}x{r['size']}, batch {r['batch']}, {r['precision']}, {r['memory_format']}, eager, "
-                  f"{r['rounds']} interleaved rounds", "",
-                  _table(r["rows"], ["model", "ms_per_step", "images_per_s", "ratio_ref_over_zoo"]), "",
-                  f"zoo at least as fast: {r['zoo_at_least_as_fast']} ({r['rule']})", ""]
+        lines += [
+            f"{r['size']}x{r['size']}, batch {r['batch']}, {r['precision']}, {r['memory_format']}, eager, "
+            f"{r['rounds']} interleaved rounds",
+            "",
+            _table(r["rows"], ["model", "ms_per_step", "images_per_s", "ratio_ref_over_zoo"]),
+            "",
+            f"zoo at least as fast: {r['zoo_at_least_as_fast']} ({r['rule']})",
+            "",
+        ]
     elif name == "precision" and r.get("rows"):
-        lines += [_table(r["rows"], ["size", "batch", "config", "precision", "channels_last", "images_per_s",
-                                     "speedup_over_fp32_nchw"]), ""]
+        lines += [
+            _table(
+                r["rows"],
+                ["size", "batch", "config", "precision", "channels_last", "images_per_s", "speedup_over_fp32_nchw"],
+            ),
+            "",
+        ]
     elif name in ("data_pipeline", "compile", "recipe") and r.get("status") == "done":
         keys = [k for k in r if k not in ("status", "seconds", "sizes")]
         lines += [_table([{"figure": k, "value": r[k]} for k in keys], ["figure", "value"]), ""]
@@ -885,9 +1092,13 @@ def render_markdown(data: dict[str, Any]) -> str:
     Returns:
         The text.
     """
-    lines = [f"# GPU benchmark{' (tiny, CPU)' if data.get('tiny') else ''}", "",
-             f"Started {data.get('started_utc')}, deadline {data.get('deadline_s')} s, "
-             f"elapsed {data.get('elapsed_s')} s, data `{data.get('data')}`.", ""]
+    lines = [
+        f"# GPU benchmark{' (tiny, CPU)' if data.get('tiny') else ''}",
+        "",
+        f"Started {data.get('started_utc')}, deadline {data.get('deadline_s')} s, "
+        f"elapsed {data.get('elapsed_s')} s, data `{data.get('data')}`.",
+        "",
+    ]
     for name, result in data["stages"].items():
         lines += _stage_markdown(name, result)
     return "\n".join(lines).rstrip()
@@ -895,9 +1106,15 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 # -- driver --------------------------------------------------------------------------
 
-STAGE_FUNCTIONS = {"environment": stage_environment, "notebook_table": stage_notebook_table,
-                   "throughput": stage_throughput, "precision": stage_precision, "data_pipeline": stage_data_pipeline,
-                   "compile": stage_compile, "recipe": stage_recipe}
+STAGE_FUNCTIONS = {
+    "environment": stage_environment,
+    "notebook_table": stage_notebook_table,
+    "throughput": stage_throughput,
+    "precision": stage_precision,
+    "data_pipeline": stage_data_pipeline,
+    "compile": stage_compile,
+    "recipe": stage_recipe,
+}
 
 
 def run_stage(name: str, s: Settings, clock: Clock, report: Report, ctx: dict[str, Any]) -> None:
@@ -921,12 +1138,15 @@ def run_stage(name: str, s: Settings, clock: Clock, report: Report, ctx: dict[st
             result["status"] = "done"
     except Skip as reason:
         result.update(status="skipped", reason=str(reason))
-    except Exception as exc:  # noqa: BLE001 - one stage failing must not lose the others
+    except Exception as exc:
         traceback.print_exc()
         result.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
     result["seconds"] = round(time.perf_counter() - start, 1)
-    print(f"[bench] {name}: {result['status']} in {result['seconds']} s "
-          f"{result.get('reason') or result.get('error') or ''}", flush=True)
+    print(
+        f"[bench] {name}: {result['status']} in {result['seconds']} s "
+        f"{result.get('reason') or result.get('error') or ''}",
+        flush=True,
+    )
     report.save(name, clock)
 
 
@@ -934,11 +1154,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deadline-s", type=float, default=360.0, help="wall-time budget in seconds (default 360)")
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-bench-out",
-                        help="results folder (default $OUT, else ./gpu-bench-out)")
-    parser.add_argument("--work", default=None, help="scratch folder: data cache, checkpoints, artifacts (default: a temp folder)")
-    parser.add_argument("--data", default=None, help="data source (default /tmp/CIFAR-10-images-master; --tiny: digits)")
-    parser.add_argument("--tiny", action="store_true", help="CPU, tiny models and data: every code path in about a minute")
+    parser.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or "gpu-bench-out",
+        help="results folder (default $OUT, else ./gpu-bench-out)",
+    )
+    parser.add_argument(
+        "--work", default=None, help="scratch folder: data cache, checkpoints, artifacts (default: a temp folder)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="data source (default /tmp/CIFAR-10-images-master; --tiny: digits)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="CPU, tiny models and data: every code path in about a minute"
+    )
     parser.add_argument("--log-model", action="store_true", help="also log each trained model to MLflow")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     return parser.parse_args(argv)
@@ -963,10 +1192,20 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZOO_CACHE_DIR", str(work / "cache"))
     os.chdir(work)  # MLflow's default artifact root and Lightning's files land in the scratch folder
-    report = Report(out, {"schema": 1, "script": "benchmarks/gpu/run_gpu_bench.py", "tiny": s.tiny, "data": data,
-                          "deadline_s": args.deadline_s, "argv": sys.argv[1:] if argv is None else argv,
-                          "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                          "settings": dataclasses.asdict(s), "tracking": None})
+    report = Report(
+        out,
+        {
+            "schema": 1,
+            "script": "benchmarks/gpu/run_gpu_bench.py",
+            "tiny": s.tiny,
+            "data": data,
+            "deadline_s": args.deadline_s,
+            "argv": sys.argv[1:] if argv is None else argv,
+            "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "settings": dataclasses.asdict(s),
+            "tracking": None,
+        },
+    )
     report.save("start", clock)
     wanted = [name.strip() for name in args.stages.split(",") if name.strip()]
     ctx: dict[str, Any] = {"out": out, "work": work, "tracking": {"backend": "off", "uri": None, "note": "not probed"}}

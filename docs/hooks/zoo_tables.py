@@ -27,9 +27,9 @@ import importlib.util
 import inspect
 import logging
 import re
-from pathlib import Path
 import typing
 import warnings
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.zoo_tables")
@@ -255,7 +255,9 @@ def _flag(cls: type, field: dataclasses.Field, annotation: Any, prefix: str) -> 
     # The config module's own flag_name(), where it has one, is what the CLI uses.
     flag_name = getattr(inspect.getmodule(cls), "flag_name", None)
     name = prefix + field.name
-    flag = field.metadata.get("flag") or (flag_name(name) if callable(flag_name) else "--" + name.replace("_", "-").replace(".", "-"))
+    flag = field.metadata.get("flag") or (
+        flag_name(name) if callable(flag_name) else "--" + name.replace("_", "-").replace(".", "-")
+    )
     if annotation is bool or set(typing.get_args(annotation)) == {bool, type(None)} or annotation == "bool":
         return f"`{flag}`, `--no-{flag[2:]}`"
     return f"`{flag}`"

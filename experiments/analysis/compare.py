@@ -21,8 +21,21 @@ SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_tim
 
 LOWER_IS_BETTER = ("test_loss", "val_loss", "train_loss_step", "train_time_s", "epoch_of_best")
 
-IGNORED_PARAMS = frozenset({"run_name", "experiment", "tracking_uri", "tracking", "checkpoint_dir", "progress_bar",
-                            "tags", "log_model", "data.cache_key", "parent_run", "trial"})
+IGNORED_PARAMS = frozenset(
+    {
+        "run_name",
+        "experiment",
+        "tracking_uri",
+        "tracking",
+        "checkpoint_dir",
+        "progress_bar",
+        "tags",
+        "log_model",
+        "data.cache_key",
+        "parent_run",
+        "trial",
+    }
+)
 """Params that differ between runs without making them different experiments."""
 
 
@@ -53,8 +66,13 @@ def find_runs(experiment: str | None = None, filter_string: str = "", uri: str |
     token = None
     try:
         while ids:
-            page = client.search_runs(ids, filter_string=filter_string, order_by=["attributes.start_time DESC"],
-                                      max_results=1000, page_token=token)
+            page = client.search_runs(
+                ids,
+                filter_string=filter_string,
+                order_by=["attributes.start_time DESC"],
+                max_results=1000,
+                page_token=token,
+            )
             runs.extend(page)
             token = page.token
             if not token:
@@ -123,7 +141,7 @@ def compare_rows(runs: list[Run], sort: str = "test_acc") -> tuple[list[dict[str
     columns = ["best", "run", "model", "params", *varying, *SUMMARY_METRICS]
     if sort not in columns:
         columns.append(sort)
-    return rows, columns + ["status"]
+    return rows, [*columns, "status"]
 
 
 def is_training_run(run: Run) -> bool:
@@ -159,8 +177,10 @@ def sweep_parent(run_id: str | None = None, name: str | None = None, uri: str | 
     runs = [r for r in runs if r.data.tags.get(ROLE_TAG) == SWEEP_ROLE]
     if not runs:
         what = f"run '{run_id}'" if run_id else f"sweep '{name}'"
-        raise TrackingError(f"no sweep parent {what} in {resolve_tracking_uri(uri)}; list sweeps with "
-                            f"`zoo compare --all-runs` (their role is sweep)")
+        raise TrackingError(
+            f"no sweep parent {what} in {resolve_tracking_uri(uri)}; list sweeps with "
+            f"`zoo compare --all-runs` (their role is sweep)"
+        )
     return runs[0]
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mlflow.entities import Run
 
@@ -31,7 +32,7 @@ def param_key(name: str) -> str:
     Returns:
         ``model``.
     """
-    return name[len("params."):] if name.startswith("params.") else name
+    return name[len("params.") :] if name.startswith("params.") else name
 
 
 def check_group_keys(runs: list[Run], keys: Sequence[str]) -> list[str]:
@@ -86,8 +87,9 @@ def groups_of(runs: list[Run], keys: Sequence[str]) -> dict[tuple[str, ...], lis
     return groups
 
 
-def group_rows(runs: list[Run], keys: Sequence[str], metrics: Sequence[str] = GROUP_METRICS,
-               sort: str = "test_acc") -> tuple[list[dict[str, Any]], list[str]]:
+def group_rows(
+    runs: list[Run], keys: Sequence[str], metrics: Sequence[str] = GROUP_METRICS, sort: str = "test_acc"
+) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per group: its param values, run count, and mean/std of each metric.
 
     Args:
@@ -104,7 +106,7 @@ def group_rows(runs: list[Run], keys: Sequence[str], metrics: Sequence[str] = GR
     metrics = [*metrics, *([sort] if sort not in metrics else [])]
     rows = []
     for values, members in groups_of(runs, keys).items():
-        row: dict[str, Any] = {"best": "", **dict(zip(keys, values)), "runs": len(members)}
+        row: dict[str, Any] = {"best": "", **dict(zip(keys, values, strict=True)), "runs": len(members)}
         for metric in metrics:
             row[f"{metric} mean"], row[f"{metric} std"] = mean_std([r.data.metrics.get(metric) for r in members])
         rows.append(row)

@@ -7,8 +7,9 @@ metric histories.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -21,8 +22,9 @@ from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.store import get_client
 
 
-def plot_curves(runs: list[Run], path: str | Path, metrics: tuple[str, ...] = ("val_acc", "val_loss"),
-                uri: str | None = None) -> Path:
+def plot_curves(
+    runs: list[Run], path: str | Path, metrics: tuple[str, ...] = ("val_acc", "val_loss"), uri: str | None = None
+) -> Path:
     """Draw each run's epoch curves of ``metrics`` side by side into a PNG.
 
     Args:
@@ -36,12 +38,16 @@ def plot_curves(runs: list[Run], path: str | Path, metrics: tuple[str, ...] = ("
     """
     client = get_client(uri)
     fig, axes = _figure(len(metrics))
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         for r in runs:
             history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda h: h.step)
             if history:
-                ax.plot([h.step for h in history], [h.value for h in history], marker="o",
-                        label=f"{r.info.run_name} ({r.info.run_id[:8]})")
+                ax.plot(
+                    [h.step for h in history],
+                    [h.value for h in history],
+                    marker="o",
+                    label=f"{r.info.run_name} ({r.info.run_id[:8]})",
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -73,12 +79,18 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def _label(keys: Sequence[str], values: tuple[str, ...], n: int) -> str:
-    return ", ".join(values if len(keys) == 1 else [f"{k}={v}" for k, v in zip(keys, values)]) + f" (n={n})"
+    return (
+        ", ".join(values if len(keys) == 1 else [f"{k}={v}" for k, v in zip(keys, values, strict=True)]) + f" (n={n})"
+    )
 
 
-def plot_group_curves(runs: list[Run], keys: Sequence[str], path: str | Path,
-                      metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
-                      uri: str | None = None) -> Path:
+def plot_group_curves(
+    runs: list[Run],
+    keys: Sequence[str],
+    path: str | Path,
+    metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
+    uri: str | None = None,
+) -> Path:
     """Draw each group's mean epoch curve with a band of one standard deviation.
 
     Args:
@@ -96,15 +108,20 @@ def plot_group_curves(runs: list[Run], keys: Sequence[str], path: str | Path,
     fig, axes = _figure(len(metrics), width=4.5)
     for values, members in groups_of(runs, keys).items():
         label = _label(keys, values, len(members))
-        for ax, metric in zip(axes, metrics):
+        for ax, metric in zip(axes, metrics, strict=True):
             steps, means, stds = mean_curve(_histories(client, members, metric))
             if not steps:
                 continue
             x = steps  # epoch curves count epochs from 1, as the summary does
-            line, = ax.plot(x, means, marker="o", label=label)
-            ax.fill_between(x, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                            color=line.get_color(), alpha=0.2)
-    for ax, metric in zip(axes, metrics):
+            (line,) = ax.plot(x, means, marker="o", label=label)
+            ax.fill_between(
+                x,
+                [m - s for m, s in zip(means, stds, strict=True)],
+                [m + s for m, s in zip(means, stds, strict=True)],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+    for ax, metric in zip(axes, metrics, strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{metric} (mean ± std)")
@@ -123,9 +140,11 @@ def grad_norm_parts(client: MlflowClient, runs: list[Run]) -> list[str]:
     Returns:
         Part names in forward order.
     """
-    names = {k[len(GRAD_NORM_PREFIX):] for r in runs for k in r.data.metrics if k.startswith(GRAD_NORM_PREFIX)}
+    names = {k[len(GRAD_NORM_PREFIX) :] for r in runs for k in r.data.metrics if k.startswith(GRAD_NORM_PREFIX)}
     order = {"stem": -1, "head": 10_000}
-    return sorted(names, key=lambda n: (order.get(n, int(n[5:]) if n.startswith("layer") and n[5:].isdigit() else 5_000), n))
+    return sorted(
+        names, key=lambda n: (order.get(n, int(n[5:]) if n.startswith("layer") and n[5:].isdigit() else 5_000), n)
+    )
 
 
 def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (), uri: str | None = None) -> Path:
@@ -152,15 +171,17 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     fig, axes = _figure(len(parts), width=3.6)
     for values, members in series.items():
         label = _label(keys, values, len(members)) if keys else values[0]
-        for ax, part in zip(axes, parts):
+        for ax, part in zip(axes, parts, strict=True):
             steps, means, stds = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
             if not steps:
                 continue
-            line, = ax.plot(steps, means, label=label, linewidth=1.2)
+            (line,) = ax.plot(steps, means, label=label, linewidth=1.2)
             if keys:
-                lower = [max(m - s, m * 1e-3) for m, s in zip(means, stds)]
-                ax.fill_between(steps, lower, [m + s for m, s in zip(means, stds)], color=line.get_color(), alpha=0.2)
-    for ax, part in zip(axes, parts):
+                lower = [max(m - s, m * 1e-3) for m, s in zip(means, stds, strict=True)]
+                ax.fill_between(
+                    steps, lower, [m + s for m, s in zip(means, stds, strict=True)], color=line.get_color(), alpha=0.2
+                )
+    for ax, part in zip(axes, parts, strict=True):
         ax.set_yscale("log")
         ax.set_title(part)
         ax.set_xlabel("optimizer step")

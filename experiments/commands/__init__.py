@@ -1,5 +1,7 @@
-"""Subcommands of the `zoo` command, one module each (``add_parser`` and ``run``), and the argument
-types they share: a bad value is refused by argparse, in one line with exit code 2, before any work."""
+"""Subcommands of the `zoo` command, one module each (``add_parser`` and ``run``).
+
+Also the argument types they share: a bad value is refused by argparse, in one line with exit code 2, before any work.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The subcommand's parser.
     """
-    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db")
+    parser.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db"
+    )
 
 
 def non_negative_seconds(text: str) -> float:

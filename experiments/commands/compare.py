@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.commands import add_tracking_uri_argument
 from experiments.analysis.tables import FORMATS, format_table
+from experiments.commands import add_tracking_uri_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,23 +16,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """
     parser = subparsers.add_parser("compare", help="compare runs side by side (best row marked *)")
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment; default: every experiment")
-    parser.add_argument("--sort", metavar="METRIC", default=None,
-                        help="metric to rank by (losses and times ascending); default test_acc, or a sweep's "
-                             "objective with --parent/--sweep")
+    parser.add_argument(
+        "--sort",
+        metavar="METRIC",
+        default=None,
+        help="metric to rank by (losses and times ascending); default test_acc, or a sweep's "
+        "objective with --parent/--sweep",
+    )
     sweep = parser.add_mutually_exclusive_group()
     sweep.add_argument("--parent", metavar="RUN_ID", help="one sweep's trials, best first (its parent run's id)")
     sweep.add_argument("--sweep", metavar="NAME", help="one sweep's trials, best first (the sweep's name)")
-    parser.add_argument("--filter", metavar="EXPR", default="",
-                        help="MLflow search expression, such as \"params.model = 'resnet50_scratch'\"")
+    parser.add_argument(
+        "--filter",
+        metavar="EXPR",
+        default="",
+        help="MLflow search expression, such as \"params.model = 'resnet50_scratch'\"",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the runs' val_acc and val_loss curves")
-    parser.add_argument("--group-by", metavar="PARAM", action="append",
-                        help="one row per value of a param (repeatable): mean, std and count of the summary metrics; "
-                             "--plot then draws each group's mean curve with a band")
-    parser.add_argument("--plot-grad-norms", metavar="FILE.png",
-                        help="draw the per-stage gradient norms of runs trained with --log-grad-norms")
-    parser.add_argument("--all-runs", action="store_true",
-                        help="also list sweep parent runs and zoo eval runs (left out by default)")
+    parser.add_argument(
+        "--group-by",
+        metavar="PARAM",
+        action="append",
+        help="one row per value of a param (repeatable): mean, std and count of the summary metrics; "
+        "--plot then draws each group's mean curve with a band",
+    )
+    parser.add_argument(
+        "--plot-grad-norms",
+        metavar="FILE.png",
+        help="draw the per-stage gradient norms of runs trained with --log-grad-norms",
+    )
+    parser.add_argument(
+        "--all-runs", action="store_true", help="also list sweep parent runs and zoo eval runs (left out by default)"
+    )
     add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
 
@@ -46,15 +62,18 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when no run matches.
     """
-    from experiments.analysis import compare, grouping, plots  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
+        compare,
+        grouping,
+        plots,
+    )
 
     sort = args.sort or "test_acc"
     if args.parent or args.sweep:
         parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
         runs, objective = compare.sweep_trials(parent, args.tracking_uri)
         sort = args.sort or objective
-        print(f"sweep '{parent.info.run_name}' (parent run {parent.info.run_id}): {len(runs)} trials, "
-              f"ranked by {sort}")
+        print(f"sweep '{parent.info.run_name}' (parent run {parent.info.run_id}): {len(runs)} trials, ranked by {sort}")
     else:
         runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
     if not args.all_runs:
@@ -66,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         rows, columns = grouping.group_rows(runs, args.group_by, sort=sort)
         print(format_table(rows, columns, args.format))
         if args.plot:
-            print(f"group curves written to {plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)}")
+            written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
+            print(f"group curves written to {written}")
         if args.plot_grad_norms:
             out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
             print(f"gradient norms written to {out}")

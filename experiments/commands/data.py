@@ -25,13 +25,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "source",
-        help="CIFAR-10-images-master folder or .zip, an image folder (or zip), cifar-10-batches-py, 'cifar10' or 'digits'",
+        help="CIFAR-10-images-master folder or .zip, an image folder (or zip), cifar-10-batches-py, "
+        "'cifar10' or 'digits'",
     )
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of each class held out for validation")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the validation split")
-    parser.add_argument("--limit-per-class", type=positive_int, default=None, help="at most this many images per class per part")
+    parser.add_argument(
+        "--limit-per-class", type=positive_int, default=None, help="at most this many images per class per part"
+    )
     parser.add_argument("--decode-size", type=positive_int, default=None, help="decode every image to SIZE x SIZE")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none"
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(run=run)
 

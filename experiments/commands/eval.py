@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from experiments.commands import add_tracking_uri_argument, positive_int
 from experiments.analysis.tables import FORMATS, format_table
+from experiments.commands import add_tracking_uri_argument, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,9 +16,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "eval", help="evaluate a run's best weights on another data source (or its test split again)",
+        "eval",
+        help="evaluate a run's best weights on another data source (or its test split again)",
         description="Evaluate a run's best weights on the test part of a data source, with the run's own "
-                    "preprocessing; record the result as a new MLflow run tagged zoo.eval_of=RUN_ID.")
+        "preprocessing; record the result as a new MLflow run tagged zoo.eval_of=RUN_ID.",
+    )
     parser.add_argument("run_id", metavar="RUN_ID", help="the trained run (zoo compare lists them)")
     parser.add_argument("--data", metavar="SOURCE", help="data source, as for zoo train; default: the run's own")
     parser.add_argument("--limit-per-class", type=positive_int, metavar="N", help="at most N test images per class")
@@ -43,9 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from experiments.training.evaluate import evaluate_run  # deferred: the CLI's parser loads without torch and MLflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to the figures
-    result = evaluate_run(args.run_id, args.data, limit_per_class=args.limit_per_class, batch_size=args.batch_size,
-                          accelerator=args.accelerator, experiment=args.experiment,
-                          tracking_uri=args.tracking_uri, log=args.log)
+    result = evaluate_run(
+        args.run_id,
+        args.data,
+        limit_per_class=args.limit_per_class,
+        batch_size=args.batch_size,
+        accelerator=args.accelerator,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri,
+        log=args.log,
+    )
     print(f"run {result.source_run_id} on {result.data} (test part, {result.num_images} images)")
     print(f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}")
     print(format_table(result.per_class, ["class", "correct", "total", "accuracy"], args.format))

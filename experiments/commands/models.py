@@ -17,7 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list the registered models")
     parser.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, such as 'resnet*'")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--pretrained", dest="pretrained", action="store_true", default=None, help="pretrained models only")
+    which.add_argument(
+        "--pretrained", dest="pretrained", action="store_true", default=None, help="pretrained models only"
+    )
     which.add_argument("--scratch", dest="pretrained", action="store_false", help="randomly initialised models only")
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     parser.set_defaults(run=run)

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0.
     """
-    from experiments.serving import loading, model as serving_model  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.serving import loading  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.serving import model as serving_model
 
     if args.run_id:
         model = loading.load_run_model(args.run_id, args.tracking_uri)

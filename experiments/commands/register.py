@@ -14,8 +14,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "register", help="register a run's model in MLflow's Model Registry (load it with models:/NAME@ALIAS)",
-        description="Register a trained run as a new version of a registered model; an alias moves to it.")
+        "register",
+        help="register a run's model in MLflow's Model Registry (load it with models:/NAME@ALIAS)",
+        description="Register a trained run as a new version of a registered model; an alias moves to it.",
+    )
     parser.add_argument("run_id", metavar="RUN_ID", help="a finished training run")
     parser.add_argument("--name", required=True, metavar="NAME", help="registered model name")
     parser.add_argument("--alias", metavar="ALIAS", help="alias to point at the new version, such as champion")
@@ -32,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    from experiments.serving.model_registry import register_run  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.serving.model_registry import (
+        register_run,  # deferred: the CLI's parser loads without torch and MLflow
+    )
 
     done = register_run(args.run_id, args.name, args.alias, args.tracking_uri)
     alias = f" (alias {done.alias})" if done.alias else ""

@@ -29,29 +29,55 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers: The `zoo` parser's subparsers.
     """
     shipped = ", ".join(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
-    parser = subparsers.add_parser("run", help="train every run of an experiment file (or search one) and compare",
-                                   description=f"Train the runs an experiment file lists, or the trials of its "
-                                               f"search, as one sweep (shipped: {shipped}).")
+    parser = subparsers.add_parser(
+        "run",
+        help="train every run of an experiment file (or search one) and compare",
+        description=f"Train the runs an experiment file lists, or the trials of its "
+        f"search, as one sweep (shipped: {shipped}).",
+    )
     parser.add_argument("file", metavar="FILE", help=f"experiment YAML file, or a shipped name ({shipped})")
-    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs (or the search) without "
-                                                               "training")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate and list the runs (or the search) without training"
+    )
     sweep = parser.add_argument_group("sweep (an Optuna study)")
-    sweep.add_argument("--workers", dest="sweep_workers", type=positive_int, default=1, metavar="N",
-                       help="worker processes on this machine, each with its own GPU or share of the CPU cores "
-                            "(default 1, in this process)")
-    sweep.add_argument("--storage", metavar="URL", help="Optuna storage the workers share: sqlite:///PATH/optuna.db "
-                                                        "(one machine) or postgresql://... (a team); default: "
-                                                        "optuna.db beside the MLflow store")
-    sweep.add_argument("--sweep", dest="sweep_name", metavar="NAME",
-                       help="the study's name: machines that give the same join one sweep; default: the file's "
-                            "name (its finished sweep is not continued: a new one starts)")
+    sweep.add_argument(
+        "--workers",
+        dest="sweep_workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine, each with its own GPU or share of the CPU cores "
+        "(default 1, in this process)",
+    )
+    sweep.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage the workers share: sqlite:///PATH/optuna.db "
+        "(one machine) or postgresql://... (a team); default: "
+        "optuna.db beside the MLflow store",
+    )
+    sweep.add_argument(
+        "--sweep",
+        dest="sweep_name",
+        metavar="NAME",
+        help="the study's name: machines that give the same join one sweep; default: the file's "
+        "name (its finished sweep is not continued: a new one starts)",
+    )
     sweep.add_argument("--trials", type=positive_int, metavar="N", help="a search's trials, instead of the file's")
-    sweep.add_argument("--fail-fast", action="store_true", help="stop the whole sweep at the first failed trial "
-                                                                "(default: record it FAILED and go on)")
+    sweep.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop the whole sweep at the first failed trial (default: record it FAILED and go on)",
+    )
     sweep.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set for worker processes
     data = parser.add_argument_group("data loading (the config field 'workers')")
-    data.add_argument("--data-workers", dest="workers", metavar="N", default=argparse.SUPPRESS,
-                      help="data-loader worker processes of each run, or auto")
+    data.add_argument(
+        "--data-workers",
+        dest="workers",
+        metavar="N",
+        default=argparse.SUPPRESS,
+        help="data-loader worker processes of each run, or auto",
+    )
     add_config_flags(parser, skip=("workers",))
     parser.set_defaults(run=run)
 
@@ -65,10 +91,13 @@ def print_plan(experiment: ExperimentFile) -> None:
     if experiment.samples:
         search = experiment.search
         base = experiment.runs[0]
-        print(f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "  # type: ignore[union-attr]
-              f"pruner {search.pruner}, objective {search.direction} {search.objective}")  # type: ignore[union-attr]
-        rows = [{"field": k, "distribution": d.describe(), "base value": getattr(base, k)}
-                for k, d in search.space.items()]  # type: ignore[union-attr]
+        print(
+            f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "  # type: ignore[union-attr]
+            f"pruner {search.pruner}, objective {search.direction} {search.objective}"
+        )  # type: ignore[union-attr]
+        rows = [
+            {"field": k, "distribution": d.describe(), "base value": getattr(base, k)} for k, d in search.space.items()
+        ]  # type: ignore[union-attr]
         print(format_table(rows, ["field", "distribution", "base value"]))
         return
     columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
@@ -101,8 +130,13 @@ def run(args: argparse.Namespace) -> int:
     from experiments.training import study as studies
     from experiments.training import sweep_report, sweeps
 
-    options = sweeps.SweepOptions(workers=args.sweep_workers, storage=args.storage, name=args.sweep_name,
-                                  fail_fast=args.fail_fast, worker_index=args.worker_index)
+    options = sweeps.SweepOptions(
+        workers=args.sweep_workers,
+        storage=args.storage,
+        name=args.sweep_name,
+        fail_fast=args.fail_fast,
+        worker_index=args.worker_index,
+    )
     sweep = sweeps.run_experiment(experiment, options, workers=started)
     if options.worker_index is not None:
         return 0
@@ -126,9 +160,14 @@ def run(args: argparse.Namespace) -> int:
     if best is not None and experiment.is_sweep:
         metric, _ = sweep_report.objective(experiment)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        print(f"\nbest trial {best.number}: {metric} {best.value:.4g}" + (f" ({shown})" if shown else "")
-              + (f"; parent run {sweep.parent_run_id}" if sweep.parent_run_id else ""))
+        print(
+            f"\nbest trial {best.number}: {metric} {best.value:.4g}"
+            + (f" ({shown})" if shown else "")
+            + (f"; parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")
+        )
     if now["waiting"] or now["running"]:
-        print(f"\n{now['complete'] + now['pruned'] + now['failed']} of {experiment.trials} trials done; the sweep "
-              f"'{sweep.name}' goes on in other processes (run this command again to join it)")
+        print(
+            f"\n{now['complete'] + now['pruned'] + now['failed']} of {experiment.trials} trials done; the sweep "
+            f"'{sweep.name}' goes on in other processes (run this command again to join it)"
+        )
     return 0

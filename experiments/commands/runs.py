@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from experiments.commands import add_tracking_uri_argument, non_negative_seconds
 from experiments.analysis.tables import format_table
+from experiments.commands import add_tracking_uri_argument, non_negative_seconds
 from experiments.tracking import heartbeat
 
 
@@ -16,15 +16,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    parser = subparsers.add_parser("runs", help="list RUNNING runs whose process died (stale) and mark them KILLED",
-                                   description="A run's process names itself in the run (zoo.owner) and writes a "
-                                               "heartbeat tag while it lives. A RUNNING run is stale when its process "
-                                               "is gone from this host, or, for another host, when its heartbeat is old.")
+    parser = subparsers.add_parser(
+        "runs",
+        help="list RUNNING runs whose process died (stale) and mark them KILLED",
+        description="A run's process names itself in the run (zoo.owner) and writes a "
+        "heartbeat tag while it lives. A RUNNING run is stale when its process "
+        "is gone from this host, or, for another host, when its heartbeat is old.",
+    )
     parser.add_argument("--stale", action="store_true", help="list stale RUNNING runs (the default)")
     parser.add_argument("--mark-stale", action="store_true", help="mark those runs KILLED, with the reason")
-    parser.add_argument("--older-than", type=non_negative_seconds, metavar="S", default=None,
-                        help=f"seconds without a heartbeat that make a run on another host stale (default "
-                             f"{heartbeat.STALE_AFTER_BEATS} beats = {heartbeat.stale_after():g} s)")
+    parser.add_argument(
+        "--older-than",
+        type=non_negative_seconds,
+        metavar="S",
+        default=None,
+        help=f"seconds without a heartbeat that make a run on another host stale (default "
+        f"{heartbeat.STALE_AFTER_BEATS} beats = {heartbeat.stale_after():g} s)",
+    )
     parser.add_argument("--experiment", metavar="NAME", help="only this experiment")
     add_tracking_uri_argument(parser)
     parser.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
@@ -55,13 +63,25 @@ def run(args: argparse.Namespace) -> int:
     for found_run, age, reason in heartbeat.stale_runs(client, older_than, ids):
         if args.mark_stale:
             heartbeat.mark_killed(client, found_run.info.run_id, reason)
-        rows.append({"run_id": found_run.info.run_id, "run_name": found_run.info.run_name,
-                     "experiment_id": found_run.info.experiment_id,
-                     "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
-                     "silent_s": round(age), "why": reason, "status": "KILLED" if args.mark_stale else "RUNNING"})
+        rows.append(
+            {
+                "run_id": found_run.info.run_id,
+                "run_name": found_run.info.run_name,
+                "experiment_id": found_run.info.experiment_id,
+                "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
+                "silent_s": round(age),
+                "why": reason,
+                "status": "KILLED" if args.mark_stale else "RUNNING",
+            }
+        )
     if rows or args.format != "table":
-        print(format_table(rows, ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "why", "status"],
-                           args.format))
+        print(
+            format_table(
+                rows,
+                ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "why", "status"],
+                args.format,
+            )
+        )
     else:
         print(f"no stale RUNNING run (processes gone, or silent for more than {older_than:g} s)")
     return 0

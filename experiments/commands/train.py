@@ -26,11 +26,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    parser = subparsers.add_parser("train", help="train one model and record the run in MLflow",
-                                   description="Train a registered model; every config field has a flag.")
+    parser = subparsers.add_parser(
+        "train",
+        help="train one model and record the run in MLflow",
+        description="Train a registered model; every config field has a flag.",
+    )
     parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="registered model name (zoo models)")
     parser.add_argument("--config", metavar="FILE", help="YAML file of config fields; flags override it")
-    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last state (config read from the run)")
+    parser.add_argument(
+        "--resume", metavar="RUN_ID", help="continue a run from its last state (config read from the run)"
+    )
     add_config_flags(parser, skip=("model",))
     parser.set_defaults(run=run)
 
@@ -76,16 +81,15 @@ def run(args: argparse.Namespace) -> int:
         extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
         if extra or args.config:
             given = flag_name(extra[0]) if extra else "--config"
-            raise ConfigError(f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)")
+            raise ConfigError(
+                f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)"
+            )
     else:
         config = config_from_args(args)  # a bad value is one line now, before torch loads
     # Deferred: the CLI's parser (and a bad flag) answers without loading torch and MLflow.
     from experiments.training import distributed, runner
 
-    if config is None:
-        result = runner.resume(args.resume, getattr(args, "tracking_uri", None))
-    else:
-        result = runner.train(config)
+    result = runner.resume(args.resume, getattr(args, "tracking_uri", None)) if config is None else runner.train(config)
     if distributed.is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
         print_result(result)
     return 0

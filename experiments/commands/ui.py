@@ -51,8 +51,20 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
     """
     from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without MLflow
 
-    argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_tracking_uri(tracking_uri),
-            "--host", HOST, "--port", str(port), "--app-name", UI_APP]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        resolve_tracking_uri(tracking_uri),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--app-name",
+        UI_APP,
+    ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     return argv, env
 
@@ -70,8 +82,10 @@ def check_port_free(port: int) -> None:
         try:
             probe.bind((HOST, port))
         except OSError as exc:
-            raise ZooError(f"port {port} on {HOST} cannot be used ({exc.strerror}); another program listens there: "
-                           f"pass another --port") from None
+            raise ZooError(
+                f"port {port} on {HOST} cannot be used ({exc.strerror}); another program listens there: "
+                f"pass another --port"
+            ) from None
 
 
 def stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -83,10 +97,8 @@ def stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
     """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         server.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGKILL)  # workers that outlived their leader
     server.wait()

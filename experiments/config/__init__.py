@@ -21,7 +21,17 @@ from experiments.config.flags import add_config_flags, flag_name, overrides_from
 from experiments.config.schema import ExperimentConfig, field_names, from_dict
 
 __all__ = [
-    "SHIPPED_DIR", "ConfigError", "ExperimentConfig", "ExperimentFile", "add_config_flags", "field_names",
-    "find_experiment_file", "flag_name", "from_dict", "load_config", "load_experiment", "overrides_from_args",
+    "SHIPPED_DIR",
+    "ConfigError",
+    "ExperimentConfig",
+    "ExperimentFile",
+    "add_config_flags",
+    "field_names",
+    "find_experiment_file",
+    "flag_name",
+    "from_dict",
+    "load_config",
+    "load_experiment",
+    "overrides_from_args",
     "read_yaml",
 ]

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from experiments.config.errors import ConfigError
 from experiments.config.files import read_yaml
@@ -67,8 +68,18 @@ class ExperimentFile:
         return self.search.trials if self.samples else len(self.runs)  # type: ignore[union-attr]
 
 
-EXPERIMENT_KEYS = ("defaults", "runs", "description", "seeds", "grid", "search", "trials", "sampler", "objective",
-                   "pruner")
+EXPERIMENT_KEYS = (
+    "defaults",
+    "runs",
+    "description",
+    "seeds",
+    "grid",
+    "search",
+    "trials",
+    "sampler",
+    "objective",
+    "pruner",
+)
 """Top-level keys of an experiment file."""
 
 MAX_RUNS = 1000
@@ -116,13 +127,21 @@ def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides
     """
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
-    if not isinstance(data, Mapping) or not ((isinstance(data.get("runs"), list) and data["runs"])
-                                             or data.get("grid") or data.get("seeds") or data.get("search")):
-        raise ConfigError(f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "
-                          f"or 'search:' (and optional 'defaults:')")
+    if not isinstance(data, Mapping) or not (
+        (isinstance(data.get("runs"), list) and data["runs"])
+        or data.get("grid")
+        or data.get("seeds")
+        or data.get("search")
+    ):
+        raise ConfigError(
+            f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "
+            f"or 'search:' (and optional 'defaults:')"
+        )
     unknown = [k for k in data if k not in EXPERIMENT_KEYS]
     if unknown:
-        raise ConfigError(f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}")
+        raise ConfigError(
+            f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}"
+        )
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise ConfigError(f"experiment file '{path}': 'defaults:' must be a mapping of config fields")
@@ -140,13 +159,16 @@ def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides
     if stray:
         raise ConfigError(f"experiment file '{path}': '{stray[0]}:' belongs to a search; add 'search:' or drop it")
     seeds, grid = read_sweep_keys(data, str(path))
-    runs = [from_dict(values, source=f"{path} run {i + 1}")
-            for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))]
+    runs = [
+        from_dict(values, source=f"{path} run {i + 1}")
+        for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))
+    ]
     return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid, description=description)
 
 
-def _load_search(path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any],
-                 description: str) -> ExperimentFile:
+def _load_search(
+    path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any], description: str
+) -> ExperimentFile:
     """An experiment file with ``search:``: its base config, and the grid's runs for ``sampler: grid``."""
     first = (data.get("runs") or [{}])[0]
     if not isinstance(first, Mapping):
@@ -158,11 +180,17 @@ def _load_search(path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any
     search = parse_search(data, base, str(path))
     runs = [base]
     if search.sampler == "grid":
-        runs = [from_dict({**base.to_dict(), **combo, "run_name": child_run_name(base.to_dict(), combo)},
-                          source=f"{path} grid") for combo in search.grid()]
+        runs = [
+            from_dict(
+                {**base.to_dict(), **combo, "run_name": child_run_name(base.to_dict(), combo)}, source=f"{path} grid"
+            )
+            for combo in search.grid()
+        ]
         if len(runs) > MAX_RUNS:
-            raise ConfigError(f"experiment file '{path}' expands to {len(runs):,} runs; at most {MAX_RUNS:,} are "
-                              f"allowed; make the grid smaller")
+            raise ConfigError(
+                f"experiment file '{path}' expands to {len(runs):,} runs; at most {MAX_RUNS:,} are "
+                f"allowed; make the grid smaller"
+            )
     elif search.trials > MAX_RUNS:
         raise ConfigError(f"experiment file '{path}': {search.trials:,} trials; at most {MAX_RUNS:,} are allowed")
     return ExperimentFile(name=path.stem, runs=runs, source=str(path), description=description, search=search)
@@ -184,8 +212,14 @@ def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | N
     """
     seeds, grid = data.get("seeds"), data.get("grid")
     if seeds is not None:
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise ConfigError(f"experiment file '{source}': 'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]")
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
+            raise ConfigError(
+                f"experiment file '{source}': 'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]"
+            )
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"experiment file '{source}': 'seeds:' repeats a seed ({seeds}); list each seed once")
     if grid is not None:
@@ -202,8 +236,14 @@ def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | N
     return seeds, grid
 
 
-def expand_runs(runs: Sequence[Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any],
-                seeds: list[int] | None, grid: dict[str, list] | None, source: str) -> list[dict[str, Any]]:
+def expand_runs(
+    runs: Sequence[Any],
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    seeds: list[int] | None,
+    grid: dict[str, list] | None,
+    source: str,
+) -> list[dict[str, Any]]:
     """Every run of an experiment file, expanded over its grid and seeds.
 
     Args:
@@ -225,17 +265,20 @@ def expand_runs(runs: Sequence[Any], defaults: Mapping[str, Any], overrides: Map
     seeds = None if "seed" in overrides else seeds
     count = len(runs) * math.prod(len(v) for v in grid.values()) * len(seeds or [None])
     if count > MAX_RUNS:  # counted before anything is expanded: a 10 x 10 grid would not fit in memory
-        raise ConfigError(f"experiment file '{source}' expands to {count:,} runs; at most {MAX_RUNS:,} are allowed "
-                          f"(runs x grid combinations x seeds); make the grid smaller")
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
+        raise ConfigError(
+            f"experiment file '{source}' expands to {count:,} runs; at most {MAX_RUNS:,} are allowed "
+            f"(runs x grid combinations x seeds); make the grid smaller"
+        )
+    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
     expanded = []
     for i, run in enumerate(runs):
         if not isinstance(run, Mapping):
             raise ConfigError(f"experiment file '{source}': run {i + 1} must be a mapping of config fields")
         clash = [k for k in grid if k in run]
         if clash:
-            raise ConfigError(f"experiment file '{source}': run {i + 1} sets '{clash[0]}', which the grid varies; "
-                              f"set it in one place")
+            raise ConfigError(
+                f"experiment file '{source}': run {i + 1} sets '{clash[0]}', which the grid varies; set it in one place"
+            )
         for combo in combos:
             for seed in seeds or [None]:
                 values = {**defaults, **run, **combo, **({"seed": seed} if seed is not None else {}), **overrides}

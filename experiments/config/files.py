@@ -9,14 +9,15 @@ whose document would expand past `MAX_YAML_NODES` nodes, and a file larger than
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from experiments.config.errors import ConfigError
-from experiments.config.values import load_yaml
 from experiments.config.schema import ExperimentConfig, from_dict
+from experiments.config.values import load_yaml
 
 MAX_YAML_BYTES = 1_000_000
 """Largest config or experiment file read (bytes)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, Sequence
+from typing import Any
 
 from experiments.config.schema import ExperimentConfig, field_names, field_types
 from experiments.config.values import base_type

@@ -19,8 +19,9 @@ import functools
 import os
 import re
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -28,8 +29,9 @@ from experiments.config.errors import ConfigError
 from experiments.config.values import coerce
 
 
-def _meta(help: str, choices: Sequence[Any] | None = None, flag: str | None = None,
-          plumbing: bool = False) -> dict[str, Any]:
+def _meta(
+    help: str, choices: Sequence[Any] | None = None, flag: str | None = None, plumbing: bool = False
+) -> dict[str, Any]:
     """A field's help text and allowed values, as dataclass metadata (flags, docs and params read it).
 
     ``plumbing`` marks a field that says where or how a run is done (its store, its folder, its
@@ -60,17 +62,27 @@ class ExperimentConfig:
 
     # -- model ---------------------------------------------------------------
     model: str = field(default="", metadata=_meta("registered model name (zoo models lists them)"))
-    stem: str | None = field(default=None, metadata=_meta("ResNet stem; default: the model's own", ("imagenet", "cifar")))
+    stem: str | None = field(
+        default=None, metadata=_meta("ResNet stem; default: the model's own", ("imagenet", "cifar"))
+    )
     model_args: dict = field(default_factory=dict, metadata=_meta("other builder arguments, KEY=VALUE (YAML values)"))
-    weights: str | None = field(default=None, metadata=_meta("initial weights: a .safetensors/.pth file or runs:/RUN_ID"))
+    weights: str | None = field(
+        default=None, metadata=_meta("initial weights: a .safetensors/.pth file or runs:/RUN_ID")
+    )
     # -- data ----------------------------------------------------------------
-    data: str = field(default="cifar10", metadata=_meta("data source: CIFAR-10 zip/folder, an image folder, cifar10, digits"))
+    data: str = field(
+        default="cifar10", metadata=_meta("data source: CIFAR-10 zip/folder, an image folder, cifar10, digits")
+    )
     preset: str = field(default="seed", metadata=_meta("preprocessing preset", ("seed", "cifar")))
     image_size: int | None = field(default=None, metadata=_meta("input size in pixels; default: the preset's"))
     mean: list | None = field(default=None, metadata=_meta("normalisation mean, three floats; default: the preset's"))
     std: list | None = field(default=None, metadata=_meta("normalisation std, three floats; default: the preset's"))
-    augment: bool | None = field(default=None, metadata=_meta("random crop + flip while training; default: the preset's"))
-    decode_size: int | None = field(default=None, metadata=_meta("size images are decoded to in the cache; default: the source's"))
+    augment: bool | None = field(
+        default=None, metadata=_meta("random crop + flip while training; default: the preset's")
+    )
+    decode_size: int | None = field(
+        default=None, metadata=_meta("size images are decoded to in the cache; default: the source's")
+    )
     limit_per_class: int | None = field(default=None, metadata=_meta("use at most N images per class (quick runs)"))
     val_fraction: float = field(default=0.2, metadata=_meta("fraction of the training images held out for validation"))
     batch_size: int = field(default=32, metadata=_meta("images per batch (per process)"))
@@ -87,56 +99,110 @@ class ExperimentConfig:
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the cross-entropy loss"))
     seed: int = field(default=0, metadata=_meta("seed of weights, split, shuffling and augmentation"))
     # -- fine-tuning (see experiments/training/finetune.py) ------------------
-    freeze: str = field(default="none", metadata=_meta("freeze: none, backbone (all but the head), or N (stem + first N stages)"))
+    freeze: str = field(
+        default="none", metadata=_meta("freeze: none, backbone (all but the head), or N (stem + first N stages)")
+    )
     head_lr: float | None = field(default=None, metadata=_meta("learning rate of the classifier head; default: lr"))
-    grad_clip: float | None = field(default=None, metadata=_meta("clip gradients at this value (Lightning gradient_clip_val)"))
-    grad_clip_algorithm: str = field(default="norm", metadata=_meta("gradient clipping by total norm or by value", ("norm", "value")))
-    accumulate_grad_batches: int = field(default=1, metadata=_meta("batches whose gradients add up to one optimizer step"))
-    ema_decay: float | None = field(default=None, metadata=_meta("keep an EMA of the weights with this decay (such as 0.999); validate, test and save it"))
-    log_grad_norms: bool = field(default=False, metadata=_meta("log per-stage gradient norms (grad_norm/STAGE) every optimizer step"))
+    grad_clip: float | None = field(
+        default=None, metadata=_meta("clip gradients at this value (Lightning gradient_clip_val)")
+    )
+    grad_clip_algorithm: str = field(
+        default="norm", metadata=_meta("gradient clipping by total norm or by value", ("norm", "value"))
+    )
+    accumulate_grad_batches: int = field(
+        default=1, metadata=_meta("batches whose gradients add up to one optimizer step")
+    )
+    ema_decay: float | None = field(
+        default=None,
+        metadata=_meta("keep an EMA of the weights with this decay (such as 0.999); validate, test and save it"),
+    )
+    log_grad_norms: bool = field(
+        default=False, metadata=_meta("log per-stage gradient norms (grad_norm/STAGE) every optimizer step")
+    )
     # -- callbacks -----------------------------------------------------------
-    monitor: str = field(default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch",
-                                                           MONITORED_METRICS))
-    monitor_mode: str = field(default="max", metadata=_meta("whether the monitored metric should go up or down", MONITOR_MODES))
+    monitor: str = field(
+        default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch", MONITORED_METRICS)
+    )
+    monitor_mode: str = field(
+        default="max", metadata=_meta("whether the monitored metric should go up or down", MONITOR_MODES)
+    )
     early_stopping: bool = field(default=True, metadata=_meta("stop when the monitored metric stops improving"))
     patience: int = field(default=5, metadata=_meta("early-stopping patience in epochs"))
     min_delta: float = field(default=1e-4, metadata=_meta("smallest change that counts as an improvement"))
-    checkpoint_dir: str = field(default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder", plumbing=True))
+    checkpoint_dir: str = field(
+        default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder", plumbing=True)
+    )
     # -- hardware ------------------------------------------------------------
-    precision: str = field(default="auto", metadata=_meta(
-        "numeric precision; auto: bf16-mixed where the hardware computes bf16 natively (CUDA compute "
-        "capability 8.0+, CPUs with AVX512-BF16 or AMX), else 32-true; 16-mixed needs a GPU", PRECISIONS))
-    channels_last: bool | None = field(default=None, metadata=_meta(
-        "channels-last memory format; default auto: on a CPU, and on a GPU with bf16-mixed or 16-mixed, "
-        "where it is measured faster"))
+    precision: str = field(
+        default="auto",
+        metadata=_meta(
+            "numeric precision; auto: bf16-mixed where the hardware computes bf16 natively (CUDA compute "
+            "capability 8.0+, CPUs with AVX512-BF16 or AMX), else 32-true; 16-mixed needs a GPU",
+            PRECISIONS,
+        ),
+    )
+    channels_last: bool | None = field(
+        default=None,
+        metadata=_meta(
+            "channels-last memory format; default auto: on a CPU, and on a GPU with bf16-mixed or 16-mixed, "
+            "where it is measured faster"
+        ),
+    )
     compile: bool = field(default=False, metadata=_meta("torch.compile the model"))
-    detect_anomaly: bool = field(default=False, metadata=_meta("autograd anomaly detection (slow; the notebook had it on)"))
+    detect_anomaly: bool = field(
+        default=False, metadata=_meta("autograd anomaly detection (slow; the notebook had it on)")
+    )
     accelerator: str = field(default="auto", metadata=_meta("Lightning accelerator: auto, cpu, gpu, cuda, mps"))
     devices: str = field(default="auto", metadata=_meta("Lightning devices: auto, a count, or a list such as 0,1"))
     strategy: str = field(default="auto", metadata=_meta("Lightning strategy: auto, ddp, ..."))
     num_nodes: int = field(default=1, metadata=_meta("number of machines"))
-    progress_bar: bool | None = field(default=None, metadata=_meta(
-        "Lightning's progress bar; default: in a terminal, else one line per epoch (a log, CI, a batch job)",
-        plumbing=True))
+    progress_bar: bool | None = field(
+        default=None,
+        metadata=_meta(
+            "Lightning's progress bar; default: in a terminal, else one line per epoch (a log, CI, a batch job)",
+            plumbing=True,
+        ),
+    )
     # -- tracking ------------------------------------------------------------
-    tracking: bool = field(default=True, metadata=_meta("record the run in MLflow (off: local checkpoints only)",
-                                                        plumbing=True))
-    tracking_uri: str | None = field(default=None, metadata=_meta("MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True))
+    tracking: bool = field(
+        default=True, metadata=_meta("record the run in MLflow (off: local checkpoints only)", plumbing=True)
+    )
+    tracking_uri: str | None = field(
+        default=None, metadata=_meta("MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True)
+    )
     experiment: str = field(default="zoo", metadata=_meta("MLflow experiment name", plumbing=True))
     run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED", plumbing=True))
     tags: dict = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE", plumbing=True))
-    log_model: bool = field(default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow", plumbing=True))
-    parent_run: str | None = field(default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)", plumbing=True))
-    system_metrics: bool = field(default=True, metadata=_meta(
-        "record MLflow's system metrics (CPU, memory, disk, network; GPU where there is one)", plumbing=True))
-    keep_last_state: bool = field(default=False, metadata=_meta(
-        "keep the last training state in MLflow once the run has finished (it is there while it trains, for "
-        "--resume); off: the finished run holds its best weights, logged model and test report", plumbing=True))
-    keep_local_checkpoints: bool = field(default=False, metadata=_meta(
-        "keep the run's local checkpoint folder once it has finished (with tracking off it is always kept: "
-        "it is the only copy)", plumbing=True))
+    log_model: bool = field(
+        default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow", plumbing=True)
+    )
+    parent_run: str | None = field(
+        default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)", plumbing=True)
+    )
+    system_metrics: bool = field(
+        default=True,
+        metadata=_meta(
+            "record MLflow's system metrics (CPU, memory, disk, network; GPU where there is one)", plumbing=True
+        ),
+    )
+    keep_last_state: bool = field(
+        default=False,
+        metadata=_meta(
+            "keep the last training state in MLflow once the run has finished (it is there while it trains, for "
+            "--resume); off: the finished run holds its best weights, logged model and test report",
+            plumbing=True,
+        ),
+    )
+    keep_local_checkpoints: bool = field(
+        default=False,
+        metadata=_meta(
+            "keep the run's local checkpoint folder once it has finished (with tracking off it is always kept: "
+            "it is the only copy)",
+            plumbing=True,
+        ),
+    )
 
-    def validate(self) -> "ExperimentConfig":
+    def validate(self) -> ExperimentConfig:
         """Check every value; raise on the first bad one.
 
         Returns:
@@ -171,7 +237,7 @@ class ExperimentConfig:
         """
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def replace(self, **changes: Any) -> "ExperimentConfig":
+    def replace(self, **changes: Any) -> ExperimentConfig:
         """Return a validated copy with some fields changed.
 
         Args:
@@ -217,13 +283,28 @@ BATCH_MEMORY_SHARE = 0.25
 
 def _check_ranges(c: ExperimentConfig) -> None:
     positive = {"batch_size": c.batch_size, "epochs": c.epochs, "num_nodes": c.num_nodes}
-    positive.update({k: v for k, v in {"image_size": c.image_size, "decode_size": c.decode_size,
-                                       "limit_per_class": c.limit_per_class}.items() if v is not None})
+    positive.update(
+        {
+            k: v
+            for k, v in {
+                "image_size": c.image_size,
+                "decode_size": c.decode_size,
+                "limit_per_class": c.limit_per_class,
+            }.items()
+            if v is not None
+        }
+    )
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"{name}: {value} is not allowed; give a whole number of at least 1")
-    non_negative = {"lr": c.lr, "weight_decay": c.weight_decay, "momentum": c.momentum, "patience": c.patience,
-                    "min_delta": c.min_delta, "warmup_epochs": c.warmup_epochs}
+    non_negative = {
+        "lr": c.lr,
+        "weight_decay": c.weight_decay,
+        "momentum": c.momentum,
+        "patience": c.patience,
+        "min_delta": c.min_delta,
+        "warmup_epochs": c.warmup_epochs,
+    }
     for name, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{name}: {value} is not allowed; give a number of at least 0")
@@ -239,11 +320,14 @@ def _check_ranges(c: ExperimentConfig) -> None:
     for name in ("mean", "std"):
         value = getattr(c, name)
         if value is not None and (len(value) != 3 or (name == "std" and min(value) <= 0)):
-            raise ConfigError(f"{name}: {value} is not allowed; give three numbers (one per RGB channel{', all > 0' if name == 'std' else ''})")
+            positive = ", all > 0" if name == "std" else ""
+            raise ConfigError(f"{name}: {value} is not allowed; give three numbers (one per RGB channel{positive})")
     if c.workers != "auto" and not (c.workers.isdigit()):
         raise ConfigError(f"workers: '{c.workers}' is not allowed; give auto or a whole number of processes")
     if c.nesterov and c.optimizer != "sgd":
-        raise ConfigError(f"nesterov: only applies to optimizer sgd, not '{c.optimizer}'; drop --nesterov or use --optimizer sgd")
+        raise ConfigError(
+            f"nesterov: only applies to optimizer sgd, not '{c.optimizer}'; drop --nesterov or use --optimizer sgd"
+        )
     if not c.model:
         raise ConfigError("model: no model given; name a registered model (run `zoo models` to list them)")
     _check_hardware(c)
@@ -274,9 +358,11 @@ def _check_image_size(c: ExperimentConfig) -> None:
         batch_bytes = c.batch_size * 3 * size * size * 4
         allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE
         if batch_bytes > allowed:
-            raise ConfigError(f"image_size {size} with batch_size {c.batch_size}: one input batch takes "
-                              f"{batch_bytes / 2**30:.1f} GiB, more than a quarter of this machine's "
-                              f"{allowed / BATCH_MEMORY_SHARE / 2**30:.0f} GiB; lower the image size or the batch size")
+            raise ConfigError(
+                f"image_size {size} with batch_size {c.batch_size}: one input batch takes "
+                f"{batch_bytes / 2**30:.1f} GiB, more than a quarter of this machine's "
+                f"{allowed / BATCH_MEMORY_SHARE / 2**30:.0f} GiB; lower the image size or the batch size"
+            )
 
 
 def _check_folder(name: str, path: str) -> None:
@@ -297,16 +383,19 @@ def _check_finetune(c: ExperimentConfig) -> None:
     """The fine-tuning fields: ``freeze``, ``head_lr``, ``grad_clip``, accumulation, EMA."""
     freeze = str(c.freeze).strip().lower()
     if freeze not in ("none", "backbone") and not (freeze.isdigit() and int(freeze) >= 1):
-        raise ConfigError(f"freeze: '{c.freeze}' is not allowed; give none, backbone, or a whole number N >= 1 "
-                          f"(the stem and the first N stages)")
+        raise ConfigError(
+            f"freeze: '{c.freeze}' is not allowed; give none, backbone, or a whole number N >= 1 "
+            f"(the stem and the first N stages)"
+        )
     c.freeze = freeze
     for name in ("head_lr", "grad_clip"):
         value = getattr(c, name)
         if value is not None and value <= 0:
             raise ConfigError(f"{name}: {value} is not allowed; give a number above 0 (or leave it unset)")
     if c.accumulate_grad_batches < 1:
-        raise ConfigError(f"accumulate_grad_batches: {c.accumulate_grad_batches} is not allowed; "
-                          f"give a whole number of at least 1")
+        raise ConfigError(
+            f"accumulate_grad_batches: {c.accumulate_grad_batches} is not allowed; give a whole number of at least 1"
+        )
     if c.ema_decay is not None and not 0 < c.ema_decay < 1:
         raise ConfigError(f"ema_decay: {c.ema_decay} is not allowed; give a number between 0 and 1, such as 0.999")
 
@@ -317,12 +406,16 @@ _DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)*,?)$")
 def _check_hardware(c: ExperimentConfig) -> None:
     """Accelerator, devices and strategy, checked against Lightning's own registries."""
     if not _DEVICES.match(str(c.devices)):
-        raise ConfigError(f"devices: '{c.devices}' is not allowed; give auto, -1 (all), a count such as 2, "
-                          f"or device indices such as 0,1")
+        raise ConfigError(
+            f"devices: '{c.devices}' is not allowed; give auto, -1 (all), a count such as 2, "
+            f"or device indices such as 0,1"
+        )
     cores = os.cpu_count() or 1
     if str(c.devices).isdigit() and int(c.devices) > cores and _resolves_to_cpu(c.accelerator):
-        raise ConfigError(f"devices: {c.devices} processes asked for on the CPU, but this machine has {cores} cores; "
-                          f"give at most {cores}, or train on GPUs")
+        raise ConfigError(
+            f"devices: {c.devices} processes asked for on the CPU, but this machine has {cores} cores; "
+            f"give at most {cores}, or train on GPUs"
+        )
     if c.accelerator != "auto" or c.strategy != "auto":
         # Deferred: Lightning takes seconds to import, and only these two fields need its registries.
         from lightning.pytorch.accelerators import AcceleratorRegistry
@@ -330,11 +423,15 @@ def _check_hardware(c: ExperimentConfig) -> None:
 
         accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
         if c.accelerator not in accelerators:
-            raise ConfigError(f"accelerator: '{c.accelerator}' is not allowed; choose one of: {', '.join(accelerators)}")
+            raise ConfigError(
+                f"accelerator: '{c.accelerator}' is not allowed; choose one of: {', '.join(accelerators)}"
+            )
         strategies = ["auto", *StrategyRegistry.available_strategies()]
         if c.strategy not in strategies:
-            raise ConfigError(f"strategy: '{c.strategy}' is not allowed; choose one of: {', '.join(strategies[:8])}, "
-                              f"... (Lightning's strategy names)")
+            raise ConfigError(
+                f"strategy: '{c.strategy}' is not allowed; choose one of: {', '.join(strategies[:8])}, "
+                f"... (Lightning's strategy names)"
+            )
 
 
 def _resolves_to_cpu(accelerator: str) -> bool:

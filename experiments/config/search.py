@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from experiments.config.errors import ConfigError
 from experiments.config.schema import EPOCH_METRICS, ExperimentConfig, field_names
@@ -100,7 +101,9 @@ class Search:
             One mapping of field values per trial.
         """
         keys = list(self.space)
-        return [dict(zip(keys, values)) for values in itertools.product(*(self.space[k].choices for k in keys))]
+        return [
+            dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.space[k].choices for k in keys))
+        ]
 
 
 def parse_distribution(field: str, spec: Any, source: str) -> Distribution:
@@ -119,8 +122,10 @@ def parse_distribution(field: str, spec: Any, source: str) -> Distribution:
     """
     where = f"experiment file '{source}': search '{field}'"
     if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise ConfigError(f"{where} must be one of {{{', '.join(f'{k}: ...' for k in DISTRIBUTIONS)}}}, "
-                          f"such as {{loguniform: [1.0e-4, 1.0e-1]}}")
+        raise ConfigError(
+            f"{where} must be one of {{{', '.join(f'{k}: ...' for k in DISTRIBUTIONS)}}}, "
+            f"such as {{loguniform: [1.0e-4, 1.0e-1]}}"
+        )
     kind, values = next(iter(spec.items()))
     if kind not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: unknown distribution '{kind}'; use one of: {', '.join(DISTRIBUTIONS)}")
@@ -137,8 +142,9 @@ def parse_distribution(field: str, spec: Any, source: str) -> Distribution:
     if kind == "int" and not all(float(v).is_integer() for v in values):
         raise ConfigError(f"{where}: int needs whole numbers [low, high], not {values}")
     if low >= high:
-        raise ConfigError(f"{where}: the bounds [{low}, {high}] are in the wrong order (or equal); give [low, high] "
-                          f"with low < high")
+        raise ConfigError(
+            f"{where}: the bounds [{low}, {high}] are in the wrong order (or equal); give [low, high] with low < high"
+        )
     if kind == "loguniform" and low <= 0:
         raise ConfigError(f"{where}: loguniform needs bounds above 0, not {low}")
     return Distribution(kind, float(low), float(high))
@@ -184,8 +190,9 @@ def parse_objective(value: Any, base: ExperimentConfig, source: str) -> tuple[st
         direction = value.get("direction")
         value = value["metric"]
     if value not in EPOCH_METRICS:
-        raise ConfigError(f"{where}: '{value}' is not a metric every epoch logs; use one of: "
-                          f"{', '.join(EPOCH_METRICS)}")
+        raise ConfigError(
+            f"{where}: '{value}' is not a metric every epoch logs; use one of: {', '.join(EPOCH_METRICS)}"
+        )
     direction = direction or default_direction(str(value), base)
     if direction not in DIRECTIONS:
         raise ConfigError(f"{where}: direction '{direction}' is not allowed; use maximize or minimize")
@@ -209,13 +216,17 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
     where = f"experiment file '{source}'"
     spec = data.get("search")
     if not isinstance(spec, Mapping) or not spec:
-        raise ConfigError(f"{where}: 'search:' must map config fields to distributions, such as "
-                          f"lr: {{loguniform: [1.0e-4, 1.0e-1]}}")
+        raise ConfigError(
+            f"{where}: 'search:' must map config fields to distributions, such as lr: {{loguniform: [1.0e-4, 1.0e-1]}}"
+        )
     known = set(field_names())
     for key in spec:
         if key not in known or key == "seed":
-            hint = "seeds are not searched: give --seed, or one file per seed" if key == "seed" else \
-                "see docs/training.md for the fields"
+            hint = (
+                "seeds are not searched: give --seed, or one file per seed"
+                if key == "seed"
+                else "see docs/training.md for the fields"
+            )
             raise ConfigError(f"{where}: search key '{key}' is not a config field; {hint}")
     for key in ("grid", "seeds"):
         if data.get(key):
@@ -230,8 +241,9 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
             try:
                 base.replace(**{key: value})
             except ConfigError as exc:
-                raise ConfigError(f"{where}: search '{key}' can give {value!r}, which the config refuses: {exc}") \
-                    from None
+                raise ConfigError(
+                    f"{where}: search '{key}' can give {value!r}, which the config refuses: {exc}"
+                ) from None
     sampler = str(data.get("sampler") or "tpe")
     if sampler not in SAMPLERS:
         raise ConfigError(f"{where}: sampler '{sampler}' is not allowed; use one of: {', '.join(SAMPLERS)}")
@@ -242,8 +254,9 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
     if sampler == "grid":
         not_choice = [k for k, d in space.items() if d.kind != "choice"]
         if not_choice:
-            raise ConfigError(f"{where}: sampler grid takes choice lists only; '{not_choice[0]}' is "
-                              f"{space[not_choice[0]].kind}")
+            raise ConfigError(
+                f"{where}: sampler grid takes choice lists only; '{not_choice[0]}' is {space[not_choice[0]].kind}"
+            )
     trials = data.get("trials")
     if sampler == "grid":
         size = math.prod(len(d.choices) for d in space.values())
@@ -252,6 +265,6 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
         trials = size
     if trials is None:
         raise ConfigError(f"{where}: a search needs 'trials:', the number of trials to run, such as trials: 20")
-    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials:
+    if isinstance(trials, bool) or not isinstance(trials, int) or not trials >= 1:
         raise ConfigError(f"{where}: trials must be a whole number of at least 1, not {trials!r}")
     return Search(space, trials, sampler, metric, direction, pruner)

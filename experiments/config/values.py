@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import types
 import typing
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 import yaml
 
@@ -111,8 +112,14 @@ def describe(kind: type) -> str:
     Returns:
         Such as ``"whole number"``.
     """
-    return {bool: "true/false value", int: "whole number", float: "number", str: "string",
-            list: "list of numbers (such as 0.5,0.5,0.5)", dict: "mapping of KEY=VALUE pairs"}[kind]
+    return {
+        bool: "true/false value",
+        int: "whole number",
+        float: "number",
+        str: "string",
+        list: "list of numbers (such as 0.5,0.5,0.5)",
+        dict: "mapping of KEY=VALUE pairs",
+    }[kind]
 
 
 def to_bool(value: Any) -> bool:
@@ -183,8 +190,10 @@ def load_yaml(text: str, source: str) -> Any:
             return None
         expanded = _expanded_size(node)
         if expanded > MAX_YAML_NODES:
-            raise ConfigError(f"{source} expands to more than {MAX_YAML_NODES:,} values through its aliases "
-                              f"(&anchor/*alias); write the values out")
+            raise ConfigError(
+                f"{source} expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                f"(&anchor/*alias); write the values out"
+            )
         return loader.construct_document(node)
     finally:
         loader.dispose()

@@ -20,8 +20,7 @@ from typing import Any
 
 from experiments.data.errors import DataError
 
-_EXPORTS = {"ImageDataModule": "datamodule", "load_images": "load", "split_images": "split",
-            "describe_source": "split"}
+_EXPORTS = {"ImageDataModule": "datamodule", "load_images": "load", "split_images": "split", "describe_source": "split"}
 
 __all__ = ["DataError", *sorted(_EXPORTS)]
 

@@ -1,5 +1,7 @@
-"""Sources that are arrays already: CIFAR-10's ``cifar-10-batches-py`` format,
-the word ``cifar10`` (torchvision's download of it) and scikit-learn's ``digits``.
+"""Sources that are arrays already.
+
+CIFAR-10's ``cifar-10-batches-py`` format, the word ``cifar10`` (torchvision's download of it)
+and scikit-learn's ``digits``.
 """
 
 from __future__ import annotations
@@ -109,11 +111,15 @@ def load_cifar_batches(path: str | os.PathLike) -> ArraySource:
     batches = [_load_batch(folder / n) for n in names]
     images = np.concatenate([np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for b in batches])
     labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
-    is_test = np.concatenate([np.full(len(b["labels"]), n == "test_batch") for n, b in zip(names, batches)])
+    is_test = np.concatenate(
+        [np.full(len(b["labels"]), n == "test_batch") for n, b in zip(names, batches, strict=True)]
+    )
     order = np.argsort(classes, kind="stable")  # class names are sorted everywhere
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
-    signature = ["cifar-batches"] + [f"{n} {(folder / n).stat().st_size} {(folder / n).stat().st_mtime_ns}" for n in names]
+    signature = ["cifar-batches"] + [
+        f"{n} {(folder / n).stat().st_size} {(folder / n).stat().st_mtime_ns}" for n in names
+    ]
     return ArraySource(f"cifar-10-batches-py {folder}", sorted(classes), images, remap[labels], is_test, signature)
 
 
@@ -133,7 +139,9 @@ def download_cifar10(root: Path) -> Path:
     if folder is not None:
         return folder
     try:
-        tv_utils.download_and_extract_archive(CIFAR10_URL, str(root), filename="cifar-10-python.tar.gz", md5=CIFAR10_MD5)
+        tv_utils.download_and_extract_archive(
+            CIFAR10_URL, str(root), filename="cifar-10-python.tar.gz", md5=CIFAR10_MD5
+        )
     except (URLError, OSError, RuntimeError) as exc:
         raise DataError(
             f"cannot download CIFAR-10 ({type(exc).__name__}: {exc}); offline? "
@@ -148,7 +156,9 @@ def load_digits() -> ArraySource:
     Returns:
         The digits as 3-channel uint8 images, all in the train part (a test part is drawn).
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # deferred: scikit-learn costs a second; only digits need it
+    from sklearn.datasets import (
+        load_digits as sklearn_digits,  # deferred: scikit-learn costs a second; only digits need it
+    )
 
     digits = sklearn_digits()
     gray = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)

@@ -15,9 +15,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import platformdirs
@@ -138,5 +138,7 @@ def load_or_build(key: str, build: Callable[[Path], None]) -> CachedImages:
                 finally:
                     shutil.rmtree(temporary, ignore_errors=True)
     except PermissionError as exc:
-        raise DataError(f"cannot write the data cache in {root} ({exc}); set ZOO_CACHE_DIR to a writable folder") from None
+        raise DataError(
+            f"cannot write the data cache in {root} ({exc}); set ZOO_CACHE_DIR to a writable folder"
+        ) from None
     return read_entry(final)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -50,10 +50,10 @@ def jpeg_pixels(data: bytes) -> int | None:
     while position + 9 <= len(data) and data[position] == 0xFF:
         marker = data[position + 1]
         if marker in _SOF_MARKERS:
-            height = int.from_bytes(data[position + 5:position + 7], "big")
-            width = int.from_bytes(data[position + 7:position + 9], "big")
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
             return height * width
-        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
     return None
 
 
@@ -106,7 +106,7 @@ def decode_image(data: bytes) -> torch.Tensor:
         return _decode_pil(data)
     except UnreadableImage:
         raise
-    except Exception as exc:  # noqa: BLE001 - image decoders raise many types on corrupt data
+    except Exception as exc:
         raise UnreadableImage(str(exc) or type(exc).__name__) from None
 
 
@@ -119,8 +119,9 @@ def decode_images(datas: Sequence[bytes]) -> list[torch.Tensor | None]:
     Returns:
         uint8 (3, H, W) tensors, None where the bytes are unreadable.
     """
-    if decode_jpeg is not None and all(data[:3] == _JPEG_MAGIC and (jpeg_pixels(data) or 0) <= MAX_PIXELS
-                                       for data in datas):
+    if decode_jpeg is not None and all(
+        data[:3] == _JPEG_MAGIC and (jpeg_pixels(data) or 0) <= MAX_PIXELS for data in datas
+    ):
         try:
             return list(_decode_jpegs(datas))
         except RuntimeError:
@@ -168,5 +169,5 @@ def image_size_of(data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.height, image.width
-    except Exception as exc:  # noqa: BLE001 - see decode_image
+    except Exception as exc:
         raise UnreadableImage(str(exc) or type(exc).__name__) from None

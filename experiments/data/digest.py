@@ -82,7 +82,7 @@ def part_digest(images: ImageSet, indices: np.ndarray) -> str:
     digest.update(np.ascontiguousarray(images.labels[indices]).tobytes())
     if images.images is not None:
         for start in range(0, len(indices), CHUNK):
-            digest.update(np.ascontiguousarray(images.images[indices[start:start + CHUNK]]).tobytes())
+            digest.update(np.ascontiguousarray(images.images[indices[start : start + CHUNK]]).tobytes())
     elif images.files is not None:
         for index in indices:
             item = images.files.files[int(index)]
@@ -107,9 +107,15 @@ def describe_parts(images: ImageSet, split: Split) -> list[PartDescription]:
         indices = getattr(split, attribute)
         if not len(indices):
             continue
-        profile = json.dumps({"num_images": int(len(indices)), "num_classes": len(images.classes),
-                              "image_size": f"{height}x{width}",
-                              "digest_of": "pixels and labels" if images.images is not None else "files and labels"})
-        found.append(PartDescription(name, source, source_type, context, part_digest(images, indices),
-                                     int(len(indices)), profile))
+        profile = json.dumps(
+            {
+                "num_images": len(indices),
+                "num_classes": len(images.classes),
+                "image_size": f"{height}x{width}",
+                "digest_of": "pixels and labels" if images.images is not None else "files and labels",
+            }
+        )
+        found.append(
+            PartDescription(name, source, source_type, context, part_digest(images, indices), len(indices), profile)
+        )
     return found

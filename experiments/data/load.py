@@ -1,5 +1,6 @@
-"""From a source string to labelled uint8 images: decoded once into the cache, or
-(for data too large to cache) listed for per-image decoding in DataLoader workers.
+"""From a source string to labelled uint8 images.
+
+Decoded once into the cache, or (for data too large to cache) listed for per-image decoding in DataLoader workers.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
                     chunk.append(item)
                 except UnreadableImage:  # larger than the read bound
                     skipped.append(item.key)
-            for item, image in zip(chunk, decode_images(datas)):
+            for item, image in zip(chunk, decode_images(datas), strict=True):
                 if image is None:
                     skipped.append(item.key)
                     continue

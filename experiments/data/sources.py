@@ -78,7 +78,7 @@ class FileSource:
 
     archive: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
 
-    def reader(self) -> "FileReader":
+    def reader(self) -> FileReader:
         """Open a reader of this source's bytes (one per process).
 
         Returns:
@@ -208,7 +208,7 @@ def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
 def _children(dirs: set[str], prefix: str) -> list[str]:
     """Names of the folders directly under ``prefix`` ('' for the top)."""
     depth = prefix.count("/")
-    return sorted(d[len(prefix):] for d in dirs if d.startswith(prefix) and d.count("/") == depth)
+    return sorted(d[len(prefix) :] for d in dirs if d.startswith(prefix) and d.count("/") == depth)
 
 
 def _find_root(files: dict, dirs: set[str]) -> str:
@@ -216,7 +216,7 @@ def _find_root(files: dict, dirs: set[str]) -> str:
     prefix = ""
     for _ in range(_MAX_UNWRAP):
         children = _children(dirs, prefix)
-        loose = [k for k in files if k.startswith(prefix) and "/" not in k[len(prefix):]]
+        loose = [k for k in files if k.startswith(prefix) and "/" not in k[len(prefix) :]]
         if "train" in children or len(children) != 1 or loose:
             break
         prefix = f"{prefix}{children[0]}/"
@@ -227,8 +227,8 @@ def _classes_under(files: dict, dirs: set[str], prefix: str, where: Path) -> dic
     """Class name -> keys of its images under ``prefix``; an empty class folder is an error."""
     classes: dict[str, list[str]] = {c: [] for c in _children(dirs, prefix)}
     for key in files:
-        if key.startswith(prefix) and "/" in key[len(prefix):]:
-            classes[key[len(prefix):].split("/", 1)[0]].append(key)
+        if key.startswith(prefix) and "/" in key[len(prefix) :]:
+            classes[key[len(prefix) :].split("/", 1)[0]].append(key)
     empty = sorted(c for c, keys in classes.items() if not keys)
     if empty:
         raise DataError(
@@ -271,8 +271,8 @@ def list_image_files(path: str | os.PathLike) -> FileSource:
             raise DataError(f"{path} is not a readable zip file ({exc}); {LAYOUT_HELP}") from None
     files, dirs = _list_folder(path) if archive is None else _list_zip(archive)
     root = _find_root(files, dirs)
-    files = {k[len(root):]: v for k, v in files.items() if k.startswith(root)}
-    dirs = {d[len(root):] for d in dirs if d.startswith(root) and d != root.rstrip("/")}
+    files = {k[len(root) :]: v for k, v in files.items() if k.startswith(root)}
+    dirs = {d[len(root) :] for d in dirs if d.startswith(root) and d != root.rstrip("/")}
     if not files:
         raise DataError(f"no images found in {path}; {LAYOUT_HELP}")
     top = _children(dirs, "")
@@ -289,12 +289,12 @@ def list_image_files(path: str | os.PathLike) -> FileSource:
     if layout == "split" and True not in parts:
         layout = "classes"  # train/ alone: a test part is drawn from it, as from class folders
     label = {c: i for i, c in enumerate(classes)}
-    images = list(
+    images = [
         ImageFile(key, label[c], is_test, files[key][0])
         for is_test, by_class in parts.items()
         for c, keys in by_class.items()
         for key in keys
-    )
+    ]
     images.sort(key=lambda f: f.key)
     signature = [f"{kind} {layout}"] + [f"{f.key} {files[f.key][1]}" for f in images]
     return FileSource(path, kind, layout, classes, images, signature, archive)

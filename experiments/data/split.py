@@ -41,7 +41,9 @@ def _check_fraction(name: str, value: float) -> None:
         raise DataError(f"{name} must be a fraction in [0, 1), not {value!r}")
 
 
-def stratified_split(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``fraction`` of each class, chosen at random with ``seed``.
 
     Args:
@@ -57,7 +59,7 @@ def stratified_split(indices: np.ndarray, labels: np.ndarray, fraction: float, s
     for label in np.unique(labels[indices]):
         members = indices[labels[indices] == label]
         order = np.random.default_rng([seed, int(label)]).permutation(len(members))
-        n_held = int(round(len(members) * fraction))
+        n_held = round(len(members) * fraction)
         held.append(members[order[:n_held]])
         kept.append(members[order[n_held:]])
     empty = np.empty(0, dtype=np.int64)
@@ -140,15 +142,15 @@ def summarize(images: ImageSet, split: Split) -> dict:
     per_class = {name: {"train": 0, "val": 0, "test": 0} for name in images.classes}
     for part in ("train", "val", "test"):
         counts = np.bincount(images.labels[getattr(split, part)], minlength=len(images.classes))
-        for name, count in zip(images.classes, counts):
+        for name, count in zip(images.classes, counts, strict=True):
             per_class[name][part] = int(count)
     return {
         "source": images.source,
         "description": images.description,
         "classes": list(images.classes),
-        "num_train": int(len(split.train)),
-        "num_val": int(len(split.val)),
-        "num_test": int(len(split.test)),
+        "num_train": len(split.train),
+        "num_val": len(split.val),
+        "num_test": len(split.test),
         "per_class": per_class,
         "image_size": tuple(images.image_size),
         "in_memory": images.in_memory,

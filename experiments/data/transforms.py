@@ -10,8 +10,9 @@ mean/std and augmentation; they never change the model.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,9 @@ def _triple(name: str, value: Sequence[float]) -> tuple[float, float, float]:
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or (name == "std" and min(values) <= 0):
-        raise DataError(f"{name} must be 3 numbers (one per channel){', all positive' if name == 'std' else ''}, not {value!r}")
+        raise DataError(
+            f"{name} must be 3 numbers (one per channel){', all positive' if name == 'std' else ''}, not {value!r}"
+        )
     return values  # type: ignore[return-value]
 
 
@@ -149,7 +152,7 @@ class Preprocess(nn.Module):
         self.register_buffer("std", torch.tensor(_triple("std", std)).view(1, 3, 1, 1))
 
     @classmethod
-    def from_preset(cls, preset: Preset, class_names: Sequence[str] = ()) -> "Preprocess":
+    def from_preset(cls, preset: Preset, class_names: Sequence[str] = ()) -> Preprocess:
         """Build the eval transform of a resolved preset.
 
         Args:

@@ -13,8 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"ServingModel": "model", "serving_copy": "model", "read_image": "model",
-            "load_run_model": "loading", "load_checkpoint_model": "loading", "register_run": "model_registry"}
+_EXPORTS = {
+    "ServingModel": "model",
+    "serving_copy": "model",
+    "read_image": "model",
+    "load_run_model": "loading",
+    "load_checkpoint_model": "loading",
+    "register_run": "model_registry",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -18,8 +18,9 @@ from registry.errors import WeightsError
 from registry.weights import load_state_dict_strict, unwrap_state_dict
 
 
-def build_serving_model(model_name: str, state_dict: dict[str, Any], model_kwargs: dict[str, Any],
-                        preprocess: dict[str, Any]) -> ServingModel:
+def build_serving_model(
+    model_name: str, state_dict: dict[str, Any], model_kwargs: dict[str, Any], preprocess: dict[str, Any]
+) -> ServingModel:
     """Rebuild a network from the registry, load its weights strictly, and put its preprocessing in front.
 
     Args:

@@ -63,7 +63,10 @@ class ServingModel(nn.Module):
         k = min(top_k, probs.shape[1])
         values, indices = probs.topk(k, dim=1)
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
-        return [[(names[i], float(v)) for v, i in zip(vs.tolist(), ix.tolist())] for vs, ix in zip(values, indices)]
+        return [
+            [(names[i], float(v)) for v, i in zip(vs.tolist(), ix.tolist(), strict=True)]
+            for vs, ix in zip(values, indices, strict=True)
+        ]
 
 
 def serving_copy(preprocess: nn.Module, model: nn.Module) -> ServingModel:
@@ -98,9 +101,13 @@ def read_image(path: str) -> torch.Tensor:
             raise ZooError(f"image '{path}' is larger than {MAX_IMAGE_BYTES // 2**20} MiB; give a smaller image file")
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise ZooError(f"image '{path}' has {img.width}x{img.height} pixels, over the limit of {MAX_PIXELS:,} "
-                               f"(a decompression bomb?); resize it first")
+                raise ZooError(
+                    f"image '{path}' has {img.width}x{img.height} pixels, over the limit of {MAX_PIXELS:,} "
+                    f"(a decompression bomb?); resize it first"
+                )
             array = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise ZooError(f"cannot read image '{path}' ({type(exc).__name__}); give a JPEG, PNG or other image file") from None
+        raise ZooError(
+            f"cannot read image '{path}' ({type(exc).__name__}); give a JPEG, PNG or other image file"
+        ) from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()

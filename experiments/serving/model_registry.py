@@ -74,7 +74,9 @@ def register_run(run_id: str, name: str, alias: str | None = None, tracking_uri:
         if value is not None and not _NAME.match(value):
             raise RegistryError(f"--{label} '{value}' is not allowed; use letters, digits, '_', '-' and '.'")
     if alias is not None and re.fullmatch(r"v\d+|latest", alias, re.IGNORECASE):
-        raise RegistryError(f"--alias '{alias}' is reserved by MLflow (latest, v1, v2, ...); choose another, such as champion")
+        raise RegistryError(
+            f"--alias '{alias}' is reserved by MLflow (latest, v1, v2, ...); choose another, such as champion"
+        )
     uri = require_writable(tracking_uri)
     run = get_run(run_id, uri)
     client = get_client(uri)

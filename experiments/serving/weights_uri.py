@@ -14,8 +14,8 @@ caller names one with `weights_store` (the runner does, with the run's
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator
 
 from mlflow.exceptions import MlflowException
 
@@ -24,7 +24,6 @@ from experiments.tracking.readback import best_weights
 from experiments.tracking.store import get_client, resolve_tracking_uri
 from registry.errors import WeightsError
 from registry.weights import ResolvedWeights
-
 
 _STORE: ContextVar[str | None] = ContextVar("zoo_weights_store", default=None)
 
@@ -47,7 +46,7 @@ def weights_store(tracking_uri: str | None) -> Iterator[None]:
 
 
 def _run_id_of(uri: str) -> str:
-    parts = [p for p in uri[len("runs:/"):].split("/") if p]
+    parts = [p for p in uri[len("runs:/") :].split("/") if p]
     if not parts:
         raise WeightsError(f"weights URI '{uri}' names no run; write runs:/RUN_ID")
     return parts[0]
@@ -93,7 +92,7 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
     Raises:
         WeightsError: If the name, alias or version is not registered.
     """
-    ref = uri[len("models:/"):].strip("/")
+    ref = uri[len("models:/") :].strip("/")
     client = get_client(_STORE.get())
     try:
         if "@" in ref:
@@ -103,9 +102,13 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
             name, number = ref.split("/", 1)
             version = client.get_model_version(name, number)
         else:
-            raise WeightsError(f"weights URI '{uri}' needs a version or alias: models:/NAME@ALIAS or models:/NAME/VERSION")
+            raise WeightsError(
+                f"weights URI '{uri}' needs a version or alias: models:/NAME@ALIAS or models:/NAME/VERSION"
+            )
     except MlflowException:
-        raise WeightsError(f"'{uri}' is not in the Model Registry of {resolve_tracking_uri(_STORE.get())}; register the run first") from None
+        raise WeightsError(
+            f"'{uri}' is not in the Model Registry of {resolve_tracking_uri(_STORE.get())}; register the run first"
+        ) from None
     if not version.run_id:
         raise WeightsError(f"'{uri}' is not linked to a training run; it has no zoo weights")
     return resolve_run_weights(f"runs:/{version.run_id}", model_name)  # the same store: _STORE still holds

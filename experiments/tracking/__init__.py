@@ -20,9 +20,17 @@ from typing import Any
 
 _EXPORTS = {
     "TrackingError": "errors",
-    "Run": "runs", "TrackedRun": "runs", "NullRun": "runs", "Interrupted": "runs",
-    "resolve_tracking_uri": "store", "get_client": "store", "check_tracking_server": "store",
-    "get_run": "readback", "run_config": "readback", "best_weights": "readback", "last_state": "readback",
+    "Run": "runs",
+    "TrackedRun": "runs",
+    "NullRun": "runs",
+    "Interrupted": "runs",
+    "resolve_tracking_uri": "store",
+    "get_client": "store",
+    "check_tracking_server": "store",
+    "get_run": "readback",
+    "run_config": "readback",
+    "best_weights": "readback",
+    "last_state": "readback",
 }
 
 __all__ = sorted(_EXPORTS)

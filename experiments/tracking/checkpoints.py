@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from lightning.fabric.utilities.data import AttributeDict
@@ -46,8 +47,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         with allowed_checkpoint_globals():
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a payload; others for a damaged file
-        raise WeightsError(f"refusing checkpoint '{path}': {_reason(exc)}; "
-                           f"use a checkpoint written by zoo train") from None
+        raise WeightsError(
+            f"refusing checkpoint '{path}': {_reason(exc)}; use a checkpoint written by zoo train"
+        ) from None
     if not isinstance(loaded, dict) or not isinstance(loaded.get("state_dict"), dict):
         raise WeightsError(f"'{path}' is not a Lightning checkpoint; use a checkpoint written by zoo train")
     return loaded

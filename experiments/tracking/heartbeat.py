@@ -19,8 +19,9 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import HEARTBEAT_TAG, KILLED_REASON_TAG, OWNER_TAG
@@ -72,7 +73,7 @@ class Owner:
     token: str
 
     @classmethod
-    def here(cls) -> "Owner":
+    def here(cls) -> Owner:
         """This process, with a new token.
 
         Returns:
@@ -81,7 +82,7 @@ class Owner:
         return cls(socket.gethostname(), os.getpid(), secrets.token_hex(4))
 
     @classmethod
-    def parse(cls, text: str | None) -> "Owner | None":
+    def parse(cls, text: str | None) -> Owner | None:
         """Read an owner tag back.
 
         Args:
@@ -223,8 +224,10 @@ def claim(client: MlflowClient, run: Run, settle_s: float = CLAIM_SETTLE_S) -> O
     current = Owner.parse(run.data.tags.get(OWNER_TAG))
     if run.info.status == "RUNNING" and why_dead(run) is None:
         where = f"process {current.pid} on {current.host}" if current else "another process"
-        raise TrackingError(f"run {run_id} is RUNNING in {where} (heartbeat {time.time() - last_sign_of_life(run):.0f} s "
-                            f"ago); wait for it to end or stop it (Ctrl-C or SIGTERM) before resuming it")
+        raise TrackingError(
+            f"run {run_id} is RUNNING in {where} (heartbeat {time.time() - last_sign_of_life(run):.0f} s "
+            f"ago); wait for it to end or stop it (Ctrl-C or SIGTERM) before resuming it"
+        )
     me = Owner.here()
     client.set_tag(run_id, OWNER_TAG, str(me))
     beat(client, run_id)
@@ -236,8 +239,9 @@ def claim(client: MlflowClient, run: Run, settle_s: float = CLAIM_SETTLE_S) -> O
     return me
 
 
-def stale_runs(client: MlflowClient, older_than: float | None = None,
-               experiment_ids: list[str] | None = None) -> list[tuple[Run, float, str]]:
+def stale_runs(
+    client: MlflowClient, older_than: float | None = None, experiment_ids: list[str] | None = None
+) -> list[tuple[Run, float, str]]:
     """RUNNING runs whose process is gone (this host) or silent too long (another host).
 
     Args:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 from mlflow.entities import Run
@@ -72,8 +73,9 @@ def download_artifact(run_id: str, artifact_path: str, uri: str | None, dst: str
     """
     get_run(run_id, uri)
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst),
-                                                    tracking_uri=resolve_tracking_uri(uri))
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst), tracking_uri=resolve_tracking_uri(uri)
+        )
     except Exception as exc:  # MLflow raises several types for a missing file
         raise TrackingError(
             f"run '{run_id}' has no artifact '{artifact_path}' ({type(exc).__name__}); "

@@ -29,9 +29,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -256,7 +257,7 @@ class TrackedRun(Run):
         self.client: MlflowClient = get_client(uri)
 
     @classmethod
-    def create(cls, experiment: str, run_name: str, tags: Mapping[str, Any], uri: str | None = None) -> "TrackedRun":
+    def create(cls, experiment: str, run_name: str, tags: Mapping[str, Any], uri: str | None = None) -> TrackedRun:
         """Create a run in an experiment (created, or restored from deletion, if need be).
 
         Args:
@@ -272,13 +273,17 @@ class TrackedRun(Run):
         client = get_client(resolved)
         experiment_id = ensure_experiment(client, experiment)
         # MLflow's own context (user, source) first: the run page's "Created by" and "Source" read it.
-        all_tags = {**resolve_tags({}), **{k: str(v) for k, v in tags.items()}, RUN_NAME_TAG: run_name,
-                    OWNER_TAG: str(Owner.here())}
+        all_tags = {
+            **resolve_tags({}),
+            **{k: str(v) for k, v in tags.items()},
+            RUN_NAME_TAG: run_name,
+            OWNER_TAG: str(Owner.here()),
+        }
         run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
         return cls(run.info.run_id, resolved)
 
     @classmethod
-    def reopen(cls, run_id: str, uri: str | None = None) -> "TrackedRun":
+    def reopen(cls, run_id: str, uri: str | None = None) -> TrackedRun:
         """Reopen an existing run to continue it (resume): claimed by this process, status back to RUNNING.
 
         Args:
@@ -302,7 +307,7 @@ class TrackedRun(Run):
         """Log params in batches of 100, the most MLflow takes per call (values up to `PARAM_VALUE_LIMIT`)."""
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags in one call to the store."""
@@ -326,8 +331,13 @@ class TrackedRun(Run):
 
     def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
         """Record the data sets as MLflow dataset inputs, each with its context tag."""
-        inputs = [DatasetInput(Dataset(d.name, d.digest, d.source_type, d.source, profile=d.profile),
-                               tags=[InputTag(DATASET_CONTEXT_TAG, d.context)]) for d in datasets]
+        inputs = [
+            DatasetInput(
+                Dataset(d.name, d.digest, d.source_type, d.source, profile=d.profile),
+                tags=[InputTag(DATASET_CONTEXT_TAG, d.context)],
+            )
+            for d in datasets
+        ]
         if inputs:
             self.client.log_inputs(self.run_id, datasets=inputs)
 
@@ -422,9 +432,11 @@ class TrackedRun(Run):
             except Exception as exc:  # MLflow, SQLAlchemy and the OS raise many types for a full disk
                 error = exc
                 time.sleep(0.5 * 2**attempt)
-        print(f"zoo: warning: could not record run {self.run_id} as {status} ({type(error).__name__}: "
-              f"{' '.join(str(error).split())[:200]}); `zoo runs --stale` lists it once this process has ended",
-              file=sys.stderr)
+        print(
+            f"zoo: warning: could not record run {self.run_id} as {status} ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:200]}); `zoo runs --stale` lists it once this process has ended",
+            file=sys.stderr,
+        )
         return False
 
 
@@ -445,8 +457,10 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 
 def _create_experiment(client: MlflowClient, name: str) -> str:
-    """Create an experiment (a model-training one, as MLflow's UI tells them apart); if another process
-    created it first, use theirs."""
+    """Create an experiment (a model-training one, as MLflow's UI tells them apart).
+
+    If another process created it first, use theirs.
+    """
     try:
         return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:

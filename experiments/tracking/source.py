@@ -26,8 +26,9 @@ def source_facts() -> dict[str, str]:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if commit.returncode == 0:
             facts[GIT_COMMIT_TAG] = commit.stdout.strip()
-            status = subprocess.run(["git", "status", "--porcelain"], cwd=root,
-                                    capture_output=True, text=True, timeout=5)
+            status = subprocess.run(
+                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+            )
             facts[GIT_DIRTY_TAG] = str(bool(status.stdout.strip())).lower()
     except (OSError, subprocess.SubprocessError):
         pass  # not a git checkout (an installed wheel): nothing to record

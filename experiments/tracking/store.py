@@ -103,8 +103,10 @@ def open_store(uri: str | None = None) -> str:
             raise
         except Exception as exc:  # SQLAlchemy and MLflow wrap a damaged file in many types
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise TrackingError(f"tracking store {path} cannot be read as an MLflow store ({detail}); "
-                                f"restore it from a backup, or pass another --tracking-uri") from None
+            raise TrackingError(
+                f"tracking store {path} cannot be read as an MLflow store ({detail}); "
+                f"restore it from a backup, or pass another --tracking-uri"
+            ) from None
     _READY.add(resolved)
     return resolved
 
@@ -124,8 +126,10 @@ def require_writable(uri: str | None = None) -> str:
     resolved = open_store(uri)
     path = sqlite_path(resolved)
     if path is not None and path.is_file() and not writable(path):
-        raise TrackingError(f"tracking store {path} is read-only here; training and evaluation write to it: make it "
-                            f"writable, or pass another --tracking-uri (reading it with zoo compare works)")
+        raise TrackingError(
+            f"tracking store {path} is read-only here; training and evaluation write to it: make it "
+            f"writable, or pass another --tracking-uri (reading it with zoo compare works)"
+        )
     return resolved
 
 
@@ -162,8 +166,10 @@ def check_sqlite_file(uri: str, path: Path) -> None:
     with open(path, "rb") as handle:
         header = handle.read(16)
     if header != b"SQLite format 3\x00":
-        raise TrackingError(f"tracking store {path} is not a SQLite database; point --tracking-uri at an MLflow "
-                            f"store (or move the file away and start a new one)")
+        raise TrackingError(
+            f"tracking store {path} is not a SQLite database; point --tracking-uri at an MLflow "
+            f"store (or move the file away and start a new one)"
+        )
     # Read-write where allowed (never created here): a process killed in a write leaves a hot journal, which
     # only a connection that may write rolls back; a read-only one would call the whole store unreadable.
     mode = "rw" if writable(path) else "ro"
@@ -171,11 +177,15 @@ def check_sqlite_file(uri: str, path: Path) -> None:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=10)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
-        raise TrackingError(f"tracking store {path} cannot be read as a SQLite database ({exc}); restore it from a "
-                            f"backup, or pass another --tracking-uri") from None
+        raise TrackingError(
+            f"tracking store {path} cannot be read as a SQLite database ({exc}); restore it from a "
+            f"backup, or pass another --tracking-uri"
+        ) from None
     if tables and not {"experiments", "runs", "alembic_version"} <= tables:
-        raise TrackingError(f"tracking store {path} is a SQLite database without MLflow's tables; point "
-                            f"--tracking-uri at an MLflow store")
+        raise TrackingError(
+            f"tracking store {path} is a SQLite database without MLflow's tables; point "
+            f"--tracking-uri at an MLflow store"
+        )
 
 
 def check_tracking_server(uri: str, timeout: float | None = None) -> None:
@@ -194,7 +204,7 @@ def check_tracking_server(uri: str, timeout: float | None = None) -> None:
     url = uri.rstrip("/") + "/health"
     fix = "start it (`zoo ui` or `mlflow server`), or pass another --tracking-uri"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - the scheme is checked above
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             status = answer.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -218,7 +228,7 @@ def sqlite_path(uri: str) -> Path | None:
     """
     if not uri.startswith("sqlite:///") or uri.rstrip("/").endswith(":memory:"):
         return None
-    return Path(uri[len("sqlite:///"):])
+    return Path(uri[len("sqlite:///") :])
 
 
 def is_busy(exc: BaseException) -> bool:

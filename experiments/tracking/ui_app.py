@@ -25,7 +25,6 @@ from mlflow.environment_variables import _MLFLOW_SGI_NAME  # MLflow's word to it
 from mlflow.server import app as mlflow_app
 from mlflow.server.fastapi_app import create_fastapi_app
 
-
 WORKFLOW_TYPE_KEY = "mlflow.workflowType_v1"
 """Where MLflow's UI keeps its GenAI / Model training switch (a JSON string)."""
 

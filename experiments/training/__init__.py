@@ -16,8 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"TrainResult": "runner", "train": "runner", "resume": "runner", "Classifier": "classifier",
-            "run_experiment": "sweeps", "evaluate_run": "evaluate"}
+_EXPORTS = {
+    "TrainResult": "runner",
+    "train": "runner",
+    "resume": "runner",
+    "Classifier": "classifier",
+    "run_experiment": "sweeps",
+    "evaluate_run": "evaluate",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -41,8 +41,14 @@ class RunRecorder(Callback):
             constant one is the ``lr`` param, not a flat curve.
     """
 
-    def __init__(self, run: Run, checkpoint: ModelCheckpoint, best_weights_path: Path,
-                 logged_through_epoch: int = -1, log_lr: bool = True) -> None:
+    def __init__(
+        self,
+        run: Run,
+        checkpoint: ModelCheckpoint,
+        best_weights_path: Path,
+        logged_through_epoch: int = -1,
+        log_lr: bool = True,
+    ) -> None:
         super().__init__()
         self.logged_through_epoch = logged_through_epoch
         self.log_lr = log_lr
@@ -62,8 +68,12 @@ class RunRecorder(Callback):
         Returns:
             The counters.
         """
-        return {"train_time_s": self.train_time_s, "images_seen": self.images_seen,
-                "val_acc_history": dict(self.val_acc_history), "saved_best": self._saved_best}
+        return {
+            "train_time_s": self.train_time_s,
+            "images_seen": self.images_seen,
+            "val_acc_history": dict(self.val_acc_history),
+            "saved_best": self._saved_best,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the counters on resume."""
@@ -88,8 +98,9 @@ class RunRecorder(Callback):
         self._epoch_start = time.perf_counter()
         self._refresh_best(trainer, pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         """Count the images trained on."""
         self.images_seen += int(batch[1].shape[0]) * trainer.world_size
 
@@ -196,8 +207,15 @@ class EpochLines(Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        shown = {"train_loss": "train_loss_epoch", "train_acc": "train_acc", "val_loss": "val_loss",
-                 "val_acc": "val_acc"}
+        shown = {
+            "train_loss": "train_loss_epoch",
+            "train_acc": "train_acc",
+            "val_loss": "val_loss",
+            "val_acc": "val_acc",
+        }
         figures = "  ".join(f"{label} {float(metrics[key]):.4g}" for label, key in shown.items() if key in metrics)
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {figures}  "
-              f"({time.perf_counter() - self._started:.1f} s)", flush=True)
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {figures}  "
+            f"({time.perf_counter() - self._started:.1f} s)",
+            flush=True,
+        )

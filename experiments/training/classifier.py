@@ -14,7 +14,8 @@ callback writes to MLflow with the epoch as step (an explicit epoch axis);
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -38,16 +39,28 @@ class Classifier(L.LightningModule):
             ``zoo predict --checkpoint`` can rebuild the serving model.
     """
 
-    def __init__(self, config: ExperimentConfig | dict, num_classes: int, class_names: list[str] | None = None,
-                 preprocess: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig | dict,
+        num_classes: int,
+        class_names: list[str] | None = None,
+        preprocess: dict | None = None,
+    ) -> None:
         super().__init__()
         self.config = config if isinstance(config, ExperimentConfig) else from_dict(config)
-        self.save_hyperparameters({"config": self.config.to_dict(), "num_classes": num_classes,
-                                   "class_names": list(class_names or []), "preprocess": dict(preprocess or {})})
+        self.save_hyperparameters(
+            {
+                "config": self.config.to_dict(),
+                "num_classes": num_classes,
+                "class_names": list(class_names or []),
+                "preprocess": dict(preprocess or {}),
+            }
+        )
         self.num_classes = num_classes
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
-        self.model = registry.create_model(self.config.model, weights=self.config.weights,
-                                           **self.config.model_kwargs(num_classes))
+        self.model = registry.create_model(
+            self.config.model, weights=self.config.weights, **self.config.model_kwargs(num_classes)
+        )
         check_model(self.model, self.config)  # a bad freeze/head_lr fails before any run exists
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -117,8 +130,9 @@ class Classifier(L.LightningModule):
         accuracy = self.val_acc if stage == "val" else self.test_acc
         accuracy(logits, labels)
         shown = stage == "val"  # the progress bar shows validation figures
-        self.log(f"{stage}_loss", self._loss(logits, labels), on_epoch=True, prog_bar=shown, logger=False,
-                 sync_dist=True)
+        self.log(
+            f"{stage}_loss", self._loss(logits, labels), on_epoch=True, prog_bar=shown, logger=False, sync_dist=True
+        )
         self.log(f"{stage}_acc", accuracy, on_epoch=True, prog_bar=shown, logger=False)
         return logits
 
@@ -176,7 +190,9 @@ class Classifier(L.LightningModule):
         c = self.config
         params = param_groups(self.model, c)  # frozen parameters left out; the head may have head_lr
         if c.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
+            optimizer = torch.optim.SGD(
+                params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
+            )
         elif c.optimizer == "adamw":
             optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         else:
@@ -184,11 +200,13 @@ class Classifier(L.LightningModule):
         if c.schedule == "none" and c.warmup_epochs == 0:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(round(c.warmup_epochs * total / max(1, c.epochs)))
+        warmup = round(c.warmup_epochs * total / max(1, c.epochs))
         if c.schedule == "onecycle":
             pct = min(0.9, warmup / total) if warmup else 0.3
             max_lr = [g["lr"] for g in optimizer.param_groups]
-            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
+            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=max_lr, total_steps=total, pct_start=pct
+            )
         else:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -90,8 +90,13 @@ class RunIdBroadcast(Callback):
             self.run.run_id = run_id
             return
         world = trainer.world_size
-        self.run.set_tags({WORLD_SIZE_TAG: world, GLOBAL_BATCH_TAG: self.batch_size * world,
-                           STRATEGY_TAG: type(trainer.strategy).__name__})
+        self.run.set_tags(
+            {
+                WORLD_SIZE_TAG: world,
+                GLOBAL_BATCH_TAG: self.batch_size * world,
+                STRATEGY_TAG: type(trainer.strategy).__name__,
+            }
+        )
 
 
 def gather_test_figures(trainer: L.Trainer, module: L.LightningModule) -> None:

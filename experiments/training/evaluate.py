@@ -58,8 +58,9 @@ class EvalResult:
     run_id: str | None = None
 
 
-def run_test_pass(config: ExperimentConfig, state: dict[str, Any],
-                  class_names: list[str]) -> tuple[Classifier, ImageDataModule, dict[str, float]]:
+def run_test_pass(
+    config: ExperimentConfig, state: dict[str, Any], class_names: list[str]
+) -> tuple[Classifier, ImageDataModule, dict[str, float]]:
     """Test the weights on the config's data (its test part).
 
     Args:
@@ -75,21 +76,37 @@ def run_test_pass(config: ExperimentConfig, state: dict[str, Any],
     """
     dm = build_datamodule(config)
     if list(dm.classes) != list(class_names):
-        raise EvalError(f"data '{config.data}' has classes {dm.classes}, but the run was trained on {class_names}; "
-                        f"evaluate on data with the same class folders")
+        raise EvalError(
+            f"data '{config.data}' has classes {dm.classes}, but the run was trained on {class_names}; "
+            f"evaluate on data with the same class folders"
+        )
     module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     module.model.load_state_dict(state)
-    trainer = L.Trainer(accelerator=config.accelerator, devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False,
-                        precision="32-true")  # the served model's figures, whatever the training precision
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        precision="32-true",
+    )  # the served model's figures, whatever the training precision
     trainer.test(module, datamodule=dm, verbose=False)
     metrics = {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss")}
     return module, dm, metrics
 
 
-def evaluate_run(run_id: str, data: str | None = None, *, limit_per_class: int | None = None,
-                 batch_size: int | None = None, accelerator: str | None = None, experiment: str | None = None,
-                 tracking_uri: str | None = None, log: bool = True) -> EvalResult:
+def evaluate_run(
+    run_id: str,
+    data: str | None = None,
+    *,
+    limit_per_class: int | None = None,
+    batch_size: int | None = None,
+    accelerator: str | None = None,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+) -> EvalResult:
     """Evaluate a run's best weights on a data source's test part and record it as a linked run.
 
     Args:
@@ -107,22 +124,37 @@ def evaluate_run(run_id: str, data: str | None = None, *, limit_per_class: int |
     """
     uri = require_writable(tracking_uri) if log else open_store(tracking_uri)
     source = readback.get_run(run_id, uri)
-    changes = {k: v for k, v in {"data": data, "limit_per_class": limit_per_class, "batch_size": batch_size,
-                                 "accelerator": accelerator}.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {
+            "data": data,
+            "limit_per_class": limit_per_class,
+            "batch_size": batch_size,
+            "accelerator": accelerator,
+        }.items()
+        if v is not None
+    }
     config = readback.run_config(run_id, uri, **changes, weights=None, tracking_uri=uri, progress_bar=False)
     state, info = readback.best_weights(run_id, uri)
-    module, dm, metrics = run_test_pass(config, state, list(info.get("class_names") or []))
+    module, _dm, metrics = run_test_pass(config, state, list(info.get("class_names") or []))
     confusion = module.test_confusion.compute().cpu().numpy()
-    result = EvalResult(run_id, config.data, metrics["test_acc"], metrics["test_loss"], int(confusion.sum()),
-                        per_class_rows(confusion, module.class_names))
+    result = EvalResult(
+        run_id,
+        config.data,
+        metrics["test_acc"],
+        metrics["test_loss"],
+        int(confusion.sum()),
+        per_class_rows(confusion, module.class_names),
+    )
     if log:
         name = get_client(uri).get_experiment(source.info.experiment_id).name
         result.run_id = record_eval(result, config, experiment or name, source.info.run_name or run_id[:8], module, uri)
     return result
 
 
-def record_eval(result: EvalResult, config: ExperimentConfig, experiment: str, source_name: str, module: Classifier,
-                uri: str) -> str:
+def record_eval(
+    result: EvalResult, config: ExperimentConfig, experiment: str, source_name: str, module: Classifier, uri: str
+) -> str:
     """Record an evaluation as its own MLflow run, linked to the evaluated one.
 
     Args:
@@ -136,16 +168,29 @@ def record_eval(result: EvalResult, config: ExperimentConfig, experiment: str, s
     Returns:
         The eval run's id.
     """
-    tags = {ROLE_TAG: EVAL_ROLE, EVAL_OF_TAG: result.source_run_id, MODEL_TAG: config.model,
-            NOTE_TAG: f"Evaluation of run {result.source_run_id} ({source_name}) on {result.data}."}
+    tags = {
+        ROLE_TAG: EVAL_ROLE,
+        EVAL_OF_TAG: result.source_run_id,
+        MODEL_TAG: config.model,
+        NOTE_TAG: f"Evaluation of run {result.source_run_id} ({source_name}) on {result.data}.",
+    }
     run = TrackedRun.create(experiment, f"eval-{source_name}", tags, uri)
     with run.lifecycle():
-        run.log_params({"eval_of": result.source_run_id, "model": config.model, "data": config.data,
-                        "limit_per_class": config.limit_per_class, "split": "test",
-                        "weights": f"runs:/{result.source_run_id}", "preset": config.preset})
+        run.log_params(
+            {
+                "eval_of": result.source_run_id,
+                "model": config.model,
+                "data": config.data,
+                "limit_per_class": config.limit_per_class,
+                "split": "test",
+                "weights": f"runs:/{result.source_run_id}",
+                "preset": config.preset,
+            }
+        )
         figures = {"eval_acc": result.accuracy, "eval_loss": result.loss, "eval_images": result.num_images}
-        figures.update({f"eval_class_acc/{_metric_name(r['class'])}": r["accuracy"] for r in result.per_class
-                        if r["total"]})
+        figures.update(
+            {f"eval_class_acc/{_metric_name(r['class'])}": r["accuracy"] for r in result.per_class if r["total"]}
+        )
         run.log_metrics(figures)
         log_test_report(run, module)
     return run.run_id

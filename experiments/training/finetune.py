@@ -42,8 +42,10 @@ def head_of(model: torch.nn.Module) -> torch.nn.Module:
         ConfigError: If the model has no ``get_classifier``.
     """
     if not hasattr(model, "get_classifier"):
-        raise ConfigError(f"{type(model).__name__} has no get_classifier(); freeze and head_lr need a model "
-                          f"with a classifier head (such as the zoo's ResNets)")
+        raise ConfigError(
+            f"{type(model).__name__} has no get_classifier(); freeze and head_lr need a model "
+            f"with a classifier head (such as the zoo's ResNets)"
+        )
     return model.get_classifier()
 
 
@@ -69,8 +71,10 @@ def frozen_modules(model: torch.nn.Module, freeze: str) -> list[torch.nn.Module]
         return backbone
     n = int(freeze)
     if not stages or n > len(stages):
-        raise ConfigError(f"freeze: {n} stages asked for, but {type(model).__name__} has {len(stages)}; "
-                          f"give at most {len(stages)} or freeze backbone")
+        raise ConfigError(
+            f"freeze: {n} stages asked for, but {type(model).__name__} has {len(stages)}; "
+            f"give at most {len(stages)} or freeze backbone"
+        )
     stem = [m for m in backbone if not any(m is s for s in stages)]
     return stem + stages[:n]
 
@@ -104,7 +108,7 @@ def param_groups(model: torch.nn.Module, config: ExperimentConfig) -> list[dict[
     body = [p for p in trainable if id(p) not in head_ids]
     head = [p for p in trainable if id(p) in head_ids]
     groups = [{"params": body, "lr": config.lr}] if body else []
-    return groups + [{"params": head, "lr": config.head_lr}]
+    return [*groups, {"params": head, "lr": config.head_lr}]
 
 
 def trainer_options(config: ExperimentConfig) -> dict[str, Any]:
@@ -116,8 +120,11 @@ def trainer_options(config: ExperimentConfig) -> dict[str, Any]:
     Returns:
         ``gradient_clip_val``, ``gradient_clip_algorithm``, ``accumulate_grad_batches``.
     """
-    return {"gradient_clip_val": config.grad_clip, "gradient_clip_algorithm": config.grad_clip_algorithm,
-            "accumulate_grad_batches": config.accumulate_grad_batches}
+    return {
+        "gradient_clip_val": config.grad_clip,
+        "gradient_clip_algorithm": config.grad_clip_algorithm,
+        "accumulate_grad_batches": config.accumulate_grad_batches,
+    }
 
 
 class FreezeStages(BaseFinetuning):

@@ -36,7 +36,7 @@ def stage_of_parameters(model: torch.nn.Module) -> dict[str, list[torch.nn.Param
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     names = {id(m): n for n, m in model.named_children()}
     groups: dict[str, list[torch.nn.Parameter]] = {}
-    for name, child in model.named_children():
+    for _name, child in model.named_children():
         if stages and not any(child is s for s in stages) and child is not head:
             key = "stem"
         elif child is head:
@@ -61,8 +61,9 @@ def grad_norms(groups: dict[str, list[torch.nn.Parameter]]) -> dict[str, float]:
     norms = {}
     for name, params in groups.items():
         grads = [p.grad.detach() for p in params if p.grad is not None]
-        norms[name] = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) \
-            if grads else 0.0
+        norms[name] = (
+            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        )
     return norms
 
 
@@ -83,7 +84,9 @@ class GradNormLogger(Callback):
         """Group the trainable parameters by stage (after any freezing)."""
         self._groups = stage_of_parameters(pl_module.model)
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         """Measure the gradients of the step about to be taken."""
         if trainer.is_global_zero:
             self._buffer.append((trainer.global_step, grad_norms(self._groups)))
@@ -102,7 +105,8 @@ class GradNormLogger(Callback):
         if not buffer or not isinstance(self.run, TrackedRun):
             return
         now = int(time.time() * 1000)
-        metrics = [Metric(GRAD_NORM_PREFIX + name, value, now, step)
-                   for step, norms in buffer for name, value in norms.items()]
+        metrics = [
+            Metric(GRAD_NORM_PREFIX + name, value, now, step) for step, norms in buffer for name, value in norms.items()
+        ]
         for i in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics per batch
-            self.run.client.log_batch(self.run.run_id, metrics=metrics[i:i + 1000])
+            self.run.client.log_batch(self.run.run_id, metrics=metrics[i : i + 1000])

@@ -142,5 +142,6 @@ def resolve_hardware(config: ExperimentConfig) -> ExperimentConfig:
         return config
     kind = accelerator_kind(config.accelerator)
     precision = resolve_precision(config.precision, kind)
-    return dataclasses.replace(config, precision=precision,
-                               channels_last=resolve_channels_last(config.channels_last, kind, precision))
+    return dataclasses.replace(
+        config, precision=precision, channels_last=resolve_channels_last(config.channels_last, kind, precision)
+    )

@@ -45,8 +45,14 @@ def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict[s
     for i, name in enumerate(class_names):
         total = int(confusion[i].sum())
         correct = int(confusion[i, i])
-        rows.append({"class": name, "correct": correct, "total": total,
-                     "accuracy": round(correct / total, 4) if total else float("nan")})
+        rows.append(
+            {
+                "class": name,
+                "correct": correct,
+                "total": total,
+                "accuracy": round(correct / total, 4) if total else float("nan"),
+            }
+        )
     return rows
 
 
@@ -71,8 +77,15 @@ def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> Figure:
     peak = confusion.max() if confusion.size else 0
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if confusion[i, j] > peak / 2 else "black")
+            ax.text(
+                j,
+                i,
+                int(confusion[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if confusion[i, j] > peak / 2 else "black",
+            )
     ax.set_title("test confusion matrix")
     fig.tight_layout()
     return fig
@@ -154,10 +167,16 @@ def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) 
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        info = mlflow.pytorch.log_model(served, name=module.config.model, run_id=run.run_id,
-                                        signature=serving_signature(module.num_classes), input_example=example,
-                                        pip_requirements=pinned_requirements(), serialization_format="pickle",
-                                        step=0)
+        info = mlflow.pytorch.log_model(
+            served,
+            name=module.config.model,
+            run_id=run.run_id,
+            signature=serving_signature(module.num_classes),
+            input_example=example,
+            pip_requirements=pinned_requirements(),
+            serialization_format="pickle",
+            step=0,
+        )
     finally:
         quiet.setLevel(level)
     run.set_tags({LOGGED_MODEL_TAG: info.model_uri})
@@ -176,5 +195,7 @@ def serving_signature(num_classes: int) -> ModelSignature:
     Returns:
         ``(N, 3, H, W)`` uint8 to ``(N, num_classes)`` float32, ``-1`` for the free sizes.
     """
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, -1, -1))]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes))]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, -1, -1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes))]),
+    )

@@ -23,8 +23,12 @@ from lightning.pytorch.callbacks import Callback
 import registry
 from experiments.config import ExperimentConfig
 from experiments.config.schema import is_plumbing
+from experiments.console import is_verbose
 from experiments.data.datamodule import ImageDataModule
+from experiments.serving.weights_uri import weights_store
 from experiments.tracking import readback
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.heartbeat import why_dead
 from experiments.tracking.names import (
     CONFIG_ARTIFACT,
     DATA_CACHE_TAG,
@@ -34,15 +38,11 @@ from experiments.tracking.names import (
     PARENT_TAG,
     WEIGHTS_INFO_ARTIFACT,
 )
-from experiments.serving.weights_uri import weights_store
-from experiments.tracking.errors import TrackingError
-from experiments.tracking.heartbeat import why_dead
 from experiments.tracking.runs import DatasetRecord, NullRun, Run, TrackedRun, config_params
 from experiments.tracking.source import source_facts
 from experiments.tracking.store import require_writable
 from experiments.training import distributed, finetune, hardware, reports
 from experiments.training.atomic import AtomicCheckpointIO
-from experiments.console import is_verbose
 from experiments.training.callbacks import EpochLines, LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
 from experiments.training.classifier import Classifier
 from experiments.training.interrupts import GracefulStop
@@ -102,10 +102,19 @@ def build_datamodule(config: ExperimentConfig) -> ImageDataModule:
     """
     pretrained_cfg = registry.model_info(config.model)["pretrained_cfg"] or None
     dm = ImageDataModule(
-        config.data, batch_size=config.batch_size, val_fraction=config.val_fraction, seed=config.seed,
-        limit_per_class=config.limit_per_class, workers=int(config.workers) if config.workers.isdigit() else "auto",
-        preset=config.preset, image_size=config.image_size, mean=config.mean, std=config.std,
-        augment=config.augment, decode_size=config.decode_size, pretrained_cfg=pretrained_cfg,
+        config.data,
+        batch_size=config.batch_size,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        limit_per_class=config.limit_per_class,
+        workers=int(config.workers) if config.workers.isdigit() else "auto",
+        preset=config.preset,
+        image_size=config.image_size,
+        mean=config.mean,
+        std=config.std,
+        augment=config.augment,
+        decode_size=config.decode_size,
+        pretrained_cfg=pretrained_cfg,
     )
     dm.prepare_data()
     dm.setup("fit")
@@ -138,8 +147,14 @@ def open_run(config: ExperimentConfig, resume_run_id: str | None = None, extras:
     return TrackedRun.create(config.experiment, config.default_run_name(), tags, config.tracking_uri)
 
 
-def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: ImageDataModule,
-                 restart: bool = False, extra_params: dict[str, Any] | None = None) -> None:
+def record_start(
+    run: Run,
+    config: ExperimentConfig,
+    module: Classifier,
+    dm: ImageDataModule,
+    restart: bool = False,
+    extra_params: dict[str, Any] | None = None,
+) -> None:
     """Log what a run is: config params and file, model facts, data sizes, source and versions.
 
     Args:
@@ -154,25 +169,28 @@ def record_start(run: Run, config: ExperimentConfig, module: Classifier, dm: Ima
     spec = registry.get_spec(config.model)
     summary = dm.summary()
     params = config_params(experiment_params(config, module, dm))
-    params.update({
-        "model.family": spec.family,
-        "model.num_params": sum(p.numel() for p in module.model.parameters()),
-        "model.pretrained": spec.pretrained or "none",
-        "data.num_classes": dm.num_classes,
-        "data.num_train": summary["num_train"],
-        "data.num_val": summary["num_val"],
-        "data.num_test": summary["num_test"],
-        "data.image_size": "x".join(map(str, summary["image_size"])),
-        **(extra_params or {}),
-    })
+    params.update(
+        {
+            "model.family": spec.family,
+            "model.num_params": sum(p.numel() for p in module.model.parameters()),
+            "model.pretrained": spec.pretrained or "none",
+            "data.num_classes": dm.num_classes,
+            "data.num_train": summary["num_train"],
+            "data.num_val": summary["num_val"],
+            "data.num_test": summary["num_test"],
+            "data.image_size": "x".join(map(str, summary["image_size"])),
+            **(extra_params or {}),
+        }
+    )
     if restart and isinstance(run, TrackedRun):
         logged = run.client.get_run(run.run_id).data.params
         params = {k: v for k, v in params.items() if k not in logged}
     run.log_params(params)
     run.set_tags({**source_facts(), DATA_CACHE_TAG: summary.get("cache_key", "")})
     if not restart:
-        run.log_inputs([DatasetRecord(p.name, p.digest, p.source, p.source_type, p.context, p.profile)
-                        for p in dm.parts()])
+        run.log_inputs(
+            [DatasetRecord(p.name, p.digest, p.source, p.source_type, p.context, p.profile) for p in dm.parts()]
+        )
         run.log_text(config.to_yaml(), CONFIG_ARTIFACT)
     run.log_text(json.dumps(weights_info(config, dm), indent=2), WEIGHTS_INFO_ARTIFACT)
 
@@ -197,9 +215,14 @@ def experiment_params(config: ExperimentConfig, module: Classifier, dm: ImageDat
     preset = dm.preset
     decoded = dm.summary()["image_size"]
     values = {k: v for k, v in config.to_dict().items() if not is_plumbing(k)}
-    values.update(stem=getattr(module.model, "stem_type", config.stem), image_size=preset.image_size or decoded[0],
-                  mean=list(preset.mean), std=list(preset.std), augment=preset.augment,
-                  interpolation=preset.interpolation)
+    values.update(
+        stem=getattr(module.model, "stem_type", config.stem),
+        image_size=preset.image_size or decoded[0],
+        mean=list(preset.mean),
+        std=list(preset.std),
+        augment=preset.augment,
+        interpolation=preset.interpolation,
+    )
     return {k: v for k, v in values.items() if v is not None and v != {}}
 
 
@@ -213,8 +236,12 @@ def weights_info(config: ExperimentConfig, dm: ImageDataModule) -> dict[str, Any
     Returns:
         A JSON-able dict (the run's ``weights/model.json``).
     """
-    return {"model": config.model, "model_kwargs": config.model_kwargs(dm.num_classes),
-            "class_names": list(dm.classes), "preprocess": dm.preprocess.config()}
+    return {
+        "model": config.model,
+        "model_kwargs": config.model_kwargs(dm.num_classes),
+        "class_names": list(dm.classes),
+        "preprocess": dm.preprocess.config(),
+    }
 
 
 def _devices(value: str) -> int | list[int] | str:
@@ -225,8 +252,14 @@ def _devices(value: str) -> int | list[int] | str:
     return value
 
 
-def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_epoch: int = LOG_EVERY_N_STEPS,
-                  logged_through_epoch: int = -1, extra_callbacks: list[Callback] | None = None) -> L.Trainer:
+def build_trainer(
+    config: ExperimentConfig,
+    run: Run,
+    ckpt_dir: Path,
+    steps_per_epoch: int = LOG_EVERY_N_STEPS,
+    logged_through_epoch: int = -1,
+    extra_callbacks: list[Callback] | None = None,
+) -> L.Trainer:
     """The Lightning `Trainer` with the run's callbacks and logger.
 
     Args:
@@ -240,31 +273,58 @@ def build_trainer(config: ExperimentConfig, run: Run, ckpt_dir: Path, steps_per_
     Returns:
         The trainer.
     """
-    checkpoint = LastStateCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-                                 monitor=config.monitor, mode=config.monitor_mode, save_top_k=1, save_last=True,
-                                 # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
-                                 save_on_train_epoch_end=False)
-    callbacks: list[Callback] = [checkpoint,
-                            RunRecorder(run, checkpoint, ckpt_dir / "best.safetensors", logged_through_epoch,
-                                        log_lr=config.schedule != "none" or config.warmup_epochs > 0)]
-    callbacks.append(GracefulStop(run, ckpt_dir / "interrupted.ckpt"))  # SIGTERM/Ctrl-C: stop at a batch end, state saved
+    checkpoint = LastStateCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        monitor=config.monitor,
+        mode=config.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
+        save_on_train_epoch_end=False,
+    )
+    callbacks: list[Callback] = [
+        checkpoint,
+        RunRecorder(
+            run,
+            checkpoint,
+            ckpt_dir / "best.safetensors",
+            logged_through_epoch,
+            log_lr=config.schedule != "none" or config.warmup_epochs > 0,
+        ),
+    ]
+    callbacks.append(
+        GracefulStop(run, ckpt_dir / "interrupted.ckpt")
+    )  # SIGTERM/Ctrl-C: stop at a batch end, state saved
     distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
     callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
     if config.early_stopping:
-        callbacks.append(ResumableEarlyStopping(monitor=config.monitor, mode=config.monitor_mode,
-                                       min_delta=config.min_delta, patience=config.patience))
+        callbacks.append(
+            ResumableEarlyStopping(
+                monitor=config.monitor, mode=config.monitor_mode, min_delta=config.min_delta, patience=config.patience
+            )
+        )
     callbacks += finetune.extra_callbacks(config, run)  # freezing, EMA, gradient norms
     callbacks += extra_callbacks or []
     progress_bar = config.progress_bar if config.progress_bar is not None else sys.stdout.isatty()
     if not progress_bar:
         callbacks.append(EpochLines())  # off a terminal: a line per epoch, not a redrawn bar
     return L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
-        strategy=config.strategy, num_nodes=config.num_nodes, precision=hardware.resolve_hardware(config).precision,
-        detect_anomaly=config.detect_anomaly, callbacks=callbacks, logger=logger_for(run),
-        default_root_dir=str(ckpt_dir), enable_progress_bar=progress_bar,
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=_devices(config.devices),
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        precision=hardware.resolve_hardware(config).precision,
+        detect_anomaly=config.detect_anomaly,
+        callbacks=callbacks,
+        logger=logger_for(run),
+        default_root_dir=str(ckpt_dir),
+        enable_progress_bar=progress_bar,
         plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
-        enable_model_summary=is_verbose(), log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
+        enable_model_summary=is_verbose(),
+        log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
         **finetune.trainer_options(config),
     )
 
@@ -318,8 +378,13 @@ def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: 
     return {k: float(trainer.callback_metrics[k]) for k in ("test_acc", "test_loss") if k in trainer.callback_metrics}
 
 
-def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_state: str | Path | None = None,
-          extras: RunExtras | None = None) -> TrainResult:
+def train(
+    config: ExperimentConfig,
+    *,
+    resume_run_id: str | None = None,
+    last_state: str | Path | None = None,
+    extras: RunExtras | None = None,
+) -> TrainResult:
     """Train, test and record one run.
 
     Args:
@@ -345,13 +410,22 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
     ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
     with run.lifecycle():
         if last_state is None:  # a new run, or one killed before its first state: the same facts again
-            record_start(run, config, module, dm, restart=resume_run_id is not None,
-                         extra_params=extras.params if extras else None)
+            record_start(
+                run,
+                config,
+                module,
+                dm,
+                restart=resume_run_id is not None,
+                extra_params=extras.params if extras else None,
+            )
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
         logged = last_logged_epoch(run) if resume_run_id else -1
         trainer = build_trainer(config, run, ckpt_dir, steps, logged, extras.callbacks if extras else None)
-        monitor = run.system_metrics(config.system_metrics, resumed=resume_run_id is not None) \
-            if isinstance(run, TrackedRun) else contextlib.nullcontext()
+        monitor = (
+            run.system_metrics(config.system_metrics, resumed=resume_run_id is not None)
+            if isinstance(run, TrackedRun)
+            else contextlib.nullcontext()
+        )
         with monitor:
             started, started_cpu = time.perf_counter(), time.process_time()
             trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
@@ -368,8 +442,9 @@ def train(config: ExperimentConfig, *, resume_run_id: str | None = None, last_st
                 reports.log_serving_model(run, dm, module)
             if isinstance(run, TrackedRun):
                 keep_what_a_finished_run_needs(run, config, ckpt_dir)
-    return TrainResult(run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri,
-                       extra=fit_time)
+    return TrainResult(
+        run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri, extra=fit_time
+    )
 
 
 @dataclass
@@ -418,8 +493,11 @@ def keep_what_a_finished_run_needs(run: TrackedRun, config: ExperimentConfig, ck
         try:
             run.delete_artifacts(Path(LAST_STATE_ARTIFACT).parent.as_posix())
         except Exception as exc:  # an artifact store that cannot delete keeps the file: a warning, not a failure
-            print(f"zoo: warning: the last training state stays in run {run.run_id} ({type(exc).__name__}: "
-                  f"{' '.join(str(exc).split())[:160]})", file=sys.stderr)
+            print(
+                f"zoo: warning: the last training state stays in run {run.run_id} ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]})",
+                file=sys.stderr,
+            )
     if not config.keep_local_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the folder of every run's checkpoints, once none is left
@@ -470,11 +548,15 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
     uri = require_writable(tracking_uri)
     record = readback.get_run(run_id, uri)
     if record.info.status == "FINISHED":
-        raise TrackingError(f"run {run_id} is FINISHED: it trained and tested to the end, so there is nothing to "
-                            f"resume; to train further, start a new run from its weights with --weights runs:/{run_id}")
+        raise TrackingError(
+            f"run {run_id} is FINISHED: it trained and tested to the end, so there is nothing to "
+            f"resume; to train further, start a new run from its weights with --weights runs:/{run_id}"
+        )
     if record.info.status == "RUNNING" and why_dead(record) is None:
-        raise TrackingError(f"run {run_id} is RUNNING in a live process; wait for it to end or stop it "
-                            f"(Ctrl-C or SIGTERM) before resuming it")
+        raise TrackingError(
+            f"run {run_id} is RUNNING in a live process; wait for it to end or stop it "
+            f"(Ctrl-C or SIGTERM) before resuming it"
+        )
     config = readback.run_config(run_id, uri, tracking_uri=uri, tracking=True)
     if not readback.has_artifact(run_id, LAST_STATE_ARTIFACT, uri):  # killed in its first epoch: start it again
         return train(config, resume_run_id=run_id)

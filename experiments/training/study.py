@@ -31,9 +31,10 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 from mlflow.tracking import MlflowClient
@@ -85,7 +86,13 @@ MAX_RETRY = 2
 CREATE_ATTEMPTS = 10
 """Tries to open a storage whose tables another process creates at the same moment."""
 
-_CREATION_RACE = ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint failed", "database is locked")
+_CREATION_RACE = (
+    "already exists",
+    "duplicate key",
+    "UniqueViolation",
+    "UNIQUE constraint failed",
+    "database is locked",
+)
 """How PostgreSQL, MySQL and SQLite word a table or row that another process created a moment before."""
 
 # Optuna logs every trial at INFO and every failed one with its traceback at WARNING: the zoo
@@ -142,12 +149,19 @@ def fingerprint(experiment: ExperimentFile) -> str:
     """
     search = experiment.search
     described = {
-        "runs": [{k: v for k, v in c.to_dict().items() if k not in ("tracking_uri", "parent_run")}
-                 for c in experiment.runs],
-        "search": None if search is None else {
-            "space": {k: d.describe() for k, d in search.space.items()}, "trials": search.trials,
-            "sampler": search.sampler, "objective": search.objective, "direction": search.direction,
-            "pruner": search.pruner},
+        "runs": [
+            {k: v for k, v in c.to_dict().items() if k not in ("tracking_uri", "parent_run")} for c in experiment.runs
+        ],
+        "search": None
+        if search is None
+        else {
+            "space": {k: d.describe() for k, d in search.space.items()},
+            "trials": search.trials,
+            "sampler": search.sampler,
+            "objective": search.objective,
+            "direction": search.direction,
+            "pruner": search.pruner,
+        },
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -169,8 +183,9 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
     engine: dict[str, Any] = {}
     if path is not None:
         if not path.parent.is_dir():
-            raise TrackingError(f"study storage {url}: its folder {path.parent} does not exist; create it, or pass "
-                                f"another --storage")
+            raise TrackingError(
+                f"study storage {url}: its folder {path.parent} does not exist; create it, or pass another --storage"
+            )
         engine = {"connect_args": {"timeout": 60}}  # workers on one machine wait for SQLite's one writer
     elif url.startswith(("postgresql", "mysql")):
         engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
@@ -178,9 +193,13 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=max(1, round(interval())),
-                                  grace_period=max(2, round(stale_after())),
-                                  heartbeat_stale_trial_callback=DeadWorker(tracking_uri))
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=max(1, round(interval())),
+                    grace_period=max(2, round(stale_after())),
+                    heartbeat_stale_trial_callback=DeadWorker(tracking_uri),
+                )
         except Exception as exc:  # SQLAlchemy, the driver and Optuna raise many types
             text = str(exc)
             # Two machines creating a new storage's tables at the same moment: the second one sees them appear.
@@ -188,8 +207,10 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
                 time.sleep(0.5 * (attempt + 1))
                 continue
             detail = " ".join(text.split())[:200] or type(exc).__name__
-            raise TrackingError(f"study storage {url} cannot be used ({detail}); check the URL and that its server "
-                                f"runs, or pass another --storage") from None
+            raise TrackingError(
+                f"study storage {url} cannot be used ({detail}); check the URL and that its server "
+                f"runs, or pass another --storage"
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -210,8 +231,12 @@ class DeadWorker:
         if run_id and self.tracking_uri is not None:
             with contextlib.suppress(Exception):  # the retry matters more than the record
                 client = get_client(self.tracking_uri)
-                client.set_tag(run_id, KILLED_REASON_TAG, f"its sweep worker died (trial {trial.number}; no "
-                                                          f"heartbeat for {stale_after():g} s); the trial runs again")
+                client.set_tag(
+                    run_id,
+                    KILLED_REASON_TAG,
+                    f"its sweep worker died (trial {trial.number}; no "
+                    f"heartbeat for {stale_after():g} s); the trial runs again",
+                )
                 client.set_terminated(run_id, "KILLED")
         self.retry(study, trial)
 
@@ -285,8 +310,9 @@ def direction_of(experiment: ExperimentFile) -> str:
     return "maximize" if experiment.runs[0].monitor_mode == "max" else "minimize"
 
 
-def create_or_join(experiment: ExperimentFile, name: str, storage_url: str, *, worker: int = 0,
-                   create_parent: Any = None) -> Sweep:
+def create_or_join(
+    experiment: ExperimentFile, name: str, storage_url: str, *, worker: int = 0, create_parent: Any = None
+) -> Sweep:
     """Open a sweep: create its study (one process does), or join the one that exists.
 
     Args:
@@ -305,8 +331,12 @@ def create_or_join(experiment: ExperimentFile, name: str, storage_url: str, *, w
     first = experiment.runs[0]
     tracking_uri = resolve_tracking_uri(first.tracking_uri) if first.tracking else None
     storage = open_storage(storage_url, tracking_uri)
-    options = dict(storage=storage, study_name=name, sampler=sampler_for(experiment, worker),
-                   pruner=pruner_for(experiment))
+    options = {
+        "storage": storage,
+        "study_name": name,
+        "sampler": sampler_for(experiment, worker),
+        "pruner": pruner_for(experiment),
+    }
     plan = fingerprint(experiment)
     try:
         study = optuna.create_study(direction=direction_of(experiment), load_if_exists=False, **options)
@@ -323,8 +353,10 @@ def create_or_join(experiment: ExperimentFile, name: str, storage_url: str, *, w
     else:
         attrs = wait_for_setup(study, name)
         if attrs.get(PLAN_ATTR) != plan:
-            raise TrackingError(f"sweep '{name}' in {storage_url} runs another experiment (a different file, "
-                                f"overrides or search); pass --sweep NEW_NAME to start a new sweep")
+            raise TrackingError(
+                f"sweep '{name}' in {storage_url} runs another experiment (a different file, "
+                f"overrides or search); pass --sweep NEW_NAME to start a new sweep"
+            )
         parent = attrs[PARENT_ATTR] or None
     return Sweep(study, storage, name, storage_url, parent, experiment, created)
 
@@ -348,8 +380,10 @@ def wait_for_setup(study: optuna.Study, name: str) -> dict[str, Any]:
         if PARENT_ATTR in attrs:
             return attrs
         if time.monotonic() > deadline:
-            raise TrackingError(f"sweep '{name}' was never set up (its creator stopped while setting it up); "
-                                f"pass --sweep NEW_NAME to start a new sweep")
+            raise TrackingError(
+                f"sweep '{name}' was never set up (its creator stopped while setting it up); "
+                f"pass --sweep NEW_NAME to start a new sweep"
+            )
         time.sleep(0.5)
 
 
@@ -405,8 +439,12 @@ def counts(study: optuna.Study) -> dict[str, int]:
         if trial.state == TrialState.FAIL:
             found["retried" if ending == "interrupted" or trial.number in retried else "failed"] += 1
         else:
-            key = {TrialState.WAITING: "waiting", TrialState.RUNNING: "running", TrialState.COMPLETE: "complete",
-                   TrialState.PRUNED: "pruned"}[trial.state]
+            key = {
+                TrialState.WAITING: "waiting",
+                TrialState.RUNNING: "running",
+                TrialState.COMPLETE: "complete",
+                TrialState.PRUNED: "pruned",
+            }[trial.state]
             found[key] += 1
     return found
 
@@ -435,9 +473,14 @@ def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     """
     trials = study.get_trials(deepcopy=False)
     retried = _retried(trials)
-    return [t for t in trials
-            if SLOT_ATTR in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-            and t.user_attrs.get(ENDING_ATTR) not in ("surplus", "interrupted") and t.number not in retried]
+    return [
+        t
+        for t in trials
+        if SLOT_ATTR in t.user_attrs
+        and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        and t.user_attrs.get(ENDING_ATTR) not in ("surplus", "interrupted")
+        and t.number not in retried
+    ]
 
 
 @contextlib.contextmanager

@@ -49,9 +49,12 @@ def parent_params(experiment: ExperimentFile) -> dict[str, str]:
     """
     search = experiment.search
     metric, direction = objective(experiment)
-    params = {"sweep.file": Path(experiment.source).name, "sweep.trials": str(experiment.trials),
-              "sweep.models": json.dumps(sorted({c.model for c in experiment.runs})),
-              "sweep.objective": f"{direction} {metric}"}
+    params = {
+        "sweep.file": Path(experiment.source).name,
+        "sweep.trials": str(experiment.trials),
+        "sweep.models": json.dumps(sorted({c.model for c in experiment.runs})),
+        "sweep.objective": f"{direction} {metric}",
+    }
     if experiment.seeds:
         params["sweep.seeds"] = json.dumps(experiment.seeds)
     if experiment.grid:
@@ -72,8 +75,9 @@ def children(sweep: studies.Sweep, tracking_uri: str) -> list[Run]:
     Returns:
         The runs whose parent is the sweep's parent run (every child of every process).
     """
-    return find_runs(sweep.experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'",
-                     tracking_uri)
+    return find_runs(
+        sweep.experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'", tracking_uri
+    )
 
 
 def group_keys(runs: list[Run]) -> list[str]:
@@ -110,8 +114,11 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     Returns:
         The trial, or ``None`` before one completed.
     """
-    complete = [t for t in studies.finished_trials(study) if t.state == TrialState.COMPLETE and t.value is not None
-                and not math.isnan(t.value)]
+    complete = [
+        t
+        for t in studies.finished_trials(study)
+        if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
+    ]
     if not complete:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -142,8 +149,9 @@ def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
         parent.log_params({"best.trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
         parent.log_metrics({f"best_{metric}": float(best.value)})  # type: ignore[arg-type]
     now = studies.counts(sweep.study)
-    parent.log_metrics({"sweep.complete": now["complete"], "sweep.pruned": now["pruned"],
-                        "sweep.failed": now["failed"]})
+    parent.log_metrics(
+        {"sweep.complete": now["complete"], "sweep.pruned": now["pruned"], "sweep.failed": now["failed"]}
+    )
     if runs and not sweep.experiment.samples:  # seeds and grids form groups; every sampled trial is its own
         rows, columns = group_rows(runs, group_keys(runs))
         parent.log_metrics(group_metrics(rows, group_keys(runs)))
@@ -205,8 +213,10 @@ def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) ->
         return  # nothing sampled, or too few trials to compare
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-        for name, plot in (("param_importances", optuna.visualization.matplotlib.plot_param_importances),
-                           ("parallel_coordinate", optuna.visualization.matplotlib.plot_parallel_coordinate)):
+        for name, plot in (
+            ("param_importances", optuna.visualization.matplotlib.plot_param_importances),
+            ("parallel_coordinate", optuna.visualization.matplotlib.plot_parallel_coordinate),
+        ):
             with contextlib.suppress(Exception):  # one value only, or no variance: no plot, no failure
                 axes = plot(study)
                 figure = axes.figure if not isinstance(axes, Figure) else axes
@@ -233,11 +243,19 @@ def sweep_rows(sweep: studies.Sweep, tracking_uri: str | None) -> tuple[list[dic
     names = sorted({k for t in trials for k in t.params})
     rows = []
     for t in trials:
-        row = {"trial": t.number, "state": t.state.name, metric: t.value, **{k: t.params.get(k) for k in names},
-               "run_id": t.user_attrs.get(studies.MLFLOW_RUN_ATTR, "")}
+        row = {
+            "trial": t.number,
+            "state": t.state.name,
+            metric: t.value,
+            **{k: t.params.get(k) for k in names},
+            "run_id": t.user_attrs.get(studies.MLFLOW_RUN_ATTR, ""),
+        }
         rows.append(row)
     lower = direction == "minimize" or is_lower_better(metric)
-    ranked = sorted([r for r in rows if isinstance(r[metric], float) and not math.isnan(r[metric])],
-                    key=lambda r: r[metric], reverse=not lower)
+    ranked = sorted(
+        [r for r in rows if isinstance(r[metric], float) and not math.isnan(r[metric])],
+        key=lambda r: r[metric],
+        reverse=not lower,
+    )
     rows = ranked + [r for r in rows if r not in ranked]
     return rows, ["trial", "state", metric, *names, "run_id"]

@@ -23,8 +23,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import optuna
 import torch
@@ -57,7 +58,6 @@ TrainFn = Callable[..., TrainResult]
 
 STOP_ATTR = "zoo.stop"
 """Study attribute: why every worker should stop (``--fail-fast`` after a failed trial)."""
-
 
 
 class NothingLeft(Exception):
@@ -97,8 +97,10 @@ def tracking_uri_of(experiment: ExperimentFile) -> str | None:
     """
     places = {(c.experiment, c.tracking_uri, c.tracking) for c in experiment.runs}
     if len(places) > 1:
-        raise ConfigError(f"experiment file '{experiment.source}': a sweep's runs must share one MLflow experiment "
-                          f"and store; they name {len(places)}")
+        raise ConfigError(
+            f"experiment file '{experiment.source}': a sweep's runs must share one MLflow experiment "
+            f"and store; they name {len(places)}"
+        )
     first = experiment.runs[0]
     return resolve_tracking_uri(first.tracking_uri) if first.tracking else None
 
@@ -167,29 +169,44 @@ def open_sweep(experiment: ExperimentFile, options: SweepOptions) -> studies.Swe
     url = options.storage or (studies.default_storage(tracking_uri) if tracking_uri is not None else None)
     if url is None:  # no tracking and no storage: a study in memory, for this process only
         if options.workers > 1:
-            raise ConfigError("--workers needs a study storage shared by the processes: pass --storage "
-                              "sqlite:///PATH/optuna.db (or turn tracking on)")
+            raise ConfigError(
+                "--workers needs a study storage shared by the processes: pass --storage "
+                "sqlite:///PATH/optuna.db (or turn tracking on)"
+            )
         url = "memory"
     with studies.quiet_optuna():
         if url == "memory":
             storage: Any = optuna.storages.InMemoryStorage()
             name = options.name or experiment.name
-            study = optuna.create_study(storage=storage, study_name=name, direction=studies.direction_of(experiment),
-                                        sampler=studies.sampler_for(experiment, 0),
-                                        pruner=studies.pruner_for(experiment))
+            study = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                direction=studies.direction_of(experiment),
+                sampler=studies.sampler_for(experiment, 0),
+                pruner=studies.pruner_for(experiment),
+            )
             studies.enqueue_slots(study, experiment)
             return studies.Sweep(study, storage, name, url, None, experiment, created=True)
         name = options.name or choose_name(studies.open_storage(url, tracking_uri), experiment)
-        sweep = studies.create_or_join(experiment, name, url, worker=options.worker_index or 0,
-                                       create_parent=lambda: create_parent(experiment, name, tracking_uri))
+        sweep = studies.create_or_join(
+            experiment,
+            name,
+            url,
+            worker=options.worker_index or 0,
+            create_parent=lambda: create_parent(experiment, name, tracking_uri),
+        )
     if tracking_uri is not None and experiment.description:
         client = get_client(tracking_uri)
         describe_experiment(client, ensure_experiment(client, experiment.runs[0].experiment), experiment.description)
     return sweep
 
 
-def run_experiment(experiment: ExperimentFile, options: SweepOptions | None = None,
-                   train_fn: TrainFn = train, workers: Sequence[subprocess.Popen] = ()) -> studies.Sweep:
+def run_experiment(
+    experiment: ExperimentFile,
+    options: SweepOptions | None = None,
+    train_fn: TrainFn = train,
+    workers: Sequence[subprocess.Popen] = (),
+) -> studies.Sweep:
     """Run an experiment file's trials until the study has them all; this process is one worker.
 
     Args:
@@ -223,9 +240,11 @@ def run_experiment(experiment: ExperimentFile, options: SweepOptions | None = No
         raise
     failed = [index for index, code in enumerate(codes, 1) if code != 0]
     if failed:
-        raise TrackingError(f"sweep '{sweep.name}': worker(s) {failed} exited with "
-                            f"{[codes[i - 1] for i in failed]}; their output above says why; run the same command "
-                            f"again to continue the sweep")
+        raise TrackingError(
+            f"sweep '{sweep.name}': worker(s) {failed} exited with "
+            f"{[codes[i - 1] for i in failed]}; their output above says why; run the same command "
+            f"again to continue the sweep"
+        )
     finish_sweep(sweep, tracking_uri)
     return sweep
 
@@ -237,6 +256,7 @@ def stop_on_signals() -> Iterator[None]:
     Yields:
         Nothing.
     """
+
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -294,20 +314,23 @@ def run_worker(sweep: studies.Sweep, options: SweepOptions, train_fn: TrainFn) -
     study = sweep.study
 
     def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if study.user_attrs.get(STOP_ATTR) or not study.get_trials(deepcopy=False,
-                                                                   states=(optuna.trial.TrialState.WAITING,)):
+        if study.user_attrs.get(STOP_ATTR) or not study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
+        ):
             study.stop()
 
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
         with studies.quiet_optuna():
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial comes back as a waiting one
-    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)) and not study.user_attrs.get(STOP_ATTR):
-        with studies.quiet_optuna():
-            try:
-                study.optimize(lambda trial: run_trial(trial, sweep, options, train_fn), callbacks=[stop_when_done],
-                               catch=() if options.fail_fast else (Exception,))
-            except NothingLeft:
-                pass
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)) and not study.user_attrs.get(
+        STOP_ATTR
+    ):
+        with studies.quiet_optuna(), contextlib.suppress(NothingLeft):
+            study.optimize(
+                lambda trial: run_trial(trial, sweep, options, train_fn),
+                callbacks=[stop_when_done],
+                catch=() if options.fail_fast else (Exception,),
+            )
 
 
 def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, train_fn: TrainFn) -> float:
@@ -339,9 +362,15 @@ def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, 
     metric, direction = objective(experiment)
     reporter = TrialReporter(trial, metric, direction, experiment.search.pruner if experiment.search else "none")
     # The trial number is bookkeeping, a tag: as a param it would differ between every two children.
-    extras = RunExtras(tags={SWEEP_TAG: sweep.name, TRIAL_TAG: trial.number, WORKER_TAG: str(Owner.here()),
-                             THREADS_TAG: torch.get_num_threads()},
-                       callbacks=[reporter])
+    extras = RunExtras(
+        tags={
+            SWEEP_TAG: sweep.name,
+            TRIAL_TAG: trial.number,
+            WORKER_TAG: str(Owner.here()),
+            THREADS_TAG: torch.get_num_threads(),
+        },
+        callbacks=[reporter],
+    )
     total = experiment.trials
     slot = trial.user_attrs[studies.SLOT_ATTR] + 1
     what = f"trial {trial.number} ({slot}/{total})" if experiment.search else f"run {slot}/{total}"
@@ -359,8 +388,10 @@ def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, 
         if options.fail_fast:
             sweep.study.set_user_attr(STOP_ATTR, f"trial {trial.number} failed: {type(exc).__name__}")
         then = "the sweep stops (--fail-fast)" if options.fail_fast else "its run is FAILED; the sweep goes on"
-        print(f"zoo: trial {trial.number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-              f"{then}", file=sys.stderr)
+        print(
+            f"zoo: trial {trial.number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {then}",
+            file=sys.stderr,
+        )
         raise
     value = reporter.best
     if value is None:  # a stand-in trainer without epochs: its summary says it
@@ -369,8 +400,7 @@ def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, 
     return value
 
 
-def tag_trial(trial: optuna.Trial, state: str, tracking_uri: str | None,
-              value: dict[str, float] | None = None) -> None:
+def tag_trial(trial: optuna.Trial, state: str, tracking_uri: str | None, value: dict[str, float] | None = None) -> None:
     """Write how a trial ended into its MLflow run (Optuna knows; the MLflow UI should too).
 
     Args:

@@ -103,4 +103,6 @@ class TrialReporter(Callback):
         self.values[epoch] = float(value)
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
-            raise Pruned(f"pruned by the {self.pruner} pruner after epoch {epoch + 1} ({self.metric} {float(value):.4g})")
+            raise Pruned(
+                f"pruned by the {self.pruner} pruner after epoch {epoch + 1} ({self.metric} {float(value):.4g})"
+            )

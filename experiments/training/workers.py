@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 THREADS_ENV = "ZOO_TORCH_THREADS"
 """Torch threads of a worker process, set by the process that starts it."""
@@ -105,8 +105,14 @@ def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
     """
     gpus = gpu_count()
     os.environ.update(worker_environment(0, workers, gpus))  # before torch is imported here
-    return [subprocess.Popen(worker_command(argv, index), env={**os.environ, **worker_environment(index, workers, gpus)},
-                             start_new_session=True) for index in range(1, workers)]
+    return [
+        subprocess.Popen(
+            worker_command(argv, index),
+            env={**os.environ, **worker_environment(index, workers, gpus)},
+            start_new_session=True,
+        )
+        for index in range(1, workers)
+    ]
 
 
 def stop_workers(processes: Sequence[subprocess.Popen]) -> None:
