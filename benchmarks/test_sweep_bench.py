@@ -28,7 +28,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from experiments.config import load_experiment
-from experiments.training import sweeps
+from experiments.sweeps import engine
 
 TRIALS = 8
 ROUNDS = 2
@@ -119,10 +119,10 @@ def test_two_workers_against_one_and_the_storage_cost(
 
     experiment = load_experiment(str(tmp_path / "search.yaml"), tracking_uri=f"sqlite:///{tmp_path / 'cost.db'}")
     nothing = lambda config, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": config.lr})  # noqa: E731
-    options = sweeps.SweepOptions(storage=f"sqlite:///{tmp_path / 'cost-optuna.db'}", name="cost")
-    sweep = sweeps.open_sweep(experiment, options)
+    options = engine.SweepOptions(storage=f"sqlite:///{tmp_path / 'cost-optuna.db'}", name="cost")
+    sweep = engine.open_sweep(experiment, options)
     started = time.perf_counter()
-    sweeps.run_worker(sweep, options, nothing)
+    engine.run_worker(sweep, options, nothing)
     storage_s = (time.perf_counter() - started) / TRIALS
     share = storage_s / trial_s
     print(f"\n{TRIALS}-trial sweep, median of {ROUNDS}: 1 worker {one:.1f} s, 2 workers {two:.1f} s: {speedup:.2f}x")

@@ -7,8 +7,8 @@ Example:
 
 The sub-packages, from the bottom layer up (each imports only those below it):
 `config` (the schema, flags, experiment files), `data` and `tracking`, then
-`training`, `analysis` and `serving`, and on top the ``zoo`` command
-(`cli`, `commands`). See ``docs/architecture.md``.
+`training`, `analysis` and `serving`, then `sweeps` (a trial calls training),
+and on top the ``zoo`` command (`cli`, `commands`). See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _EXPORTS = {
     "TrainResult": "experiments.training.runner",
     "train": "experiments.training.runner",
     "resume": "experiments.training.runner",
+    "run_experiment": "experiments.sweeps.engine",
 }
 
 __all__ = sorted(_EXPORTS)

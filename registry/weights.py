@@ -79,7 +79,7 @@ def is_weights_uri(weights: Any) -> bool:
         return False
     match = _URI.match(weights)
     # A one-letter "scheme" is a Windows drive (C:/...), not a URI.
-    return bool(match) and len(match.group(1)) > 1 and not os.path.exists(weights)
+    return match is not None and len(match.group(1)) > 1 and not os.path.exists(weights)
 
 
 def resolve_weights_uri(uri: str, model_name: str) -> ResolvedWeights:

@@ -25,14 +25,15 @@ LAYERS = {
     "experiments.training": 2,
     "experiments.analysis": 2,
     "experiments.serving": 2,
-    "experiments.commands": 3,
-    "experiments.cli": 3,
+    "experiments.sweeps": 3,
+    "experiments.commands": 4,
+    "experiments.cli": 4,
 }
 """Each sub-package of `experiments` imports only from lower layers (and itself)."""
 
 SIDEWAYS = {("experiments.training", "experiments.serving"), ("experiments.training", "experiments.analysis")}
 """Imports within one layer that are allowed, one way only: training logs the served model
-(`serving_copy`) and a sweep parent's grouped means (`analysis.grouping`)."""
+(`serving_copy`) and prints its test report with the comparison's table (`analysis.tables`)."""
 
 HEAVY = ("torch", "lightning", "mlflow", "timm", "matplotlib")
 """What the ``zoo`` command's start must not load."""
@@ -168,7 +169,7 @@ def test_experiments_keeps_few_modules_at_its_top() -> None:
     top = sorted(p.name for p in (ROOT / "experiments").glob("*.py"))
     assert len(top) <= 8, top
     subpackages = {p.parent.name for p in (ROOT / "experiments").glob("*/__init__.py")}
-    assert {"config", "data", "tracking", "training", "analysis", "serving", "commands"} <= subpackages
+    assert {"config", "data", "tracking", "training", "analysis", "serving", "sweeps", "commands"} <= subpackages
 
 
 def test_no_private_name_is_used_from_another_module() -> None:
@@ -206,14 +207,14 @@ def test_every_deferred_import_says_why() -> None:
     for _module, path in module_files().items():
         lines = path.read_text(encoding="utf-8").splitlines()
         tree = ast.parse("\n".join(lines))
-        nested = set()
+        nested: dict[int, int] = {}  # first line -> last line of each nested import statement
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.If)):
                 for child in ast.walk(node):
                     if isinstance(child, (ast.Import, ast.ImportFrom)):
-                        nested.add(child.lineno)
-        for lineno in sorted(nested):
-            first, last = lineno, lineno
+                        nested[child.lineno] = child.end_lineno or child.lineno
+        for lineno, end in sorted(nested.items()):
+            first, last = lineno, end
             while first >= 2 and lines[first - 2].strip().startswith(("from ", "import ")):
                 first -= 1  # the comment may sit on any import of a block, or just above it
             while last < len(lines) and lines[last].strip().startswith(("from ", "import ")):

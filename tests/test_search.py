@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
 from experiments.config import load_experiment
-from experiments.training import study as studies
-from experiments.training import sweeps
+from experiments.sweeps import engine
+from experiments.sweeps import study as studies
 
 from procs import FAULTS, ZOO, finish, running, wait_for
 
@@ -169,7 +169,7 @@ def test_workers_zero_and_a_storage_that_does_not_answer_are_one_line(
 def test_a_search_runs_its_trials_once_each_and_reports_the_best(tmp_path: Path, mlflow_store: str) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=6)))
     trainer = stand_in()
-    sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)
+    sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)
     numbers = [n for n, _ in trainer.calls]
     assert len(numbers) == 6 == len(set(numbers))
     assert studies.counts(sweep.study) == {
@@ -202,7 +202,7 @@ def test_a_search_runs_its_trials_once_each_and_reports_the_best(tmp_path: Path,
 def test_a_failed_trial_is_recorded_and_the_others_go_on_unless_fail_fast(tmp_path: Path, mlflow_store: str) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=4)))
     trainer = stand_in(fail_on={1})
-    sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(name="goes-on"), trainer)
+    sweep = engine.run_experiment(experiment, engine.SweepOptions(name="goes-on"), trainer)
     assert len(trainer.calls) == 4
     assert studies.counts(sweep.study)["failed"] == 1
     assert studies.counts(sweep.study)["complete"] == 3
@@ -213,7 +213,7 @@ def test_a_failed_trial_is_recorded_and_the_others_go_on_unless_fail_fast(tmp_pa
 
     trainer = stand_in(fail_on={1})
     with pytest.raises(RuntimeError, match="trial 1 failed"):
-        sweeps.run_experiment(experiment, sweeps.SweepOptions(name="stops", fail_fast=True), trainer)
+        engine.run_experiment(experiment, engine.SweepOptions(name="stops", fail_fast=True), trainer)
     assert [n for n, _ in trainer.calls] == [0, 1]  # today's behaviour: the sweep stops at the first failure
     parent = next(
         r
@@ -228,17 +228,17 @@ def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_ag
 ) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=4)))
     with pytest.raises(KeyboardInterrupt):
-        sweeps.run_experiment(experiment, sweeps.SweepOptions(), stand_in(interrupt_on={2}))
+        engine.run_experiment(experiment, engine.SweepOptions(), stand_in(interrupt_on={2}))
     client = MlflowClient(mlflow_store)
     (parent,) = client.search_runs([client.get_experiment_by_name("search").experiment_id])
     assert parent.info.status == "KILLED"
     trainer = stand_in()
-    sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)  # the same command again
+    sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)  # the same command again
     assert sweep.name == "search"
     assert len(trainer.calls) == 2
     assert studies.counts(sweep.study)["complete"] == 4
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
-    again = sweeps.run_experiment(experiment, sweeps.SweepOptions(), stand_in())
+    again = engine.run_experiment(experiment, engine.SweepOptions(), stand_in())
     assert again.name == "search-2"  # a finished sweep's command starts a new sweep
 
 
@@ -249,7 +249,7 @@ def test_seeds_and_grids_run_as_enqueued_trials_of_one_study(tmp_path: Path, mlf
     )
     experiment = load_experiment(str(file))
     trainer = stand_in()
-    sweep = sweeps.run_experiment(experiment, sweeps.SweepOptions(), trainer)
+    sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)
     assert sorted((c.lr, c.seed) for _, c in trainer.calls) == sorted(
         (lr, s) for lr in (0.001, 0.01, 0.1) for s in (0, 1)
     )  # every combination once
@@ -258,10 +258,10 @@ def test_seeds_and_grids_run_as_enqueued_trials_of_one_study(tmp_path: Path, mlf
 
 def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=1, defaults={**TINY, "tracking": False})))
-    sweep = sweeps.open_sweep(experiment, sweeps.SweepOptions())
+    sweep = engine.open_sweep(experiment, engine.SweepOptions())
     sweep.study.ask()  # another worker took the one slot
     trainer = stand_in()
-    sweeps.run_worker(sweep, sweeps.SweepOptions(), trainer)
+    engine.run_worker(sweep, engine.SweepOptions(), trainer)
     assert trainer.calls == []
 
 

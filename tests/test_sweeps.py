@@ -224,7 +224,7 @@ def test_group_by_an_unknown_param_is_a_one_line_error(sweep, capsys) -> None:
 def test_with_fail_fast_a_failed_child_fails_the_parent_and_stops_the_sweep(mlflow_store: str, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from experiments.training.sweeps import SweepOptions, run_experiment
+    from experiments.sweeps.engine import SweepOptions, run_experiment
 
     file = write(tmp_path / "boom.yaml", {"defaults": {"model": "resnet_tiny_scratch"}, "seeds": [0, 1, 2]})
     trained = []
@@ -248,7 +248,7 @@ def test_with_fail_fast_a_failed_child_fails_the_parent_and_stops_the_sweep(mlfl
 def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from experiments.training.sweeps import run_experiment
+    from experiments.sweeps.engine import run_experiment
 
     file = write(
         tmp_path / "off.yaml", {"defaults": {"model": "resnet_tiny_scratch", "tracking": False}, "seeds": [0, 1]}

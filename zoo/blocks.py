@@ -86,7 +86,8 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.residual:
             out += x if self.downsample is None else self.downsample(x)
-        return self.relu(out)
+        activated: torch.Tensor = self.relu(out)
+        return activated
 
 
 class BasicBlock(nn.Module):
@@ -127,4 +128,5 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.residual:
             out += x if self.downsample is None else self.downsample(x)
-        return self.relu(out)
+        activated: torch.Tensor = self.relu(out)
+        return activated

@@ -49,7 +49,7 @@ def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
     cfg = timm.models.get_pretrained_cfg(timm_name)
     if cfg is None:
         raise WeightsError(f"timm has no pretrained weights named '{timm_name}'; see timm.list_pretrained()")
-    full = cfg.to_dict()
+    full: dict[str, Any] = cfg.to_dict()  # type: ignore[no-untyped-call]  # timm's PretrainedCfg.to_dict has no hints
     keys = ("input_size", "interpolation", "crop_pct", "mean", "std", "num_classes", "hf_hub_id", "license")
     return {"source": "timm", "tag": timm_name, **{k: full[k] for k in keys if k in full}}
 
@@ -77,7 +77,10 @@ def download_timm_state_dict(model: ResNet, timm_name: str, model_name: str) -> 
         fetched["state_dict"] = state_dict  # timm calls this once the file is in hand, before loading it
         return state_dict
 
-    cfg = get_pretrained_cfg(timm_name).to_dict()
+    pretrained_cfg = get_pretrained_cfg(timm_name)
+    if pretrained_cfg is None:
+        raise WeightsError(f"timm has no pretrained weights named '{timm_name}'; see timm.list_pretrained()")
+    cfg: dict[str, Any] = pretrained_cfg.to_dict()  # type: ignore[no-untyped-call]  # as in timm_pretrained_cfg
     try:
         load_pretrained(model, pretrained_cfg=cfg, num_classes=cfg["num_classes"], filter_fn=keep, strict=True)
     except Exception as exc:  # the Hub, urllib and torch raise many types for a failed fetch
@@ -140,7 +143,7 @@ def build_timm_pretrained(
     return model
 
 
-_PRETRAINED = {"family": "resnet", "tags": ("pretrained", "imagenet")}
+_PRETRAINED: dict[str, Any] = {"family": "resnet", "tags": ("pretrained", "imagenet")}
 
 
 @register_model(

@@ -70,6 +70,9 @@ class ResNet(nn.Module):
         in_chans: Input channels.
     """
 
+    pretrained_cfg: dict[str, Any]
+    """Where pretrained weights came from (set by the pretrained builders)."""
+
     def __init__(
         self,
         block: Block,
@@ -196,9 +199,9 @@ def _create_resnet(block: Block, layers: Sequence[int], num_classes: int, stem: 
     return ResNet(block, layers, num_classes, stem, **kwargs)
 
 
-_SCRATCH = {"family": "resnet", "tags": ("scratch",)}
-_PLAIN = {"family": "plain", "tags": ("scratch", "plain")}
-_TINY = {"input_size": (3, 32, 32), "tags": ("scratch", "tiny")}
+_SCRATCH: dict[str, Any] = {"family": "resnet", "tags": ("scratch",)}
+_PLAIN: dict[str, Any] = {"family": "plain", "tags": ("scratch", "plain")}
+_TINY: dict[str, Any] = {"input_size": (3, 32, 32), "tags": ("scratch", "tiny")}
 
 
 @register_model(description="ResNet-18 (BasicBlock, 2-2-2-2), random init", **_SCRATCH)

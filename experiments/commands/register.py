@@ -34,9 +34,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    from experiments.serving.model_registry import (
-        register_run,  # deferred: the CLI's parser loads without torch and MLflow
-    )
+    # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.serving.model_registry import register_run
 
     done = register_run(args.run_id, args.name, args.alias, args.tracking_uri)
     alias = f" (alias {done.alias})" if done.alias else ""

@@ -19,7 +19,7 @@ from experiments.config import (
     load_experiment,
     overrides_from_args,
 )
-from experiments.training import workers
+from experiments.sweeps import workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -127,20 +127,20 @@ def run(args: argparse.Namespace) -> int:
         started = workers.start_workers(argv, args.sweep_workers)  # first: their start-ups overlap this one's
     # Deferred: the CLI's parser (and --dry-run) answers without loading torch, MLflow and Optuna.
     from experiments.analysis import compare, grouping
-    from experiments.training import study as studies
-    from experiments.training import sweep_report, sweeps
+    from experiments.sweeps import engine, report
+    from experiments.sweeps import study as studies
 
-    options = sweeps.SweepOptions(
+    options = engine.SweepOptions(
         workers=args.sweep_workers,
         storage=args.storage,
         name=args.sweep_name,
         fail_fast=args.fail_fast,
         worker_index=args.worker_index,
     )
-    sweep = sweeps.run_experiment(experiment, options, workers=started)
+    sweep = engine.run_experiment(experiment, options, workers=started)
     if options.worker_index is not None:
         return 0
-    uri = sweeps.tracking_uri_of(experiment)
+    uri = engine.tracking_uri_of(experiment)
     now = studies.counts(sweep.study)
     if uri is not None:
         ids = {t.user_attrs.get(studies.MLFLOW_RUN_ATTR) for t in studies.finished_trials(sweep.study)}
@@ -150,15 +150,15 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(rows, cols))
             if sweep.parent_run_id and not experiment.samples:
                 print(f"\nparent run {sweep.parent_run_id}; mean and std over seeds:")
-                rows, cols = grouping.group_rows(runs, sweep_report.group_keys(runs))
+                rows, cols = grouping.group_rows(runs, report.group_keys(runs))
                 print(format_table(rows, cols))
     if experiment.samples or uri is None:
-        rows, cols = sweep_report.sweep_rows(sweep, uri)
+        rows, cols = report.sweep_rows(sweep, uri)
         print(f"\nsweep '{sweep.name}': trials, best first:")
         print(format_table(rows, cols))
-    best = sweep_report.best_trial(sweep.study)
+    best = report.best_trial(sweep.study)
     if best is not None and experiment.is_sweep:
-        metric, _ = sweep_report.objective(experiment)
+        metric, _ = report.objective(experiment)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         print(
             f"\nbest trial {best.number}: {metric} {best.value:.4g}"

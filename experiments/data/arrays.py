@@ -156,9 +156,8 @@ def load_digits() -> ArraySource:
     Returns:
         The digits as 3-channel uint8 images, all in the train part (a test part is drawn).
     """
-    from sklearn.datasets import (
-        load_digits as sklearn_digits,  # deferred: scikit-learn costs a second; only digits need it
-    )
+    # deferred: scikit-learn costs a second; only digits need it
+    from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
     gray = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)

@@ -1,11 +1,11 @@
-"""Training: the LightningModule, its callbacks, the runner, sweeps, evaluation and what a run reports.
+"""Training: the LightningModule, its callbacks, the runner, evaluation and what a run reports.
 
 - `classifier`: `Classifier`, the LightningModule (one shared eval step).
 - `callbacks`: `RunRecorder` (epoch curves, best weights, last state) and `LastStateCheckpoint`.
 - `finetune`: frozen stages, a head learning rate, EMA; `gradnorms`: per-stage gradient norms.
 - `interrupts`: SIGTERM and Ctrl-C stop at a batch end with the state saved.
 - `logger`: Lightning's MLflow logger bound to the zoo's run; `distributed`: one run for a DDP launch.
-- `runner`: `train(config)` and `resume(run_id)`; `sweeps`: experiment files under one parent run.
+- `runner`: `train(config)` and `resume(run_id)` (sweeps of many runs: `experiments.sweeps`).
 - `evaluate`: a run's weights on other data; `reports`: test report and the logged model.
 
 Loaded on first use: every module here imports torch and Lightning.
@@ -21,7 +21,6 @@ _EXPORTS = {
     "train": "runner",
     "resume": "runner",
     "Classifier": "classifier",
-    "run_experiment": "sweeps",
     "evaluate_run": "evaluate",
 }
 

@@ -33,9 +33,9 @@ from experiments.analysis.compare import differing_params, find_runs, is_lower_b
 from experiments.analysis.grouping import GROUP_METRICS, group_rows
 from experiments.analysis.tables import format_table
 from experiments.config import ExperimentFile
+from experiments.sweeps import study as studies
 from experiments.tracking.names import PARENT_TAG
 from experiments.tracking.runs import TrackedRun
-from experiments.training import study as studies
 
 
 def parent_params(experiment: ExperimentFile) -> dict[str, str]:

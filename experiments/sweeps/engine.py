@@ -2,10 +2,10 @@
 
 Each trial is a child of one MLflow parent run (for seeds, grids and searches),
 created by the zoo, not by an integration, so that a trial on any process of any
-machine finds its parent in the study (`experiments.training.study`).
+machine finds its parent in the study (`experiments.sweeps.study`).
 
 - One worker (the default) runs the trials in this process.
-- ``--workers N`` runs N workers on this machine (`experiments.training.workers`),
+- ``--workers N`` runs N workers on this machine (`experiments.sweeps.workers`),
   each with its own GPU or its share of the CPU cores; this process is one of them.
 - The same command on more machines, with one ``--storage`` and ``--sweep``,
   joins the same study: N machines x M workers, no trial run twice.
@@ -13,7 +13,7 @@ machine finds its parent in the study (`experiments.training.study`).
 A failed trial is recorded FAILED and the others go on (``--fail-fast`` stops the
 sweep instead); a pruned one ends KILLED with the pruner's reason. Whichever
 process sees the last trial end summarises the sweep into the parent run
-(`experiments.training.sweep_report`).
+(`experiments.sweeps.report`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ import torch
 
 from experiments.config import ConfigError, ExperimentFile
 from experiments.signals import handle_unless_ignored, restore
+from experiments.sweeps import study as studies
+from experiments.sweeps.report import finish_sweep, objective, parent_params
+from experiments.sweeps.trials import Pruned, TrialReporter, config_for, trial_run_name
+from experiments.sweeps.workers import THREADS_ENV, stop_workers, wait_for_workers
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating
 from experiments.tracking.names import (
@@ -47,11 +51,7 @@ from experiments.tracking.names import (
 from experiments.tracking.runs import TrackedRun, describe_experiment, ensure_experiment
 from experiments.tracking.source import source_facts
 from experiments.tracking.store import get_client, resolve_tracking_uri
-from experiments.training import study as studies
 from experiments.training.runner import RunExtras, TrainResult, train
-from experiments.training.sweep_report import finish_sweep, objective, parent_params
-from experiments.training.trials import Pruned, TrialReporter, config_for, trial_run_name
-from experiments.training.workers import THREADS_ENV, stop_workers, wait_for_workers
 
 TrainFn = Callable[..., TrainResult]
 """What trains one run: `experiments.training.runner.train` or a stand-in (``fn(config, extras=...)``)."""
@@ -214,7 +214,7 @@ def run_experiment(
         options: How the sweep runs; default one worker in this process.
         train_fn: Trains one run.
         workers: The other workers of this machine, already started
-            (`experiments.training.workers.start_workers`); they are waited for, and
+            (`experiments.sweeps.workers.start_workers`); they are waited for, and
             stopped at a batch end when this process is told to stop.
 
     Returns:

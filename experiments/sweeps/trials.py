@@ -9,9 +9,9 @@ import optuna
 from lightning.pytorch.callbacks import Callback
 
 from experiments.config import ExperimentConfig, ExperimentFile
+from experiments.sweeps.study import MLFLOW_RUN_ATTR, RUN_INDEX_ATTR
 from experiments.tracking.runs import EndedEarly
 from experiments.training.logger import RunLogger
-from experiments.training.study import MLFLOW_RUN_ATTR, RUN_INDEX_ATTR
 
 
 class Pruned(EndedEarly, optuna.TrialPruned):
