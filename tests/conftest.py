@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -10,11 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from browser import browser_page, chromium_browser  # noqa: F401  (fixtures, registered here once for every module)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zip"
+
+
+# Hypothesis: the same examples on every CI run (derandomized, a failure reproduces from its seed
+# alone), fresh ones at a developer's desk, where its example database keeps what failed.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -185,3 +185,32 @@ def test_predict_refuses_an_image_bomb_in_one_line(kind: str, tmp_path: Path, ca
     small = tmp_path / "small.png"
     Image.open(io.BytesIO(image_bytes(1, 1, (16, 16), "PNG"))).save(small)
     assert read_image(str(small)).shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("size", ["100000", "4294967296"])
+def test_a_decode_size_beyond_the_image_bound_is_one_line(size: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "digits", "--decode-size", size])
+    assert exit_info.value.code == 2
+    assert "give at most 8192 pixels" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_decode_size_whose_cache_would_not_fit_is_refused_before_any_allocation(
+    isolated_cache: Path, capsys: pytest.CaptureFixture
+) -> None:
+    started = time.monotonic()
+    assert main(["data", "digits", "--decode-size", "8192"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "1,797 images" in line
+    assert "lower decode_size" in line
+    assert time.monotonic() - started < 10  # refused from the count, not after trying
+    assert not list(isolated_cache.rglob("images.npy"))  # nothing written
+
+
+def test_the_library_bounds_decode_size_too() -> None:
+    from experiments.data.errors import DataError
+    from experiments.data.load import load_images
+
+    for size in (0, 100_000, True, 2.5):
+        with pytest.raises(DataError, match="from 1 to 8192"):
+            load_images("digits", decode_size=size)  # type: ignore[arg-type]

@@ -42,3 +42,5 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     shipped = sorted(p.name for p in (ROOT / "experiments" / "config" / "shipped").glob("*.yaml"))
     assert shipped
     assert all(f"experiments/config/shipped/{n}" in names for n in shipped)
+    # PEP 561 markers: a user's type checker reads the packages' hints.
+    assert {"registry/py.typed", "zoo/py.typed", "experiments/py.typed"} <= set(names)

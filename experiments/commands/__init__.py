@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from experiments.config.schema import MAX_IMAGE_SIZE
+
 
 def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
     """Add the ``--tracking-uri`` option that every command reading MLflow shares.
@@ -56,6 +58,24 @@ def positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give a whole number of at least 1")
     return int(text)
+
+
+def image_side(text: str) -> int:
+    """An argparse type: an image side in pixels, 1 to `MAX_IMAGE_SIZE` (as ``--image-size`` is bounded).
+
+    Args:
+        text: The value as given.
+
+    Returns:
+        The number of pixels.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else (``--decode-size 100000`` would ask for terabytes).
+    """
+    value = positive_int(text)
+    if value > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; give at most {MAX_IMAGE_SIZE} pixels")
+    return value
 
 
 def tcp_port(text: str) -> int:

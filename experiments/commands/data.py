@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from experiments.analysis.tables import format_table
-from experiments.commands import positive_int, seed_number
+from experiments.commands import image_side, positive_int, seed_number
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--limit-per-class", type=positive_int, default=None, help="at most this many images per class per part"
     )
-    parser.add_argument("--decode-size", type=positive_int, default=None, help="decode every image to SIZE x SIZE")
+    parser.add_argument("--decode-size", type=image_side, default=None, help="decode every image to SIZE x SIZE")
     parser.add_argument(
         "--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from experiments.config.schema import MAX_IMAGE_SIZE
 from experiments.data import arrays, cache
 from experiments.data.decode import DECODER_VERSION, decode_images, fit_to_size, image_size_of
 from experiments.data.errors import DataError, UnreadableImage
@@ -128,6 +129,16 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
     cache.write_arrays(folder, np.array(labels), np.array(is_test), {"skipped": skipped, "image_size": list(size)})
 
 
+def _check_resized_arrays_fit(count: int, size: tuple[int, int], description: str) -> None:
+    """Refuse, before allocating, a resize of in-memory arrays that would not fit the cache bound."""
+    needed = count * 3 * size[0] * size[1]
+    if needed > MAX_CACHE_BYTES:
+        raise DataError(
+            f"decoding {count:,} images of {description} at {size[0]}x{size[1]} takes {needed / 2**30:,.1f} GiB, "
+            f"more than the cache's {MAX_CACHE_BYTES // 2**30} GiB; lower decode_size"
+        )
+
+
 def _store_arrays(source: arrays.ArraySource, size: tuple[int, int] | None, folder: Path) -> None:
     images = source.images
     if size is not None and tuple(images.shape[-2:]) != size:
@@ -168,10 +179,14 @@ def load_images(source: str, *, decode_size: int | None = None, in_memory: bool 
     Raises:
         DataError: The source is missing, unreadable or in no known layout.
     """
-    if decode_size is not None and (not isinstance(decode_size, int) or decode_size < 1):
-        raise DataError(f"decode_size must be a positive number of pixels, not {decode_size!r}")
+    if decode_size is not None and (
+        isinstance(decode_size, bool) or not isinstance(decode_size, int) or not 1 <= decode_size <= MAX_IMAGE_SIZE
+    ):
+        raise DataError(f"decode_size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, not {decode_size!r}")
     resolved = _resolve(source)
     size = (decode_size, decode_size) if decode_size else None
+    if size is not None and isinstance(resolved, arrays.ArraySource):
+        _check_resized_arrays_fit(len(resolved.labels), size, resolved.description)
     key = cache.cache_key([*resolved.signature, f"decoder {DECODER_VERSION}", f"size {size}"])
     has_test = resolved.layout == "split"
     cached = (cache.cache_dir() / "data" / key / "meta.json").is_file()
