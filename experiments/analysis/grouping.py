@@ -56,19 +56,19 @@ def check_group_keys(runs: list[Run], keys: Sequence[str]) -> list[str]:
     return out
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (``None`` where undefined).
 
     Args:
-        values: The numbers.
+        values: The numbers; ``None`` (a run without the metric) and NaN are left out.
 
     Returns:
         ``(mean, std)``; std is ``None`` for fewer than two values.
     """
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
+    numbers = [v for v in values if v is not None and not math.isnan(v)]
+    if not numbers:
         return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+    return statistics.fmean(numbers), (statistics.stdev(numbers) if len(numbers) > 1 else None)
 
 
 def groups_of(runs: list[Run], keys: Sequence[str]) -> dict[tuple[str, ...], list[Run]]:

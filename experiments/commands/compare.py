@@ -8,7 +8,7 @@ from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import add_tracking_uri_argument
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``compare`` subcommand.
 
     Args:

@@ -12,7 +12,7 @@ from experiments.analysis.tables import format_table
 from experiments.commands import image_side, positive_int, seed_number
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``data`` subcommand.
 
     Args:

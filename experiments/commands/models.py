@@ -8,7 +8,7 @@ import registry
 from experiments.analysis.tables import format_table
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``models`` subcommand.
 
     Args:

@@ -7,7 +7,7 @@ import argparse
 from experiments.commands import add_tracking_uri_argument
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``register`` subcommand.
 
     Args:

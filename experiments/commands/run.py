@@ -22,7 +22,7 @@ from experiments.config import (
 from experiments.sweeps import workers
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` subcommand.
 
     Args:
@@ -88,16 +88,16 @@ def print_plan(experiment: ExperimentFile) -> None:
     Args:
         experiment: The experiment file.
     """
-    if experiment.samples:
-        search = experiment.search
+    search = experiment.search
+    if search is not None and experiment.samples:
         base = experiment.runs[0]
         print(
-            f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "  # type: ignore[union-attr]
+            f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "
             f"pruner {search.pruner}, objective {search.direction} {search.objective}"
-        )  # type: ignore[union-attr]
+        )
         rows = [
             {"field": k, "distribution": d.describe(), "base value": getattr(base, k)} for k, d in search.space.items()
-        ]  # type: ignore[union-attr]
+        ]
         print(format_table(rows, ["field", "distribution", "base value"]))
         return
     columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]

@@ -10,7 +10,7 @@ from experiments.commands import add_tracking_uri_argument, non_negative_seconds
 from experiments.tracking import heartbeat
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``runs`` subcommand.
 
     Args:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the type only: the runner itself is imported when a run sta
     from experiments.training.runner import TrainResult
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``train`` subcommand, with one flag per config field.
 
     Args:

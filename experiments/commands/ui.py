@@ -26,7 +26,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 HOST = "127.0.0.1"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ui`` subcommand.
 
     Args:
@@ -88,7 +88,7 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
-def stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+def stop_group(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     """Stop a server's whole process group: SIGTERM, then SIGKILL after a grace period.
 
     Args:

@@ -48,7 +48,7 @@ class ExperimentFile:
     runs: list[ExperimentConfig]
     source: str
     seeds: list[int] | None = None
-    grid: dict[str, list] | None = None
+    grid: dict[str, list[Any]] | None = None
     description: str = ""
     search: Search | None = None
 
@@ -65,7 +65,7 @@ class ExperimentFile:
     @property
     def trials(self) -> int:
         """How many trials the sweep runs: the search's trials, else one per listed run."""
-        return self.search.trials if self.samples else len(self.runs)  # type: ignore[union-attr]
+        return self.search.trials if self.search is not None and self.samples else len(self.runs)
 
 
 EXPERIMENT_KEYS = (
@@ -196,7 +196,7 @@ def _load_search(
     return ExperimentFile(name=path.stem, runs=runs, source=str(path), description=description, search=search)
 
 
-def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | None, dict[str, list] | None]:
+def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | None, dict[str, list[Any]] | None]:
     """Check and return an experiment file's ``seeds:`` and ``grid:``.
 
     Args:
@@ -241,7 +241,7 @@ def expand_runs(
     defaults: Mapping[str, Any],
     overrides: Mapping[str, Any],
     seeds: list[int] | None,
-    grid: dict[str, list] | None,
+    grid: dict[str, list[Any]] | None,
     source: str,
 ) -> list[dict[str, Any]]:
     """Every run of an experiment file, expanded over its grid and seeds.
@@ -270,6 +270,7 @@ def expand_runs(
             f"(runs x grid combinations x seeds); make the grid smaller"
         )
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
+    run_seeds: list[int | None] = [*seeds] if seeds else [None]
     expanded = []
     for i, run in enumerate(runs):
         if not isinstance(run, Mapping):
@@ -280,7 +281,7 @@ def expand_runs(
                 f"experiment file '{source}': run {i + 1} sets '{clash[0]}', which the grid varies; set it in one place"
             )
         for combo in combos:
-            for seed in seeds or [None]:
+            for seed in run_seeds:
                 values = {**defaults, **run, **combo, **({"seed": seed} if seed is not None else {}), **overrides}
                 if (combo or seeds) and "run_name" not in run and "run_name" not in overrides:
                     values["run_name"] = child_run_name(values, combo)

@@ -40,7 +40,12 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: Sequence[str] = (
         if f.name in skip:
             continue
         kind, _ = base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # cannot happen: ExperimentConfig() builds with no arguments, so every field has a default
+            raise TypeError(f"config field {f.name} has no default")
         help_text = f.metadata.get("help", "")
         if not (kind is bool and default is None):  # a switch left to the run says what its default does
             help_text += f" (default: {default})"

@@ -65,7 +65,9 @@ class ExperimentConfig:
     stem: str | None = field(
         default=None, metadata=_meta("ResNet stem; default: the model's own", ("imagenet", "cifar"))
     )
-    model_args: dict = field(default_factory=dict, metadata=_meta("other builder arguments, KEY=VALUE (YAML values)"))
+    model_args: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("other builder arguments, KEY=VALUE (YAML values)")
+    )
     weights: str | None = field(
         default=None, metadata=_meta("initial weights: a .safetensors/.pth file or runs:/RUN_ID")
     )
@@ -75,8 +77,12 @@ class ExperimentConfig:
     )
     preset: str = field(default="seed", metadata=_meta("preprocessing preset", ("seed", "cifar")))
     image_size: int | None = field(default=None, metadata=_meta("input size in pixels; default: the preset's"))
-    mean: list | None = field(default=None, metadata=_meta("normalisation mean, three floats; default: the preset's"))
-    std: list | None = field(default=None, metadata=_meta("normalisation std, three floats; default: the preset's"))
+    mean: list[float] | None = field(
+        default=None, metadata=_meta("normalisation mean, three floats; default: the preset's")
+    )
+    std: list[float] | None = field(
+        default=None, metadata=_meta("normalisation std, three floats; default: the preset's")
+    )
     augment: bool | None = field(
         default=None, metadata=_meta("random crop + flip while training; default: the preset's")
     )
@@ -172,7 +178,7 @@ class ExperimentConfig:
     )
     experiment: str = field(default="zoo", metadata=_meta("MLflow experiment name", plumbing=True))
     run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED", plumbing=True))
-    tags: dict = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE", plumbing=True))
+    tags: dict[str, Any] = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE", plumbing=True))
     log_model: bool = field(
         default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow", plumbing=True)
     )
@@ -305,9 +311,9 @@ def _check_ranges(c: ExperimentConfig) -> None:
         "min_delta": c.min_delta,
         "warmup_epochs": c.warmup_epochs,
     }
-    for name, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{name}: {value} is not allowed; give a number of at least 0")
+    for name, number in non_negative.items():
+        if number < 0:
+            raise ConfigError(f"{name}: {number} is not allowed; give a number of at least 0")
     if not 0 <= c.seed <= MAX_SEED:
         raise ConfigError(f"seed: {c.seed} is not allowed; give a whole number from 0 to {MAX_SEED} (NumPy's range)")
     _check_image_size(c)
@@ -318,10 +324,12 @@ def _check_ranges(c: ExperimentConfig) -> None:
     if not 0 <= c.label_smoothing < 1:
         raise ConfigError(f"label_smoothing: {c.label_smoothing} is not allowed; give a number in [0, 1)")
     for name in ("mean", "std"):
-        value = getattr(c, name)
-        if value is not None and (len(value) != 3 or (name == "std" and min(value) <= 0)):
-            positive = ", all > 0" if name == "std" else ""
-            raise ConfigError(f"{name}: {value} is not allowed; give three numbers (one per RGB channel{positive})")
+        channels: list[float] | None = getattr(c, name)
+        if channels is not None and (len(channels) != 3 or (name == "std" and min(channels) <= 0)):
+            all_positive = ", all > 0" if name == "std" else ""
+            raise ConfigError(
+                f"{name}: {channels} is not allowed; give three numbers (one per RGB channel{all_positive})"
+            )
     if c.workers != "auto" and not (c.workers.isdigit()):
         raise ConfigError(f"workers: '{c.workers}' is not allowed; give auto or a whole number of processes")
     if c.nesterov and c.optimizer != "sgd":

@@ -60,9 +60,23 @@ class Distribution:
         """
         if self.kind == "choice":
             return list(self.choices)
+        low, high = self.bounds()
         if self.kind == "int":
-            return [int(self.low), int(self.high)]  # type: ignore[arg-type]
-        return [self.low, self.high]
+            return [int(low), int(high)]
+        return [low, high]
+
+    def bounds(self) -> tuple[float, float]:
+        """The range of a ``loguniform``, ``uniform`` or ``int`` dimension.
+
+        Returns:
+            ``(low, high)``.
+
+        Raises:
+            ConfigError: For a dimension without bounds (a ``choice``).
+        """
+        if self.low is None or self.high is None:
+            raise ConfigError(f"a {self.kind} dimension has no low and high bounds")
+        return self.low, self.high
 
     def describe(self) -> str:
         """The dimension as the file writes it, for tables and params.

@@ -11,6 +11,7 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 
 import numpy as np
@@ -61,7 +62,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")
 
 
-def _load_batch(path: Path) -> dict:
+def _load_batch(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             batch = _ArrayUnpickler(handle, encoding="latin1").load()
@@ -89,7 +90,7 @@ def _batches_dir(path: Path) -> Path | None:
     return None
 
 
-def load_cifar_batches(path: str | os.PathLike) -> ArraySource:
+def load_cifar_batches(path: str | os.PathLike[str]) -> ArraySource:
     """Read CIFAR-10 in its Python format.
 
     Args:

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -70,7 +71,7 @@ class CachedImages:
     images: np.ndarray = field(repr=False)
     labels: np.ndarray = field(repr=False)
     is_test: np.ndarray = field(repr=False)
-    meta: dict
+    meta: dict[str, Any]
 
 
 def read_entry(path: Path) -> CachedImages:
@@ -93,7 +94,7 @@ def read_entry(path: Path) -> CachedImages:
     )
 
 
-def write_arrays(folder: Path, labels: np.ndarray, is_test: np.ndarray, meta: dict) -> None:
+def write_arrays(folder: Path, labels: np.ndarray, is_test: np.ndarray, meta: dict[str, Any]) -> None:
     """Write the small arrays and ``meta.json`` of an entry being built.
 
     Args:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -70,7 +70,7 @@ class ImageDataModule(L.LightningDataModule):
         std: Sequence[float] | None = None,
         augment: bool | None = None,
         decode_size: int | None = None,
-        pretrained_cfg: dict | None = None,
+        pretrained_cfg: dict[str, Any] | None = None,
         test_fraction: float = 0.2,
         in_memory: bool | None = None,
     ) -> None:
@@ -112,7 +112,9 @@ class ImageDataModule(L.LightningDataModule):
     def _ready(self) -> tuple[ImageSet, Split]:
         if self._split is None:
             self.setup()
-        return self._images, self._split  # type: ignore[return-value]
+        if self._images is None or self._split is None:  # cannot happen: setup() sets both
+            raise RuntimeError("the data module did not set itself up")
+        return self._images, self._split
 
     @property
     def classes(self) -> list[str]:
@@ -150,14 +152,18 @@ class ImageDataModule(L.LightningDataModule):
         images, split = self._ready()
         return describe_parts(images, split)
 
-    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+    def _loader(self, part: str, shuffle: bool) -> DataLoader[tuple[Tensor, int]]:
         images, split = self._ready()
         indices = getattr(split, part)
-        if images.in_memory:
+        dataset: CachedImageDataset | FileImageDataset
+        collate: Callable[[Any], tuple[Tensor, Tensor]] | None
+        if images.in_memory and images.cache_path is not None:  # cached images always have their folder
             dataset = CachedImageDataset(images.cache_path / "images.npy", images.labels, indices)
             collate = keep_batch
-        else:
+        elif images.files is not None:  # per-image data always has its file list
             dataset, collate = FileImageDataset(images.files, indices, images.image_size), None
+        else:
+            raise RuntimeError(f"{self.source}: loaded without cached images or a file list")
         workers = _resolve_workers(self.workers, images.in_memory)
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=SeededSampler(len(dataset), self.seed, shuffle),
@@ -165,7 +171,7 @@ class ImageDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, int]]:
         """Training batches, shuffled by ``(seed, epoch)``.
 
         Returns:
@@ -173,7 +179,7 @@ class ImageDataModule(L.LightningDataModule):
         """
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, int]]:
         """Validation batches, in order.
 
         Returns:
@@ -181,7 +187,7 @@ class ImageDataModule(L.LightningDataModule):
         """
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, int]]:
         """Test batches, in order.
 
         Returns:
@@ -189,7 +195,7 @@ class ImageDataModule(L.LightningDataModule):
         """
         return self._loader("test", shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader[tuple[Tensor, int]]:
         """The test part's batches, in order.
 
         Returns:
@@ -213,6 +219,9 @@ class ImageDataModule(L.LightningDataModule):
         if self._preprocess is None:
             self._ready()
         preprocess = self._preprocess
-        if preprocess.mean.device != images.device:  # type: ignore[union-attr]
-            preprocess = self._preprocess = preprocess.to(images.device)  # type: ignore[union-attr]
-        return preprocess(images), labels
+        if preprocess is None:  # cannot happen: setup() builds it
+            raise RuntimeError("the data module did not set itself up")
+        if preprocess.mean.device != images.device:
+            preprocess = self._preprocess = preprocess.to(images.device)
+        output: Tensor = preprocess(images)
+        return output, labels

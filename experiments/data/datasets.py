@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from experiments.data.errors import UnreadableImage
 from experiments.data.sources import FileSource
 
 
-class CachedImageDataset(Dataset):
+class CachedImageDataset(Dataset[tuple[torch.Tensor, int]]):
     """Images of one part, read from the memory-mapped cache.
 
     Args:
@@ -59,29 +60,32 @@ class CachedImageDataset(Dataset):
         Returns:
             (uint8 (N, 3, H, W), int64 (N,)).
         """
-        positions = np.asarray(positions, dtype=np.int64)
-        return torch.from_numpy(self.images[self.indices[positions]]), self.labels[positions]
+        rows = np.asarray(positions, dtype=np.int64)
+        return torch.from_numpy(self.images[self.indices[rows]]), self.labels[rows]
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # Workers reopen the memory map rather than receive a pickled copy of the images.
         return {**self.__dict__, "_images": None}
 
 
-def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def keep_batch(
+    batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The collate function for `CachedImageDataset`: its ``__getitems__`` already made the batch.
 
     Args:
-        batch: (images, labels).
+        batch: (images, labels), or a plain list of items (from a wrapped or custom sampler).
 
     Returns:
         The same batch.
     """
     if isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[1], torch.Tensor):
         return batch
-    return default_collate(batch)  # a plain list of items (a wrapped or custom sampler)
+    collated: tuple[torch.Tensor, torch.Tensor] = default_collate(batch)  # a plain list of items
+    return collated
 
 
-class FileImageDataset(Dataset):
+class FileImageDataset(Dataset[tuple[torch.Tensor, int]]):
     """Images of one part, decoded from their files on every access (for data too large to cache).
 
     An unreadable image is replaced by the next readable one and reported in a warning,
@@ -96,7 +100,8 @@ class FileImageDataset(Dataset):
     def __init__(self, source: FileSource, indices: np.ndarray, image_size: tuple[int, int]) -> None:
         self.files = [source.files[i] for i in np.asarray(indices)]
         self.reader = source.reader()
-        self.image_size = tuple(image_size)
+        height, width = image_size
+        self.image_size = (height, width)
 
     def __len__(self) -> int:
         return len(self.files)

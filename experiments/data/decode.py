@@ -30,7 +30,7 @@ DECODER_VERSION = "1"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's own default, should a program have set None
 """Largest image decoded (pixels): PIL's decompression-bomb limit. A 20000 x 20000 image is
 a few kilobytes of JPEG and 1.2 GB decoded; such an image is skipped, not decoded."""
 
@@ -80,7 +80,8 @@ def _decode_jpegs(datas: Sequence[bytes]) -> list[torch.Tensor]:
         # torchvision 0.29 deprecates its decoders with a warning on every call; they are still the fastest.
         warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
         tensors = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in datas]
-        return decode_jpeg(tensors, mode=ImageReadMode.RGB)
+        images: list[torch.Tensor] = decode_jpeg(tensors, mode=ImageReadMode.RGB)
+        return images
 
 
 def decode_image(data: bytes) -> torch.Tensor:
@@ -151,7 +152,8 @@ def fit_to_size(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     scale = max(size[0] / height, size[1] / width)
     covering = [max(size[0], round(height * scale)), max(size[1], round(width * scale))]
     image = TF.resize(image, covering, antialias=True)
-    return TF.center_crop(image, list(size))
+    cropped: torch.Tensor = TF.center_crop(image, list(size))
+    return cropped
 
 
 def image_size_of(data: bytes) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from experiments.config.schema import MAX_IMAGE_SIZE
 from experiments.data import arrays, cache
 from experiments.data.decode import DECODER_VERSION, decode_images, fit_to_size, image_size_of
 from experiments.data.errors import DataError, UnreadableImage
-from experiments.data.sources import LAYOUT_HELP, FileSource, list_image_files
+from experiments.data.sources import LAYOUT_HELP, FileSource, ImageFile, list_image_files
 
 MAX_CACHE_BYTES = 8 * 2**30
 """Data sets whose decoded size (N x 3 x H x W bytes) is above this are not cached:
@@ -94,10 +95,14 @@ def _warn_skipped(skipped: list[str], description: str) -> None:
 def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path) -> None:
     """Decode every file into ``folder/images.npy``, unreadable ones left out."""
     reader = files.reader()
-    images, labels, is_test, skipped = None, [], [], []
+    images: np.memmap[Any, np.dtype[np.uint8]] | None = None  # sized at the first readable image
+    labels: list[int] = []
+    is_test: list[bool] = []
+    skipped: list[str] = []
     try:
         for start in range(0, len(files.files), DECODE_CHUNK):
-            chunk, datas = [], []
+            chunk: list[ImageFile] = []
+            datas: list[bytes] = []
             for item in files.files[start : start + DECODE_CHUNK]:
                 try:
                     datas.append(reader.read(item.location))
@@ -108,8 +113,9 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
                 if image is None:
                     skipped.append(item.key)
                     continue
+                if size is None:  # the first readable image's size
+                    size = (int(image.shape[-2]), int(image.shape[-1]))
                 if images is None:
-                    size = size or tuple(image.shape[-2:])
                     shape = (len(files.files), 3, *size)
                     images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, shape)
                 images[len(labels)] = fit_to_size(image, size).numpy()
@@ -117,7 +123,7 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
                 is_test.append(item.is_test)
     finally:
         reader.close()
-    if images is None:
+    if images is None or size is None:  # both are set at the first readable image
         raise DataError(f"no readable image in {files.path}; {LAYOUT_HELP}")
     if skipped:  # the file was sized for every image: rewrite it without the gaps
         kept = np.array(images[: len(labels)])

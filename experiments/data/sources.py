@@ -17,6 +17,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from experiments.data.errors import DataError, UnreadableImage
 
@@ -86,7 +87,7 @@ class FileSource:
         """
         return FileReader(self.path if self.kind == "zip" else None, self.archive)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "archive": None}  # an open zip does not travel to worker processes
 
 
@@ -129,7 +130,7 @@ class FileReader:
         """Forget the zip (the source that listed it keeps it open for the next reader)."""
         self._zip = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {"zip_path": self.zip_path, "_zip": None, "_pid": -1}
 
 
@@ -156,8 +157,10 @@ def _warn_listing(unsafe: list[str], large: list[str], where: str) -> None:
 def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Map relative key -> (member, signature) for image members, and the directory names."""
     infos = archive.infolist()
-    files, dirs = {}, set()
-    unsafe, large = [], []
+    files: dict[str, tuple[str, str]] = {}
+    dirs: set[str] = set()
+    unsafe: list[str] = []
+    large: list[str] = []
     for info in infos:
         if _unsafe_member(info.filename):
             unsafe.append(info.filename)
@@ -184,8 +187,9 @@ def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set
 
 def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Map relative key -> (absolute path, signature) for image files, and the directory names."""
-    files, dirs = {}, set()
-    large = []
+    files: dict[str, tuple[str, str]] = {}
+    dirs: set[str] = set()
+    large: list[str] = []
     for folder, subdirs, names in os.walk(path):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__MACOSX")
         rel = Path(folder).relative_to(path).as_posix()
@@ -211,7 +215,7 @@ def _children(dirs: set[str], prefix: str) -> list[str]:
     return sorted(d[len(prefix) :] for d in dirs if d.startswith(prefix) and d.count("/") == depth)
 
 
-def _find_root(files: dict, dirs: set[str]) -> str:
+def _find_root(files: dict[str, tuple[str, str]], dirs: set[str]) -> str:
     """Descend through single wrapping folders (``CIFAR-10-images-master/``) to the layout's root."""
     prefix = ""
     for _ in range(_MAX_UNWRAP):
@@ -223,7 +227,7 @@ def _find_root(files: dict, dirs: set[str]) -> str:
     return prefix
 
 
-def _classes_under(files: dict, dirs: set[str], prefix: str, where: Path) -> dict[str, list[str]]:
+def _classes_under(files: dict[str, tuple[str, str]], dirs: set[str], prefix: str, where: Path) -> dict[str, list[str]]:
     """Class name -> keys of its images under ``prefix``; an empty class folder is an error."""
     classes: dict[str, list[str]] = {c: [] for c in _children(dirs, prefix)}
     for key in files:
@@ -238,7 +242,7 @@ def _classes_under(files: dict, dirs: set[str], prefix: str, where: Path) -> dic
     return classes
 
 
-def _check_same_classes(train: dict, test: dict, where: Path) -> None:
+def _check_same_classes(train: dict[str, list[str]], test: dict[str, list[str]], where: Path) -> None:
     only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
     if only_train or only_test:
         raise DataError(
@@ -247,7 +251,7 @@ def _check_same_classes(train: dict, test: dict, where: Path) -> None:
         )
 
 
-def list_image_files(path: str | os.PathLike) -> FileSource:
+def list_image_files(path: str | os.PathLike[str]) -> FileSource:
     """List the images of a folder or zip in either layout.
 
     Args:

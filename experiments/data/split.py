@@ -8,6 +8,7 @@ folder or zip lists them in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,7 @@ def split_images(
     return Split(train, val, test, test_drawn=not images.has_test)
 
 
-def summarize(images: ImageSet, split: Split) -> dict:
+def summarize(images: ImageSet, split: Split) -> dict[str, Any]:
     """Describe a split data set.
 
     Args:
@@ -169,7 +170,7 @@ def describe_source(
     limit_per_class: int | None = None,
     decode_size: int | None = None,
     test_fraction: float = 0.2,
-) -> dict:
+) -> dict[str, Any]:
     """Load (decoding once into the cache), split and summarise a source: what ``zoo data`` prints.
 
     Args:

@@ -64,7 +64,7 @@ def _triple(name: str, value: Sequence[float]) -> tuple[float, float, float]:
         raise DataError(
             f"{name} must be 3 numbers (one per channel){', all positive' if name == 'std' else ''}, not {value!r}"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def resolve_preset(
@@ -74,7 +74,7 @@ def resolve_preset(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     augment: bool | None = None,
-    pretrained_cfg: dict | None = None,
+    pretrained_cfg: dict[str, Any] | None = None,
 ) -> Preset:
     """Combine a preset with a pretrained model's input settings and explicit overrides.
 
@@ -100,7 +100,7 @@ def resolve_preset(
         raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     result = PRESETS[preset]
     if pretrained_cfg:
-        cfg = {}
+        cfg: dict[str, Any] = {}
         if pretrained_cfg.get("mean") is not None:
             cfg["mean"] = _triple("mean", pretrained_cfg["mean"])
         if pretrained_cfg.get("std") is not None:
@@ -133,6 +133,10 @@ class Preprocess(nn.Module):
         class_names: The classes, in label order.
         interpolation: Resize mode (``bilinear``, ``bicubic``, ``nearest`` or ``area``).
     """
+
+    # Buffers (registered in __init__, so they follow .to() and live in the state_dict).
+    mean: Tensor
+    std: Tensor
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ class Registered:
         version: The new version number.
         alias: The alias set on it, or ``None``.
         model: The zoo model name the run trained.
-        source: What the version points at.
+        source: What the version points at (MLflow's record of it; its type allows ``None``).
         run_id: The run.
     """
 
@@ -46,7 +46,7 @@ class Registered:
     version: int
     alias: str | None
     model: str
-    source: str
+    source: str | None
     run_id: str
 
     @property

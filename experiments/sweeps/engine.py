@@ -205,7 +205,7 @@ def run_experiment(
     experiment: ExperimentFile,
     options: SweepOptions | None = None,
     train_fn: TrainFn = train,
-    workers: Sequence[subprocess.Popen] = (),
+    workers: Sequence[subprocess.Popen[bytes]] = (),
 ) -> studies.Sweep:
     """Run an experiment file's trials until the study has them all; this process is one worker.
 
@@ -283,20 +283,21 @@ def parent_alive(sweep: studies.Sweep, tracking_uri: str | None) -> Iterator[Non
         Nothing.
     """
     client = studies.mlflow_client(tracking_uri)
-    if client is None or sweep.parent_run_id is None:
+    parent_id = sweep.parent_run_id
+    if client is None or tracking_uri is None or parent_id is None:  # no client is no tracking_uri
         yield
         return
-    client.update_run(sweep.parent_run_id, status="RUNNING")
+    client.update_run(parent_id, status="RUNNING")
     try:
-        with beating(client, sweep.parent_run_id, Owner.here()):
+        with beating(client, parent_id, Owner.here()):
             yield
     except KeyboardInterrupt:
         if studies.counts(sweep.study)["running"] == 0:
-            TrackedRun(sweep.parent_run_id, tracking_uri).end("KILLED")  # type: ignore[arg-type]
+            TrackedRun(parent_id, tracking_uri).end("KILLED")
         raise
     except Exception:  # --fail-fast, or the sweep's own machinery (its storage) failed
         if studies.counts(sweep.study)["running"] == 0:
-            TrackedRun(sweep.parent_run_id, tracking_uri).end("FAILED")  # type: ignore[arg-type]
+            TrackedRun(parent_id, tracking_uri).end("FAILED")
         raise
 
 

@@ -115,14 +115,15 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         The trial, or ``None`` before one completed.
     """
     complete = [
-        t
+        (t, t.value)
         for t in studies.finished_trials(study)
         if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
     ]
     if not complete:
         return None
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return max(complete, key=lambda t: t.value if maximize else -t.value)  # type: ignore[operator]
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    best, _ = max(complete, key=lambda pair: sign * pair[1])
+    return best
 
 
 def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
@@ -145,9 +146,9 @@ def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
     runs = children(sweep, tracking_uri)
     metric, _ = objective(sweep.experiment)
     best = best_trial(sweep.study)
-    if best is not None:
+    if best is not None and best.value is not None:  # best_trial returns a trial with a value
         parent.log_params({"best.trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
-        parent.log_metrics({f"best_{metric}": float(best.value)})  # type: ignore[arg-type]
+        parent.log_metrics({f"best_{metric}": float(best.value)})
     now = studies.counts(sweep.study)
     parent.log_metrics(
         {"sweep.complete": now["complete"], "sweep.pruned": now["pruned"], "sweep.failed": now["failed"]}
@@ -219,7 +220,9 @@ def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) ->
         ):
             with contextlib.suppress(Exception):  # one value only, or no variance: no plot, no failure
                 axes = plot(study)
-                figure = axes.figure if not isinstance(axes, Figure) else axes
+                figure = axes if isinstance(axes, Figure) else axes.figure
+                if not isinstance(figure, Figure):  # Optuna draws on a whole figure, never a subfigure
+                    continue
                 path = Path(folder) / f"{name}.png"
                 figure.savefig(path, dpi=100, bbox_inches="tight")
                 import matplotlib.pyplot as plt  # deferred: Optuna draws with pyplot; its figure is closed here

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from mlflow.tracking import MlflowClient
@@ -274,7 +274,7 @@ def sampler_for(experiment: ExperimentFile, worker: int, trials_so_far: int = 0)
         TPE or random, seeded from the config's seed; random (unused) for listed runs.
     """
     seed = (experiment.runs[0].seed * 1009 + worker * 7919 + trials_so_far * 104729) % 2**32
-    if experiment.samples and experiment.search.sampler == "tpe":  # type: ignore[union-attr]
+    if experiment.search is not None and experiment.samples and experiment.search.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -289,14 +289,14 @@ def pruner_for(experiment: ExperimentFile) -> optuna.pruners.BasePruner:
         Median (after an epoch of warm-up), Hyperband (over the epochs), or none.
     """
     search = experiment.search
-    if not experiment.samples or search.pruner == "none":  # type: ignore[union-attr]
+    if search is None or not experiment.samples or search.pruner == "none":
         return optuna.pruners.NopPruner()
-    if search.pruner == "hyperband":  # type: ignore[union-attr]
+    if search.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=experiment.runs[0].epochs)
     return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
 
 
-def direction_of(experiment: ExperimentFile) -> str:
+def direction_of(experiment: ExperimentFile) -> Literal["maximize", "minimize"]:
     """Which way the sweep's objective improves.
 
     Args:
@@ -305,8 +305,8 @@ def direction_of(experiment: ExperimentFile) -> str:
     Returns:
         The search's direction, else that of the runs' monitored metric.
     """
-    if experiment.search is not None:
-        return experiment.search.direction
+    if experiment.search is not None:  # parse_search allows only these two
+        return "minimize" if experiment.search.direction == "minimize" else "maximize"
     return "maximize" if experiment.runs[0].monitor_mode == "max" else "minimize"
 
 
@@ -331,18 +331,20 @@ def create_or_join(
     first = experiment.runs[0]
     tracking_uri = resolve_tracking_uri(first.tracking_uri) if first.tracking else None
     storage = open_storage(storage_url, tracking_uri)
-    options = {
-        "storage": storage,
-        "study_name": name,
-        "sampler": sampler_for(experiment, worker),
-        "pruner": pruner_for(experiment),
-    }
+    sampler, pruner = sampler_for(experiment, worker), pruner_for(experiment)
     plan = fingerprint(experiment)
     try:
-        study = optuna.create_study(direction=direction_of(experiment), load_if_exists=False, **options)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            sampler=sampler,
+            pruner=pruner,
+            direction=direction_of(experiment),
+            load_if_exists=False,
+        )
         created = True
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(**options)
+        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
         study.sampler = sampler_for(experiment, worker, len(study.get_trials(deepcopy=False)))
         created = False
     if created:

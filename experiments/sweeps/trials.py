@@ -28,17 +28,19 @@ def config_for(trial: optuna.Trial, experiment: ExperimentFile) -> tuple[Experim
     Returns:
         ``(config, the values that vary in this sweep)``.
     """
-    if not experiment.samples:
+    search = experiment.search
+    if search is None or not experiment.samples:
         config = experiment.runs[int(trial.user_attrs[RUN_INDEX_ATTR])]
         return config, {}
     values: dict[str, Any] = {}
-    for key, dimension in experiment.search.space.items():  # type: ignore[union-attr]
+    for key, dimension in search.space.items():
         if dimension.kind == "loguniform":
-            values[key] = trial.suggest_float(key, dimension.low, dimension.high, log=True)  # type: ignore[arg-type]
+            values[key] = trial.suggest_float(key, *dimension.bounds(), log=True)
         elif dimension.kind == "uniform":
-            values[key] = trial.suggest_float(key, dimension.low, dimension.high)  # type: ignore[arg-type]
+            values[key] = trial.suggest_float(key, *dimension.bounds())
         elif dimension.kind == "int":
-            values[key] = trial.suggest_int(key, int(dimension.low), int(dimension.high))  # type: ignore[arg-type]
+            low, high = dimension.bounds()
+            values[key] = trial.suggest_int(key, int(low), int(high))
         else:
             values[key] = trial.suggest_categorical(key, list(dimension.choices))
     return experiment.runs[0].replace(**values), values

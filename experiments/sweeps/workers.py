@@ -92,7 +92,7 @@ def check_workers(workers: int) -> None:
         raise ValueError(f"--workers {workers}: this machine has {cores} CPU cores and no GPU; give at most {cores}")
 
 
-def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
+def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen[bytes]]:
     """Make this process worker 0 and start workers 1 .. N-1.
 
     Args:
@@ -115,7 +115,7 @@ def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
     ]
 
 
-def stop_workers(processes: Sequence[subprocess.Popen]) -> None:
+def stop_workers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
     """Ask started workers to stop (SIGTERM: each stops at a batch end and puts its trial back) and wait.
 
     Args:
@@ -128,7 +128,7 @@ def stop_workers(processes: Sequence[subprocess.Popen]) -> None:
         process.wait()
 
 
-def wait_for_workers(processes: Sequence[subprocess.Popen]) -> list[int]:
+def wait_for_workers(processes: Sequence[subprocess.Popen[bytes]]) -> list[int]:
     """Wait for started workers to end.
 
     Args:

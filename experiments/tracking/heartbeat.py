@@ -172,8 +172,9 @@ def last_sign_of_life(run: Run) -> float:
         Unix time in seconds.
     """
     tag = run.data.tags.get(HEARTBEAT_TAG)
-    with contextlib.suppress(TypeError, ValueError):
-        return float(tag)
+    if tag is not None:
+        with contextlib.suppress(ValueError):
+            return float(tag)
     return (run.info.start_time or 0) / 1000.0
 
 
@@ -191,8 +192,8 @@ def why_dead(run: Run, older_than: float | None = None) -> str | None:
         return None
     owner = Owner.parse(run.data.tags.get(OWNER_TAG))
     alive = owner.is_alive_here() if owner else None
-    if alive is False:
-        return f"its process {owner.pid} on this host is gone"  # type: ignore[union-attr]
+    if owner is not None and alive is False:
+        return f"its process {owner.pid} on this host is gone"
     age = time.time() - last_sign_of_life(run)
     limit = stale_after() if older_than is None else older_than
     if alive is None and age > limit:

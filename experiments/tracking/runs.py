@@ -252,8 +252,8 @@ class TrackedRun(Run):
     """
 
     def __init__(self, run_id: str, uri: str) -> None:
-        self.run_id: str | None = run_id
-        self.uri: str | None = uri
+        self.run_id: str = run_id  # a tracked run always has both (a `Run` in general may not)
+        self.uri: str = uri
         self.client: MlflowClient = get_client(uri)
 
     @classmethod

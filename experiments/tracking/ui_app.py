@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import cast
 
 from fastapi import FastAPI
 from flask import Flask, Response
+from flask.typing import ResponseReturnValue
 from mlflow.environment_variables import _MLFLOW_SGI_NAME  # MLflow's word to its apps on which server runs them
 from mlflow.server import app as mlflow_app
 from mlflow.server.fastapi_app import create_fastapi_app
@@ -63,12 +66,14 @@ def with_model_training_default(app: Flask) -> Flask:
     Returns:
         The same app.
     """
-    original = app.view_functions["serve"]
+    # MLflow's view is a plain function; Flask's type also allows coroutines, which a sync view cannot return.
+    original = cast(Callable[[], ResponseReturnValue], app.view_functions["serve"])
 
-    def serve() -> Response:
-        if not os.path.exists(os.path.join(app.static_folder, "index.html")):
+    def serve() -> ResponseReturnValue:
+        folder = app.static_folder
+        if folder is None or not os.path.exists(os.path.join(folder, "index.html")):
             return original()  # MLflow's own message for a source install without a built UI
-        return Response(index_page(app.static_folder), mimetype="text/html")
+        return Response(index_page(folder), mimetype="text/html")
 
     app.view_functions["serve"] = serve
     return app

@@ -189,6 +189,7 @@ class Classifier(L.LightningModule):
         """
         c = self.config
         params = param_groups(self.model, c)  # frozen parameters left out; the head may have head_lr
+        optimizer: torch.optim.Optimizer
         if c.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay

@@ -17,6 +17,7 @@ import os
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from torchmetrics import Metric
 
 from experiments.tracking.names import GLOBAL_BATCH_TAG, STRATEGY_TAG, WORLD_SIZE_TAG
 from experiments.tracking.runs import NullRun, Run
@@ -110,5 +111,6 @@ def gather_test_figures(trainer: L.Trainer, module: L.LightningModule) -> None:
         trainer: The trainer after ``test``.
         module: The `Classifier`.
     """
-    if trainer.world_size > 1 and hasattr(module, "test_confusion"):
-        module.test_confusion.compute()
+    confusion = getattr(module, "test_confusion", None)
+    if trainer.world_size > 1 and isinstance(confusion, Metric):
+        confusion.compute()

@@ -26,7 +26,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.tracking.runs import Run
-from experiments.training.gradnorms import GradNormLogger
+from experiments.training.gradnorms import GradNormLogger, HasClassifier, model_of
 
 
 def head_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -41,7 +41,7 @@ def head_of(model: torch.nn.Module) -> torch.nn.Module:
     Raises:
         ConfigError: If the model has no ``get_classifier``.
     """
-    if not hasattr(model, "get_classifier"):
+    if not isinstance(model, HasClassifier):
         raise ConfigError(
             f"{type(model).__name__} has no get_classifier(); freeze and head_lr need a model "
             f"with a classifier head (such as the zoo's ResNets)"
@@ -140,7 +140,7 @@ class FreezeStages(BaseFinetuning):
 
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
         """Set ``requires_grad=False`` on the frozen modules (BatchNorm statistics frozen too)."""
-        self.freeze(frozen_modules(pl_module.model, self.freeze_spec), train_bn=False)
+        self.freeze(frozen_modules(model_of(pl_module), self.freeze_spec), train_bn=False)
 
     def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         """Nothing is unfrozen during training."""
@@ -172,7 +172,7 @@ class EMA(EMAWeightAveraging):
         """
         if self._average_model is None:
             return None
-        return self._average_model.module.model.state_dict()
+        return model_of(self._average_model.module).state_dict()
 
 
 def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
@@ -185,12 +185,12 @@ def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[st
     Returns:
         The model's state dict.
     """
-    for callback in trainer.callbacks:
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]  # Lightning sets it without declaring it
         if isinstance(callback, EMA):
             state = callback.averaged_state()
             if state is not None:
                 return state
-    return pl_module.model.state_dict()
+    return model_of(pl_module).state_dict()
 
 
 def extra_callbacks(config: ExperimentConfig, run: Run) -> list[Callback]:

@@ -12,6 +12,7 @@ as MLflow step, so a run with 1,000 steps costs a handful of store writes.
 from __future__ import annotations
 
 import time
+from typing import Protocol, runtime_checkable
 
 import lightning as L
 import torch
@@ -20,6 +21,37 @@ from mlflow.entities import Metric
 
 from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.runs import Run, TrackedRun
+
+
+@runtime_checkable
+class HasClassifier(Protocol):
+    """A model with a classifier head (the zoo's ResNets, timm's models)."""
+
+    def get_classifier(self) -> torch.nn.Module:
+        """The head.
+
+        Returns:
+            The module that maps features to class scores.
+        """
+        ...
+
+
+def model_of(module: torch.nn.Module) -> torch.nn.Module:
+    """The registry model a `Classifier` (or the EMA's copy of one) trains, its ``.model``.
+
+    Args:
+        module: The Lightning module.
+
+    Returns:
+        ``module.model``.
+
+    Raises:
+        TypeError: If ``module.model`` is not a torch module.
+    """
+    model = module.model
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{type(module).__name__}.model is a {type(model).__name__}, not a torch module")
+    return model
 
 
 def stage_of_parameters(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
@@ -33,7 +65,7 @@ def stage_of_parameters(model: torch.nn.Module) -> dict[str, list[torch.nn.Param
         (names of the stage attributes); top-level children otherwise.
     """
     stages = list(getattr(model, "stages", []))
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head = model.get_classifier() if isinstance(model, HasClassifier) else None
     names = {id(m): n for n, m in model.named_children()}
     groups: dict[str, list[torch.nn.Parameter]] = {}
     for _name, child in model.named_children():
@@ -82,7 +114,7 @@ class GradNormLogger(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Group the trainable parameters by stage (after any freezing)."""
-        self._groups = stage_of_parameters(pl_module.model)
+        self._groups = stage_of_parameters(model_of(pl_module))
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer

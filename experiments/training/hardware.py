@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
@@ -95,6 +96,10 @@ def accelerator_kind(accelerator: str) -> str:
             return "mps"
         return "cpu" if accelerator == "auto" else "cuda"
     return accelerator
+
+
+TrainingPrecision = Literal["32", "32-true", "bf16-mixed", "16-mixed"]
+"""The precisions a run trains in (the config's, ``auto`` resolved): names Lightning's ``Trainer`` takes."""
 
 
 def resolve_precision(precision: str, kind: str) -> str:

@@ -80,7 +80,7 @@ def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> Figure:
             ax.text(
                 j,
                 i,
-                int(confusion[i, j]),
+                str(int(confusion[i, j])),
                 ha="center",
                 va="center",
                 fontsize=8,

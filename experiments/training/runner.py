@@ -15,10 +15,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import registry
 from experiments.config import ExperimentConfig
@@ -168,7 +168,7 @@ def record_start(
     """
     spec = registry.get_spec(config.model)
     summary = dm.summary()
-    params = config_params(experiment_params(config, module, dm))
+    params: dict[str, Any] = config_params(experiment_params(config, module, dm))
     params.update(
         {
             "model.family": spec.family,
@@ -316,7 +316,8 @@ def build_trainer(
         devices=_devices(config.devices),
         strategy=config.strategy,
         num_nodes=config.num_nodes,
-        precision=hardware.resolve_hardware(config).precision,
+        # one of the config's PRECISIONS with auto resolved: each is a name Lightning takes
+        precision=cast(hardware.TrainingPrecision, hardware.resolve_hardware(config).precision),
         detect_anomaly=config.detect_anomaly,
         callbacks=callbacks,
         logger=logger_for(run),
@@ -351,7 +352,26 @@ def recorder_of(trainer: L.Trainer) -> RunRecorder:
     Returns:
         The callback.
     """
-    return next(c for c in trainer.callbacks if isinstance(c, RunRecorder))
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]  # Lightning sets it without declaring it
+    return next(c for c in callbacks if isinstance(c, RunRecorder))
+
+
+def best_checkpoint(trainer: L.Trainer) -> str:
+    """The best checkpoint file so far.
+
+    Args:
+        trainer: A trainer from `build_trainer`.
+
+    Returns:
+        The path its `LastStateCheckpoint` keeps (``""`` before one is saved).
+
+    Raises:
+        TypeError: If the trainer has no `ModelCheckpoint` (`build_trainer` always gives it one).
+    """
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint):
+        raise TypeError(f"the trainer's checkpoint callback is {type(callback).__name__}, not a ModelCheckpoint")
+    return callback.best_model_path
 
 
 def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: Run) -> dict[str, float]:
@@ -366,7 +386,7 @@ def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: 
     Returns:
         ``{"test_acc": ..., "test_loss": ...}``.
     """
-    best = trainer.checkpoint_callback.best_model_path
+    best = best_checkpoint(trainer)
     if best and Path(best).is_file():
         trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     else:
@@ -419,7 +439,7 @@ def train(
                 extra_params=extras.params if extras else None,
             )
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
-        logged = last_logged_epoch(run) if resume_run_id else -1
+        logged = last_logged_epoch(run) if resume_run_id and isinstance(run, TrackedRun) else -1
         trainer = build_trainer(config, run, ckpt_dir, steps, logged, extras.callbacks if extras else None)
         monitor = (
             run.system_metrics(config.system_metrics, resumed=resume_run_id is not None)
@@ -442,9 +462,7 @@ def train(
                 reports.log_serving_model(run, dm, module)
             if isinstance(run, TrackedRun):
                 keep_what_a_finished_run_needs(run, config, ckpt_dir)
-    return TrainResult(
-        run.run_id, metrics, ckpt_dir, trainer.checkpoint_callback.best_model_path, config, run.uri, extra=fit_time
-    )
+    return TrainResult(run.run_id, metrics, ckpt_dir, best_checkpoint(trainer), config, run.uri, extra=fit_time)
 
 
 @dataclass
