@@ -84,17 +84,18 @@ def probe_store(uri: str) -> None:
     """One small run through a store (params, metrics, an artifact), so a broken store shows up before training.
 
     The store is opened as `experiments.train` opens it (`get_client`: checked, created and
-    migrated once), and the experiment made as the runner makes its own.
+    migrated once per process).
 
     Args:
         uri: The store's tracking URI.
     """
     # Deferred: the device's MLflow comes as wheels; one that does not import turns tracking off, not the stage.
-    from experiments.tracking.runs import ensure_experiment
     from experiments.tracking.store import get_client
 
     client = get_client(uri)
-    run = client.create_run(ensure_experiment(client, PROBE_EXPERIMENT), run_name="store-probe")
+    experiment = client.get_experiment_by_name(PROBE_EXPERIMENT)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(PROBE_EXPERIMENT)
+    run = client.create_run(experiment_id, run_name="store-probe")
     client.log_param(run.info.run_id, "probe", "1")
     client.log_metric(run.info.run_id, "probe", 1.0, step=0)
     client.log_text(run.info.run_id, "the store works", "probe.txt")
