@@ -32,12 +32,18 @@ STAGE_KEYS = {
 
 
 def load_script():
-    """The script as a module, for its helpers."""
+    """The script as a module, for its command line (loading it puts its package `gpu` on the path)."""
     spec = importlib.util.spec_from_file_location("run_gpu_bench", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["run_gpu_bench"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def bench_module(name: str):
+    """A module of the script's package `gpu` (benchmarks/gpu/), such as ``budget`` or ``report``."""
+    load_script()
+    return importlib.import_module(f"gpu.{name}")
 
 
 def run_script(tmp_path: Path, cache: Path, template: Path, *args: str, timeout: float = 240) -> tuple[dict, str, str]:
@@ -122,23 +128,22 @@ def test_too_short_deadline_skips_later_stages_with_a_reason(
 
 
 def test_a_stage_that_would_not_fit_is_skipped_with_its_estimate() -> None:
-    bench = load_script()
-    clock = bench.Clock(deadline_s=100.0)
+    budget = bench_module("budget")
+    clock = budget.Clock(deadline_s=100.0)
     clock.require(10.0, "a short thing", margin_s=5.0)  # fits: no exception
-    with pytest.raises(bench.Skip, match=r"a long thing needs about 200 s \(\+5 s margin\) but \d+ s of the 100 s"):
+    with pytest.raises(budget.Skip, match=r"a long thing needs about 200 s \(\+5 s margin\) but \d+ s of the 100 s"):
         clock.require(200.0, "a long thing", margin_s=5.0)
 
 
 def test_run_estimate_counts_training_and_evaluation_steps() -> None:
-    bench = load_script()
-    s = bench.Settings(lightning_factor=1.0, run_overhead_s=10.0, epoch_overhead_s=2.0)
+    budget = bench_module("budget")
+    s = bench_module("settings").Settings(lightning_factor=1.0, run_overhead_s=10.0, epoch_overhead_s=2.0)
     sizes = {"num_train": 100, "num_val": 30, "num_test": 30}
     # 2 epochs x 4 train steps + (2 x 1 + 1) eval steps at a third of a step, 0.5 s each, 2 x 2 s, plus 10 s.
-    assert bench.estimate_run_s(0.5, 2, sizes, 32, s) == pytest.approx(0.5 * (8 + 3 / 3) + 4.0 + 10.0)
+    assert budget.estimate_run_s(0.5, 2, sizes, 32, s) == pytest.approx(0.5 * (8 + 3 / 3) + 4.0 + 10.0)
 
 
 def test_markdown_names_every_stage_and_its_status() -> None:
-    bench = load_script()
     data = {
         "tiny": False,
         "started_utc": "now",
@@ -147,10 +152,24 @@ def test_markdown_names_every_stage_and_its_status() -> None:
         "data": "x",
         "stages": {name: {"status": "skipped", "reason": f"no time for {name}"} for name in STAGES},
     }
-    text = bench.render_markdown(data)
+    text = bench_module("report").render_markdown(data)
     for name in STAGES:
         assert f"## {name}: skipped" in text
         assert f"reason: no time for {name}" in text
+
+
+def test_the_script_loads_without_torch_and_maps_every_stage_to_a_module() -> None:
+    """The first report needs no torch; each stage's module (and torch with it) loads when the stage runs."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('run_gpu_bench', {str(SCRIPT)!r})\n"
+        "bench = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(bench)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'mlflow', 'timm'}))\n"
+        "print(list(bench.STAGE_FUNCTIONS) == list(bench.STAGES))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines() == ["[]", "True"], proc.stdout + proc.stderr[-2000:]
 
 
 def test_readme_device_command_fits_and_parses() -> None:

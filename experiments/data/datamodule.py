@@ -34,7 +34,8 @@ class ImageDataModule(L.LightningDataModule):
     """Labelled images from any source, split with a seed, decoded once, transformed on the device.
 
     Loaders yield ``(uint8 (N, 3, H, W), int64 (N,))``; `on_after_batch_transfer`
-    augments (training only), resizes and normalises the batch where it lands.
+    augments (training only), resizes and normalises the batch where it lands
+    (`model_input`, which a benchmark calls without a Trainer).
 
     Args:
         source: A path (``CIFAR-10-images-master`` folder or ``.zip``, any image folder or zip of
@@ -214,8 +215,24 @@ class ImageDataModule(L.LightningDataModule):
         if self.preset.augment and trainer is not None and trainer.training:
             # The batch's index within the epoch is restored on resume, so augmentation repeats exactly.
             batch_index = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-            generator = augmentation_generator(self.seed, trainer.current_epoch, batch_index)
-            images = augment_batch(images, generator)
+            return self.model_input(images, trainer.current_epoch, batch_index), labels
+        return self.model_input(images), labels
+
+    def model_input(self, images: Tensor, epoch: int | None = None, batch_index: int = 0) -> Tensor:
+        """A uint8 batch on its device as the model takes it: augmented for training, resized, normalised.
+
+        Args:
+            images: uint8 (N, 3, H, W), on any device.
+            epoch: The training epoch; with ``batch_index`` it seeds the augmentation (so a
+                resumed run repeats it). None for an evaluation batch: never augmented (nor is
+                any batch of a preset without augmentation).
+            batch_index: The batch's index within the epoch.
+
+        Returns:
+            float32 (N, 3, S, S), normalised, on the batch's device.
+        """
+        if self.preset.augment and epoch is not None:
+            images = augment_batch(images, augmentation_generator(self.seed, epoch, batch_index))
         if self._preprocess is None:
             self._ready()
         preprocess = self._preprocess
@@ -224,4 +241,4 @@ class ImageDataModule(L.LightningDataModule):
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)
         output: Tensor = preprocess(images)
-        return output, labels
+        return output
