@@ -27,6 +27,7 @@ import timm
 import torch
 import torchvision
 from safetensors.torch import save_file
+from timm.layers import BlurPool2d
 from torch import nn
 
 import registry
@@ -274,3 +275,85 @@ def test_drop_path_grows_linearly_with_depth() -> None:
         model = registry.create_model("resnet26_scratch", drop_path_rate=0.2)
     rates = [b.drop_path.drop_prob if b.drop_path is not None else 0.0 for s in model.stages for b in s]
     assert rates == pytest.approx([0.2 * i / 7 for i in range(8)])
+
+
+@pytest.mark.parametrize(
+    ("timm_name", "timm_args", "zoo_args"),
+    [
+        (
+            "resnet10t",
+            {},
+            {
+                "block": BasicBlock,
+                "layers": (1, 1, 1, 1),
+                "stem_width": 32,
+                "stem_type": "deep_tiered",
+                "avg_down": True,
+            },
+        ),
+        (
+            "resnet18",
+            {"aa_layer": BlurPool2d, "block_args": {"attn_layer": "se"}},
+            {"block": BasicBlock, "layers": (2, 2, 2, 2), "aa_layer": "blur", "attn_layer": "se"},
+        ),
+        (
+            "resnet18",
+            {"aa_layer": nn.AvgPool2d, "replace_stem_pool": True, "block_args": {"attn_layer": "eca"}},
+            {
+                "block": BasicBlock,
+                "layers": (2, 2, 2, 2),
+                "aa_layer": "avg",
+                "replace_stem_pool": True,
+                "attn_layer": "eca",
+            },
+        ),
+        ("resnet26", {"block_reduce_first": 2}, {"block": Bottleneck, "layers": (2, 2, 2, 2), "block_reduce_first": 2}),
+    ],
+    ids=["basic-tiered-avg-down", "basic-blur-se", "basic-avg-rs-pool-eca", "bottleneck-reduce-first"],
+)
+def test_every_knob_matches_timms(timm_name: str, timm_args: dict, zoo_args: dict) -> None:
+    """The knobs no registered family uses (BasicBlock's anti-aliasing and attention, reduce_first) match too."""
+    torch.manual_seed(0)
+    reference = randomise_norms(timm.create_model(timm_name, pretrained=False, **timm_args))
+    model = ResNet(num_classes=1000, **zoo_args)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), reference(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attn_layer": "cbam"}, "unknown attn_layer 'cbam'; use one of: se, eca or None"),
+        ({"aa_layer": "max"}, "unknown aa_layer 'max'; use one of: avg, blur or None"),
+        ({"norm_layer": "layernorm"}, "unknown norm_layer 'layernorm'; use one of: batchnorm, groupnorm"),
+        ({"stem_type": "deeper"}, "unknown stem_type 'deeper'; use one of: '', 'deep', 'deep_tiered'"),
+        ({"base_width": 32, "stem_width": 32}, "base_width (the first stage's width) cannot be combined"),
+        ({"channels": (64, 128)}, "channels has 2 stages but layers has 4"),
+        ({"cardinality": 32}, "BasicBlock takes no groups"),
+        ({"drop_path_rate": 1.5}, "drop_path_rate and drop_rate must be in [0, 1)"),
+    ],
+)
+def test_bad_knobs_are_one_line_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(registry.ModelArgumentError) as error, torch.device("meta"):
+        ResNet(BasicBlock, (1, 1, 1, 1), **kwargs)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_family_refuses_an_argument_it_does_not_take() -> None:
+    with pytest.raises(registry.ModelArgumentError) as error:
+        registry.create_model("resnext50_32x4d_scratch", cardinality=64)
+    assert (
+        "does not take argument(s) 'cardinality'; it takes: num_classes, stem, zero_init_last, drop_path_rate"
+        in str(error.value)
+    )
+
+
+def test_the_old_base_width_still_means_the_first_stages_width() -> None:
+    with torch.device("meta"):
+        old = ResNet(Bottleneck, (1, 1, 1, 1), base_width=8)
+        new = ResNet(Bottleneck, (1, 1, 1, 1), stem_width=8, channels=(8, 16, 32, 64))
+    assert shapes(old) == shapes(new)
+    assert old.num_features == 256
