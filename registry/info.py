@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from registry.core import build, get_spec
+from registry.index import indexed_facts
 
 
 def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "meta") -> int:
@@ -34,7 +35,16 @@ def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "met
 
 
 @functools.cache
-def _measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any]]:
+def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any]]:
+    """Build a model on the meta device and measure it (cached per name and arguments).
+
+    Args:
+        name: Registered model name.
+        frozen_kwargs: Builder arguments as sorted ``(name, value)`` pairs.
+
+    Returns:
+        ``(parameters, FLOPs of one image at the default input size, pretrained_cfg)``.
+    """
     import torch  # deferred: `import registry` loads without torch
 
     spec = get_spec(name)
@@ -51,7 +61,9 @@ def _measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int
 def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
     """Describe a registered model, measured from the model built on the meta device.
 
-    Nothing is downloaded and no memory is allocated for weights.
+    With the builder's default arguments, the facts come from its package's generated
+    index where it has one (`registry.index`), and nothing is built. Nothing is
+    downloaded and no memory is allocated for weights.
 
     Args:
         name: Registered model name.
@@ -65,7 +77,11 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         interpolation the weights expect; empty for scratch models).
     """
     spec = get_spec(name)
-    num_params, flops, pretrained_cfg = _measure(name, tuple(sorted(kwargs.items())))
+    facts = None if kwargs else indexed_facts(spec)
+    if facts is not None:  # the package's generated index still describes this builder
+        num_params, flops, pretrained_cfg = facts["num_params"], facts["flops"], dict(facts["pretrained_cfg"])
+    else:
+        num_params, flops, pretrained_cfg = measure(name, tuple(sorted(kwargs.items())))
     return {
         "name": spec.name,
         "family": spec.family,

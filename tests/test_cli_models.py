@@ -23,9 +23,9 @@ def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_models_pattern_pretrained_and_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "resnet1*", "--pretrained", "--format", "json"]) == 0
+    assert main(["models", "resnet10*", "--pretrained", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == ["resnet101_timm_pretrained"]
+    assert [r["name"] for r in rows] == ["resnet101_timm_pretrained", "resnet101d_timm_pretrained"]
     assert rows[0]["params"] == registry.model_info("resnet101_timm_pretrained")["num_params"]
 
 

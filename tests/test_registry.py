@@ -46,14 +46,21 @@ def test_same_builder_twice_is_fine_but_a_taken_name_is_an_error(clean_registry)
 
 
 def test_list_models_filters() -> None:
-    assert registry.list_models("resnet5*") == ["resnet50_scratch", "resnet50_timm_pretrained"]
+    assert registry.list_models("resnet50_*") == [
+        "resnet50_gn_scratch",
+        "resnet50_gn_timm_pretrained",
+        "resnet50_scratch",
+        "resnet50_timm_pretrained",
+    ]
     assert registry.list_models(["resnet18*", "plain*"]) == [
         "plain101_scratch",
         "plain50_scratch",
         "plain_tiny_scratch",
         "resnet18_scratch",
     ]
-    assert registry.list_models(pretrained=True) == ["resnet101_timm_pretrained", "resnet50_timm_pretrained"]
+    pretrained = registry.list_models(pretrained=True)
+    assert {"resnet101_timm_pretrained", "resnet50_timm_pretrained"} <= set(pretrained)
+    assert all(n.endswith("_timm_pretrained") for n in pretrained)
     scratch = registry.list_models(pretrained=False)
     assert "resnet50_scratch" in scratch
     assert not any("pretrained" in n for n in scratch)

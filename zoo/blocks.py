@@ -1,76 +1,151 @@
 """The residual blocks every ResNet in the zoo is built from.
 
-Attribute names (``conv1``, ``bn1``, ..., ``downsample.0``, ``downsample.1``)
-follow the convention shared by timm and torchvision, so that their ResNet
-weights load into these blocks key for key.
+One `Bottleneck` (and one `BasicBlock`) carries every knob of the bottleneck families:
+groups and width per group (ResNeXt, Wide ResNet), the first 1x1's reduction, channel
+attention after the last norm (SE, ECA), anti-aliased downsampling, stochastic depth, the
+norm layer (BatchNorm or GroupNorm) and the average-pool shortcut (ResNet-D).
+
+Attribute names (``conv1``, ``bn1``, ..., ``aa``, ``se``, ``downsample.0``, ...) follow
+timm's, which torchvision shares for the plain ResNet, so that their weights load into
+these blocks key for key.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
-    """A bias-free convolution with 'same' padding and the BatchNorm after it.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Square kernel size (1, 3 or 7).
-        stride: Convolution stride.
-
-    Returns:
-        The convolution and its BatchNorm.
-    """
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=False)
-    return conv, nn.BatchNorm2d(out_channels)
+from registry.errors import ModelArgumentError
+from zoo.layers.attention import AttnLayer, create_attn
+from zoo.layers.blur_pool import create_aa
+from zoo.layers.drop_path import DropPath
+from zoo.layers.norm import NormLayer, get_norm_layer
 
 
-def projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """The projection shortcut: a 1x1 convolution and BatchNorm (``downsample``).
+def projection(
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    avg_down: bool = False,
+    norm_layer: str | NormLayer = "batchnorm",
+) -> nn.Sequential:
+    """The projection shortcut (``downsample``): a 1x1 convolution and norm, after an average pool for ResNet-D.
 
     Args:
         in_channels: Input channels.
         out_channels: Output channels.
         stride: Stride matching the block's.
+        avg_down: Subsample with a 2x2 average pool before a stride-1 convolution (the "D"
+            shortcut of Bag of Tricks, He et al. 2019) instead of a strided 1x1 convolution,
+            which skips three pixels in four.
+        norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
 
     Returns:
-        ``Sequential(conv, bn)``, whose keys are ``0.weight`` and ``1.*``.
+        ``Sequential(conv, norm)`` (keys ``0.weight``, ``1.*``), or with `avg_down`
+        ``Sequential(pool, conv, norm)`` (keys ``1.weight``, ``2.*``), as timm's.
     """
-    return nn.Sequential(*conv_bn(in_channels, out_channels, 1, stride))
+    norm = get_norm_layer(norm_layer)
+    if not avg_down:
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), norm(out_channels))
+    pool: nn.Module = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1 else nn.Identity()
+    return nn.Sequential(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False), norm(out_channels))
 
 
-class Bottleneck(nn.Module):
-    """The zoo's bottleneck block: 1x1 reduce, 3x3, 1x1 expand x4, add, ReLU.
+class _Residual(nn.Module):
+    """What both blocks share after their convolutions: attention, drop path, the skip, the ReLU."""
+
+    se: nn.Module | None
+    drop_path: nn.Module | None
+    downsample: nn.Module | None
+    relu: nn.Module
+    residual: bool
+
+    def _tail(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        if self.residual:
+            out += x if self.downsample is None else self.downsample(x)
+        activated: torch.Tensor = self.relu(out)
+        return activated
+
+
+class Bottleneck(_Residual):
+    """The zoo's bottleneck block: 1x1 reduce, 3x3 (grouped), 1x1 expand x4, [attention], add, ReLU.
 
     The 3x3 convolution carries the stride (the "ResNet v1.5" placement used by
-    torchvision and timm). A projection shortcut is made when the shape changes.
+    torchvision and timm), unless anti-aliasing moves it into ``aa`` after the 3x3. A
+    projection shortcut is made when the shape changes.
+
+    With the defaults it is ResNet-50's block. The inner width is
+    ``floor(width * width_per_group / 64) * cardinality``: ResNeXt-50 32x4d has
+    ``cardinality=32, width_per_group=4``; Wide ResNet-50-2 has ``width_per_group=128``.
 
     Args:
         in_channels: Channels entering the block.
-        width: Channels inside the block; the block outputs ``width * 4``.
-        stride: Stride of the 3x3 convolution.
+        width: The block's planes: it outputs ``width * 4`` channels, and its inner width
+            follows from `cardinality` and `width_per_group`.
+        stride: Stride of the block (1 or 2).
         residual: ``False`` drops the skip connection and its projection,
             giving the "plain" twin of the same depth and width.
+        cardinality: Groups of the 3x3 convolution.
+        width_per_group: Channels per group at ``width=64`` (timm's and torchvision's
+            ``base_width``).
+        reduce_first: Divides the first 1x1's output channels (2 in SENet-154).
+        attn_layer: ``"se"``, ``"eca"``, a callable taking the channel count, or ``None``;
+            applied after the last norm, as ``se``.
+        aa_layer: ``"avg"`` or ``"blur"`` anti-aliasing of a stride-2 block, or ``None``.
+        drop_path: Stochastic depth: probability of dropping the residual branch.
+        norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
+        avg_down: The average-pool projection shortcut (ResNet-D).
     """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        residual: bool = True,
+        *,
+        cardinality: int = 1,
+        width_per_group: int = 64,
+        reduce_first: int = 1,
+        attn_layer: AttnLayer = None,
+        aa_layer: str | None = None,
+        drop_path: float = 0.0,
+        norm_layer: str | NormLayer = "batchnorm",
+        avg_down: bool = False,
+    ) -> None:
         super().__init__()
+        norm = get_norm_layer(norm_layer)
+        inner = int(math.floor(width * (width_per_group / 64)) * cardinality)
+        first = inner // reduce_first
         out_channels = width * self.expansion
-        self.conv1, self.bn1 = conv_bn(in_channels, width, 1)
-        self.conv2, self.bn2 = conv_bn(width, width, 3, stride)
-        self.conv3, self.bn3 = conv_bn(width, out_channels, 1)
+        aa = create_aa(aa_layer, inner, stride) if stride != 1 else None
+        self.conv1 = nn.Conv2d(in_channels, first, 1, bias=False)
+        self.bn1 = norm(first)
+        self.conv2 = nn.Conv2d(
+            first, inner, 3, stride=1 if aa is not None else stride, padding=1, groups=cardinality, bias=False
+        )
+        self.bn2 = norm(inner)
+        self.aa = aa
+        self.conv3 = nn.Conv2d(inner, out_channels, 1, bias=False)
+        self.bn3 = norm(out_channels)
+        self.se = create_attn(attn_layer, out_channels)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
         needs_projection = residual and (stride != 1 or in_channels != out_channels)
-        self.downsample = projection(in_channels, out_channels, stride) if needs_projection else None
+        self.downsample = projection(in_channels, out_channels, stride, avg_down, norm) if needs_projection else None
 
     def zero_init_last(self) -> None:
-        """Zero the last BatchNorm's scale so the block starts as an identity."""
-        nn.init.zeros_(self.bn3.weight)
+        """Zero the last norm's scale so the block starts as an identity."""
+        nn.init.zeros_(self.bn3.weight)  # type: ignore[arg-type]  # a norm's weight is a Parameter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block.
@@ -83,37 +158,75 @@ class Bottleneck(nn.Module):
         """
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
+        if self.aa is not None:
+            out = self.aa(out)
         out = self.bn3(self.conv3(out))
-        if self.residual:
-            out += x if self.downsample is None else self.downsample(x)
-        activated: torch.Tensor = self.relu(out)
-        return activated
+        return self._tail(out, x)
 
 
-class BasicBlock(nn.Module):
-    """The two-3x3 block of ResNet-18 and ResNet-34, with the same conventions.
+class BasicBlock(_Residual):
+    """The two-3x3 block of ResNet-18 and ResNet-34, with the same conventions and knobs.
+
+    It takes the `Bottleneck`'s keywords; a 3x3 block has no groups, so `cardinality` must
+    be 1 and `width_per_group` 64.
 
     Args:
         in_channels: Channels entering the block.
-        width: Channels of both convolutions and of the output.
-        stride: Stride of the first convolution.
+        width: Channels of the second convolution and of the output.
+        stride: Stride of the first convolution (or of ``aa`` after it).
         residual: ``False`` drops the skip connection and its projection.
+        cardinality: Must be 1.
+        width_per_group: Must be 64.
+        reduce_first: Divides the first convolution's output channels.
+        attn_layer: ``"se"``, ``"eca"``, a callable, or ``None`` (after the last norm).
+        aa_layer: ``"avg"`` or ``"blur"`` anti-aliasing of a stride-2 block, or ``None``.
+        drop_path: Stochastic depth: probability of dropping the residual branch.
+        norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
+        avg_down: The average-pool projection shortcut (ResNet-D).
     """
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        residual: bool = True,
+        *,
+        cardinality: int = 1,
+        width_per_group: int = 64,
+        reduce_first: int = 1,
+        attn_layer: AttnLayer = None,
+        aa_layer: str | None = None,
+        drop_path: float = 0.0,
+        norm_layer: str | NormLayer = "batchnorm",
+        avg_down: bool = False,
+    ) -> None:
         super().__init__()
-        self.conv1, self.bn1 = conv_bn(in_channels, width, 3, stride)
-        self.conv2, self.bn2 = conv_bn(width, width, 3)
+        if cardinality != 1 or width_per_group != 64:
+            raise ModelArgumentError(
+                f"BasicBlock takes no groups (cardinality=1, width_per_group=64), got "
+                f"cardinality={cardinality}, width_per_group={width_per_group}; use Bottleneck for ResNeXt"
+            )
+        norm = get_norm_layer(norm_layer)
+        first = width // reduce_first
+        aa = create_aa(aa_layer, first, stride) if stride != 1 else None
+        self.conv1 = nn.Conv2d(in_channels, first, 3, stride=1 if aa is not None else stride, padding=1, bias=False)
+        self.bn1 = norm(first)
+        self.aa = aa
+        self.conv2 = nn.Conv2d(first, width, 3, padding=1, bias=False)
+        self.bn2 = norm(width)
+        self.se = create_attn(attn_layer, width)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
         needs_projection = residual and (stride != 1 or in_channels != width)
-        self.downsample = projection(in_channels, width, stride) if needs_projection else None
+        self.downsample = projection(in_channels, width, stride, avg_down, norm) if needs_projection else None
 
     def zero_init_last(self) -> None:
-        """Zero the last BatchNorm's scale so the block starts as an identity."""
-        nn.init.zeros_(self.bn2.weight)
+        """Zero the last norm's scale so the block starts as an identity."""
+        nn.init.zeros_(self.bn2.weight)  # type: ignore[arg-type]  # a norm's weight is a Parameter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block.
@@ -125,8 +238,7 @@ class BasicBlock(nn.Module):
             Output of shape ``(N, width, H / stride, W / stride)``.
         """
         out = self.relu(self.bn1(self.conv1(x)))
+        if self.aa is not None:
+            out = self.aa(out)
         out = self.bn2(self.conv2(out))
-        if self.residual:
-            out += x if self.downsample is None else self.downsample(x)
-        activated: torch.Tensor = self.relu(out)
-        return activated
+        return self._tail(out, x)

@@ -8,7 +8,9 @@ Where the weights come from is resolved here, in one place:
 
 The weights load key for key into `zoo.resnet.ResNet`, which uses the
 same module names as timm's ResNet; only the head is replaced when
-``num_classes`` differs from the weights' 1000 ImageNet classes.
+``num_classes`` differs from the weights' 1000 ImageNet classes. The
+``*_timm_pretrained`` builders are registered next to their scratch twins in
+`zoo.models`, by `zoo.models.factory.timm_twin`.
 
 Builder arguments (the same for every ``*_timm_pretrained`` builder):
     num_classes: Classes of the head; other than 1000, only the head is new.
@@ -24,10 +26,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from registry import register_model
 from registry.errors import ModelArgumentError, WeightsError
 from registry.weights import load_state_dict_strict, read_weights_file
-from zoo.blocks import Bottleneck
 from zoo.resnet import ResNet, check_num_classes
 
 WeightsArg = str | os.PathLike[str] | None
@@ -46,12 +46,31 @@ def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
     """
     import timm  # deferred: timm takes a second to import; only pretrained models need it
 
-    cfg = timm.models.get_pretrained_cfg(timm_name)
+    try:
+        cfg = timm.models.get_pretrained_cfg(timm_name) if "." in timm_name else None
+    except RuntimeError:  # timm's word for a tag its architecture does not have
+        cfg = None
     if cfg is None:
-        raise WeightsError(f"timm has no pretrained weights named '{timm_name}'; see timm.list_pretrained()")
+        raise WeightsError(unknown_tag_message(timm_name, timm.list_pretrained(f"{timm_name.split('.')[0]}.*")))
     full: dict[str, Any] = cfg.to_dict()  # type: ignore[no-untyped-call]  # timm's PretrainedCfg.to_dict has no hints
     keys = ("input_size", "interpolation", "crop_pct", "mean", "std", "num_classes", "hf_hub_id", "license")
     return {"source": "timm", "tag": timm_name, **{k: full[k] for k in keys if k in full}}
+
+
+def unknown_tag_message(timm_name: str, tags: list[str]) -> str:
+    """One line for a ``timm_name`` timm has no weights for, listing what its architecture has.
+
+    Args:
+        timm_name: The ``architecture.tag`` asked for.
+        tags: timm's tags of that architecture (``timm.list_pretrained("arch.*")``).
+
+    Returns:
+        The message.
+    """
+    arch = timm_name.split(".")[0]
+    if not tags:
+        return f"timm has no pretrained weights named '{timm_name}', nor any for '{arch}'; see timm.list_pretrained()"
+    return f"timm has no pretrained weights named '{timm_name}'; pass timm_name= one of {arch}'s: {', '.join(tags)}"
 
 
 def download_timm_state_dict(model: ResNet, timm_name: str, model_name: str) -> None:
@@ -141,42 +160,3 @@ def build_timm_pretrained(
         model.reset_classifier(num_classes)
     model.pretrained_cfg = cfg
     return model
-
-
-_PRETRAINED: dict[str, Any] = {"family": "resnet", "tags": ("pretrained", "imagenet")}
-
-
-@register_model(
-    description="ResNet-50 with timm's ImageNet weights (resnet50.a1_in1k) in the zoo's architecture",
-    pretrained="timm:resnet50.a1_in1k",
-    **_PRETRAINED,
-)
-def resnet50_timm_pretrained(
-    num_classes: int = 10,
-    *,
-    stem: str = "imagenet",
-    pretrained: bool = True,
-    weights: WeightsArg = None,
-    timm_name: str = "resnet50.a1_in1k",
-) -> ResNet:
-    """ResNet-50 with timm's ``resnet50.a1_in1k`` ImageNet weights in the zoo's architecture."""
-    make = lambda n: ResNet(Bottleneck, (3, 4, 6, 3), n)  # noqa: E731
-    return build_timm_pretrained("resnet50_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)
-
-
-@register_model(
-    description="ResNet-101 with timm's ImageNet weights (resnet101.a1h_in1k) in the zoo's architecture",
-    pretrained="timm:resnet101.a1h_in1k",
-    **_PRETRAINED,
-)
-def resnet101_timm_pretrained(
-    num_classes: int = 10,
-    *,
-    stem: str = "imagenet",
-    pretrained: bool = True,
-    weights: WeightsArg = None,
-    timm_name: str = "resnet101.a1h_in1k",
-) -> ResNet:
-    """ResNet-101 with timm's ``resnet101.a1h_in1k`` ImageNet weights in the zoo's architecture."""
-    make = lambda n: ResNet(Bottleneck, (3, 4, 23, 3), n)  # noqa: E731
-    return build_timm_pretrained("resnet101_timm_pretrained", make, timm_name, num_classes, stem, pretrained, weights)

@@ -1,22 +1,11 @@
-"""ResNet built from the zoo's one `Bottleneck` (and `BasicBlock`), and its builders.
+"""`ResNet`: a stem, stages of the zoo's one `Bottleneck` (or `BasicBlock`), pooling and a head.
 
-The layout follows the original paper: a stem, four stages of blocks, global
-average pooling and a fully connected head. Module names match timm's and
-torchvision's ResNets, so their weights load key for key.
-
-Builder arguments (every registered builder takes the first two; each takes
-only those its signature names):
-    num_classes: Classes of the head; 0 returns the pooled features.
-    stem: ``"imagenet"`` (7x7/2 conv and max-pool, for 224x224 input) or
-        ``"cifar"`` (3x3/1 conv, no pool, for native 32x32 input).
-    zero_init_last: Zero every block's last BatchNorm, so that each block
-        starts as an identity. On by default in the scratch ResNet-18 to -152
-        builders, as in timm (Goyal et al., 2017): without it a deep ResNet's first
-        gradients are ill-conditioned (for ResNet-50 at 32x32, fp32 rounding
-        alone moves them 1.5% and bf16 autocast by as much as another batch
-        would; with it, 0.0002% and 12%). ``False`` gives torchvision's and
-        the ResNet paper's init.
-    residual: ``False`` builds the plain twin, without skip connections.
+Every bottleneck family of timm and torchvision is this class with other arguments: the
+block's knobs (groups and width per group, attention, anti-aliasing, drop path, norm
+layer), the stem's shape (deep, tiered, without max-pool), the average-pool shortcut and
+the channels per stage. Module names match timm's ResNet (and torchvision's for the
+plain ResNet), so their weights load key for key. The registered builders live in
+`zoo.models`, one module per family.
 """
 
 from __future__ import annotations
@@ -25,14 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from registry import register_model
 from registry.errors import ModelArgumentError
 from zoo.blocks import BasicBlock, Bottleneck
+from zoo.layers.attention import AttnLayer
+from zoo.layers.norm import NormLayer, get_norm_layer
+from zoo.layers.stems import STEMS, make_stem, stem_channels
 
-STEMS = ("imagenet", "cifar")
-"""Stems a ResNet can take: ``imagenet`` (7x7/2 conv + 3x3/2 max-pool) or ``cifar`` (3x3/1 conv)."""
+__all__ = ["STEMS", "Block", "ResNet", "check_num_classes"]
 
 Block = type[Bottleneck] | type[BasicBlock]
 
@@ -54,6 +45,25 @@ def check_num_classes(num_classes: Any) -> int:
     return num_classes
 
 
+def _widths(
+    layers: Sequence[int], base_width: int | None, stem_width: int | None, channels: Sequence[int] | None
+) -> tuple[int, tuple[int, ...]]:
+    # `base_width` is the zoo's first spelling: the stem's and the first stage's width, doubled per stage.
+    if base_width is not None:
+        if stem_width is not None or channels is not None:
+            raise ModelArgumentError(
+                "base_width (the first stage's width) cannot be combined with stem_width or channels; "
+                "give stem_width and channels instead"
+            )
+        return base_width, tuple(base_width * 2**i for i in range(len(layers)))
+    channels = tuple(channels) if channels is not None else tuple(64 * 2**i for i in range(len(layers)))
+    if len(channels) != len(layers):
+        raise ModelArgumentError(
+            f"channels has {len(channels)} stages but layers has {len(layers)}; give one per stage"
+        )
+    return (64 if stem_width is None else stem_width), channels
+
+
 class ResNet(nn.Module):
     """A ResNet with the timm-style model API.
 
@@ -61,13 +71,30 @@ class ResNet(nn.Module):
         block: `Bottleneck` or `BasicBlock`.
         layers: Blocks per stage, such as ``(3, 4, 6, 3)`` for ResNet-50.
         num_classes: Classes of the head; 0 leaves the pooled features.
-        stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or
-            ``"cifar"`` (3x3/1 conv, BN, ReLU, no pool) for native 32x32 input.
-        base_width: Width of the first stage; later stages double it.
+        stem: ``"imagenet"`` (reduces 4x, for 224x224 input) or ``"cifar"`` (every
+            stride 1, no pool, for native 32x32 input); see `zoo.layers.stems`.
+        base_width: The zoo's older spelling of ``stem_width=w, channels=(w, 2w, 4w, 8w)``;
+            not timm's ``base_width``, which is `width_per_group` here.
         residual: ``False`` builds the plain network without skip connections.
-        zero_init_last: Zero the last BatchNorm of every block, so each block
+        zero_init_last: Zero the last norm of every block, so each block
             starts as an identity (helps large-batch training).
         in_chans: Input channels.
+        channels: Planes of each stage (a `Bottleneck` outputs 4x as many); default
+            ``64, 128, 256, 512``.
+        stem_width: Width of the stem (64); a deep stem outputs twice as many channels.
+        stem_type: ``""`` (one 7x7 convolution), ``"deep"`` (three 3x3, ResNet-C/D/S) or
+            ``"deep_tiered"`` (three 3x3 of 3/4, 1 and 2 times `stem_width`, ResNet-T).
+        replace_stem_pool: A 3x3/2 convolution, norm and ReLU instead of the max-pool (ResNet-RS).
+        avg_down: The average-pool projection shortcut (ResNet-D).
+        cardinality: Groups of every bottleneck's 3x3 convolution (ResNeXt).
+        width_per_group: Channels per group at 64 planes (timm's and torchvision's ``base_width``).
+        block_reduce_first: Divides every block's first convolution's width.
+        attn_layer: ``"se"``, ``"eca"``, a callable taking the channel count, or ``None``.
+        aa_layer: ``"avg"`` or ``"blur"`` anti-aliased downsampling (stem and blocks), or ``None``.
+        norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
+        drop_path_rate: Stochastic depth of the last block; earlier blocks get a linearly
+            smaller rate (timm's rule).
+        drop_rate: Dropout before the head.
     """
 
     pretrained_cfg: dict[str, Any]
@@ -79,10 +106,24 @@ class ResNet(nn.Module):
         layers: Sequence[int],
         num_classes: int = 10,
         stem: str = "imagenet",
-        base_width: int = 64,
+        base_width: int | None = None,
         residual: bool = True,
         zero_init_last: bool = False,
         in_chans: int = 3,
+        *,
+        channels: Sequence[int] | None = None,
+        stem_width: int | None = None,
+        stem_type: str = "",
+        replace_stem_pool: bool = False,
+        avg_down: bool = False,
+        cardinality: int = 1,
+        width_per_group: int = 64,
+        block_reduce_first: int = 1,
+        attn_layer: AttnLayer = None,
+        aa_layer: str | None = None,
+        norm_layer: str | NormLayer = "batchnorm",
+        drop_path_rate: float = 0.0,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         num_classes = check_num_classes(num_classes)
@@ -91,40 +132,53 @@ class ResNet(nn.Module):
                 "zero_init_last needs residual=True: a plain network's blocks have no "
                 "identity to start as, zeroing them would cut the network"
             )
-        if stem not in STEMS:
-            raise ModelArgumentError(f"unknown stem '{stem}'; use one of: {', '.join(STEMS)}")
-        self.stem_type = stem
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ModelArgumentError(
+                f"drop_path_rate and drop_rate must be in [0, 1), got {drop_path_rate!r} and {drop_rate!r}"
+            )
+        width, planes = _widths(layers, base_width, stem_width, channels)
+        norm = get_norm_layer(norm_layer)
+        self.stem = stem
+        self.stem_type = stem_type
         self.num_classes = num_classes
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, base_width, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        else:
-            self.conv1 = nn.Conv2d(in_chans, base_width, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
-        self.bn1 = nn.BatchNorm2d(base_width)
+        self.drop_rate = drop_rate
+        self.conv1, self.bn1, self.maxpool = make_stem(
+            stem, stem_type, width, in_chans, norm, replace_stem_pool, aa_layer
+        )
         self.relu = nn.ReLU(inplace=True)
 
-        channels = base_width
-        for index, depth in enumerate(layers):
-            width = base_width * 2**index
+        block_args: dict[str, Any] = {
+            "cardinality": cardinality,
+            "width_per_group": width_per_group,
+            "reduce_first": block_reduce_first,
+            "attn_layer": attn_layer,
+            "aa_layer": aa_layer,
+            "norm_layer": norm,
+            "avg_down": avg_down,
+        }
+        in_channels = stem_channels(stem_type, width)
+        total, index = sum(layers), 0
+        for stage_index, (depth, stage_planes) in enumerate(zip(layers, planes, strict=True)):
             stage = []
             for position in range(depth):
-                stride = 2 if index > 0 and position == 0 else 1
-                stage.append(block(channels, width, stride, residual=residual))
-                channels = width * block.expansion
-            setattr(self, f"layer{index + 1}", nn.Sequential(*stage))
+                stride = 2 if stage_index > 0 and position == 0 else 1
+                drop_path = drop_path_rate * index / max(total - 1, 1)
+                stage.append(block(in_channels, stage_planes, stride, residual, drop_path=drop_path, **block_args))
+                in_channels = stage_planes * block.expansion
+                index += 1
+            setattr(self, f"layer{stage_index + 1}", nn.Sequential(*stage))
         self.num_stages = len(layers)
-        self.num_features = channels
+        self.num_features = in_channels
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.fc: nn.Module = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        self.fc: nn.Module = nn.Linear(in_channels, num_classes) if num_classes else nn.Identity()
         self._init_weights(zero_init_last)
 
     def _init_weights(self, zero_init_last: bool) -> None:
-        # Kaiming init as in the paper and in torchvision.
+        # Kaiming init as in the paper, torchvision and timm.
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         if zero_init_last:
@@ -176,6 +230,8 @@ class ResNet(nn.Module):
             Logits ``(N, num_classes)``, or pooled features ``(N, num_features)``.
         """
         x = torch.flatten(self.global_pool(x), 1)
+        if self.drop_rate:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -188,86 +244,3 @@ class ResNet(nn.Module):
             Logits of shape ``(N, num_classes)``.
         """
         return self.forward_head(self.forward_features(x))
-
-
-# -- registered builders ---------------------------------------------------------
-# timm's style: each builder names its block and depths in one line and hands the
-# arguments it shares with the others to `_create_resnet`.
-
-
-def _create_resnet(block: Block, layers: Sequence[int], num_classes: int, stem: str, **kwargs: Any) -> ResNet:
-    return ResNet(block, layers, num_classes, stem, **kwargs)
-
-
-_SCRATCH: dict[str, Any] = {"family": "resnet", "tags": ("scratch",)}
-_PLAIN: dict[str, Any] = {"family": "plain", "tags": ("scratch", "plain")}
-_TINY: dict[str, Any] = {"input_size": (3, 32, 32), "tags": ("scratch", "tiny")}
-
-
-@register_model(description="ResNet-18 (BasicBlock, 2-2-2-2), random init", **_SCRATCH)
-def resnet18_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True) -> ResNet:
-    """ResNet-18: `BasicBlock`, stages of 2-2-2-2 blocks, random init."""
-    return _create_resnet(BasicBlock, (2, 2, 2, 2), num_classes, stem, zero_init_last=zero_init_last)
-
-
-@register_model(description="ResNet-34 (BasicBlock, 3-4-6-3), random init", **_SCRATCH)
-def resnet34_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True) -> ResNet:
-    """ResNet-34: `BasicBlock`, stages of 3-4-6-3 blocks, random init."""
-    return _create_resnet(BasicBlock, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
-
-
-@register_model(description="ResNet-50 (Bottleneck, 3-4-6-3), random init", **_SCRATCH)
-def resnet50_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True) -> ResNet:
-    """ResNet-50: the zoo's `Bottleneck`, stages of 3-4-6-3 blocks, random init."""
-    return _create_resnet(Bottleneck, (3, 4, 6, 3), num_classes, stem, zero_init_last=zero_init_last)
-
-
-@register_model(description="ResNet-101 (Bottleneck, 3-4-23-3), random init", **_SCRATCH)
-def resnet101_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True) -> ResNet:
-    """ResNet-101: the zoo's `Bottleneck`, stages of 3-4-23-3 blocks, random init."""
-    return _create_resnet(Bottleneck, (3, 4, 23, 3), num_classes, stem, zero_init_last=zero_init_last)
-
-
-@register_model(description="ResNet-152 (Bottleneck, 3-8-36-3), random init", **_SCRATCH)
-def resnet152_scratch(num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True) -> ResNet:
-    """ResNet-152: the zoo's `Bottleneck`, stages of 3-8-36-3 blocks, random init."""
-    return _create_resnet(Bottleneck, (3, 8, 36, 3), num_classes, stem, zero_init_last=zero_init_last)
-
-
-@register_model(description="ResNet-50 without skip connections (plain twin), random init", **_PLAIN)
-def plain50_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-50's plain twin: the same blocks and depths without skip connections."""
-    return _create_resnet(Bottleneck, (3, 4, 6, 3), num_classes, stem, residual=False)
-
-
-@register_model(description="ResNet-101 without skip connections (plain twin), random init", **_PLAIN)
-def plain101_scratch(num_classes: int = 10, *, stem: str = "imagenet") -> ResNet:
-    """ResNet-101's plain twin: the same blocks and depths without skip connections."""
-    return _create_resnet(Bottleneck, (3, 4, 23, 3), num_classes, stem, residual=False)
-
-
-@register_model(
-    description="Tiny Bottleneck ResNet (1-1-1-1, width 8) for smoke tests and first runs", family="resnet", **_TINY
-)
-def resnet_tiny_scratch(
-    num_classes: int = 10, *, stem: str = "cifar", residual: bool = True, zero_init_last: bool = False
-) -> ResNet:
-    """A tiny `Bottleneck` ResNet (one block per stage, base width 8) for smoke tests and first runs.
-
-    ``zero_init_last`` is off here: four blocks are not deep enough to be ill-conditioned, and
-    starting them as identities only slows the first epochs (digits, three epochs: validation
-    accuracy 0.74 with it, 0.885 without).
-    """
-    return _create_resnet(
-        Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=residual, zero_init_last=zero_init_last
-    )
-
-
-@register_model(
-    description="Tiny plain network (resnet_tiny_scratch without skip connections) for smoke tests",
-    family="plain",
-    **{**_TINY, "tags": ("scratch", "tiny", "plain")},
-)
-def plain_tiny_scratch(num_classes: int = 10, *, stem: str = "cifar") -> ResNet:
-    """`resnet_tiny_scratch`'s plain twin: the same blocks without skip connections."""
-    return _create_resnet(Bottleneck, (1, 1, 1, 1), num_classes, stem, base_width=8, residual=False)

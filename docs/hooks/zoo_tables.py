@@ -3,8 +3,9 @@
 A page asks for a table with a marker, an HTML comment on a line of its own:
 
 - ``<!-- zoo:models-table -->``: every model in the registry (name, family,
-  parameters, GFLOPs, input size, pretrained source, description), measured
-  with `registry.model_info` on the meta device, so nothing is downloaded.
+  parameters, GFLOPs, input size, pretrained source, description), from
+  `registry.model_info`: the package's model index, or the model measured on the
+  meta device, so nothing is downloaded.
 - ``<!-- zoo:config-table -->``: every field of the experiment config class
   (`experiments.config.ExperimentConfig`) with its type, default and meaning;
   ``<!-- zoo:config-table package.module.ClassName -->`` names another dataclass.

@@ -216,7 +216,7 @@ def experiment_params(config: ExperimentConfig, module: Classifier, dm: ImageDat
     decoded = dm.summary()["image_size"]
     values = {k: v for k, v in config.to_dict().items() if not is_plumbing(k)}
     values.update(
-        stem=getattr(module.model, "stem_type", config.stem),
+        stem=getattr(module.model, "stem", config.stem),
         image_size=preset.image_size or decoded[0],
         mean=list(preset.mean),
         std=list(preset.std),

@@ -1,0 +1,94 @@
+"""Generate a package's model index (``python -m registry.indexer zoo``): measure every model once.
+
+The index is read by `registry.index`; this module writes it. See there for what an entry
+holds and when it is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from registry.core import get_spec, list_models
+from registry.index import INDEX_FILE, builder_path, load_index, package_of
+from registry.info import measure
+
+
+def measure_entry(name: str) -> dict[str, Any]:
+    """Measure one model for the index, with its builder's default arguments.
+
+    Args:
+        name: Registered model name.
+
+    Returns:
+        The entry, as it is written to the index (JSON types).
+    """
+    spec = get_spec(name)
+    num_params, flops, pretrained_cfg = measure(name, ())
+    entry = {
+        "builder": builder_path(spec),
+        "family": spec.family,
+        "input_size": list(spec.input_size),
+        "pretrained": spec.pretrained,
+        "tags": list(spec.tags),
+        "num_params": num_params,
+        "flops": flops,
+        "pretrained_cfg": pretrained_cfg,
+    }
+    loaded: dict[str, Any] = json.loads(json.dumps(entry))
+    return loaded
+
+
+def build_index(package: str) -> dict[str, Any]:
+    """Measure every registered model of a package (the slow path the index saves).
+
+    Args:
+        package: The top-level package whose builders to measure, such as ``"zoo"``.
+
+    Returns:
+        ``{"models": {name: entry}}``, sorted by name.
+    """
+    names = [n for n in list_models() if package_of(get_spec(n)) == package]
+    return {"models": {name: measure_entry(name) for name in names}}
+
+
+def write_index(package: str, path: Path) -> int:
+    """Measure a package's models and write its index.
+
+    Args:
+        package: The top-level package, such as ``"zoo"``.
+        path: Where to write (``<package>/model_index.json`` in a checkout).
+
+    Returns:
+        The number of models written.
+    """
+    index = build_index(package)
+    lines = [f"  {json.dumps(name)}: {json.dumps(entry, sort_keys=True)}" for name, entry in index["models"].items()]
+    path.write_text('{"models": {\n' + ",\n".join(lines) + "\n}}\n", encoding="utf-8")  # a model a line
+    load_index.cache_clear()
+    return len(index["models"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate a package's index: ``python -m registry.indexer zoo``.
+
+    Args:
+        argv: Command-line arguments (the package, and ``--output``).
+
+    Returns:
+        0.
+    """
+    parser = argparse.ArgumentParser(prog="python -m registry.indexer", description=main.__doc__)
+    parser.add_argument("package", help="top-level package whose models to index, such as zoo")
+    parser.add_argument("--output", type=Path, default=None, help="file to write (default: PACKAGE/model_index.json)")
+    args = parser.parse_args(argv)
+    output = args.output or Path(str(resources.files(args.package).joinpath(INDEX_FILE)))
+    print(f"indexed {write_index(args.package, output)} models in {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
