@@ -173,7 +173,8 @@ def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:
             assert rows[model][f"{metric} mean"] == pytest.approx(stats["mean"], rel=1e-9, abs=1e-12)
             assert rows[model][f"{metric} std"] == pytest.approx(stats["std"], rel=1e-9, abs=1e-12)
             assert rows[model]["runs"] == stats["count"] == 2
-    assert sum(r["best"] == "*" for r in rows.values()) == 1
+    # `*` only for a significant lead; two seeds of a tiny model are more often a tie (`=` on both)
+    assert sorted(r["best"] for r in rows.values()) in (["", "*"], ["=", "="])
 
 
 def test_group_by_table_and_plots(sweep, capsys) -> None:

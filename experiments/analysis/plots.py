@@ -1,4 +1,4 @@
-"""Plots of runs from the store: epoch curves, group means with a band, per-stage gradient norms.
+"""Plots of runs from the store: epoch curves, group means with their 95% interval, per-stage gradient norms.
 
 Each figure is a matplotlib `Figure` drawn without pyplot (no screen, no global
 state, nothing to close) and saved as a PNG; the numbers come from MLflow's
@@ -20,6 +20,9 @@ from experiments.analysis.grouping import check_group_keys, groups_of, mean_curv
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.store import get_client
+
+BAND_LEGEND = "line: mean; band: 95% CI of the mean"
+"""What a group's band shows, as its legend says (not one standard deviation, not min to max)."""
 
 
 def plot_curves(
@@ -91,7 +94,7 @@ def plot_group_curves(
     metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
     uri: str | None = None,
 ) -> Path:
-    """Draw each group's mean epoch curve with a band of one standard deviation.
+    """Draw each group's mean epoch curve with a band: the 95% interval of the mean (Student's t).
 
     Args:
         runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
@@ -109,24 +112,18 @@ def plot_group_curves(
     for values, members in groups_of(runs, keys).items():
         label = _label(keys, values, len(members))
         for ax, metric in zip(axes, metrics, strict=True):
-            steps, means, stds = mean_curve(_histories(client, members, metric))
+            steps, means, lows, highs = mean_curve(_histories(client, members, metric))
             if not steps:
                 continue
             x = steps  # epoch curves count epochs from 1, as the summary does
             (line,) = ax.plot(x, means, marker="o", label=label)
-            ax.fill_between(
-                x,
-                [m - s for m, s in zip(means, stds, strict=True)],
-                [m + s for m, s in zip(means, stds, strict=True)],
-                color=line.get_color(),
-                alpha=0.2,
-            )
+            ax.fill_between(x, lows, highs, color=line.get_color(), alpha=0.2)
     for ax, metric in zip(axes, metrics, strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{metric} (mean ± std)")
+        ax.set_ylabel(f"{metric} (mean, 95% CI)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title=BAND_LEGEND, title_fontsize=7)
     return _save(fig, path)
 
 
@@ -153,7 +150,7 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     Args:
         runs: The runs (trained with ``--log-grad-norms``).
         path: Output PNG.
-        keys: Params to group by; each group's mean (log scale) with a band. Empty: one line per run.
+        keys: Params to group by; each group's mean (log scale) with its 95% interval. Empty: one line per run.
         uri: Tracking URI.
 
     Returns:
@@ -172,20 +169,18 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     for values, members in series.items():
         label = _label(keys, values, len(members)) if keys else values[0]
         for ax, part in zip(axes, parts, strict=True):
-            steps, means, stds = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
+            steps, means, lows, highs = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
             if not steps:
                 continue
             (line,) = ax.plot(steps, means, label=label, linewidth=1.2)
-            if keys:
-                lower = [max(m - s, m * 1e-3) for m, s in zip(means, stds, strict=True)]
-                ax.fill_between(
-                    steps, lower, [m + s for m, s in zip(means, stds, strict=True)], color=line.get_color(), alpha=0.2
-                )
+            if keys:  # the interval's lower end kept above zero: the axis is logarithmic
+                lower = [max(low, m * 1e-3) for low, m in zip(lows, means, strict=True)]
+                ax.fill_between(steps, lower, highs, color=line.get_color(), alpha=0.2)
     for ax, part in zip(axes, parts, strict=True):
         ax.set_yscale("log")
         ax.set_title(part)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("gradient L2 norm")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, title=BAND_LEGEND if keys else None, title_fontsize=6)
     return _save(fig, path)

@@ -23,7 +23,7 @@ The verdict rests on Welch's p-value, Holm-adjusted when one table holds several
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -262,7 +262,7 @@ def compare_pair(
     pair = PairStats(names[0], names[1], int(x.size), int(y.size), mean_a, mean_b)
     for name, dropped in zip(names, (nan_a, nan_b), strict=True):
         if dropped:
-            pair.notes.append(f"{dropped} run(s) of {name} with no value (NaN) left out")
+            pair.notes.append(f"{dropped} run(s) of {name} with no value (NaN or missing) left out")
     if x.size < 2 or y.size < 2:
         return decide(pair, lower_is_better, confounded)
     pair.diff = pair.mean_a - pair.mean_b
@@ -358,11 +358,11 @@ def _p(p: float) -> str:
 
 
 def compare_table(
-    groups: dict[str, Sequence[float | None]],
+    groups: Mapping[str, Sequence[float | None]],
     pairs: Sequence[tuple[str, str]],
     lower_is_better: bool = False,
-    seeds: dict[str, Sequence[object]] | None = None,
-    confounded: dict[tuple[str, str], str | None] | None = None,
+    seeds: Mapping[str, Sequence[object]] | None = None,
+    confounded: Mapping[tuple[str, str], str | None] | None = None,
 ) -> list[PairStats]:
     """Several pairs on one metric, their p-values Holm-adjusted together.
 

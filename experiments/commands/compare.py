@@ -1,11 +1,16 @@
-"""`zoo compare [--experiment NAME]`: runs side by side, figures from MLflow."""
+"""`zoo compare [--experiment NAME]`: runs side by side, figures from MLflow; with --group-by, verdicts."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import add_tracking_uri_argument
+from registry.errors import ZooError
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,8 +43,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--group-by",
         metavar="PARAM",
         action="append",
-        help="one row per value of a param (repeatable): mean, std and count of the summary metrics; "
-        "--plot then draws each group's mean curve with a band",
+        help="one row per value of a param (repeatable): count, mean, std and 95%% CI of the summary "
+        "metrics, then the best group against each other with a verdict (on --sort's metric); "
+        "--plot then draws each group's mean curve with its 95%% CI",
+    )
+    parser.add_argument(
+        "--vs",
+        metavar="GROUP",
+        help="with --group-by: hold this group against every other (default: the best); with "
+        "--format csv/json, print the pairs instead of the groups",
+    )
+    parser.add_argument(
+        "--at",
+        nargs=2,
+        metavar=("epoch", "N"),
+        help="with --group-by: compare at epoch N from the per-epoch curves (an equal budget); "
+        "the metric is then a per-epoch one, val_acc by default",
     )
     parser.add_argument(
         "--plot-grad-norms",
@@ -61,13 +80,18 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         0, or 1 when no run matches.
+
+    Raises:
+        ZooError: ``--vs`` or ``--at`` without ``--group-by``, or a bad ``--at`` (exit code 2).
     """
     from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
         compare,
-        grouping,
         plots,
     )
 
+    at_epoch = _at_epoch(args.at)
+    if (args.vs or args.at) and not args.group_by:
+        raise ZooError(f"{'--vs' if args.vs else '--at'} compares groups; add --group-by PARAM (such as model)")
     sort = args.sort or "test_acc"
     if args.parent or args.sweep:
         parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
@@ -82,15 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
     if args.group_by:
-        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort)
-        print(format_table(rows, columns, args.format))
-        if args.plot:
-            written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
-            print(f"group curves written to {written}")
-        if args.plot_grad_norms:
-            out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
-            print(f"gradient norms written to {out}")
-        return 0
+        return _grouped(args, runs, args.sort or ("val_acc" if at_epoch else sort), at_epoch)
     rows, columns = compare.compare_rows(runs, sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
@@ -102,4 +118,41 @@ def run(args: argparse.Namespace) -> int:
         print(f"curves written to {plots.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
     if args.plot_grad_norms:
         print(f"gradient norms written to {plots.plot_grad_norms(runs, args.plot_grad_norms, uri=args.tracking_uri)}")
+    return 0
+
+
+def _at_epoch(at: list[str] | None) -> int | None:
+    if at is None:
+        return None
+    what, n = at
+    if what != "epoch" or not n.isdigit() or int(n) < 1:
+        raise ZooError(f"--at {what} {n}: give --at epoch N, with N a whole number of at least 1")
+    return int(n)
+
+
+def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at_epoch: int | None) -> int:
+    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
+        grouping,
+        plots,
+    )
+
+    comparison = grouping.compare_run_groups(runs, args.group_by, sort, args.vs, at_epoch, args.tracking_uri)
+    text = args.format in ("table", "markdown")
+    if args.vs and not text:
+        rows, columns = grouping.pair_rows(comparison)
+        print(format_table(rows, columns, args.format))
+    else:
+        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort, ci_as_text=text, comparison=comparison)
+        print(format_table(rows, columns, args.format))
+    if text and comparison.pairs:
+        print(f"\n{grouping.MARKS_LEGEND}\n")
+        rows, columns = grouping.pair_rows(comparison, ci_as_text=True)
+        print(format_table(rows, columns, args.format))
+        print("\n" + "\n".join(grouping.verdict_lines(comparison)))
+    if args.plot:
+        written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
+        print(f"group curves written to {written}")
+    if args.plot_grad_norms:
+        out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
+        print(f"gradient norms written to {out}")
     return 0

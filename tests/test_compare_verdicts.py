@@ -1,0 +1,184 @@
+"""`zoo compare --group-by`: intervals, pairwise verdicts, marks and budgets, on runs logged straight into MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from experiments.analysis.grouping import compare_groups
+from experiments.cli import main
+
+Budget = dict[str, float]
+EQUAL: Budget = {"epochs": 3, "optimizer_steps": 30, "images_seen": 960}
+
+
+def log_runs(
+    uri: str,
+    experiment: str,
+    model: str,
+    test_acc: list[float],
+    budget: Budget = EQUAL,
+    curve: list[list[float]] | None = None,
+) -> None:
+    """One FINISHED run per value, seeds 0, 1, ..., as a training run records them (no training)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    for seed, acc in enumerate(test_acc):
+        run = client.create_run(experiment_id, run_name=f"s{seed}-{model}")
+        params = {"model": model, "seed": str(seed), "image_size": "32", "epochs": str(int(budget["epochs"]))}
+        metrics = [Metric("test_acc", acc, 0, 0), Metric("test_loss", 1 - acc, 0, 0)]
+        metrics += [Metric(k, v, 0, 0) for k, v in budget.items()]
+        for epoch, value in enumerate(curve[seed] if curve else [], start=1):
+            metrics.append(Metric("val_acc", value, 0, epoch))
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def compare_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
+    capsys.readouterr()
+    assert main(["compare", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, capsys) -> None:
+    good, bad = [0.90, 0.91, 0.92], [0.80, 0.82, 0.81]
+    log_runs(mlflow_store, "lead", "big", good)
+    log_runs(mlflow_store, "lead", "small", bad)
+    rows = {r["model"]: r for r in compare_json(capsys, "--experiment", "lead", "--group-by", "model")}
+    assert rows["big"]["best"] == "*"
+    assert rows["small"]["best"] == ""
+    low, high = stats.t.interval(0.95, 2, loc=0.91, scale=stats.sem(good))
+    assert (rows["big"]["test_acc ci_low"], rows["big"]["test_acc ci_high"]) == pytest.approx((low, high))
+    assert rows["big"]["runs"] == 3
+
+    (pair,) = compare_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
+    welch = stats.ttest_ind(bad, good, equal_var=False)
+    assert (pair["a"], pair["b"]) == ("small", "big")
+    assert pair["p"] == pytest.approx(welch.pvalue)
+    assert pair["df"] == pytest.approx(welch.df)
+    assert (pair["ci_low"], pair["ci_high"]) == pytest.approx(tuple(welch.confidence_interval()))
+    assert pair["prob_a_beats_b"] == 0.0
+    assert pair["paired_n"] == 3  # both ran seeds 0, 1, 2
+    assert pair["verdict"].startswith("big better than small (p = ")
+    assert float(pair["verdict"].split("p = ")[1].rstrip(")")) == pytest.approx(welch.pvalue, rel=0.05)
+
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "lead", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "test_acc 95% CI" in out
+    assert f"big vs small (test_acc): {pair['verdict']}" in out
+    assert "* best: its lead over every other group is significant" in out
+
+
+def test_three_seeds_of_noise_are_a_tie_not_a_star(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "tie", "resnet50", [0.61, 0.66, 0.63])
+    log_runs(mlflow_store, "tie", "resnet101", [0.62, 0.60, 0.65])
+    rows = compare_json(capsys, "--experiment", "tie", "--group-by", "model")
+    assert [r["best"] for r in rows] == ["=", "="]
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "tie", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "no detectable difference: about " in out
+    assert "runs per group would detect a difference of 0.01 at 80% power" in out
+
+
+def test_three_groups_are_holm_adjusted_and_lower_is_better(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "three", "a", [0.90, 0.91, 0.92])
+    log_runs(mlflow_store, "three", "b", [0.80, 0.83, 0.86])
+    log_runs(mlflow_store, "three", "c", [0.60, 0.61, 0.62])
+    groups, pairs = compare_groups("three", ["model"], metric="test_loss", uri=mlflow_store)
+    assert list(groups["group"]) == ["a", "b", "c"]  # the smallest loss first
+    assert list(pairs["a"]) == ["a", "a"]
+    raw = [
+        stats.ttest_ind([0.10, 0.09, 0.08], loss, equal_var=False).pvalue
+        for loss in ([0.2, 0.17, 0.14], [0.4, 0.39, 0.38])
+    ]
+    assert list(pairs["p"]) == pytest.approx(raw)
+    assert sorted(pairs["p_adjusted"]) == pytest.approx(sorted([min(raw) * 2, max(max(raw), min(raw) * 2)]))
+    assert all(v.startswith("a better than") for v in pairs["verdict"])
+    assert groups.loc[0, "mark"] == "*"
+
+
+def test_one_run_per_group_is_cannot_tell(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "single", "a", [0.9])
+    log_runs(mlflow_store, "single", "b", [0.5])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "single", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "a vs b (test_acc): cannot tell: fewer than two runs (a has 1, b has 1)" in out
+    rows = compare_json(capsys, "--experiment", "single", "--group-by", "model")
+    assert [r["best"] for r in rows] == ["=", "?"]
+
+
+def test_unequal_budgets_are_confounded_and_at_epoch_compares_fairly(mlflow_store: str, capsys) -> None:
+    curves_101 = [[0.50, 0.60], [0.52, 0.61], [0.51, 0.62]]
+    curves_50 = [
+        [0.30, 0.40, 0.50, 0.55, 0.60, 0.70],
+        [0.31, 0.41, 0.52, 0.56, 0.61, 0.71],
+        [0.32, 0.39, 0.51, 0.57, 0.59, 0.69],
+    ]
+    log_runs(
+        mlflow_store, "notebook", "resnet101", [0.60, 0.61, 0.62], {"epochs": 2, "optimizer_steps": 20}, curves_101
+    )
+    log_runs(mlflow_store, "notebook", "resnet50", [0.70, 0.71, 0.69], {"epochs": 6, "optimizer_steps": 60}, curves_50)
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "notebook", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "confounded: the budgets differ (epochs 6 vs 2, steps 60 vs 20)" in out
+    rows = compare_json(capsys, "--experiment", "notebook", "--group-by", "model")
+    assert "*" not in [r["best"] for r in rows]
+
+    (pair,) = compare_json(
+        capsys, "--experiment", "notebook", "--group-by", "model", "--at", "epoch", "2", "--vs", "resnet101"
+    )
+    at_2_101, at_2_50 = [c[1] for c in curves_101], [c[1] for c in curves_50]
+    assert pair["mean_a"] == pytest.approx(sum(at_2_101) / 3)
+    assert pair["p"] == pytest.approx(stats.ttest_ind(at_2_101, at_2_50, equal_var=False).pvalue)
+    assert pair["verdict"].startswith("resnet101 better than resnet50")
+
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "notebook", "--group-by", "model", "--at", "epoch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "cannot tell: fewer than two runs (resnet50 has 3, resnet101 has 0)" in out
+    assert "3 run(s) of resnet101 with no value (NaN or missing) left out" in out
+
+
+def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "nan", "a", [0.90, 0.91, math.nan])
+    log_runs(mlflow_store, "nan", "b", [0.80, 0.81, 0.82])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "nan", "--group-by", "model"]) == 0
+    assert "note: 1 run(s) of a with no value (NaN or missing) left out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--group-by", "model", "--vs", "resnet18"], "--vs resnet18: no such group; groups: a, b"),
+        (["--group-by", "model", "--sort", "top5"], "no run has the metric 'top5'; metrics: "),
+        (["--group-by", "model", "--at", "step", "3"], "--at step 3: give --at epoch N"),
+        (["--vs", "a"], "--vs compares groups; add --group-by PARAM"),
+    ],
+)
+def test_bad_input_is_one_line(mlflow_store: str, capsys, args: list[str], message: str) -> None:
+    log_runs(mlflow_store, "bad", "a", [0.9, 0.8])
+    log_runs(mlflow_store, "bad", "b", [0.7, 0.6])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "bad", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_group_curves_band_is_the_interval_and_says_so(mlflow_store: str, tmp_path: Path, capsys) -> None:
+    log_runs(mlflow_store, "curves", "a", [0.9, 0.8], curve=[[0.5, 0.6], [0.55, 0.65]])
+    png = tmp_path / "g.png"
+    assert main(["compare", "--experiment", "curves", "--group-by", "model", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
