@@ -160,5 +160,5 @@ def test_unequal_budgets_are_confounded() -> None:
 def test_nan_runs_are_counted_and_left_out() -> None:
     pair = zs.compare_pair([0.9, math.nan, 0.91, None], [0.5, 0.52], ("A", "B"))
     assert (pair.n_a, pair.n_b) == (2, 2)
-    assert pair.notes == ["2 run(s) of A with no value (NaN) left out"]
+    assert pair.notes == ["2 run(s) of A with no value (NaN or missing) left out"]
     assert zs.describe([math.nan, 1.0]).n_nan == 1

@@ -200,7 +200,9 @@ def test_group_by_table_and_plots(sweep, capsys) -> None:
     )
     out = capsys.readouterr().out
     assert "test_acc mean" in out
-    assert out.count("resnet_tiny_scratch") == 2
+    groups = out.split("\n\n")[0]  # the group table; the pairs and verdicts follow
+    assert groups.count("resnet_tiny_scratch") == 2
+    assert "cannot tell: fewer than two runs" in out  # one run per (model, seed)
     for png in (curves, grads):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.stat().st_size > 10_000

@@ -71,7 +71,7 @@ def values_at_epoch(client: MlflowClient, runs: Sequence[Run], metric: str, epoc
 
     Args:
         client: An `MlflowClient` on the runs' store.
-        runs: The runs.
+        runs: One group's runs (or any runs of the store).
         metric: A metric logged every epoch (``val_acc``, ``val_loss``, ``train_acc`` ...).
         epoch: The epoch, counted from 1 as the curves' steps are.
 

@@ -9,7 +9,7 @@ from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import add_tracking_uri_argument
 from registry.errors import ZooError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotation only: the CLI's parser loads without MLflow
     from mlflow.entities import Run
 
 
