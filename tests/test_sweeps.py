@@ -159,6 +159,21 @@ def test_one_parent_run_with_a_child_per_combination(sweep) -> None:
     assert {r.info.run_name for r in children} >= {"s0-resnet_tiny_scratch", "s1-plain_tiny_scratch"}
 
 
+def test_the_parent_holds_the_pairwise_verdicts(sweep) -> None:
+    _, _, client = sweep
+    experiment = client.get_experiment_by_name("twins")
+    (parent,) = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("zoo.role") == "sweep"]
+    (p_key,) = [k for k in parent.data.metrics if k.startswith("vs/") and k.endswith("/p")]
+    assert 0 <= parent.data.metrics[p_key] <= 1
+    table = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/sweep/pairs.csv")
+    header, row = table.splitlines()
+    assert header.endswith("outcome,verdict")
+    assert row.split(",")[:2] in (
+        ["resnet_tiny_scratch", "plain_tiny_scratch"],
+        ["plain_tiny_scratch", "resnet_tiny_scratch"],
+    )
+
+
 def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:
     _, uri, _ = sweep
     capsys.readouterr()
