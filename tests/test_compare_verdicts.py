@@ -177,8 +177,13 @@ def test_bad_input_is_one_line(mlflow_store: str, capsys, args: list[str], messa
     assert err.count("\n") == 1
 
 
-def test_group_curves_band_is_the_interval_and_says_so(mlflow_store: str, tmp_path: Path, capsys) -> None:
+def test_plots_draw_the_interval_and_every_run(mlflow_store: str, tmp_path: Path, capsys) -> None:
     log_runs(mlflow_store, "curves", "a", [0.9, 0.8], curve=[[0.5, 0.6], [0.55, 0.65]])
+    log_runs(mlflow_store, "curves", "b", [0.7, 0.6], curve=[[0.4, 0.5], [0.45, 0.55]])
     png = tmp_path / "g.png"
+    capsys.readouterr()
     assert main(["compare", "--experiment", "curves", "--group-by", "model", "--plot", str(png)]) == 0
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert f"runs of each group (test_acc) written to {tmp_path / 'g-runs.png'}" in capsys.readouterr().out
+    for written in (png, tmp_path / "g-runs.png"):
+        assert written.read_bytes()[:4] == b"\x89PNG"
+        assert written.stat().st_size > 10_000

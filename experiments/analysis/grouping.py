@@ -109,6 +109,7 @@ class Comparison:
         marks: ``{group: mark}``: ``*`` for the best when its lead over every other group is
             significant, ``=`` for the groups tied for best, ``?`` where a verdict with the best
             was withheld (one run, unequal budgets).
+        values: ``{group: one value per run}`` (``None`` or NaN where a run has none).
     """
 
     metric: str
@@ -117,6 +118,7 @@ class Comparison:
     groups: dict[str, GroupStats]
     pairs: list[PairStats]
     marks: dict[str, str]
+    values: dict[str, list[float | None]]
 
 
 def compare_run_groups(
@@ -169,7 +171,8 @@ def compare_run_groups(
     best_table = table(order[0])
     pairs = best_table if vs in (None, order[0]) else table(vs)
     marks = best_marks(order[0], described[order[0]].n, best_table)
-    return Comparison(metric, lower, at_epoch, {g: described[g] for g in order}, pairs, marks)
+    ordered = {g: described[g] for g in order}
+    return Comparison(metric, lower, at_epoch, ordered, pairs, marks, {g: values[g] for g in order})
 
 
 def _rank_key(mean: float, lower_is_better: bool) -> tuple[bool, float]:

@@ -1,4 +1,4 @@
-"""Plots of runs from the store: epoch curves, group means with their 95% interval, per-stage gradient norms.
+"""Plots of runs from the store: epoch curves, group means with their 95% interval, runs as dots, gradient norms.
 
 Each figure is a matplotlib `Figure` drawn without pyplot (no screen, no global
 state, nothing to close) and saved as a PNG; the numbers come from MLflow's
@@ -7,6 +7,7 @@ metric histories.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from experiments.analysis.grouping import check_group_keys, groups_of, mean_curve
+from experiments.analysis.grouping import Comparison, check_group_keys, groups_of, mean_curve
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.store import get_client
@@ -123,7 +124,45 @@ def plot_group_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{metric} (mean, 95% CI)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, title=BAND_LEGEND, title_fontsize=7)
+    legend_ax = next((ax for ax in axes if ax.lines), axes[0])  # a panel with curves (not every run logs all)
+    legend_ax.legend(fontsize=8, title=BAND_LEGEND, title_fontsize=7)
+    return _save(fig, path)
+
+
+def plot_group_runs(comparison: Comparison, path: str | Path) -> Path:
+    """Draw every run as a dot (one per seed) beside its group's mean and 95% interval.
+
+    Args:
+        comparison: From `experiments.analysis.grouping.compare_run_groups`: its groups, best
+            first, their runs' values and marks.
+        path: Output PNG.
+
+    Returns:
+        The file written.
+    """
+    fig, axes = _figure(1, width=max(4.0, 1.2 * len(comparison.groups) + 2))
+    ax = axes[0]
+    for x, (group, stats) in enumerate(comparison.groups.items()):
+        values = [v for v in comparison.values[group] if v is not None and not math.isnan(v)]
+        offsets = [(i - (len(values) - 1) / 2) * 0.06 for i in range(len(values))]  # side by side, not on top
+        ax.scatter([x - 0.15 + o for o in offsets], values, s=18, color="0.35", zorder=3)
+        if stats.n:
+            low, high = (stats.mean, stats.mean) if math.isnan(stats.ci_low) else (stats.ci_low, stats.ci_high)
+            ax.errorbar(
+                x + 0.15,
+                stats.mean,
+                yerr=[[stats.mean - low], [high - stats.mean]],
+                fmt="o",
+                color="C0",
+                capsize=4,
+                zorder=3,
+            )
+    labels = [f"{g} {comparison.marks.get(g, '')}".strip() + f"\n(n={s.n})" for g, s in comparison.groups.items()]
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    where = f" at epoch {comparison.at_epoch}" if comparison.at_epoch is not None else ""
+    ax.set_ylabel(f"{comparison.metric}{where}")
+    ax.set_title("grey: one run each; blue: mean and 95% CI of the mean", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import FORMATS, format_table
@@ -45,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         help="one row per value of a param (repeatable): count, mean, std and 95%% CI of the summary "
         "metrics, then the best group against each other with a verdict (on --sort's metric); "
-        "--plot then draws each group's mean curve with its 95%% CI",
+        "--plot then draws each group's mean curve with its 95%% CI, and every run as a dot beside its "
+        "group's mean and 95%% CI (FILE-runs.png)",
     )
     parser.add_argument(
         "--vs",
@@ -152,6 +154,8 @@ def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at_epoch: int
     if args.plot:
         written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
         print(f"group curves written to {written}")
+        dots = Path(args.plot).with_name(f"{Path(args.plot).stem}-runs{Path(args.plot).suffix or '.png'}")
+        print(f"runs of each group ({sort}) written to {plots.plot_group_runs(comparison, dots)}")
     if args.plot_grad_norms:
         out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
         print(f"gradient norms written to {out}")
