@@ -66,7 +66,14 @@ def test_command_line_values_win_over_seeds_and_grid(tmp_path: Path) -> None:
 
 
 def test_a_plain_file_is_not_a_sweep() -> None:
-    assert not load_experiment("digits").is_sweep
+    assert not load_experiment("quick").is_sweep
+
+
+def test_the_readme_command_compares_two_small_models_over_three_seeds() -> None:
+    digits = load_experiment("digits")
+    assert digits.seeds == [0, 1, 2]
+    assert {c.model for c in digits.runs} == {"resnet_tiny_scratch", "plain_tiny_scratch"}
+    assert len({(c.epochs, c.limit_per_class, c.batch_size) for c in digits.runs}) == 1  # equal budgets
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nsweep '{sweep.name}': trials, best first:")
         print(format_table(rows, cols))
     best = report.best_trial(sweep.study)
-    if best is not None and experiment.is_sweep:
+    seeded_groups = bool(experiment.seeds) and not experiment.samples  # the verdicts above say which is best
+    if best is not None and experiment.is_sweep and not seeded_groups:
         metric, _ = report.objective(experiment)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         print(
