@@ -187,3 +187,25 @@ def test_plots_draw_the_interval_and_every_run(mlflow_store: str, tmp_path: Path
     for written in (png, tmp_path / "g-runs.png"):
         assert written.read_bytes()[:4] == b"\x89PNG"
         assert written.stat().st_size > 10_000
+
+
+def test_expected_max_of_a_sweeps_trials(mlflow_store: str, capsys) -> None:
+    client = MlflowClient(mlflow_store)
+    experiment_id = client.create_experiment("search")
+    parent = client.create_run(experiment_id, run_name="lrs", tags={"zoo.role": "sweep", "zoo.sweep": "lrs"})
+    client.log_param(parent.info.run_id, "sweep.sampler", "random")
+    for value in (0.5, 0.7, 0.6):
+        child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent.info.run_id})
+        client.log_metric(child.info.run_id, "best_val_acc", value)
+        client.set_terminated(child.info.run_id, "FINISHED")
+    capsys.readouterr()
+    assert main(["compare", "--sweep", "lrs", "--expected-max", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("[") :])
+    assert [r["trials"] for r in rows] == [1, 2, 3]
+    assert rows[0]["expected max best_val_acc"] == pytest.approx(0.6)
+    assert rows[2]["expected max best_val_acc"] == pytest.approx(0.5 / 27 + 0.6 * 7 / 27 + 0.7 * 19 / 27)
+    assert main(["compare", "--sweep", "lrs", "--expected-max"]) == 0
+    assert "valid for random search only" in capsys.readouterr().out
+    assert main(["compare", "--expected-max"]) == 2
+    assert "--expected-max reads one search's trials; add --sweep NAME" in capsys.readouterr().err

@@ -162,3 +162,13 @@ def test_nan_runs_are_counted_and_left_out() -> None:
     assert (pair.n_a, pair.n_b) == (2, 2)
     assert pair.notes == ["2 run(s) of A with no value (NaN or missing) left out"]
     assert zs.describe([math.nan, 1.0]).n_nan == 1
+
+
+def test_expected_maximum_of_a_random_search() -> None:
+    assert zs.expected_max([3.0, 1.0, 2.0]) == pytest.approx([2.0, 1 / 9 + 2 * 3 / 9 + 3 * 5 / 9, 72 / 27])
+    assert zs.expected_max([1.0, 2.0, 3.0], lower_is_better=True)[-1] == pytest.approx(36 / 27)
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=8)
+    draws = rng.choice(values, size=(200_000, 4)).max(axis=1)  # the best of 4 trials drawn from the 8
+    assert zs.expected_max(values)[3] == pytest.approx(draws.mean(), abs=0.01)
+    assert zs.expected_max([math.nan, None]) == []

@@ -385,3 +385,30 @@ def compare_table(
         pair.p_adjusted = adjusted
         decide(pair, lower_is_better, (confounded or {}).get((pair.a, pair.b)))
     return out
+
+
+def expected_max(values: Sequence[float | None], lower_is_better: bool = False) -> list[float]:
+    """Expected best validation figure after n = 1, 2, ..., N trials of a random search.
+
+    Dodge et al., *Show Your Work* (EMNLP 2019): with the N finished trials' values as the
+    empirical distribution, the best of n independent draws has the expectation
+    ``sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n)`` over the sorted values ``v_(1) <= ... <= v_(N)``.
+    It answers "what would a budget of n trials have found", and is valid for random search
+    only: a sampler that learns from earlier trials (TPE) does not draw independently.
+
+    Args:
+        values: One objective value per finished trial (NaN and ``None`` left out).
+        lower_is_better: The objective is minimised: the expected minimum instead.
+
+    Returns:
+        ``[E(best of 1), E(best of 2), ..., E(best of N)]``; empty without values.
+    """
+    x, _ = finite(values)
+    if x.size == 0:
+        return []
+    sign = -1.0 if lower_is_better else 1.0
+    ordered = np.sort(sign * x)
+    share = np.arange(ordered.size + 1) / ordered.size  # (i/N) for i = 0..N
+    n = np.arange(1, ordered.size + 1)[:, None]
+    weights = share[1:] ** n - share[:-1] ** n  # P(the best of n draws is v_(i))
+    return [float(v) for v in sign * (weights @ ordered)]

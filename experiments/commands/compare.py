@@ -33,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--parent", metavar="RUN_ID", help="one sweep's trials, best first (its parent run's id)")
     sweep.add_argument("--sweep", metavar="NAME", help="one sweep's trials, best first (the sweep's name)")
     parser.add_argument(
+        "--expected-max",
+        action="store_true",
+        help="with --sweep/--parent: the expected best objective after 1..N trials (Dodge et al., "
+        "EMNLP 2019; valid for random search only)",
+    )
+    parser.add_argument(
         "--filter",
         metavar="EXPR",
         default="",
@@ -92,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     at_epoch = _at_epoch(args.at)
+    if args.expected_max and not (args.parent or args.sweep):
+        raise ZooError("--expected-max reads one search's trials; add --sweep NAME or --parent RUN_ID")
     if (args.vs or args.at) and not args.group_by:
         raise ZooError(f"{'--vs' if args.vs else '--at'} compares groups; add --group-by PARAM (such as model)")
     sort = args.sort or "test_acc"
@@ -100,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         runs, objective = compare.sweep_trials(parent, args.tracking_uri)
         sort = args.sort or objective
         print(f"sweep '{parent.info.run_name}' (parent run {parent.info.run_id}): {len(runs)} trials, ranked by {sort}")
+        if args.expected_max:
+            return _expected_max(parent, runs, sort, args.format)
     else:
         runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
     if not args.all_runs:
@@ -159,4 +169,27 @@ def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at_epoch: int
     if args.plot_grad_norms:
         out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
         print(f"gradient norms written to {out}")
+    return 0
+
+
+def _expected_max(parent: Run, runs: list[Run], metric: str, fmt: str) -> int:
+    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
+        compare,
+        stats,
+    )
+
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    curve = stats.expected_max([r.data.metrics.get(metric) for r in finished], compare.is_lower_better(metric))
+    if not curve:
+        raise ZooError(f"no finished trial of sweep '{parent.info.run_name}' has the metric '{metric}'")
+    best = "min" if compare.is_lower_better(metric) else "max"
+    column = f"expected {best} {metric}"
+    print(format_table([{"trials": n, column: v} for n, v in enumerate(curve, start=1)], ["trials", column], fmt))
+    sampler = parent.data.params.get("sweep.sampler", "none")
+    if fmt in ("table", "markdown"):
+        print(
+            f"\nexpected best of n trials drawn from the {len(curve)} finished ones (Dodge et al., Show Your "
+            f"Work, EMNLP 2019): valid for random search only"
+            + ("" if sampler == "random" else f"; this sweep's sampler is {sampler}: read it as indicative")
+        )
     return 0
