@@ -25,6 +25,7 @@ def log_runs(
     test_acc: list[float],
     budget: Budget = EQUAL,
     curve: list[list[float]] | None = None,
+    epoch_time_s: float | None = None,
 ) -> None:
     """One FINISHED run per value, seeds 0, 1, ..., as a training run records them (no training)."""
     client = MlflowClient(uri)
@@ -37,6 +38,8 @@ def log_runs(
         metrics += [Metric(k, v, 0, 0) for k, v in budget.items()]
         for epoch, value in enumerate(curve[seed] if curve else [], start=1):
             metrics.append(Metric("val_acc", value, 0, epoch))
+            if epoch_time_s is not None:
+                metrics.append(Metric("epoch_time_s", epoch_time_s, 0, epoch))
         client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
         client.set_terminated(run.info.run_id, "FINISHED")
 
@@ -150,6 +153,25 @@ def test_unequal_budgets_are_confounded_and_at_epoch_compares_fairly(mlflow_stor
     assert "3 run(s) of resnet101 with no value (NaN or missing) left out" in out
 
 
+def test_at_equal_flops_or_time_each_run_at_its_last_epoch_within(mlflow_store: str, capsys) -> None:
+    deep = [[0.50, 0.60], [0.52, 0.61], [0.51, 0.62]]  # 3e12 FLOPs and 30 s an epoch
+    shallow = [
+        [0.30, 0.40, 0.50, 0.55, 0.60, 0.70],
+        [0.31, 0.41, 0.52, 0.56, 0.61, 0.71],
+        [0.3, 0.4, 0.5, 0.6, 0.6, 0.7],
+    ]
+    log_runs(mlflow_store, "equal", "deep", [0.6] * 3, {"epochs": 2, "train_flops": 6e12}, deep, epoch_time_s=30)
+    log_runs(mlflow_store, "equal", "shallow", [0.7] * 3, {"epochs": 6, "train_flops": 6e12}, shallow, epoch_time_s=10)
+    for at, deep_epoch, shallow_epoch in ((["flops", "6e12"], 2, 6), (["flops", "5e12"], 1, 5), (["time", "35"], 1, 3)):
+        (pair,) = compare_json(capsys, "--experiment", "equal", "--group-by", "model", "--at", *at, "--vs", "deep")
+        assert pair["mean_a"] == pytest.approx(sum(c[deep_epoch - 1] for c in deep) / 3), at
+        assert pair["mean_b"] == pytest.approx(sum(c[shallow_epoch - 1] for c in shallow) / 3), at
+        assert pair["outcome"] != "confounded"
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "equal", "--group-by", "model", "--at", "time", "60"]) == 0
+    assert "(val_acc at 60 s of training): " in capsys.readouterr().out
+
+
 def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
     log_runs(mlflow_store, "nan", "a", [0.90, 0.91, math.nan])
     log_runs(mlflow_store, "nan", "b", [0.80, 0.81, 0.82])
@@ -163,7 +185,9 @@ def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
     [
         (["--group-by", "model", "--vs", "resnet18"], "--vs resnet18: no such group; groups: a, b"),
         (["--group-by", "model", "--sort", "top5"], "no run has the metric 'top5'; metrics: "),
-        (["--group-by", "model", "--at", "step", "3"], "--at step 3: give --at epoch N"),
+        (["--group-by", "model", "--at", "step", "3"], "--at step 3: give --at epoch N, --at flops F or --at time"),
+        (["--group-by", "model", "--at", "epoch", "1.5"], "--at epoch 1.5: give a whole number of epochs"),
+        (["--group-by", "model", "--at", "flops", "-1"], "with a positive amount"),
         (["--vs", "a"], "--vs compares groups; add --group-by PARAM"),
     ],
 )

@@ -3,8 +3,10 @@
 A comparison between groups that trained for different budgets answers a different
 question (the notebook this project came from compared ResNet-101 after 2 epochs with
 ResNet-50 after 6): `budget_difference` says what differs, and the verdict is withheld
-as *confounded*. `values_at_epoch` reads a metric at one epoch from the runs' per-epoch
-histories, for ``zoo compare --at epoch N``: the groups then compare at an equal budget.
+as *confounded*. `values_at` reads a metric from the runs' per-epoch histories at an
+equal budget, for ``zoo compare --at epoch N`` (or ``--at flops F``, ``--at time SECONDS``):
+each run's value at that epoch, or at the last epoch whose cumulative training FLOPs or
+wall time stay within the budget.
 """
 
 from __future__ import annotations
@@ -26,6 +28,24 @@ BUDGETS = (
 AT_EPOCH_BUDGETS = (("image size", "param", "image_size"),)
 """What must still match when groups are compared at one epoch (the epoch itself is equal)."""
 
+AT_KINDS = ("epoch", "flops", "time")
+"""What ``--at KIND AMOUNT`` equalises: the epoch, the training FLOPs or the training wall time."""
+
+
+def at_label(at: tuple[str, float]) -> str:
+    """An equal budget as the verdicts print it.
+
+    Args:
+        at: ``(kind, amount)``, kind one of `AT_KINDS`.
+
+    Returns:
+        ``"epoch 2"``, ``"1e+12 training FLOPs"`` or ``"60 s of training"``.
+    """
+    kind, amount = at
+    if kind == "epoch":
+        return f"epoch {int(amount)}"
+    return f"{amount:.3g} training FLOPs" if kind == "flops" else f"{amount:g} s of training"
+
 
 def _value(run: Run, where: str, name: str) -> str | None:
     if where == "param":
@@ -41,7 +61,7 @@ def _shown(values: set[str]) -> str:
     return "/".join(ordered)
 
 
-def budget_difference(a: Sequence[Run], b: Sequence[Run], at_epoch: int | None = None) -> str | None:
+def budget_difference(a: Sequence[Run], b: Sequence[Run], at: tuple[str, float] | None = None) -> str | None:
     """What differs between two groups' budgets, as a verdict prints it.
 
     A budget a run did not record (a run from before budgets were logged) is not compared.
@@ -49,13 +69,16 @@ def budget_difference(a: Sequence[Run], b: Sequence[Run], at_epoch: int | None =
     Args:
         a: Group A's runs.
         b: Group B's runs.
-        at_epoch: The groups are compared at this epoch: only the image size must match.
+        at: The groups are compared at an equal budget (`values_at`): at one epoch only the
+            image size must still match; at equal FLOPs or time, nothing else.
 
     Returns:
         ``"epochs 2 vs 6, steps 100 vs 300"``, or None when every recorded budget matches.
     """
+    if at is not None and at[0] != "epoch":
+        return None  # the FLOPs or the time are the budget, equal by construction
     differ = []
-    for label, where, name in AT_EPOCH_BUDGETS if at_epoch is not None else BUDGETS:
+    for label, where, name in AT_EPOCH_BUDGETS if at is not None else BUDGETS:
         values_a = [_value(r, where, name) for r in a]
         values_b = [_value(r, where, name) for r in b]
         if None in values_a or None in values_b:
@@ -66,20 +89,40 @@ def budget_difference(a: Sequence[Run], b: Sequence[Run], at_epoch: int | None =
     return ", ".join(differ) or None
 
 
-def values_at_epoch(client: MlflowClient, runs: Sequence[Run], metric: str, epoch: int) -> list[float | None]:
-    """Each run's value of a per-epoch metric at one epoch (``None`` where it never got there).
+def values_at(client: MlflowClient, runs: Sequence[Run], metric: str, at: tuple[str, float]) -> list[float | None]:
+    """Each run's value of a per-epoch metric at an equal budget (``None`` where it never got there).
 
     Args:
         client: An `MlflowClient` on the runs' store.
         runs: One group's runs (or any runs of the store).
         metric: A metric logged every epoch (``val_acc``, ``val_loss``, ``train_acc`` ...).
-        epoch: The epoch, counted from 1 as the curves' steps are.
+        at: ``("epoch", N)`` for epoch N (counted from 1, as the curves' steps are);
+            ``("flops", F)`` or ``("time", SECONDS)`` for the last epoch whose cumulative
+            training FLOPs (``train_flops`` spread evenly over the ``epochs``) or wall time
+            (the ``epoch_time_s`` curve) stay within the amount.
 
     Returns:
         One value (or ``None``) per run, in order.
     """
+    kind, amount = at
     out: list[float | None] = []
     for run in runs:
-        at = [h.value for h in client.get_metric_history(run.info.run_id, metric) if h.step == epoch]
-        out.append(at[-1] if at else None)
+        curve = {h.step: h.value for h in client.get_metric_history(run.info.run_id, metric)}
+        epoch = int(amount) if kind == "epoch" else _last_epoch_within(client, run, kind, amount)
+        out.append(curve.get(epoch) if epoch else None)
     return out
+
+
+def _last_epoch_within(client: MlflowClient, run: Run, kind: str, amount: float) -> int:
+    if kind == "flops":
+        flops, epochs = run.data.metrics.get("train_flops"), run.data.metrics.get("epochs")
+        if not flops or not epochs:
+            return 0  # a run from before budgets were recorded
+        return min(int(epochs), math.floor(amount * epochs / flops))
+    spent, last = 0.0, 0
+    for h in sorted(client.get_metric_history(run.info.run_id, "epoch_time_s"), key=lambda h: h.step):
+        spent += h.value
+        if spent > amount:
+            break
+        last = h.step
+    return last

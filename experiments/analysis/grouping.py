@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from mlflow.entities import Run
 
-from experiments.analysis.budgets import budget_difference, values_at_epoch
+from experiments.analysis.budgets import at_label, budget_difference, values_at
 from experiments.analysis.compare import find_runs, is_lower_better, is_training_run
 from experiments.analysis.stats import GroupStats, PairStats, compare_table, describe
 from experiments.tracking.errors import TrackingError
@@ -103,7 +103,8 @@ class Comparison:
     Attributes:
         metric: The metric compared.
         lower_is_better: Whether a smaller value is better.
-        at_epoch: The epoch compared at (``--at epoch N``), or None for the runs' final figures.
+        at: The equal budget compared at (``("epoch", 2)``, ``("flops", 1e12)``, ``("time", 60)``),
+            or None for the runs' final figures.
         groups: ``{group: GroupStats}``, best mean first.
         pairs: The pairs of the table, Holm-adjusted together.
         marks: ``{group: mark}``: ``*`` for the best when its lead over every other group is
@@ -114,7 +115,7 @@ class Comparison:
 
     metric: str
     lower_is_better: bool
-    at_epoch: int | None
+    at: tuple[str, float] | None
     groups: dict[str, GroupStats]
     pairs: list[PairStats]
     marks: dict[str, str]
@@ -126,7 +127,7 @@ def compare_run_groups(
     keys: Sequence[str],
     metric: str = "test_acc",
     vs: str | None = None,
-    at_epoch: int | None = None,
+    at: tuple[str, float] | None = None,
     uri: str | None = None,
 ) -> Comparison:
     """Compare groups of runs on one metric: the best group (or ``vs``) against each other.
@@ -136,7 +137,8 @@ def compare_run_groups(
         keys: Params to group by.
         metric: The metric; at an epoch, a per-epoch one (``val_acc``).
         vs: The group to hold against every other; default the best by mean.
-        at_epoch: Compare at this epoch, from the per-epoch histories.
+        at: Compare at an equal budget from the per-epoch histories
+            (`experiments.analysis.budgets.values_at`).
         uri: Tracking URI (read for the histories).
 
     Returns:
@@ -147,14 +149,14 @@ def compare_run_groups(
     """
     keys = check_group_keys(runs, keys)
     members = {group_label(keys, v): m for v, m in groups_of(runs, keys).items()}
-    if at_epoch is not None:
+    if at is not None:
         client = get_client(uri)
-        values = {g: values_at_epoch(client, m, metric, at_epoch) for g, m in members.items()}
+        values = {g: values_at(client, m, metric, at) for g, m in members.items()}
     else:
         values = {g: [r.data.metrics.get(metric) for r in m] for g, m in members.items()}
     if all(v is None for vals in values.values() for v in vals):
         known = sorted({k for r in runs for k in r.data.metrics})
-        where = f" at epoch {at_epoch}" if at_epoch is not None else ""
+        where = f" at {at_label(at)}" if at is not None else ""
         raise TrackingError(f"no run has the metric '{metric}'{where}; metrics: {', '.join(known) or 'none'}")
     lower = is_lower_better(metric)
     described = {g: describe(v) for g, v in values.items()}
@@ -165,14 +167,14 @@ def compare_run_groups(
 
     def table(anchor: str) -> list[PairStats]:
         pairs = [(anchor, other) for other in order if other != anchor]
-        budgets = {(a, b): budget_difference(members[a], members[b], at_epoch) for a, b in pairs}
+        budgets = {(a, b): budget_difference(members[a], members[b], at) for a, b in pairs}
         return compare_table(values, pairs, lower, seeds, budgets)
 
     best_table = table(order[0])
     pairs = best_table if vs in (None, order[0]) else table(vs)
     marks = best_marks(order[0], described[order[0]].n, best_table)
     ordered = {g: described[g] for g in order}
-    return Comparison(metric, lower, at_epoch, ordered, pairs, marks, {g: values[g] for g in order})
+    return Comparison(metric, lower, at, ordered, pairs, marks, {g: values[g] for g in order})
 
 
 def _rank_key(mean: float, lower_is_better: bool) -> tuple[bool, float]:
@@ -304,7 +306,7 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     Returns:
         Lines to print.
     """
-    where = f" at epoch {comparison.at_epoch}" if comparison.at_epoch is not None else ""
+    where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
     lines = []
     for pair in comparison.pairs:
         lines.append(f"{pair.a} vs {pair.b} ({comparison.metric}{where}): {pair.verdict}")
@@ -319,7 +321,7 @@ def compare_groups(
     group_by: Sequence[str],
     metric: str = "test_acc",
     vs: str | None = None,
-    at_epoch: int | None = None,
+    at: tuple[str, float] | None = None,
     filter_string: str = "",
     uri: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -333,9 +335,9 @@ def compare_groups(
     Args:
         experiment: MLflow experiment name (None: every experiment).
         group_by: Params to group by.
-        metric: The metric compared (``val_acc`` with ``at_epoch``).
+        metric: The metric compared (a per-epoch one, such as ``val_acc``, with ``at``).
         vs: The group held against every other; default the best.
-        at_epoch: Compare at this epoch from the per-epoch histories.
+        at: Compare at an equal budget: ``("epoch", N)``, ``("flops", F)`` or ``("time", SECONDS)``.
         filter_string: An MLflow search expression narrowing the runs.
         uri: Tracking URI.
 
@@ -346,7 +348,7 @@ def compare_groups(
     runs = [r for r in find_runs(experiment, filter_string, uri) if is_training_run(r)]
     if not runs:
         raise TrackingError("no runs match; train some with `zoo run FILE` or `zoo train MODEL`")
-    comparison = compare_run_groups(runs, group_by, metric, vs, at_epoch, uri)
+    comparison = compare_run_groups(runs, group_by, metric, vs, at, uri)
     groups = pd.DataFrame(
         [{"group": g, "mark": comparison.marks.get(g, ""), **asdict(s)} for g, s in comparison.groups.items()]
     )

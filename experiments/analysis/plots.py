@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from experiments.analysis.budgets import at_label
 from experiments.analysis.grouping import Comparison, check_group_keys, groups_of, mean_curve
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
@@ -159,7 +160,7 @@ def plot_group_runs(comparison: Comparison, path: str | Path) -> Path:
             )
     labels = [f"{g} {comparison.marks.get(g, '')}".strip() + f"\n(n={s.n})" for g, s in comparison.groups.items()]
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    where = f" at epoch {comparison.at_epoch}" if comparison.at_epoch is not None else ""
+    where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
     ax.set_ylabel(f"{comparison.metric}{where}")
     ax.set_title("grey: one run each; blue: mean and 95% CI of the mean", fontsize=9)
     ax.grid(alpha=0.3, axis="y")

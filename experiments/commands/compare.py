@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,9 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--at",
         nargs=2,
-        metavar=("epoch", "N"),
-        help="with --group-by: compare at epoch N from the per-epoch curves (an equal budget); "
-        "the metric is then a per-epoch one, val_acc by default",
+        metavar=("KIND", "AMOUNT"),
+        help="with --group-by: compare at an equal budget from the per-epoch curves: 'epoch N', "
+        "'flops F' (training FLOPs) or 'time SECONDS' (training wall time), each run at the last "
+        "epoch within it; the metric is then a per-epoch one, val_acc by default",
     )
     parser.add_argument(
         "--plot-grad-norms",
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         plots,
     )
 
-    at_epoch = _at_epoch(args.at)
+    at = _at(args.at)
     if args.expected_max and not (args.parent or args.sweep):
         raise ZooError("--expected-max reads one search's trials; add --sweep NAME or --parent RUN_ID")
     if (args.vs or args.at) and not args.group_by:
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
     if args.group_by:
-        return _grouped(args, runs, args.sort or ("val_acc" if at_epoch else sort), at_epoch)
+        return _grouped(args, runs, args.sort or ("val_acc" if at else sort), at)
     rows, columns = compare.compare_rows(runs, sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
@@ -133,22 +135,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_epoch(at: list[str] | None) -> int | None:
+def _at(at: list[str] | None) -> tuple[str, float] | None:
     if at is None:
         return None
-    what, n = at
-    if what != "epoch" or not n.isdigit() or int(n) < 1:
-        raise ZooError(f"--at {what} {n}: give --at epoch N, with N a whole number of at least 1")
-    return int(n)
+    kind, text = at
+    try:
+        amount = float(text)
+    except ValueError:
+        amount = math.nan
+    if kind == "epoch" and (not text.isdigit() or int(text) < 1):
+        raise ZooError(f"--at epoch {text}: give a whole number of epochs of at least 1")
+    if kind not in ("epoch", "flops", "time") or not math.isfinite(amount) or amount <= 0:
+        raise ZooError(
+            f"--at {kind} {text}: give --at epoch N, --at flops F or --at time SECONDS, with a positive amount"
+        )
+    return kind, amount
 
 
-def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at_epoch: int | None) -> int:
+def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str, float] | None) -> int:
     from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
         grouping,
         plots,
     )
 
-    comparison = grouping.compare_run_groups(runs, args.group_by, sort, args.vs, at_epoch, args.tracking_uri)
+    comparison = grouping.compare_run_groups(runs, args.group_by, sort, args.vs, at, args.tracking_uri)
     text = args.format in ("table", "markdown")
     if args.vs and not text:
         rows, columns = grouping.pair_rows(comparison)
