@@ -233,3 +233,21 @@ def test_expected_max_of_a_sweeps_trials(mlflow_store: str, capsys) -> None:
     assert "valid for random search only" in capsys.readouterr().out
     assert main(["compare", "--expected-max"]) == 2
     assert "--expected-max reads one search's trials; add --sweep NAME" in capsys.readouterr().err
+
+
+def test_a_random_search_logs_its_expected_maximum(mlflow_store: str) -> None:
+    import optuna  # only this test builds a study
+
+    from experiments.sweeps.report import log_expected_max
+    from experiments.tracking.runs import TrackedRun
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (0.5, 0.7, 0.6):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    client = MlflowClient(mlflow_store)
+    parent = client.create_run(client.create_experiment("random"))
+    curve = log_expected_max(TrackedRun(parent.info.run_id, mlflow_store), study, "val_acc", "maximize")
+    history = sorted(client.get_metric_history(parent.info.run_id, "expected_best_val_acc"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(n, pytest.approx(v)) for n, v in enumerate(curve, start=1)]
+    assert curve[0] == pytest.approx(0.6)
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")] == ["sweep/expected_max.png"]

@@ -167,6 +167,28 @@ def plot_group_runs(comparison: Comparison, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_expected_max(curve: Sequence[float], metric: str, path: str | Path) -> Path:
+    """Draw a random search's expected best objective against the number of trials.
+
+    Args:
+        curve: ``[E(best of 1), ..., E(best of N)]`` (`experiments.analysis.stats.expected_max`).
+        metric: The objective's name, for the axis.
+        path: Output PNG.
+
+    Returns:
+        The file written.
+    """
+    fig, axes = _figure(1)
+    ax = axes[0]
+    ax.plot(range(1, len(curve) + 1), curve, marker="o")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best {metric}")
+    ax.set_title("expected best after n trials (Dodge et al. 2019; random search only)", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def grad_norm_parts(client: MlflowClient, runs: list[Run]) -> list[str]:
     """The parts (``stem``, ``layer1``, ..., ``head``) whose gradient norms the runs logged.
 

@@ -11,7 +11,8 @@ study storage decides), so that N machines summarise one sweep once:
   ``p``, ``p_adjusted``, ``prob_a_beats_b`` (`experiments.analysis.stats`);
 - artifacts under ``sweep/``: the experiment file, ``trials.csv`` (Optuna's trials),
   ``groups.csv`` (the table ``zoo run`` prints), ``pairs.csv`` (the pairs with their
-  verdicts) and, for a search with at least two
+  verdicts), for a random search ``expected_max.png`` (with the metric
+  ``expected_best_<objective>`` by number of trials) and, for a search with at least two
   finished trials, Optuna's parameter-importance and parallel-coordinate plots;
 - the status: FINISHED when every trial completed or was pruned, FAILED when one failed.
 """
@@ -34,6 +35,8 @@ from optuna.trial import TrialState
 
 from experiments.analysis.compare import differing_params, find_runs, is_lower_better
 from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_run_groups, group_rows, pair_rows
+from experiments.analysis.plots import plot_expected_max
+from experiments.analysis.stats import expected_max
 from experiments.analysis.tables import format_table
 from experiments.config import ExperimentFile
 from experiments.sweeps import study as studies
@@ -166,6 +169,8 @@ def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
             pairs, pair_columns = pair_rows(comparison)
             parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", "sweep/pairs.csv")
     log_study_artifacts(parent, sweep.study, plots=sweep.experiment.samples)
+    if sweep.experiment.search is not None and sweep.experiment.search.sampler == "random":
+        log_expected_max(parent, sweep.study, *objective(sweep.experiment))
     parent.end("FAILED" if now["failed"] else "FINISHED")
     return True
 
@@ -239,6 +244,32 @@ def pair_metrics(comparison: Comparison) -> dict[str, float]:
             if math.isfinite(value):
                 metrics[f"vs/{label}/{name}"] = value
     return metrics
+
+
+def log_expected_max(parent: TrackedRun, study: optuna.Study, metric: str, direction: str) -> list[float]:
+    """Log a random search's expected best objective after 1..N trials on its parent run.
+
+    As the metric ``expected_best_<metric>`` (step n: n trials) and the plot
+    ``sweep/expected_max.png`` (`experiments.analysis.stats.expected_max`, Dodge et al. 2019;
+    valid for random search only, which is why only a ``sampler: random`` search logs it).
+
+    Args:
+        parent: The sweep's parent run.
+        study: The sweep's Optuna study.
+        metric: The objective's metric.
+        direction: ``maximize`` or ``minimize``.
+
+    Returns:
+        The curve logged (empty without a finished trial).
+    """
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    curve = expected_max(values, lower_is_better=direction == "minimize")
+    for n, value in enumerate(curve, start=1):
+        parent.log_metrics({f"expected_best_{metric}": value}, step=n)
+    if curve:
+        with tempfile.TemporaryDirectory() as folder:
+            parent.log_artifact(plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), "sweep")
+    return curve
 
 
 def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) -> None:
