@@ -1,9 +1,10 @@
 """Experiments: data, Lightning training, MLflow tracking, comparison and the `zoo` CLI.
 
 Example:
-    >>> from experiments import ExperimentConfig, train
+    >>> from experiments import ExperimentConfig, compare_groups, train
     >>> result = train(ExperimentConfig(model="resnet_tiny_scratch", data="digits", epochs=2))
     >>> result.run_id, result.metrics["test_acc"]
+    >>> groups, pairs = compare_groups("digits", ["model"])  # after `zoo run digits`: the verdicts
 
 The sub-packages, from the bottom layer up (each imports only those below it):
 `config` (the schema, flags, experiment files), `data` and `tracking`, then
@@ -24,6 +25,7 @@ _EXPORTS = {
     "train": "experiments.training.runner",
     "resume": "experiments.training.runner",
     "run_experiment": "experiments.sweeps.engine",
+    "compare_groups": "experiments.analysis.grouping",
 }
 
 __all__ = sorted(_EXPORTS)

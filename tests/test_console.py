@@ -63,11 +63,14 @@ def test_in_a_log_file_one_line_per_epoch_and_the_comparison(tmp_path: Path, zoo
     assert code == 0, out
     assert "\r" not in out  # no progress bar redrawn into the file
     assert not [word for word in CHATTER if word in out], out
-    assert len(EPOCH_LINE.findall(out)) == 4, out  # two runs, two epochs each
+    assert len(EPOCH_LINE.findall(out)) == 12, out  # two models x three seeds, two epochs each
     table = out[out.index("test_acc") :]
     assert "resnet_tiny_scratch" in table, out
-    assert "resnet18_scratch" in table, out
-    assert len(out.encode()) < 6000, f"{len(out.encode())} bytes:\n{out}"
+    assert "plain_tiny_scratch" in table, out
+    assert "resnet_tiny_scratch vs plain_tiny_scratch (test_acc): " in out or (
+        "plain_tiny_scratch vs resnet_tiny_scratch (test_acc): " in out
+    ), out  # it ends with a verdict
+    assert len(out.encode()) < 8000, f"{len(out.encode())} bytes:\n{out}"
 
 
 def test_verbose_brings_the_libraries_lines_back(tmp_path: Path, zoo_cache_dir: Path) -> None:
@@ -77,7 +80,7 @@ def test_verbose_brings_the_libraries_lines_back(tmp_path: Path, zoo_cache_dir: 
     assert code == 0, out
     assert "INFO" in out
     assert "Creating initial" in out
-    assert len(EPOCH_LINE.findall(out)) == 4
+    assert len(EPOCH_LINE.findall(out)) == 12
 
 
 def test_in_a_terminal_lightnings_progress_bar(tmp_path: Path, zoo_cache_dir: Path) -> None:
@@ -113,4 +116,6 @@ def test_in_a_terminal_lightnings_progress_bar(tmp_path: Path, zoo_cache_dir: Pa
     assert re.search(r"Epoch [01]", out), out  # Lightning's bar, redrawn in place
     assert not EPOCH_LINE.search(out.replace("\r\n", "\n"))  # the epoch lines are for files only
     assert not [word for word in CHATTER if word in out], out
-    assert "resnet18_scratch" in out[out.rindex("test_acc") :]
+    table = out[out.index("best  run") :]
+    assert "plain_tiny_scratch" in table, out
+    assert "_tiny_scratch (test_acc): " in table, out  # the verdict line, last

@@ -70,7 +70,17 @@ FUZZ = settings(
 )
 
 COMMAND_FLAGS = {
-    "compare": ["--experiment", "--sort", "--filter", "--format", "--group-by", "--plot", "--plot-grad-norms"],
+    "compare": [
+        "--experiment",
+        "--sort",
+        "--filter",
+        "--format",
+        "--group-by",
+        "--vs",
+        "--at",
+        "--plot",
+        "--plot-grad-norms",
+    ],
     "runs": ["--older-than", "--experiment", "--format"],
     "eval": ["--data", "--limit-per-class", "--batch-size", "--accelerator", "--experiment", "--format"],
     "register": ["--name", "--alias"],

@@ -20,6 +20,7 @@ from experiments.cli import main
 from experiments.config import field_names
 from experiments.config.schema import is_plumbing
 from experiments.tracking import readback
+from registry.info import count_flops
 
 LONG_NOTE = "a note longer than Lightning's 250-character cut " * 10
 CONFIG = {
@@ -119,6 +120,14 @@ def test_summary_metrics_match_the_curves(runs) -> None:
     assert metrics["test_loss"] > 0
     assert metrics["train_time_s"] > 0
     assert metrics["images_per_sec"] > 0
+    params = client.get_run(first.run_id).data.params
+    train_size = int(params["data.num_train"])
+    assert metrics["images_seen"] == 2 * train_size  # the budget a comparison checks
+    assert metrics["optimizer_steps"] == 2 * -(-train_size // 32)
+    with torch.device("meta"):
+        model = registry.create_model("resnet_tiny_scratch", num_classes=int(params["data.num_classes"]))
+    side = int(params["image_size"])
+    assert metrics["train_flops"] == 3 * metrics["images_seen"] * count_flops(model, (3, side, side))
     for key, value in first.metrics.items():
         assert metrics[key] == pytest.approx(value)
 

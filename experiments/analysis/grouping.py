@@ -1,23 +1,32 @@
-"""Runs grouped by params: mean, standard deviation and count of the summary metrics.
+"""Runs grouped by params: each group's figures, and the groups compared pair by pair with a verdict.
 
 ``zoo compare --group-by model`` (any param, or several) puts the runs that share
-those param values into one row. Statistics are over the runs' MLflow metrics:
-the mean and the sample standard deviation (``ddof=1``, as pandas' ``std``;
-empty for a group of one run). `experiments.analysis.plots` draws the same
-groups' mean curves.
+those param values into one row: the count, the mean, the sample standard deviation
+(``ddof=1``, as pandas' ``std``; empty for one run) and the 95% interval of the mean
+of each summary metric. `compare_run_groups` then holds the best group (or ``--vs``)
+against each other on one metric with `experiments.analysis.stats`, withholding a
+verdict where the budgets differ (`experiments.analysis.budgets`); the best group is
+marked ``*`` only when its lead over every other is significant. `compare_groups` gives
+the same figures as pandas DataFrames. `experiments.analysis.plots` draws the groups'
+mean curves with the same intervals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import statistics
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import pandas as pd
 from mlflow.entities import Run
 
-from experiments.analysis.compare import is_lower_better
+from experiments.analysis.budgets import at_label, budget_difference, values_at
+from experiments.analysis.compare import find_runs, is_lower_better, is_training_run
+from experiments.analysis.stats import GroupStats, PairStats, compare_table, describe
 from experiments.tracking.errors import TrackingError
+from experiments.tracking.store import get_client
 
 GROUP_METRICS = ("best_val_acc", "test_acc", "test_loss", "epochs", "train_time_s")
 """Summary metrics averaged per group, in column order."""
@@ -56,21 +65,6 @@ def check_group_keys(runs: list[Run], keys: Sequence[str]) -> list[str]:
     return out
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (``None`` where undefined).
-
-    Args:
-        values: The numbers; ``None`` (a run without the metric) and NaN are left out.
-
-    Returns:
-        ``(mean, std)``; std is ``None`` for fewer than two values.
-    """
-    numbers = [v for v in values if v is not None and not math.isnan(v)]
-    if not numbers:
-        return None, None
-    return statistics.fmean(numbers), (statistics.stdev(numbers) if len(numbers) > 1 else None)
-
-
 def groups_of(runs: list[Run], keys: Sequence[str]) -> dict[tuple[str, ...], list[Run]]:
     """Runs bucketed by their values of the params ``keys``, in first-seen order.
 
@@ -87,52 +81,295 @@ def groups_of(runs: list[Run], keys: Sequence[str]) -> dict[tuple[str, ...], lis
     return groups
 
 
-def group_rows(
-    runs: list[Run], keys: Sequence[str], metrics: Sequence[str] = GROUP_METRICS, sort: str = "test_acc"
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per group: its param values, run count, and mean/std of each metric.
+def group_label(keys: Sequence[str], values: tuple[str, ...]) -> str:
+    """A group's name in tables and verdicts.
+
+    Args:
+        keys: The params grouped by.
+        values: The group's values of them.
+
+    Returns:
+        The value alone for one key (``resnet50_scratch``), else ``key=value, ...``.
+    """
+    if len(keys) == 1:
+        return values[0]
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+
+
+@dataclass
+class Comparison:
+    """Groups of runs compared on one metric: each group's figures, the pairs, the marks.
+
+    Attributes:
+        metric: The metric compared.
+        lower_is_better: Whether a smaller value is better.
+        at: The equal budget compared at (``("epoch", 2)``, ``("flops", 1e12)``, ``("time", 60)``),
+            or None for the runs' final figures.
+        groups: ``{group: GroupStats}``, best mean first.
+        pairs: The pairs of the table, Holm-adjusted together.
+        marks: ``{group: mark}``: ``*`` for the best when its lead over every other group is
+            significant, ``=`` for the groups tied for best, ``?`` where a verdict with the best
+            was withheld (one run, unequal budgets).
+        values: ``{group: one value per run}`` (``None`` or NaN where a run has none).
+    """
+
+    metric: str
+    lower_is_better: bool
+    at: tuple[str, float] | None
+    groups: dict[str, GroupStats]
+    pairs: list[PairStats]
+    marks: dict[str, str]
+    values: dict[str, list[float | None]]
+
+
+def compare_run_groups(
+    runs: list[Run],
+    keys: Sequence[str],
+    metric: str = "test_acc",
+    vs: str | None = None,
+    at: tuple[str, float] | None = None,
+    uri: str | None = None,
+) -> Comparison:
+    """Compare groups of runs on one metric: the best group (or ``vs``) against each other.
 
     Args:
         runs: The runs (training runs; see `experiments.analysis.compare.is_training_run`).
         keys: Params to group by.
-        metrics: Summary metrics to average.
-        sort: Metric whose mean ranks the groups (losses and times ascending).
+        metric: The metric; at an epoch, a per-epoch one (``val_acc``).
+        vs: The group to hold against every other; default the best by mean.
+        at: Compare at an equal budget from the per-epoch histories
+            (`experiments.analysis.budgets.values_at`).
+        uri: Tracking URI (read for the histories).
 
     Returns:
-        ``(rows, columns)``: columns are the keys, ``runs``, then ``METRIC mean`` and
-        ``METRIC std`` for each metric; the best group is marked ``*``.
+        The `Comparison`.
+
+    Raises:
+        TrackingError: No run has the metric, or ``vs`` names no group (the message lists them).
+    """
+    keys = check_group_keys(runs, keys)
+    members = {group_label(keys, v): m for v, m in groups_of(runs, keys).items()}
+    if at is not None:
+        client = get_client(uri)
+        values = {g: values_at(client, m, metric, at) for g, m in members.items()}
+    else:
+        values = {g: [r.data.metrics.get(metric) for r in m] for g, m in members.items()}
+    if all(v is None for vals in values.values() for v in vals):
+        known = sorted({k for r in runs for k in r.data.metrics})
+        where = f" at {at_label(at)}" if at is not None else ""
+        raise TrackingError(f"no run has the metric '{metric}'{where}; metrics: {', '.join(known) or 'none'}")
+    lower = is_lower_better(metric)
+    described = {g: describe(v) for g, v in values.items()}
+    order = sorted(described, key=lambda g: _rank_key(described[g].mean, lower))
+    if vs is not None and vs not in members:
+        raise TrackingError(f"--vs {vs}: no such group; groups: {', '.join(order)}")
+    seeds = {g: [r.data.params.get("seed") for r in m] for g, m in members.items()}
+
+    def table(anchor: str) -> list[PairStats]:
+        pairs = [(anchor, other) for other in order if other != anchor]
+        budgets = {(a, b): budget_difference(members[a], members[b], at) for a, b in pairs}
+        return compare_table(values, pairs, lower, seeds, budgets)
+
+    best_table = table(order[0])
+    pairs = best_table if vs in (None, order[0]) else table(vs)
+    marks = best_marks(order[0], described[order[0]].n, best_table)
+    ordered = {g: described[g] for g in order}
+    return Comparison(metric, lower, at, ordered, pairs, marks, {g: values[g] for g in order})
+
+
+def _rank_key(mean: float, lower_is_better: bool) -> tuple[bool, float]:
+    return (math.isnan(mean), mean if lower_is_better else -mean)
+
+
+def best_marks(best: str, best_runs: int, pairs: Sequence[PairStats]) -> dict[str, str]:
+    """Marks for the group table from the best group's pairs with every other.
+
+    Args:
+        best: The group with the best mean.
+        best_runs: Its runs with a value (none: nothing is marked).
+        pairs: The best group against each other group.
+
+    Returns:
+        ``{best: "*"}`` when every lead is significant; otherwise ``=`` for the best and every
+        group not told apart from it, ``?`` for the groups whose verdict was withheld.
+    """
+    if not pairs or best_runs == 0:
+        return {}
+    if all(p.outcome == "better" for p in pairs):
+        return {best: "*"}
+    marks = {best: "="}
+    for pair in pairs:
+        if pair.outcome == "no difference":
+            marks[pair.b] = "="
+        elif pair.outcome in ("cannot tell", "confounded"):
+            marks[pair.b] = "?"
+    return marks
+
+
+MARKS_LEGEND = (
+    "* best: its lead over every other group is significant; = tied for best (no detectable difference); "
+    "? cannot tell or confounded"
+)
+"""What the group table's marks mean, printed under it."""
+
+
+def group_rows(
+    runs: list[Run],
+    keys: Sequence[str],
+    metrics: Sequence[str] = GROUP_METRICS,
+    sort: str = "test_acc",
+    ci_as_text: bool = False,
+    comparison: Comparison | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per group: its param values, run count, and mean, std and 95% interval of each metric.
+
+    Args:
+        runs: The runs (training runs; see `experiments.analysis.compare.is_training_run`).
+        keys: Params to group by.
+        metrics: Summary metrics to describe.
+        sort: Metric whose mean ranks the groups (losses and times ascending) and whose
+            verdicts mark them.
+        ci_as_text: One ``METRIC 95% CI`` column of text (for a terminal) instead of
+            ``METRIC ci_low`` and ``METRIC ci_high`` numbers.
+        comparison: The groups' `Comparison` on ``sort``, if already made.
+
+    Returns:
+        ``(rows, columns)``: columns are the mark, the keys, ``runs``, then ``METRIC mean``,
+        ``METRIC std`` and the interval for each metric; marks as `best_marks` gives them.
     """
     keys = check_group_keys(runs, keys)
     metrics = [*metrics, *([sort] if sort not in metrics else [])]
+    if comparison is None:
+        with contextlib.suppress(TrackingError):  # no run has ``sort``: the groups go unmarked
+            comparison = compare_run_groups(runs, keys, sort)
+    marks = comparison.marks if comparison else {}
     rows = []
     for values, members in groups_of(runs, keys).items():
-        row: dict[str, Any] = {"best": "", **dict(zip(keys, values, strict=True)), "runs": len(members)}
+        label = group_label(keys, values)
+        row: dict[str, Any] = {"best": marks.get(label, ""), **dict(zip(keys, values, strict=True))}
+        row["runs"] = len(members)
         for metric in metrics:
-            row[f"{metric} mean"], row[f"{metric} std"] = mean_std([r.data.metrics.get(metric) for r in members])
+            group = describe([r.data.metrics.get(metric) for r in members])
+            row[f"{metric} mean"] = None if math.isnan(group.mean) else group.mean
+            row[f"{metric} std"] = None if math.isnan(group.std) else group.std
+            low, high = (None, None) if math.isnan(group.ci_low) else (group.ci_low, group.ci_high)
+            row[f"{metric} ci_low"], row[f"{metric} ci_high"] = low, high
+            row[f"{metric} 95% CI"] = "" if low is None else f"{low:.4g}..{high:.4g}"
         rows.append(row)
-    ranked = [r for r in rows if r.get(f"{sort} mean") is not None]
-    ranked.sort(key=lambda r: r[f"{sort} mean"], reverse=not is_lower_better(sort))
-    rows = ranked + [r for r in rows if r not in ranked]
-    if ranked:
-        rows[0]["best"] = "*"
-    columns = ["best", *keys, "runs"] + [f"{m} {s}" for m in metrics for s in ("mean", "std")]
+    lower = is_lower_better(sort)
+    rows.sort(key=lambda r: _rank_key(math.nan if r[f"{sort} mean"] is None else r[f"{sort} mean"], lower))
+    interval = ("95% CI",) if ci_as_text else ("ci_low", "ci_high")
+    columns = ["best", *keys, "runs"] + [f"{m} {s}" for m in metrics for s in ("mean", "std", *interval)]
     return rows, columns
 
 
-def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
-    """The mean and standard deviation of several curves, step by step.
+def pair_rows(comparison: Comparison, ci_as_text: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """The pairwise table: one row per pair, the figures a verdict rests on.
+
+    Args:
+        comparison: From `compare_run_groups`.
+        ci_as_text: Intervals as one text column each (for a terminal).
+
+    Returns:
+        ``(rows, columns)``; the Holm, paired and bootstrap columns only where they apply.
+    """
+    rows = []
+    for pair in comparison.pairs:
+        row: dict[str, Any] = {k: v for k, v in asdict(pair).items() if k != "notes"}
+        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        row["diff 95% CI"] = _interval(pair.ci_low, pair.ci_high)
+        row["bootstrap 95% CI"] = _interval(pair.boot_low, pair.boot_high)
+        rows.append(row)
+    columns = ["a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff"]
+    columns += ["diff 95% CI"] if ci_as_text else ["ci_low", "ci_high"]
+    columns += ["df", "p"]
+    if len(comparison.pairs) > 1:
+        columns.append("p_adjusted")
+    columns.append("prob_a_beats_b")
+    if any(p.paired_n for p in comparison.pairs):
+        columns += ["paired_n", "paired_diff", "paired_p"]
+    if any(not math.isnan(p.boot_low) for p in comparison.pairs):
+        columns += ["bootstrap 95% CI"] if ci_as_text else ["boot_low", "boot_high"]
+    return rows, [*columns, "outcome"] if ci_as_text else [*columns, "outcome", "verdict"]
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f"{low:.4g}..{high:.4g}"
+
+
+def verdict_lines(comparison: Comparison) -> list[str]:
+    """One line per pair (``A vs B: verdict``), then the notes.
+
+    Args:
+        comparison: From `compare_run_groups`.
+
+    Returns:
+        Lines to print.
+    """
+    where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
+    lines = []
+    for pair in comparison.pairs:
+        lines.append(f"{pair.a} vs {pair.b} ({comparison.metric}{where}): {pair.verdict}")
+        lines += [f"  note: {note}" for note in pair.notes]
+    if len(comparison.pairs) > 1:
+        lines.append(f"  p-values Holm-adjusted over the {len(comparison.pairs)} pairs")
+    return lines
+
+
+def compare_groups(
+    experiment: str | None,
+    group_by: Sequence[str],
+    metric: str = "test_acc",
+    vs: str | None = None,
+    at: tuple[str, float] | None = None,
+    filter_string: str = "",
+    uri: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparison as pandas DataFrames: one row per group, one row per pair with its verdict.
+
+    Example:
+        >>> from experiments.analysis.grouping import compare_groups
+        >>> groups, pairs = compare_groups("depth", ["model"], metric="test_acc")
+        >>> pairs[["a", "b", "diff", "ci_low", "ci_high", "p", "verdict"]]
+
+    Args:
+        experiment: MLflow experiment name (None: every experiment).
+        group_by: Params to group by.
+        metric: The metric compared (a per-epoch one, such as ``val_acc``, with ``at``).
+        vs: The group held against every other; default the best.
+        at: Compare at an equal budget: ``("epoch", N)``, ``("flops", F)`` or ``("time", SECONDS)``.
+        filter_string: An MLflow search expression narrowing the runs.
+        uri: Tracking URI.
+
+    Returns:
+        ``(groups, pairs)``: groups has ``group``, ``mark``, ``n``, ``n_nan``, ``mean``, ``std``,
+        ``ci_low``, ``ci_high``; pairs has every field of `experiments.analysis.stats.PairStats`.
+    """
+    runs = [r for r in find_runs(experiment, filter_string, uri) if is_training_run(r)]
+    if not runs:
+        raise TrackingError("no runs match; train some with `zoo run FILE` or `zoo train MODEL`")
+    comparison = compare_run_groups(runs, group_by, metric, vs, at, uri)
+    groups = pd.DataFrame(
+        [{"group": g, "mark": comparison.marks.get(g, ""), **asdict(s)} for g, s in comparison.groups.items()]
+    )
+    return groups, pd.DataFrame([asdict(p) for p in comparison.pairs])
+
+
+def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """The mean of several curves and its 95% interval (Student's t), step by step.
 
     Args:
         histories: ``{step: value}`` per run.
 
     Returns:
-        ``(steps, means, stds)``; at a step only some runs reached, over those runs (std 0 for one).
+        ``(steps, means, lows, highs)``; at a step only some runs reached, over those runs
+        (the interval is the mean itself where one run got there).
     """
     steps = sorted({s for h in histories for s in h})
-    means, stds = [], []
+    means, lows, highs = [], [], []
     for step in steps:
-        values = [h[step] for h in histories if step in h]
-        mean, std = mean_std(values)
-        means.append(mean if mean is not None else float("nan"))
-        stds.append(std or 0.0)
-    return steps, means, stds
+        group = describe([h[step] for h in histories if step in h])
+        means.append(group.mean)
+        lows.append(group.mean if math.isnan(group.ci_low) else group.ci_low)
+        highs.append(group.mean if math.isnan(group.ci_high) else group.ci_high)
+    return steps, means, lows, highs

@@ -1,4 +1,4 @@
-"""Plots of runs from the store: epoch curves, group means with a band, per-stage gradient norms.
+"""Plots of runs from the store: epoch curves, group means with their 95% interval, runs as dots, gradient norms.
 
 Each figure is a matplotlib `Figure` drawn without pyplot (no screen, no global
 state, nothing to close) and saved as a PNG; the numbers come from MLflow's
@@ -7,6 +7,7 @@ metric histories.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,14 @@ from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from experiments.analysis.grouping import check_group_keys, groups_of, mean_curve
+from experiments.analysis.budgets import at_label
+from experiments.analysis.grouping import Comparison, check_group_keys, groups_of, mean_curve
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.store import get_client
+
+BAND_LEGEND = "line: mean; band: 95% CI of the mean"
+"""What a group's band shows, as its legend says (not one standard deviation, not min to max)."""
 
 
 def plot_curves(
@@ -91,7 +96,7 @@ def plot_group_curves(
     metrics: Sequence[str] = ("train_acc", "val_acc", "train_loss_epoch", "val_loss"),
     uri: str | None = None,
 ) -> Path:
-    """Draw each group's mean epoch curve with a band of one standard deviation.
+    """Draw each group's mean epoch curve with a band: the 95% interval of the mean (Student's t).
 
     Args:
         runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
@@ -109,24 +114,78 @@ def plot_group_curves(
     for values, members in groups_of(runs, keys).items():
         label = _label(keys, values, len(members))
         for ax, metric in zip(axes, metrics, strict=True):
-            steps, means, stds = mean_curve(_histories(client, members, metric))
+            steps, means, lows, highs = mean_curve(_histories(client, members, metric))
             if not steps:
                 continue
             x = steps  # epoch curves count epochs from 1, as the summary does
             (line,) = ax.plot(x, means, marker="o", label=label)
-            ax.fill_between(
-                x,
-                [m - s for m, s in zip(means, stds, strict=True)],
-                [m + s for m, s in zip(means, stds, strict=True)],
-                color=line.get_color(),
-                alpha=0.2,
-            )
+            ax.fill_between(x, lows, highs, color=line.get_color(), alpha=0.2)
     for ax, metric in zip(axes, metrics, strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{metric} (mean ± std)")
+        ax.set_ylabel(f"{metric} (mean, 95% CI)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    legend_ax = next((ax for ax in axes if ax.lines), axes[0])  # a panel with curves (not every run logs all)
+    legend_ax.legend(fontsize=8, title=BAND_LEGEND, title_fontsize=7)
+    return _save(fig, path)
+
+
+def plot_group_runs(comparison: Comparison, path: str | Path) -> Path:
+    """Draw every run as a dot (one per seed) beside its group's mean and 95% interval.
+
+    Args:
+        comparison: From `experiments.analysis.grouping.compare_run_groups`: its groups, best
+            first, their runs' values and marks.
+        path: Output PNG.
+
+    Returns:
+        The file written.
+    """
+    fig, axes = _figure(1, width=max(4.0, 1.2 * len(comparison.groups) + 2))
+    ax = axes[0]
+    for x, (group, stats) in enumerate(comparison.groups.items()):
+        values = [v for v in comparison.values[group] if v is not None and not math.isnan(v)]
+        offsets = [(i - (len(values) - 1) / 2) * 0.06 for i in range(len(values))]  # side by side, not on top
+        ax.scatter([x - 0.15 + o for o in offsets], values, s=18, color="0.35", zorder=3)
+        if stats.n:
+            low, high = (stats.mean, stats.mean) if math.isnan(stats.ci_low) else (stats.ci_low, stats.ci_high)
+            ax.errorbar(
+                x + 0.15,
+                stats.mean,
+                yerr=[[stats.mean - low], [high - stats.mean]],
+                fmt="o",
+                color="C0",
+                capsize=4,
+                zorder=3,
+            )
+    labels = [f"{g} {comparison.marks.get(g, '')}".strip() + f"\n(n={s.n})" for g, s in comparison.groups.items()]
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
+    ax.set_ylabel(f"{comparison.metric}{where}")
+    ax.set_title("grey: one run each; blue: mean and 95% CI of the mean", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_expected_max(curve: Sequence[float], metric: str, path: str | Path) -> Path:
+    """Draw a random search's expected best objective against the number of trials.
+
+    Args:
+        curve: ``[E(best of 1), ..., E(best of N)]`` (`experiments.analysis.stats.expected_max`).
+        metric: The objective's name, for the axis.
+        path: Output PNG.
+
+    Returns:
+        The file written.
+    """
+    fig, axes = _figure(1)
+    ax = axes[0]
+    ax.plot(range(1, len(curve) + 1), curve, marker="o")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best {metric}")
+    ax.set_title("expected best after n trials (Dodge et al. 2019; random search only)", fontsize=9)
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
@@ -153,7 +212,7 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     Args:
         runs: The runs (trained with ``--log-grad-norms``).
         path: Output PNG.
-        keys: Params to group by; each group's mean (log scale) with a band. Empty: one line per run.
+        keys: Params to group by; each group's mean (log scale) with its 95% interval. Empty: one line per run.
         uri: Tracking URI.
 
     Returns:
@@ -172,20 +231,18 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     for values, members in series.items():
         label = _label(keys, values, len(members)) if keys else values[0]
         for ax, part in zip(axes, parts, strict=True):
-            steps, means, stds = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
+            steps, means, lows, highs = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
             if not steps:
                 continue
             (line,) = ax.plot(steps, means, label=label, linewidth=1.2)
-            if keys:
-                lower = [max(m - s, m * 1e-3) for m, s in zip(means, stds, strict=True)]
-                ax.fill_between(
-                    steps, lower, [m + s for m, s in zip(means, stds, strict=True)], color=line.get_color(), alpha=0.2
-                )
+            if keys:  # the interval's lower end kept above zero: the axis is logarithmic
+                lower = [max(low, m * 1e-3) for low, m in zip(lows, means, strict=True)]
+                ax.fill_between(steps, lower, highs, color=line.get_color(), alpha=0.2)
     for ax, part in zip(axes, parts, strict=True):
         ax.set_yscale("log")
         ax.set_title(part)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("gradient L2 norm")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, title=BAND_LEGEND if keys else None, title_fontsize=6)
     return _save(fig, path)

@@ -1,11 +1,18 @@
-"""`zoo compare [--experiment NAME]`: runs side by side, figures from MLflow."""
+"""`zoo compare [--experiment NAME]`: runs side by side, figures from MLflow; with --group-by, verdicts."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import add_tracking_uri_argument
+from registry.errors import ZooError
+
+if TYPE_CHECKING:  # for the annotation only: the CLI's parser loads without MLflow
+    from mlflow.entities import Run
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sweep.add_argument("--parent", metavar="RUN_ID", help="one sweep's trials, best first (its parent run's id)")
     sweep.add_argument("--sweep", metavar="NAME", help="one sweep's trials, best first (the sweep's name)")
     parser.add_argument(
+        "--expected-max",
+        action="store_true",
+        help="with --sweep/--parent: the expected best objective after 1..N trials (Dodge et al., "
+        "EMNLP 2019; valid for random search only)",
+    )
+    parser.add_argument(
         "--filter",
         metavar="EXPR",
         default="",
@@ -38,8 +51,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--group-by",
         metavar="PARAM",
         action="append",
-        help="one row per value of a param (repeatable): mean, std and count of the summary metrics; "
-        "--plot then draws each group's mean curve with a band",
+        help="one row per value of a param (repeatable): count, mean, std and 95%% CI of the summary "
+        "metrics, then the best group against each other with a verdict (on --sort's metric); "
+        "--plot then draws each group's mean curve with its 95%% CI, and every run as a dot beside its "
+        "group's mean and 95%% CI (FILE-runs.png)",
+    )
+    parser.add_argument(
+        "--vs",
+        metavar="GROUP",
+        help="with --group-by: hold this group against every other (default: the best); with "
+        "--format csv/json, print the pairs instead of the groups",
+    )
+    parser.add_argument(
+        "--at",
+        nargs=2,
+        metavar=("KIND", "AMOUNT"),
+        help="with --group-by: compare at an equal budget from the per-epoch curves: 'epoch N', "
+        "'flops F' (training FLOPs) or 'time SECONDS' (training wall time), each run at the last "
+        "epoch within it; the metric is then a per-epoch one, val_acc by default",
     )
     parser.add_argument(
         "--plot-grad-norms",
@@ -61,19 +90,28 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         0, or 1 when no run matches.
+
+    Raises:
+        ZooError: ``--vs`` or ``--at`` without ``--group-by``, or a bad ``--at`` (exit code 2).
     """
     from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
         compare,
-        grouping,
         plots,
     )
 
+    at = _at(args.at)
+    if args.expected_max and not (args.parent or args.sweep):
+        raise ZooError("--expected-max reads one search's trials; add --sweep NAME or --parent RUN_ID")
+    if (args.vs or args.at) and not args.group_by:
+        raise ZooError(f"{'--vs' if args.vs else '--at'} compares groups; add --group-by PARAM (such as model)")
     sort = args.sort or "test_acc"
     if args.parent or args.sweep:
         parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
         runs, objective = compare.sweep_trials(parent, args.tracking_uri)
         sort = args.sort or objective
         print(f"sweep '{parent.info.run_name}' (parent run {parent.info.run_id}): {len(runs)} trials, ranked by {sort}")
+        if args.expected_max:
+            return _expected_max(parent, runs, sort, args.format)
     else:
         runs = compare.find_runs(args.experiment, args.filter, args.tracking_uri)
     if not args.all_runs:
@@ -82,15 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
     if args.group_by:
-        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort)
-        print(format_table(rows, columns, args.format))
-        if args.plot:
-            written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
-            print(f"group curves written to {written}")
-        if args.plot_grad_norms:
-            out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
-            print(f"gradient norms written to {out}")
-        return 0
+        return _grouped(args, runs, args.sort or ("val_acc" if at else sort), at)
     rows, columns = compare.compare_rows(runs, sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
@@ -102,4 +132,74 @@ def run(args: argparse.Namespace) -> int:
         print(f"curves written to {plots.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
     if args.plot_grad_norms:
         print(f"gradient norms written to {plots.plot_grad_norms(runs, args.plot_grad_norms, uri=args.tracking_uri)}")
+    return 0
+
+
+def _at(at: list[str] | None) -> tuple[str, float] | None:
+    if at is None:
+        return None
+    kind, text = at
+    try:
+        amount = float(text)
+    except ValueError:
+        amount = math.nan
+    if kind == "epoch" and (not text.isdigit() or int(text) < 1):
+        raise ZooError(f"--at epoch {text}: give a whole number of epochs of at least 1")
+    if kind not in ("epoch", "flops", "time") or not math.isfinite(amount) or amount <= 0:
+        raise ZooError(
+            f"--at {kind} {text}: give --at epoch N, --at flops F or --at time SECONDS, with a positive amount"
+        )
+    return kind, amount
+
+
+def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str, float] | None) -> int:
+    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
+        grouping,
+        plots,
+    )
+
+    comparison = grouping.compare_run_groups(runs, args.group_by, sort, args.vs, at, args.tracking_uri)
+    text = args.format in ("table", "markdown")
+    if args.vs and not text:
+        rows, columns = grouping.pair_rows(comparison)
+        print(format_table(rows, columns, args.format))
+    else:
+        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort, ci_as_text=text, comparison=comparison)
+        print(format_table(rows, columns, args.format))
+    if text and comparison.pairs:
+        print(f"\n{grouping.MARKS_LEGEND}\n")
+        rows, columns = grouping.pair_rows(comparison, ci_as_text=True)
+        print(format_table(rows, columns, args.format))
+        print("\n" + "\n".join(grouping.verdict_lines(comparison)))
+    if args.plot:
+        written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
+        print(f"group curves written to {written}")
+        dots = Path(args.plot).with_name(f"{Path(args.plot).stem}-runs{Path(args.plot).suffix or '.png'}")
+        print(f"runs of each group ({sort}) written to {plots.plot_group_runs(comparison, dots)}")
+    if args.plot_grad_norms:
+        out = plots.plot_grad_norms(runs, args.plot_grad_norms, args.group_by, uri=args.tracking_uri)
+        print(f"gradient norms written to {out}")
+    return 0
+
+
+def _expected_max(parent: Run, runs: list[Run], metric: str, fmt: str) -> int:
+    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
+        compare,
+        stats,
+    )
+
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    curve = stats.expected_max([r.data.metrics.get(metric) for r in finished], compare.is_lower_better(metric))
+    if not curve:
+        raise ZooError(f"no finished trial of sweep '{parent.info.run_name}' has the metric '{metric}'")
+    best = "min" if compare.is_lower_better(metric) else "max"
+    column = f"expected {best} {metric}"
+    print(format_table([{"trials": n, column: v} for n, v in enumerate(curve, start=1)], ["trials", column], fmt))
+    sampler = parent.data.params.get("sweep.sampler", "none")
+    if fmt in ("table", "markdown"):
+        print(
+            f"\nexpected best of n trials drawn from the {len(curve)} finished ones (Dodge et al., Show Your "
+            f"Work, EMNLP 2019): valid for random search only"
+            + ("" if sampler == "random" else f"; this sweep's sampler is {sampler}: read it as indicative")
+        )
     return 0

@@ -149,15 +149,21 @@ def run(args: argparse.Namespace) -> int:
             rows, cols = compare.compare_rows(runs)
             print(format_table(rows, cols))
             if sweep.parent_run_id and not experiment.samples:
-                print(f"\nparent run {sweep.parent_run_id}; mean and std over seeds:")
-                rows, cols = grouping.group_rows(runs, report.group_keys(runs))
+                print(f"\nparent run {sweep.parent_run_id}; mean, std and 95% CI over seeds:")
+                comparison = report.sweep_comparison(runs)
+                rows, cols = grouping.group_rows(runs, report.group_keys(runs), ci_as_text=True, comparison=comparison)
                 print(format_table(rows, cols))
+                if comparison is not None and comparison.pairs:
+                    print(f"\n{grouping.MARKS_LEGEND}\n")
+                    print(format_table(*grouping.pair_rows(comparison, ci_as_text=True)))
+                    print("\n" + "\n".join(grouping.verdict_lines(comparison)))
     if experiment.samples or uri is None:
         rows, cols = report.sweep_rows(sweep, uri)
         print(f"\nsweep '{sweep.name}': trials, best first:")
         print(format_table(rows, cols))
     best = report.best_trial(sweep.study)
-    if best is not None and experiment.is_sweep:
+    seeded_groups = bool(experiment.seeds) and not experiment.samples  # the verdicts above say which is best
+    if best is not None and experiment.is_sweep and not seeded_groups:
         metric, _ = report.objective(experiment)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         print(

@@ -6,9 +6,13 @@ study storage decides), so that N machines summarise one sweep once:
 - params ``best.trial`` and ``best.<field>`` (the best trial's sampled values), and
   the metric ``best_<objective>``;
 - per group of children (the params that differ, seeds aside): ``<metric>_mean/<group>``,
-  ``<metric>_std/<group>`` and ``runs/<group>`` for the summary metrics;
+  ``<metric>_std/<group>`` and ``runs/<group>`` for the summary metrics, and the best
+  group against each other on ``test_acc``: ``vs/<group>/diff``, ``ci_low``, ``ci_high``,
+  ``p``, ``p_adjusted``, ``prob_a_beats_b`` (`experiments.analysis.stats`);
 - artifacts under ``sweep/``: the experiment file, ``trials.csv`` (Optuna's trials),
-  ``groups.csv`` (the table ``zoo run`` prints) and, for a search with at least two
+  ``groups.csv`` (the table ``zoo run`` prints), ``pairs.csv`` (the pairs with their
+  verdicts), for a random search ``expected_max.png`` (with the metric
+  ``expected_best_<objective>`` by number of trials) and, for a search with at least two
   finished trials, Optuna's parameter-importance and parallel-coordinate plots;
 - the status: FINISHED when every trial completed or was pruned, FAILED when one failed.
 """
@@ -30,10 +34,13 @@ from mlflow.entities import Run
 from optuna.trial import TrialState
 
 from experiments.analysis.compare import differing_params, find_runs, is_lower_better
-from experiments.analysis.grouping import GROUP_METRICS, group_rows
+from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_run_groups, group_rows, pair_rows
+from experiments.analysis.plots import plot_expected_max
+from experiments.analysis.stats import expected_max
 from experiments.analysis.tables import format_table
 from experiments.config import ExperimentFile
 from experiments.sweeps import study as studies
+from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import PARENT_TAG
 from experiments.tracking.runs import TrackedRun
 
@@ -154,10 +161,17 @@ def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
         {"sweep.complete": now["complete"], "sweep.pruned": now["pruned"], "sweep.failed": now["failed"]}
     )
     if runs and not sweep.experiment.samples:  # seeds and grids form groups; every sampled trial is its own
-        rows, columns = group_rows(runs, group_keys(runs))
+        comparison = sweep_comparison(runs)
+        rows, columns = group_rows(runs, group_keys(runs), comparison=comparison)
         parent.log_metrics(group_metrics(rows, group_keys(runs)))
         parent.log_text(format_table(rows, columns, "csv") + "\n", "sweep/groups.csv")
+        if comparison is not None and comparison.pairs:
+            parent.log_metrics(pair_metrics(comparison))
+            pairs, pair_columns = pair_rows(comparison)
+            parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", "sweep/pairs.csv")
     log_study_artifacts(parent, sweep.study, plots=sweep.experiment.samples)
+    if sweep.experiment.search is not None and sweep.experiment.search.sampler == "random":
+        log_expected_max(parent, sweep.study, *objective(sweep.experiment))
     parent.end("FAILED" if now["failed"] else "FINISHED")
     return True
 
@@ -196,6 +210,67 @@ def group_metrics(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, floa
                 if value is not None and not math.isnan(value):
                     metrics[f"{name}_{stat}/{label}"] = float(value)
     return metrics
+
+
+def sweep_comparison(runs: list[Run], metric: str = "test_acc") -> Comparison | None:
+    """The sweep's groups compared on ``metric``: the best against each other, with verdicts.
+
+    Args:
+        runs: The sweep's finished children.
+        metric: The metric compared.
+
+    Returns:
+        The `experiments.analysis.grouping.Comparison`, or None when no child has the metric.
+    """
+    try:
+        return compare_run_groups(runs, group_keys(runs), metric)
+    except TrackingError:
+        return None
+
+
+def pair_metrics(comparison: Comparison) -> dict[str, float]:
+    """The pairwise figures as parent metrics: ``vs/GROUP/diff``, ``.../ci_low``, ``.../p`` and so on.
+
+    Args:
+        comparison: From `sweep_comparison` (its best group against each other).
+
+    Returns:
+        The finite figures of every pair, named by the other group.
+    """
+    metrics: dict[str, float] = {}
+    for pair in comparison.pairs:
+        label = metric_label((pair.b,))
+        for name in ("diff", "ci_low", "ci_high", "p", "p_adjusted", "prob_a_beats_b"):
+            value = float(getattr(pair, name))
+            if math.isfinite(value):
+                metrics[f"vs/{label}/{name}"] = value
+    return metrics
+
+
+def log_expected_max(parent: TrackedRun, study: optuna.Study, metric: str, direction: str) -> list[float]:
+    """Log a random search's expected best objective after 1..N trials on its parent run.
+
+    As the metric ``expected_best_<metric>`` (step n: n trials) and the plot
+    ``sweep/expected_max.png`` (`experiments.analysis.stats.expected_max`, Dodge et al. 2019;
+    valid for random search only, which is why only a ``sampler: random`` search logs it).
+
+    Args:
+        parent: The sweep's parent run.
+        study: The sweep's Optuna study.
+        metric: The objective's metric.
+        direction: ``maximize`` or ``minimize``.
+
+    Returns:
+        The curve logged (empty without a finished trial).
+    """
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    curve = expected_max(values, lower_is_better=direction == "minimize")
+    for n, value in enumerate(curve, start=1):
+        parent.log_metrics({f"expected_best_{metric}": value}, step=n)
+    if curve:
+        with tempfile.TemporaryDirectory() as folder:
+            parent.log_artifact(plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), "sweep")
+    return curve
 
 
 def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import registry
@@ -47,6 +48,7 @@ from experiments.training.callbacks import EpochLines, LastStateCheckpoint, Resu
 from experiments.training.classifier import Classifier
 from experiments.training.interrupts import GracefulStop
 from experiments.training.logger import logger_for
+from registry.info import count_flops
 
 LOG_EVERY_N_STEPS = 50
 """Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
@@ -451,6 +453,7 @@ def train(
             trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
             fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
             fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
+            fit_figures["train_flops"] = fit_figures["images_seen"] * 3 * forward_flops(config, dm)
             metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
         recorded = already_recorded(run) if resume_run_id else RecordedEnd()
         if not recorded.summary:  # a resume of a run killed after its summary: not twice
@@ -530,7 +533,8 @@ def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
 
     Returns:
         ``best_val_acc``, ``epoch_of_best`` (1-based), ``train_time_s``,
-        ``images_per_sec``, ``epochs`` (epochs trained), ``optimizer_steps``.
+        ``images_per_sec``, ``epochs`` (epochs trained), ``optimizer_steps``, ``images_seen``
+        (the budget a comparison checks: `experiments.analysis.budgets`).
     """
     recorder = recorder_of(trainer)
     train_time = recorder.train_time_s
@@ -541,7 +545,32 @@ def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
         "images_per_sec": recorder.images_seen / train_time if train_time > 0 else 0.0,
         "epochs": len(recorder.val_acc_history),
         "optimizer_steps": trainer.global_step,
+        "images_seen": recorder.images_seen,
     }
+
+
+def forward_flops(config: ExperimentConfig, dm: ImageDataModule) -> int:
+    """FLOPs of one forward pass of the run's model on one image at the size it trained on.
+
+    Measured with `registry.info.count_flops` on a copy built on the meta device (no
+    memory, no weights), so any strategy or wrapper around the trained model is no
+    matter. Training costs about three times this per image (forward, and a backward
+    of about twice the forward): ``train_flops = 3 x forward_flops x images_seen``.
+
+    Args:
+        config: The run's config (model, builder arguments).
+        dm: The data module (its resolved preset's image size, else the decoded size).
+
+    Returns:
+        FLOPs (a multiply-add counts two).
+    """
+    side = dm.preset.image_size or dm.summary()["image_size"][0]
+    kwargs = config.model_kwargs(dm.num_classes)
+    if registry.get_spec(config.model).is_pretrained:
+        kwargs["pretrained"] = False  # counting needs no weights: never download them
+    with torch.device("meta"):
+        model = registry.create_model(config.model, **kwargs)
+    return count_flops(model, (int(config.model_args.get("in_chans", 3)), side, side))
 
 
 def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:

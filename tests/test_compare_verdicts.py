@@ -1,0 +1,253 @@
+"""`zoo compare --group-by`: intervals, pairwise verdicts, marks and budgets, on runs logged straight into MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from experiments.analysis.grouping import compare_groups
+from experiments.cli import main
+
+Budget = dict[str, float]
+EQUAL: Budget = {"epochs": 3, "optimizer_steps": 30, "images_seen": 960}
+
+
+def log_runs(
+    uri: str,
+    experiment: str,
+    model: str,
+    test_acc: list[float],
+    budget: Budget = EQUAL,
+    curve: list[list[float]] | None = None,
+    epoch_time_s: float | None = None,
+) -> None:
+    """One FINISHED run per value, seeds 0, 1, ..., as a training run records them (no training)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    for seed, acc in enumerate(test_acc):
+        run = client.create_run(experiment_id, run_name=f"s{seed}-{model}")
+        params = {"model": model, "seed": str(seed), "image_size": "32", "epochs": str(int(budget["epochs"]))}
+        metrics = [Metric("test_acc", acc, 0, 0), Metric("test_loss", 1 - acc, 0, 0)]
+        metrics += [Metric(k, v, 0, 0) for k, v in budget.items()]
+        for epoch, value in enumerate(curve[seed] if curve else [], start=1):
+            metrics.append(Metric("val_acc", value, 0, epoch))
+            if epoch_time_s is not None:
+                metrics.append(Metric("epoch_time_s", epoch_time_s, 0, epoch))
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def compare_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
+    capsys.readouterr()
+    assert main(["compare", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, capsys) -> None:
+    good, bad = [0.90, 0.91, 0.92], [0.80, 0.82, 0.81]
+    log_runs(mlflow_store, "lead", "big", good)
+    log_runs(mlflow_store, "lead", "small", bad)
+    rows = {r["model"]: r for r in compare_json(capsys, "--experiment", "lead", "--group-by", "model")}
+    assert rows["big"]["best"] == "*"
+    assert rows["small"]["best"] == ""
+    low, high = stats.t.interval(0.95, 2, loc=0.91, scale=stats.sem(good))
+    assert (rows["big"]["test_acc ci_low"], rows["big"]["test_acc ci_high"]) == pytest.approx((low, high))
+    assert rows["big"]["runs"] == 3
+
+    (pair,) = compare_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
+    welch = stats.ttest_ind(bad, good, equal_var=False)
+    assert (pair["a"], pair["b"]) == ("small", "big")
+    assert pair["p"] == pytest.approx(welch.pvalue)
+    assert pair["df"] == pytest.approx(welch.df)
+    assert (pair["ci_low"], pair["ci_high"]) == pytest.approx(tuple(welch.confidence_interval()))
+    assert pair["prob_a_beats_b"] == 0.0
+    assert pair["paired_n"] == 3  # both ran seeds 0, 1, 2
+    assert pair["verdict"].startswith("big better than small (p = ")
+    assert float(pair["verdict"].split("p = ")[1].rstrip(")")) == pytest.approx(welch.pvalue, rel=0.05)
+
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "lead", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "test_acc 95% CI" in out
+    assert f"big vs small (test_acc): {pair['verdict']}" in out
+    assert "* best: its lead over every other group is significant" in out
+
+
+def test_three_seeds_of_noise_are_a_tie_not_a_star(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "tie", "resnet50", [0.61, 0.66, 0.63])
+    log_runs(mlflow_store, "tie", "resnet101", [0.62, 0.60, 0.65])
+    rows = compare_json(capsys, "--experiment", "tie", "--group-by", "model")
+    assert [r["best"] for r in rows] == ["=", "="]
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "tie", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "no detectable difference: about " in out
+    assert "runs per group would detect a difference of 0.01 at 80% power" in out
+
+
+def test_three_groups_are_holm_adjusted_and_lower_is_better(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "three", "a", [0.90, 0.91, 0.92])
+    log_runs(mlflow_store, "three", "b", [0.80, 0.83, 0.86])
+    log_runs(mlflow_store, "three", "c", [0.60, 0.61, 0.62])
+    groups, pairs = compare_groups("three", ["model"], metric="test_loss", uri=mlflow_store)
+    assert list(groups["group"]) == ["a", "b", "c"]  # the smallest loss first
+    assert list(pairs["a"]) == ["a", "a"]
+    raw = [
+        stats.ttest_ind([0.10, 0.09, 0.08], loss, equal_var=False).pvalue
+        for loss in ([0.2, 0.17, 0.14], [0.4, 0.39, 0.38])
+    ]
+    assert list(pairs["p"]) == pytest.approx(raw)
+    assert sorted(pairs["p_adjusted"]) == pytest.approx(sorted([min(raw) * 2, max(max(raw), min(raw) * 2)]))
+    assert all(v.startswith("a better than") for v in pairs["verdict"])
+    assert groups.loc[0, "mark"] == "*"
+
+
+def test_one_run_per_group_is_cannot_tell(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "single", "a", [0.9])
+    log_runs(mlflow_store, "single", "b", [0.5])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "single", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "a vs b (test_acc): cannot tell: fewer than two runs (a has 1, b has 1)" in out
+    rows = compare_json(capsys, "--experiment", "single", "--group-by", "model")
+    assert [r["best"] for r in rows] == ["=", "?"]
+
+
+def test_unequal_budgets_are_confounded_and_at_epoch_compares_fairly(mlflow_store: str, capsys) -> None:
+    curves_101 = [[0.50, 0.60], [0.52, 0.61], [0.51, 0.62]]
+    curves_50 = [
+        [0.30, 0.40, 0.50, 0.55, 0.60, 0.70],
+        [0.31, 0.41, 0.52, 0.56, 0.61, 0.71],
+        [0.32, 0.39, 0.51, 0.57, 0.59, 0.69],
+    ]
+    log_runs(
+        mlflow_store, "notebook", "resnet101", [0.60, 0.61, 0.62], {"epochs": 2, "optimizer_steps": 20}, curves_101
+    )
+    log_runs(mlflow_store, "notebook", "resnet50", [0.70, 0.71, 0.69], {"epochs": 6, "optimizer_steps": 60}, curves_50)
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "notebook", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "confounded: the budgets differ (epochs 6 vs 2, steps 60 vs 20)" in out
+    rows = compare_json(capsys, "--experiment", "notebook", "--group-by", "model")
+    assert "*" not in [r["best"] for r in rows]
+
+    (pair,) = compare_json(
+        capsys, "--experiment", "notebook", "--group-by", "model", "--at", "epoch", "2", "--vs", "resnet101"
+    )
+    at_2_101, at_2_50 = [c[1] for c in curves_101], [c[1] for c in curves_50]
+    assert pair["mean_a"] == pytest.approx(sum(at_2_101) / 3)
+    assert pair["p"] == pytest.approx(stats.ttest_ind(at_2_101, at_2_50, equal_var=False).pvalue)
+    assert pair["verdict"].startswith("resnet101 better than resnet50")
+
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "notebook", "--group-by", "model", "--at", "epoch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "cannot tell: fewer than two runs (resnet50 has 3, resnet101 has 0)" in out
+    assert "3 run(s) of resnet101 with no value (NaN or missing) left out" in out
+
+
+def test_at_equal_flops_or_time_each_run_at_its_last_epoch_within(mlflow_store: str, capsys) -> None:
+    deep = [[0.50, 0.60], [0.52, 0.61], [0.51, 0.62]]  # 3e12 FLOPs and 30 s an epoch
+    shallow = [
+        [0.30, 0.40, 0.50, 0.55, 0.60, 0.70],
+        [0.31, 0.41, 0.52, 0.56, 0.61, 0.71],
+        [0.3, 0.4, 0.5, 0.6, 0.6, 0.7],
+    ]
+    log_runs(mlflow_store, "equal", "deep", [0.6] * 3, {"epochs": 2, "train_flops": 6e12}, deep, epoch_time_s=30)
+    log_runs(mlflow_store, "equal", "shallow", [0.7] * 3, {"epochs": 6, "train_flops": 6e12}, shallow, epoch_time_s=10)
+    for at, deep_epoch, shallow_epoch in ((["flops", "6e12"], 2, 6), (["flops", "5e12"], 1, 5), (["time", "35"], 1, 3)):
+        (pair,) = compare_json(capsys, "--experiment", "equal", "--group-by", "model", "--at", *at, "--vs", "deep")
+        assert pair["mean_a"] == pytest.approx(sum(c[deep_epoch - 1] for c in deep) / 3), at
+        assert pair["mean_b"] == pytest.approx(sum(c[shallow_epoch - 1] for c in shallow) / 3), at
+        assert pair["outcome"] != "confounded"
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "equal", "--group-by", "model", "--at", "time", "60"]) == 0
+    assert "(val_acc at 60 s of training): " in capsys.readouterr().out
+
+
+def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "nan", "a", [0.90, 0.91, math.nan])
+    log_runs(mlflow_store, "nan", "b", [0.80, 0.81, 0.82])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "nan", "--group-by", "model"]) == 0
+    assert "note: 1 run(s) of a with no value (NaN or missing) left out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--group-by", "model", "--vs", "resnet18"], "--vs resnet18: no such group; groups: a, b"),
+        (["--group-by", "model", "--sort", "top5"], "no run has the metric 'top5'; metrics: "),
+        (["--group-by", "model", "--at", "step", "3"], "--at step 3: give --at epoch N, --at flops F or --at time"),
+        (["--group-by", "model", "--at", "epoch", "1.5"], "--at epoch 1.5: give a whole number of epochs"),
+        (["--group-by", "model", "--at", "flops", "-1"], "with a positive amount"),
+        (["--vs", "a"], "--vs compares groups; add --group-by PARAM"),
+    ],
+)
+def test_bad_input_is_one_line(mlflow_store: str, capsys, args: list[str], message: str) -> None:
+    log_runs(mlflow_store, "bad", "a", [0.9, 0.8])
+    log_runs(mlflow_store, "bad", "b", [0.7, 0.6])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "bad", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_plots_draw_the_interval_and_every_run(mlflow_store: str, tmp_path: Path, capsys) -> None:
+    log_runs(mlflow_store, "curves", "a", [0.9, 0.8], curve=[[0.5, 0.6], [0.55, 0.65]])
+    log_runs(mlflow_store, "curves", "b", [0.7, 0.6], curve=[[0.4, 0.5], [0.45, 0.55]])
+    png = tmp_path / "g.png"
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "curves", "--group-by", "model", "--plot", str(png)]) == 0
+    assert f"runs of each group (test_acc) written to {tmp_path / 'g-runs.png'}" in capsys.readouterr().out
+    for written in (png, tmp_path / "g-runs.png"):
+        assert written.read_bytes()[:4] == b"\x89PNG"
+        assert written.stat().st_size > 10_000
+
+
+def test_expected_max_of_a_sweeps_trials(mlflow_store: str, capsys) -> None:
+    client = MlflowClient(mlflow_store)
+    experiment_id = client.create_experiment("search")
+    parent = client.create_run(experiment_id, run_name="lrs", tags={"zoo.role": "sweep", "zoo.sweep": "lrs"})
+    client.log_param(parent.info.run_id, "sweep.sampler", "random")
+    for value in (0.5, 0.7, 0.6):
+        child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent.info.run_id})
+        client.log_metric(child.info.run_id, "best_val_acc", value)
+        client.set_terminated(child.info.run_id, "FINISHED")
+    capsys.readouterr()
+    assert main(["compare", "--sweep", "lrs", "--expected-max", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("[") :])
+    assert [r["trials"] for r in rows] == [1, 2, 3]
+    assert rows[0]["expected max best_val_acc"] == pytest.approx(0.6)
+    assert rows[2]["expected max best_val_acc"] == pytest.approx(0.5 / 27 + 0.6 * 7 / 27 + 0.7 * 19 / 27)
+    assert main(["compare", "--sweep", "lrs", "--expected-max"]) == 0
+    assert "valid for random search only" in capsys.readouterr().out
+    assert main(["compare", "--expected-max"]) == 2
+    assert "--expected-max reads one search's trials; add --sweep NAME" in capsys.readouterr().err
+
+
+def test_a_random_search_logs_its_expected_maximum(mlflow_store: str) -> None:
+    import optuna  # only this test builds a study
+
+    from experiments.sweeps.report import log_expected_max
+    from experiments.tracking.runs import TrackedRun
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (0.5, 0.7, 0.6):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    client = MlflowClient(mlflow_store)
+    parent = client.create_run(client.create_experiment("random"))
+    curve = log_expected_max(TrackedRun(parent.info.run_id, mlflow_store), study, "val_acc", "maximize")
+    history = sorted(client.get_metric_history(parent.info.run_id, "expected_best_val_acc"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(n, pytest.approx(v)) for n, v in enumerate(curve, start=1)]
+    assert curve[0] == pytest.approx(0.6)
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")] == ["sweep/expected_max.png"]
