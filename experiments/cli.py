@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from experiments import console
+from experiments.config.secrets import mask_text
 from registry.errors import ZooError
 
 COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict", "runs")
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"zoo: error: {one_line(mask_text(str(exc)))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
@@ -102,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         print(
-            f"zoo: error: {one_line(str(exc))}; free some space, then continue a run with `zoo train --resume "
-            f"RUN_ID` (its last whole state is kept)",
+            f"zoo: error: {one_line(mask_text(str(exc)))}; free some space, then continue a run with "
+            f"`zoo train --resume RUN_ID` (its last whole state is kept)",
             file=sys.stderr,
         )
         return 1

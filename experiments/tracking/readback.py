@@ -21,6 +21,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from experiments.config import ConfigError, ExperimentConfig, from_dict, read_yaml
+from experiments.config.secrets import mask_uri
 from experiments.tracking.checkpoints import load_checkpoint
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
@@ -51,7 +52,7 @@ def get_run(run_id: str, uri: str | None = None) -> Run:
         return client.get_run(run_id)
     except MlflowException:
         raise TrackingError(
-            f"no run '{run_id}' in the tracking store {resolve_tracking_uri(uri)}; "
+            f"no run '{run_id}' in the tracking store {mask_uri(resolve_tracking_uri(uri))}; "
             f"list runs with `zoo compare` or pass --tracking-uri"
         ) from None
 

@@ -41,6 +41,7 @@ from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
+from experiments.config.secrets import mask_text
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating, claim
 from experiments.tracking.names import (
@@ -402,11 +403,12 @@ class TrackedRun(Run):
             self.end("KILLED")
             raise KeyboardInterrupt from exc
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+            # A failure's text may hold a store's URI: written down with its password masked.
+            reason = mask_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}")[:500]
             with contextlib.suppress(Exception):  # a full disk may refuse the traceback: the status matters more
                 self.set_tags({FAILURE_TAG: reason})
             with contextlib.suppress(Exception):
-                self.log_text(traceback.format_exc(), TRACEBACK_ARTIFACT)
+                self.log_text(mask_text(traceback.format_exc()), TRACEBACK_ARTIFACT)
             self.end("FAILED")
             raise
         else:
