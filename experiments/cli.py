@@ -46,7 +46,7 @@ def one_line(message: str) -> str:
     Returns:
         The message with every unprintable character (``\n``, ``\f``, ...) written as an escape.
     """
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+    return console.printable(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
