@@ -139,3 +139,6 @@ DATA_CACHE_TAG = "zoo.data_cache_key"
 
 UI_APP = "zoo"
 """The MLflow app plugin (``mlflow server --app-name zoo``) that ``zoo ui`` runs: see ``tracking.ui_app``."""
+
+UI_AUTH_APP = "zoo-auth"
+"""The same with MLflow's basic-auth (``mlflow server --app-name zoo-auth``), for a team server."""
