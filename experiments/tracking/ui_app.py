@@ -89,7 +89,8 @@ def create_auth_app(app: Flask = mlflow_app) -> FastAPI | Flask:
     from mlflow.server import auth
 
     with_model_training_default(app)
-    return auth.create_app(app)
+    created: FastAPI | Flask = auth.create_app(app)  # MLflow's factory is untyped
+    return created
 
 
 def create_app(app: Flask = mlflow_app) -> FastAPI | Flask:
