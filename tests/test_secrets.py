@@ -4,7 +4,8 @@ A canary password travels in the tracking URI of a real run against a real ``mlf
 server`` (``http://zoo:CANARY@127.0.0.1:PORT``: a server without authentication
 ignores it, and MLflow's client sends it as HTTP basic auth); afterwards no byte of
 the store, its artifacts (``config.yaml``, the checkpoints' hyper-parameters) or
-the command's output holds it. Sweep workers and ``zoo ui``'s server get their URIs
+the command's output holds it, through train, resume, eval, register, predict and a
+failed run. Sweep workers and ``zoo ui``'s server get their URIs
 through the environment: their ``/proc/PID/cmdline`` holds none (the real ``zoo ui``
 is checked in test_cli_ui.py). A PostgreSQL store
 or study storage that cannot be reached is one line, password masked, in seconds.
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from experiments import ExperimentConfig
 from experiments.cli import main
@@ -121,6 +123,23 @@ def test_no_trace_of_the_password_in_the_store_its_artifacts_checkpoints_or_outp
     state = client.download_artifacts(run.info.run_id, LAST_STATE_ARTIFACT, str(tmp_path / "down"))
     hparams = torch.load(state, map_location="cpu", weights_only=True)["hyper_parameters"]
     assert hparams["config"]["tracking_uri"].startswith("http://zoo:***@")
+
+    # The other command paths, with the store from the environment: resume, eval, register, predict.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client.set_terminated(run.info.run_id, "FAILED")  # as if its process had died: resume takes it up
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(image)
+    for argv in (
+        ["train", "--resume", run.info.run_id],
+        ["eval", run.info.run_id],
+        ["register", run.info.run_id, "--name", "canary"],
+        ["predict", "--run", run.info.run_id, str(image)],
+    ):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, (argv, err)
+        assert CANARY not in out + err, argv
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"  # the resume finished it
 
     # A failure whose text holds the URI: its tag and traceback hold it masked.
     failing = TrackedRun.create("zoo", "fails", {}, uri)
