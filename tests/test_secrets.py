@@ -14,6 +14,7 @@ or study storage that cannot be reached is one line, password masked, in seconds
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import socket
@@ -35,6 +36,7 @@ from experiments.sweeps import workers
 from experiments.tracking import readback
 from experiments.tracking.names import CONFIG_ARTIFACT, FAILURE_TAG, LAST_STATE_ARTIFACT, TRACEBACK_ARTIFACT
 from experiments.tracking.runs import TrackedRun
+from experiments.tracking.store import auth_header
 from experiments.training import runner
 
 pytest.register_assert_rewrite("servers")  # before pytest_plugins below loads it as a plugin
@@ -264,3 +266,19 @@ def test_an_unreachable_study_storage_is_one_line_with_the_password_masked(
     line = one_error_line(err)
     assert "study storage postgresql+psycopg2://zoo:***@127.0.0.1" in line
     assert CANARY not in out + err
+
+
+def test_the_store_check_sends_basic_auth_from_the_url_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    base, header = auth_header("http://alice:p%40ss@127.0.0.1:5000/")
+    assert base == "http://127.0.0.1:5000"  # no user part left in the URL that is requested
+    assert header == {"Authorization": "Basic " + base64.b64encode(b"alice:p@ss").decode()}
+    assert auth_header("https://mlflow.internal/prefix") == ("https://mlflow.internal/prefix", {})
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+    assert auth_header("http://[::1]:5000")[1] == {"Authorization": "Basic " + base64.b64encode(b"bob:pw").decode()}
+    assert auth_header("http://[::1]:5000")[0] == "http://[::1]:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
+    assert auth_header("http://h:1")[1] == {"Authorization": "Bearer tok"}
