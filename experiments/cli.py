@@ -12,7 +12,9 @@ import argparse
 import errno
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
+from types import TracebackType
 from typing import NoReturn
 
 from experiments import console
@@ -47,6 +49,20 @@ def one_line(message: str) -> str:
         The message with every unprintable character (``\n``, ``\f``, ...) written as an escape.
     """
     return console.printable(message)
+
+
+def masked_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """Print an unexpected error's traceback as Python does, with every password in it masked.
+
+    A bug's traceback may quote a store's URI; it goes to a terminal, and often to a log that
+    others read (a CI job, a SLURM job's output file).
+
+    Args:
+        kind: The exception's class.
+        value: The exception.
+        tb: Its traceback.
+    """
+    sys.stderr.write(mask_text("".join(traceback.format_exception(kind, value, tb))))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success, 2 for bad input, 1 for a full disk, 130 on Ctrl-C.
     """
+    sys.excepthook = masked_excepthook  # what escapes main (a bug) is printed with passwords masked
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # a sweep's worker processes repeat it

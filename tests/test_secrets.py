@@ -282,3 +282,18 @@ def test_the_store_check_sends_basic_auth_from_the_url_or_the_environment(monkey
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
     assert auth_header("http://h:1")[1] == {"Authorization": "Bearer tok"}
+
+
+def test_a_traceback_that_escapes_the_zoo_command_has_its_passwords_masked(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from experiments import cli\n"
+        "cli.build_parser = lambda: (_ for _ in ()).throw(RuntimeError('cannot reach ' + sys.argv[1]))\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    uri = f"postgresql://zoo:{CANARY}@db.example/mlflow"
+    done = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "RuntimeError: cannot reach postgresql://zoo:***@db.example/mlflow" in done.stderr
+    assert CANARY not in done.stderr
