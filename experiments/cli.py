@@ -12,10 +12,13 @@ import argparse
 import errno
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
+from types import TracebackType
 from typing import NoReturn
 
 from experiments import console
+from experiments.config.secrets import mask_text
 from registry.errors import ZooError
 
 COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict", "runs")
@@ -45,7 +48,21 @@ def one_line(message: str) -> str:
     Returns:
         The message with every unprintable character (``\n``, ``\f``, ...) written as an escape.
     """
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+    return console.printable(message)
+
+
+def masked_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """Print an unexpected error's traceback as Python does, with every password in it masked.
+
+    A bug's traceback may quote a store's URI; it goes to a terminal, and often to a log that
+    others read (a CI job, a SLURM job's output file).
+
+    Args:
+        kind: The exception's class.
+        value: The exception.
+        tb: Its traceback.
+    """
+    sys.stderr.write(mask_text("".join(traceback.format_exception(kind, value, tb))))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success, 2 for bad input, 1 for a full disk, 130 on Ctrl-C.
     """
+    sys.excepthook = masked_excepthook  # what escapes main (a bug) is printed with passwords masked
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # a sweep's worker processes repeat it
@@ -93,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"zoo: error: {one_line(mask_text(str(exc)))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
@@ -102,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         print(
-            f"zoo: error: {one_line(str(exc))}; free some space, then continue a run with `zoo train --resume "
-            f"RUN_ID` (its last whole state is kept)",
+            f"zoo: error: {one_line(mask_text(str(exc)))}; free some space, then continue a run with "
+            f"`zoo train --resume RUN_ID` (its last whole state is kept)",
             file=sys.stderr,
         )
         return 1

@@ -62,6 +62,21 @@ def configure(verbose: bool = False) -> None:
     warnings.showwarning = one_line_warning
 
 
+def printable(text: str) -> str:
+    r"""A text fit for a terminal line: every unprintable character (``\n``, ``\x1b``, ...) written as an escape.
+
+    A run's class names, tags and a user's values come from files and stores that
+    others may write: a raw escape sequence in them could rewrite what a terminal shows.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The text with each unprintable character as its Python escape (``\x1b``, ``\n``).
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def one_line_warning(
     message: Warning | str,
     category: type[Warning],

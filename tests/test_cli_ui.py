@@ -24,12 +24,19 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
     argv, env = ui_command(5123)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--port") + 1] == "5123"
-    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["DO_NOT_TRACK"] == "true"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    argv = ui_command(5000, None)[0]
-    assert argv[argv.index("--backend-store-uri") + 1] == "http://127.0.0.1:9"
+    assert ui_command(5000, None)[1]["MLFLOW_BACKEND_STORE_URI"] == "http://127.0.0.1:9"
+
+
+def test_the_store_uri_reaches_the_ui_server_through_its_environment_not_argv(monkeypatch, tmp_path) -> None:
+    secret = "postgresql+psycopg2://zoo:CANARY-ui-8d1f@db.example/mlflow"
+    argv, env = ui_command(5123, secret)
+    assert "--backend-store-uri" not in argv
+    assert not [a for a in argv if "CANARY" in a]  # ps shows argv to every user of the machine
+    assert env["MLFLOW_BACKEND_STORE_URI"] == secret
 
 
 @pytest.mark.slow
@@ -43,6 +50,8 @@ def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(
         wait_for(lambda: healthy(port), ui, log, timeout=180)
         server = list(processes_under(ui.pid))
         assert server, "zoo ui started no server process"
+        store = mlflow_store[len("sqlite:///") :]  # a store URI may hold a password: never on a command line
+        assert not [pid for pid in server if store in cmdline(pid)], [cmdline(pid) for pid in server]
         os.kill(ui.pid, signum)  # to zoo ui only, as a terminal or a job scheduler sends it
         assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]  # stopping the UI is its normal end
     assert not healthy(port)
@@ -93,6 +102,14 @@ def processes_under(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def cmdline(pid: int) -> str:
+    """A process's command line as ``ps`` shows it to every user ("" once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import yaml
+from conftest import copy_mlflow_store
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
@@ -305,25 +306,34 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
 
 @pytest.mark.slow
 def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(
-    tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mlflow_store: str, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file = search_file(tmp_path, trials=4, pruner="none")  # every trial runs to its end: statuses are certain
     longer = write(
         tmp_path / "longer.yaml",
         {**yaml.safe_load(file.read_text()), "defaults": {**TINY, "limit_per_class": 40, "epochs": 3}},
     )
-    # Trials of a few seconds: the second worker, starting up, still finds some left.
+    # Trials of a few seconds: the second worker, starting up, still finds some left. The store and the
+    # storage are given as options, which reach worker 1 through its environment (never its command line):
+    # were they lost on the way, its trials would land in $MLFLOW_TRACKING_URI's store and another study.
+    given = tmp_path / "given"
+    store = copy_mlflow_store(mlflow_template, given)
+    options = ["--tracking-uri", store, "--storage", f"sqlite:///{given / 'optuna.db'}"]
     code, log = finish(
-        [*ZOO, "run", str(longer), "--workers", "2", "--sweep", "pair"], tmp_path / "pair.log", ZOO_HEARTBEAT_S="0.5"
+        [*ZOO, "run", str(longer), "--workers", "2", "--sweep", "pair", *options],
+        tmp_path / "pair.log",
+        ZOO_HEARTBEAT_S="0.5",
     )
     assert code == 0, log[-3000:]
-    client = MlflowClient(mlflow_store)
+    client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("longer").experiment_id])
     children = [r for r in runs if r.data.tags.get("zoo.sweep") == "pair" and r.data.tags.get("zoo.role") is None]
     assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1", "2", "3"]  # four trials, none twice
     workers = {r.data.tags["zoo.worker"].split()[1] for r in children}
     assert len(workers) == 2
     assert {r.data.tags["zoo.torch_threads"] for r in children} == {"1"}
+    assert not (tmp_path / "optuna.db").exists()  # no worker fell back to the default storage
+    client = MlflowClient(mlflow_store)
 
     # A worker killed in its first trial: the next run of the command retries it and marks its run KILLED.
     marker = tmp_path / "struck"

@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from experiments.console import printable
+
 FORMATS = ("table", "csv", "json", "markdown")
 """Output formats that `format_table` writes."""
 
@@ -17,7 +19,7 @@ def _cell(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
         return f"{value:,}"
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))  # class names, tags: from a store others write
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str = "table") -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from experiments.analysis.tables import format_table
 from experiments.commands import image_side, positive_int, seed_number
+from experiments.console import printable
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     height, width = summary["image_size"]
     test = "drawn from the images" if summary["test_drawn"] else "the source's own"
     print(f"source      {summary['description']}")
-    print(f"classes     {len(summary['classes'])}: {', '.join(summary['classes'])}")
+    print(printable(f"classes     {len(summary['classes'])}: {', '.join(summary['classes'])}"))
     print(f"image size  {height}x{width} (decoded, uint8 RGB)")
     print(
         f"images      train {summary['num_train']:,}, val {summary['num_val']:,}, test {summary['num_test']:,} "

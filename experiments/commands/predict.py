@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from experiments.commands import add_tracking_uri_argument, positive_int
+from experiments.console import printable
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
         model = loading.load_checkpoint_model(args.checkpoint)
     for path in args.images:
         ranked = model.predict(serving_model.read_image(path)[None], top_k=args.top_k)[0]
-        print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
+        # class names come from the run's model.json: shown with control characters escaped
+        print(printable(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked)))
     return 0

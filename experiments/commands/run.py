@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
+    workers.restore_secret_options(args)  # a worker's --storage and --tracking-uri come through its environment
     experiment = load_experiment(args.file, trials=args.trials, **overrides_from_args(args))
     if args.dry_run:
         print_plan(experiment)
@@ -124,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
             workers.check_workers(args.sweep_workers)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        started = workers.start_workers(argv, args.sweep_workers)  # first: their start-ups overlap this one's
+        # first: their start-ups overlap this one's
+        started = workers.start_workers(argv, args.sweep_workers, workers.secret_options(args))
     # Deferred: the CLI's parser (and --dry-run) answers without loading torch, MLflow and Optuna.
     from experiments.analysis import compare, grouping
     from experiments.sweeps import engine, report

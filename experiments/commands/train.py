@@ -15,6 +15,7 @@ from experiments.config import (
     load_config,
     overrides_from_args,
 )
+from experiments.config.secrets import mask_uri
 
 if TYPE_CHECKING:  # the type only: the runner itself is imported when a run starts
     from experiments.training.runner import TrainResult
@@ -64,7 +65,7 @@ def print_result(result: TrainResult) -> None:
     rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]
     print(format_table(rows, ["metric", "value"]))
     if result.run_id:
-        print(f"run {result.run_id} in {result.tracking_uri}; compare runs with `zoo compare`")
+        print(f"run {result.run_id} in {mask_uri(result.tracking_uri)}; compare runs with `zoo compare`")
 
 
 def run(args: argparse.Namespace) -> int:

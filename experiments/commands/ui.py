@@ -48,6 +48,9 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
     Returns:
         ``(argv, env)``: bound to 127.0.0.1 only, the zoo's app (MLflow's server whose
         UI defaults to *Model training*), MLflow's telemetry and ``DO_NOT_TRACK`` off.
+        The store's URI, which may hold a password, is in the environment
+        (``MLFLOW_BACKEND_STORE_URI``, which MLflow's command reads), never in ``argv``:
+        ``ps`` shows a command line to every user of the machine.
     """
     from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without MLflow
 
@@ -56,8 +59,6 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
         "-m",
         "mlflow",
         "ui",
-        "--backend-store-uri",
-        resolve_tracking_uri(tracking_uri),
         "--host",
         HOST,
         "--port",
@@ -65,7 +66,12 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
         "--app-name",
         UI_APP,
     ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": resolve_tracking_uri(tracking_uri),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
     return argv, env
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from experiments.config.errors import ConfigError
+from experiments.config.secrets import mask_values
 from experiments.config.values import coerce
 
 
@@ -235,13 +236,21 @@ class ExperimentConfig:
         """
         return dataclasses.asdict(self)
 
-    def to_yaml(self) -> str:
-        """Return the config as a YAML document that `load_config` reads back.
+    def to_record(self) -> dict[str, Any]:
+        """Return the config as it may be written down (a run's artifact, a checkpoint): passwords masked.
 
         Returns:
-            The YAML text.
+            `to_dict` with every URI's password masked (``postgresql://zoo:***@db/mlflow``).
         """
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return mask_values(self.to_dict())
+
+    def to_yaml(self) -> str:
+        """Return the config as a YAML document that `load_config` reads back, passwords masked.
+
+        Returns:
+            The YAML text of `to_record`.
+        """
+        return yaml.safe_dump(self.to_record(), sort_keys=False)
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """Return a validated copy with some fields changed.

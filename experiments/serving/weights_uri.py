@@ -19,6 +19,7 @@ from contextvars import ContextVar
 
 from mlflow.exceptions import MlflowException
 
+from experiments.config.secrets import mask_uri
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.readback import best_weights
 from experiments.tracking.store import get_client, resolve_tracking_uri
@@ -107,7 +108,8 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
             )
     except MlflowException:
         raise WeightsError(
-            f"'{uri}' is not in the Model Registry of {resolve_tracking_uri(_STORE.get())}; register the run first"
+            f"'{uri}' is not in the Model Registry of {mask_uri(resolve_tracking_uri(_STORE.get()))}; "
+            f"register the run first"
         ) from None
     if not version.run_id:
         raise WeightsError(f"'{uri}' is not linked to a training run; it has no zoo weights")

@@ -25,12 +25,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 
 from experiments.config import ConfigError, ExperimentFile
+from experiments.config.secrets import mask_text
 from experiments.signals import handle_unless_ignored, restore
 from experiments.sweeps import study as studies
 from experiments.sweeps.report import finish_sweep, objective, parent_params
@@ -151,7 +153,8 @@ def create_parent(experiment: ExperimentFile, name: str, tracking_uri: str | Non
     parent = TrackedRun.create(experiment.runs[0].experiment, name, tags, tracking_uri)
     parent.log_params(parent_params(experiment))
     parent.set_tags(source_facts())
-    parent.log_artifact(experiment.source, "sweep")
+    text = Path(experiment.source).read_text(encoding="utf-8")
+    parent.log_text(mask_text(text), f"sweep/{Path(experiment.source).name}")  # a tracking_uri: in it, masked
     return parent.run_id
 
 

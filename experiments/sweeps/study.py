@@ -42,10 +42,11 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import ExperimentFile
+from experiments.config.secrets import mask_text, mask_uri
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import interval, stale_after
 from experiments.tracking.names import KILLED_REASON_TAG
-from experiments.tracking.store import get_client, resolve_tracking_uri, sqlite_path
+from experiments.tracking.store import check_database, get_client, resolve_tracking_uri, sqlite_path
 
 STUDY_FILE = "optuna.db"
 """The default storage's file, beside the local MLflow store (``mlflow.db``)."""
@@ -184,10 +185,12 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
     if path is not None:
         if not path.parent.is_dir():
             raise TrackingError(
-                f"study storage {url}: its folder {path.parent} does not exist; create it, or pass another --storage"
+                f"study storage {mask_uri(url)}: its folder {path.parent} does not exist; create it, "
+                f"or pass another --storage"
             )
         engine = {"connect_args": {"timeout": 60}}  # workers on one machine wait for SQLite's one writer
     elif url.startswith(("postgresql", "mysql")):
+        check_database(url, "study storage", "--storage", CONNECT_TIMEOUT_S)  # one line, before Optuna's retries
         engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
     for attempt in range(CREATE_ATTEMPTS):
         try:
@@ -206,9 +209,9 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
             if attempt < CREATE_ATTEMPTS - 1 and any(s in text for s in _CREATION_RACE):
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            detail = " ".join(text.split())[:200] or type(exc).__name__
+            detail = mask_text(" ".join(text.split()))[:200] or type(exc).__name__
             raise TrackingError(
-                f"study storage {url} cannot be used ({detail}); check the URL and that its server "
+                f"study storage {mask_uri(url)} cannot be used ({detail}); check the URL and that its server "
                 f"runs, or pass another --storage"
             ) from None
     raise AssertionError("unreachable")
@@ -356,7 +359,7 @@ def create_or_join(
         attrs = wait_for_setup(study, name)
         if attrs.get(PLAN_ATTR) != plan:
             raise TrackingError(
-                f"sweep '{name}' in {storage_url} runs another experiment (a different file, "
+                f"sweep '{name}' in {mask_uri(storage_url)} runs another experiment (a different file, "
                 f"overrides or search); pass --sweep NEW_NAME to start a new sweep"
             )
         parent = attrs[PARENT_ATTR] or None

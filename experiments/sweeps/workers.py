@@ -5,23 +5,79 @@
 worker opens (or joins) the sweep's study itself, so their start-ups (seconds of
 imports) overlap instead of queueing behind this process's own. Each worker gets
 its own GPU (``CUDA_VISIBLE_DEVICES``, set before torch is imported, so NVML counts
-the GPUs here) or its share of the CPU cores (torch threads).
+the GPUs here) or its share of the CPU cores (torch threads). The options that may
+hold a password (``--storage``, ``--tracking-uri``) reach a worker through its
+environment, never its command line, which ``ps`` shows to every user of the machine.
 
 Nothing here imports torch: it must run before the first worker starts.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 THREADS_ENV = "ZOO_TORCH_THREADS"
 """Torch threads of a worker process, set by the process that starts it."""
+
+OPTIONS_ENV = "ZOO_WORKER_OPTIONS"
+"""A worker's options that may hold a secret, as JSON ``{dest: value}`` (see `secret_options`)."""
+
+SECRET_OPTIONS = ("storage", "tracking_uri")
+"""Destinations of the options whose values may hold a password: never on a worker's command line."""
+
+
+def secret_options(args: argparse.Namespace) -> dict[str, str]:
+    """The options given to this process that may hold a password.
+
+    Args:
+        args: The parsed arguments of ``zoo run``.
+
+    Returns:
+        ``{dest: value}`` of the ones given (``storage``, ``tracking_uri``).
+    """
+    return {name: value for name in SECRET_OPTIONS if isinstance(value := getattr(args, name, None), str)}
+
+
+def restore_secret_options(args: argparse.Namespace) -> None:
+    """In a worker: take the options its starter moved into the environment back into ``args``.
+
+    The variable is removed from this process's environment once read.
+
+    Args:
+        args: The worker's parsed arguments, completed in place.
+    """
+    moved = os.environ.pop(OPTIONS_ENV, None)
+    if moved is not None and args.worker_index is not None:
+        for name, value in json.loads(moved).items():
+            if name in SECRET_OPTIONS:
+                setattr(args, name, value)
+
+
+def without_values(argv: Sequence[str], values: Sequence[str]) -> list[str]:
+    """A command line without the options that carry any of ``values`` (``--opt VALUE`` and ``--opt=VALUE``).
+
+    Args:
+        argv: The arguments.
+        values: The values to leave out, with their options.
+
+    Returns:
+        The other arguments, in order.
+    """
+    kept: list[str] = []
+    for token in argv:
+        if token in values and kept and kept[-1].startswith("--"):
+            kept.pop()
+        elif not (token.startswith("--") and "=" in token and token.split("=", 1)[1] in values):
+            kept.append(token)
+    return kept
 
 
 def gpu_count() -> int:
@@ -65,17 +121,19 @@ def worker_environment(index: int, workers: int, gpus: int) -> dict[str, str]:
     return {THREADS_ENV: threads, "OMP_NUM_THREADS": threads}
 
 
-def worker_command(argv: Sequence[str], index: int) -> list[str]:
-    """The command line of worker ``index``: this process's own, as a worker.
+def worker_command(argv: Sequence[str], index: int, secrets: Mapping[str, str] | None = None) -> list[str]:
+    """The command line of worker ``index``: this process's own, as a worker, without its secrets.
 
     Args:
         argv: This process's arguments (without the program).
         index: The worker's index.
+        secrets: `secret_options`: options left out here (the worker's environment carries them).
 
     Returns:
         The argv to start.
     """
-    return [sys.executable, "-m", "experiments.cli", *argv, "--worker-index", str(index)]
+    kept = without_values(argv, list((secrets or {}).values()))
+    return [sys.executable, "-m", "experiments.cli", *kept, "--worker-index", str(index)]
 
 
 def check_workers(workers: int) -> None:
@@ -92,12 +150,15 @@ def check_workers(workers: int) -> None:
         raise ValueError(f"--workers {workers}: this machine has {cores} CPU cores and no GPU; give at most {cores}")
 
 
-def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    argv: Sequence[str], workers: int, secrets: Mapping[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
     """Make this process worker 0 and start workers 1 .. N-1.
 
     Args:
         argv: This process's arguments (the workers repeat them).
         workers: How many workers this machine runs (``--workers``).
+        secrets: `secret_options`: handed over in the workers' environment (`OPTIONS_ENV`), not argv.
 
     Returns:
         The started processes (each in a process group of its own: a signal reaches
@@ -105,10 +166,11 @@ def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen[by
     """
     gpus = gpu_count()
     os.environ.update(worker_environment(0, workers, gpus))  # before torch is imported here
+    moved = {OPTIONS_ENV: json.dumps(dict(secrets or {}))}
     return [
         subprocess.Popen(
-            worker_command(argv, index),
-            env={**os.environ, **worker_environment(index, workers, gpus)},
+            worker_command(argv, index, secrets),
+            env={**os.environ, **worker_environment(index, workers, gpus), **moved},
             start_new_session=True,
         )
         for index in range(1, workers)

@@ -24,6 +24,9 @@ BEST_WEIGHTS_ARTIFACT = "weights/best.safetensors"
 WEIGHTS_INFO_ARTIFACT = "weights/model.json"
 """What the best weights fit: model name, builder arguments, class names, preprocessing."""
 
+DIGEST_TAG_PREFIX = "zoo.sha256."
+"""``zoo.sha256.<artifact path>``: the SHA-256 (hex) of a file as the run wrote it (see `DIGESTED_ARTIFACTS`)."""
+
 TEST_REPORT_DIR = "test"
 """Folder of the test report: the confusion matrix and the per-class accuracy."""
 
@@ -32,6 +35,22 @@ CONFUSION_ARTIFACT = f"{TEST_REPORT_DIR}/confusion_matrix.png"
 
 TRACEBACK_ARTIFACT = "error/traceback.txt"
 """The traceback of a run that FAILED."""
+
+
+DIGESTED_ARTIFACTS = (BEST_WEIGHTS_ARTIFACT, WEIGHTS_INFO_ARTIFACT)
+"""Files whose SHA-256 the run records and every reader checks: the weights, and what they fit."""
+
+
+def digest_tag(artifact_path: str) -> str:
+    """The tag that holds an artifact's SHA-256.
+
+    Args:
+        artifact_path: Such as `BEST_WEIGHTS_ARTIFACT`.
+
+    Returns:
+        ``zoo.sha256.weights/best.safetensors`` and the like.
+    """
+    return DIGEST_TAG_PREFIX + artifact_path
 
 
 # -- tags the zoo writes -----------------------------------------------------------
@@ -120,3 +139,6 @@ DATA_CACHE_TAG = "zoo.data_cache_key"
 
 UI_APP = "zoo"
 """The MLflow app plugin (``mlflow server --app-name zoo``) that ``zoo ui`` runs: see ``tracking.ui_app``."""
+
+UI_AUTH_APP = "zoo-auth"
+"""The same with MLflow's basic-auth (``mlflow server --app-name zoo-auth``), for a team server."""

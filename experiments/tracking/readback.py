@@ -5,11 +5,16 @@ all read a run through these functions, so they read it the same way, from any
 machine that reaches the store. Every file is downloaded into a temporary folder
 that is removed as soon as its content has been read (or, for the last state,
 when the caller is done with it).
+
+The best weights and ``model.json`` are checked against the SHA-256 the run
+recorded when it wrote them (`check_digest`): a file changed in the artifact store
+afterwards is refused in one line, never loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +26,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from experiments.config import ConfigError, ExperimentConfig, from_dict, read_yaml
+from experiments.config.secrets import mask_uri
 from experiments.tracking.checkpoints import load_checkpoint
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
@@ -28,6 +34,7 @@ from experiments.tracking.names import (
     CONFIG_ARTIFACT,
     LAST_STATE_ARTIFACT,
     WEIGHTS_INFO_ARTIFACT,
+    digest_tag,
 )
 from experiments.tracking.store import get_client, resolve_tracking_uri
 from registry.weights import read_weights_file
@@ -51,7 +58,7 @@ def get_run(run_id: str, uri: str | None = None) -> Run:
         return client.get_run(run_id)
     except MlflowException:
         raise TrackingError(
-            f"no run '{run_id}' in the tracking store {resolve_tracking_uri(uri)}; "
+            f"no run '{run_id}' in the tracking store {mask_uri(resolve_tracking_uri(uri))}; "
             f"list runs with `zoo compare` or pass --tracking-uri"
         ) from None
 
@@ -161,11 +168,59 @@ def best_weights(run_id: str, uri: str | None = None) -> tuple[dict[str, Any], d
 
     Returns:
         ``(state_dict, info)``; info has ``model``, ``model_kwargs``, ``class_names``, ``preprocess``.
+
+    Raises:
+        TrackingError: A file is missing, or is not the file the run wrote (see `check_digest`).
     """
-    info = json.loads(read_artifact_text(run_id, WEIGHTS_INFO_ARTIFACT, uri))
+    record = get_run(run_id, uri)
+    with artifact_file(run_id, WEIGHTS_INFO_ARTIFACT, uri) as path:
+        check_digest(record, WEIGHTS_INFO_ARTIFACT, path)
+        info = json.loads(path.read_text(encoding="utf-8"))
     with artifact_file(run_id, BEST_WEIGHTS_ARTIFACT, uri) as path:
+        check_digest(record, BEST_WEIGHTS_ARTIFACT, path)
         state = read_weights_file(path)
     return state, info
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks.
+
+    Args:
+        path: The file.
+
+    Returns:
+        64 hex digits.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_digest(record: Run, artifact_path: str, path: Path) -> None:
+    """Refuse a downloaded artifact whose SHA-256 is not the one its run recorded when writing it.
+
+    A run from before the zoo recorded digests has none: its files are read unchecked.
+
+    Args:
+        record: The run (its tags hold the digests).
+        artifact_path: The artifact's path in the run, such as ``weights/best.safetensors``.
+        path: The downloaded file.
+
+    Raises:
+        TrackingError: In one line naming the file, when the digests differ.
+    """
+    expected = record.data.tags.get(digest_tag(artifact_path))
+    if expected is None:
+        return
+    found = sha256_of(path)
+    if found != expected:
+        raise TrackingError(
+            f"run {record.info.run_id}: {artifact_path} is not the file the run wrote (SHA-256 {found[:16]}..., "
+            f"recorded {expected[:16]}...); it was changed in the artifact store: do not use it, restore it "
+            f"from a backup or train the run again"
+        )
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import contextlib
 import json
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -41,10 +42,12 @@ from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
+from experiments.config.secrets import mask_text
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating, claim
 from experiments.tracking.names import (
     DATASET_CONTEXT_TAG,
+    DIGESTED_ARTIFACTS,
     ENDED_EARLY_TAG,
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -53,8 +56,9 @@ from experiments.tracking.names import (
     OWNER_TAG,
     RUN_NAME_TAG,
     TRACEBACK_ARTIFACT,
+    digest_tag,
 )
-from experiments.tracking.readback import get_run
+from experiments.tracking.readback import get_run, sha256_of
 from experiments.tracking.store import get_client, resolve_tracking_uri
 
 PARAM_VALUE_LIMIT = 6000
@@ -322,12 +326,26 @@ class TrackedRun(Run):
             self.client.log_batch(self.run_id, metrics=items)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        """Upload a file through the store's artifact repository (local folder or server)."""
+        """Upload a file through the store's artifact repository (local folder or server).
+
+        The weights and ``model.json`` get their SHA-256 recorded in a tag once uploaded
+        (``zoo.sha256.<path>``): every reader checks the file against it.
+        """
+        target = "/".join(filter(None, [artifact_path, Path(path).name]))
+        digest = sha256_of(path) if target in DIGESTED_ARTIFACTS else None
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+        if digest is not None:  # after the upload: a kill in between leaves the old file with its own digest
+            self.set_tags({digest_tag(target): digest})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        """Write text as an artifact file through MLflow's client."""
-        self.client.log_text(self.run_id, text, artifact_file)
+        """Write text as an artifact file through MLflow's client (with its digest, as `log_artifact`)."""
+        if artifact_file not in DIGESTED_ARTIFACTS:
+            self.client.log_text(self.run_id, text, artifact_file)
+            return
+        with tempfile.TemporaryDirectory(prefix="zoo-") as folder:  # the exact bytes that are digested
+            local = Path(folder) / Path(artifact_file).name
+            local.write_bytes(text.encode("utf-8"))
+            self.log_artifact(local, str(Path(artifact_file).parent) if "/" in artifact_file else None)
 
     def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
         """Record the data sets as MLflow dataset inputs, each with its context tag."""
@@ -402,11 +420,12 @@ class TrackedRun(Run):
             self.end("KILLED")
             raise KeyboardInterrupt from exc
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+            # A failure's text may hold a store's URI: written down with its password masked.
+            reason = mask_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}")[:500]
             with contextlib.suppress(Exception):  # a full disk may refuse the traceback: the status matters more
                 self.set_tags({FAILURE_TAG: reason})
             with contextlib.suppress(Exception):
-                self.log_text(traceback.format_exc(), TRACEBACK_ARTIFACT)
+                self.log_text(mask_text(traceback.format_exc()), TRACEBACK_ARTIFACT)
             self.end("FAILED")
             raise
         else:

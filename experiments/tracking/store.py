@@ -8,7 +8,12 @@ otherwise fall back to a file store, which current MLflow refuses).
 
 - a tracking server (``http://``) is asked for its ``/health`` first, so one that
   is down, or accepts and never answers, costs one line in seconds instead of
-  MLflow's minutes of retries;
+  MLflow's minutes of retries; then for one experiment, with HTTP basic auth from the
+  URL's user part or ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (or
+  ``MLFLOW_TRACKING_TOKEN``), so that missing or wrong credentials are one line too;
+- a PostgreSQL or MySQL store is connected to once, with a short timeout, so that a
+  server that is down or a password it refuses is one line, not MLflow's 50 s of
+  retries and a traceback (`check_database`, which the study storage uses too);
 - a SQLite file must sit in a folder that exists (the folder is never created),
   be a SQLite database holding MLflow's tables (a corrupt, truncated or foreign
   file is refused, never "repaired"), and a read-only one is opened for reading
@@ -19,22 +24,32 @@ otherwise fall back to a file store, which current MLflow refuses).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import sqlite3
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import mlflow
+import sqlalchemy
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
+from experiments.config.secrets import mask_text, mask_uri
 from experiments.tracking.errors import TrackingError
 
 HEALTH_TIMEOUT_S = 5.0
 """Seconds to wait for a server's ``/health`` answer (``$ZOO_TRACKING_TIMEOUT`` overrides)."""
+
+DB_CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for a PostgreSQL or MySQL server to accept a connection (``$ZOO_TRACKING_TIMEOUT`` overrides)."""
+
+DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "mssql")
+"""SQLAlchemy URL schemes of database servers (a driver may follow: ``postgresql+psycopg2://``)."""
 
 LOCK_TIMEOUT_S = 300.0
 """Seconds to wait for another process creating a SQLite store (its migration takes seconds)."""
@@ -91,6 +106,8 @@ def open_store(uri: str | None = None) -> str:
     if resolved in _READY:
         return resolved
     check_tracking_server(resolved)
+    if is_database_server(resolved):
+        check_database(resolved, "tracking store", "--tracking-uri")
     path = sqlite_path(resolved)
     if path is not None:
         check_sqlite_file(resolved, path)
@@ -104,7 +121,7 @@ def open_store(uri: str | None = None) -> str:
         except Exception as exc:  # SQLAlchemy and MLflow wrap a damaged file in many types
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise TrackingError(
-                f"tracking store {path} cannot be read as an MLflow store ({detail}); "
+                f"tracking store {path} cannot be read as an MLflow store ({mask_text(detail)}); "
                 f"restore it from a backup, or pass another --tracking-uri"
             ) from None
     _READY.add(resolved)
@@ -158,9 +175,9 @@ def check_sqlite_file(uri: str, path: Path) -> None:
     """
     fix = "pass --tracking-uri sqlite:///PATH/mlflow.db with an existing folder, or http://HOST:PORT"
     if not path.parent.is_dir():
-        raise TrackingError(f"tracking store {uri}: its folder {path.parent} does not exist; {fix}")
+        raise TrackingError(f"tracking store {mask_uri(uri)}: its folder {path.parent} does not exist; {fix}")
     if path.is_dir():
-        raise TrackingError(f"tracking store {uri}: {path} is a folder, not a SQLite file; {fix}")
+        raise TrackingError(f"tracking store {mask_uri(uri)}: {path} is a folder, not a SQLite file; {fix}")
     if not path.is_file() or path.stat().st_size == 0:
         return  # a new store: MLflow creates it
     with open(path, "rb") as handle:
@@ -189,32 +206,146 @@ def check_sqlite_file(uri: str, path: Path) -> None:
 
 
 def check_tracking_server(uri: str, timeout: float | None = None) -> None:
-    """Ask an ``http(s)://`` tracking server's ``/health`` endpoint; other stores pass unchecked.
+    """Ask an ``http(s)://`` tracking server's ``/health``, then whether it lets this client in.
+
+    Other stores pass unchecked. The credentials are sent as MLflow's client sends
+    them (see `auth_header`); a server without authentication answers either way.
 
     Args:
         uri: The tracking URI.
-        timeout: Seconds to wait for the connection and the answer.
+        timeout: Seconds to wait for the connection and each answer.
 
     Raises:
-        TrackingError: The server refuses, does not answer in time, or answers with an error.
+        TrackingError: The server refuses, does not answer in time, answers with an error, or
+            refuses the credentials (HTTP 401) or their user (HTTP 403).
     """
     if not uri.startswith(("http://", "https://")):
         return
     timeout = float(timeout or os.environ.get("ZOO_TRACKING_TIMEOUT") or HEALTH_TIMEOUT_S)
-    url = uri.rstrip("/") + "/health"
+    base, header = auth_header(uri)
+    shown = mask_uri(uri)
     fix = "start it (`zoo ui` or `mlflow server`), or pass another --tracking-uri"
+    status = _get(base + "/health", {}, timeout, shown, fix)
+    if status != 200:
+        raise TrackingError(f"tracking server {shown} answered /health with HTTP {status}; {fix}")
+    status = _get(base + "/api/2.0/mlflow/experiments/search?max_results=1", header, timeout, shown, fix)
+    if status == 401:
+        given = "the credentials given were refused" if header else "it needs credentials"
+        raise TrackingError(
+            f"tracking server {shown} answered HTTP 401 ({given}); set MLFLOW_TRACKING_USERNAME and "
+            f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account of that server"
+        )
+    if status == 403:
+        raise TrackingError(
+            f"tracking server {shown} answered HTTP 403 (this user may not read it); ask its admin for a "
+            f"permission, or use another account"
+        )
+
+
+def _get(url: str, headers: dict[str, str], timeout: float, shown: str, fix: str) -> int:
+    """The HTTP status of a GET, or a `TrackingError` naming the server when none comes."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            status = answer.status
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as answer:
+            return int(answer.status)
     except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:  # refused, unknown host, timed out
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, unknown host, timed out, bad URL
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
             reason = f"no answer within {timeout:g} s"
-        raise TrackingError(f"tracking server {uri} cannot be reached ({reason}); {fix}") from None
-    if status != 200:
-        raise TrackingError(f"tracking server {uri} answered /health with HTTP {status}; {fix}")
+        raise TrackingError(f"tracking server {shown} cannot be reached ({mask_text(str(reason))}); {fix}") from None
+
+
+def auth_header(uri: str) -> tuple[str, dict[str, str]]:
+    """A server's URL without its user part, and the ``Authorization`` header MLflow's client would send.
+
+    Credentials come from the URL's user part (``http://user:password@host:5000``), else
+    ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` (HTTP basic auth), else
+    ``MLFLOW_TRACKING_TOKEN`` (a bearer token).
+
+    Args:
+        uri: An ``http(s)://`` tracking URI.
+
+    Returns:
+        ``(base URL, headers)``; the headers are empty without credentials.
+    """
+    parts = urllib.parse.urlsplit(uri.rstrip("/"))
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address goes back into brackets
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    user = urllib.parse.unquote(parts.username) if parts.username else os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if parts.username:
+        password = urllib.parse.unquote(parts.password or "")
+    else:
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return base, {"Authorization": f"Basic {token}"}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return base, {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    return base, {}
+
+
+def is_database_server(uri: str) -> bool:
+    """Whether a URI names a database server (PostgreSQL, MySQL, ...), not a file or an HTTP server.
+
+    Args:
+        uri: A tracking URI or study storage URL.
+
+    Returns:
+        True for ``postgresql://``, ``postgresql+psycopg2://``, ``mysql+pymysql://`` and the like.
+    """
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    return scheme in DATABASE_SCHEMES
+
+
+def check_database(uri: str, what: str, option: str, timeout: float | None = None) -> None:
+    """Connect to a database server once, with a short timeout, before any work uses it.
+
+    Args:
+        uri: Its SQLAlchemy URL (a password in it, or from ``PGPASSWORD``, ``~/.pgpass``, ``PGSERVICE``).
+        what: What it is, for the message (``tracking store``, ``study storage``).
+        option: The option that names it (``--tracking-uri``, ``--storage``).
+        timeout: Seconds to wait for the connection.
+
+    Raises:
+        TrackingError: In one line, the host with its password masked and the fix: no driver, the
+            server cannot be reached, or it refuses the user or password.
+    """
+    timeout = int(float(timeout or os.environ.get("ZOO_TRACKING_TIMEOUT") or DB_CONNECT_TIMEOUT_S))
+    shown = mask_uri(uri)
+    try:
+        engine = sqlalchemy.create_engine(
+            uri, connect_args={"connect_timeout": max(1, timeout)}, poolclass=sqlalchemy.pool.NullPool
+        )
+    except Exception as exc:  # no such dialect or driver, a malformed URL
+        raise TrackingError(
+            f"{what} {shown} cannot be used ({mask_text(_first_line(exc))}); check the URL (and install the "
+            f"database's driver, such as psycopg2-binary), or pass another {option}"
+        ) from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # the driver's OperationalError: refused, unknown host, timed out, authentication
+        detail = mask_text(_first_line(getattr(exc, "orig", None) or exc))
+        if "password" in detail or "authentication" in detail:
+            fix = (
+                "give the right user and password (PGPASSWORD, ~/.pgpass or PGSERVICE keep it out of the URL), "
+                f"or pass another {option}"
+            )
+        else:
+            fix = f"start the database server, check its host and port, or pass another {option}"
+        raise TrackingError(f"{what} {shown} cannot be reached ({detail}); {fix}") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: object) -> str:
+    """An error's first non-empty line, cut to 200 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def sqlite_path(uri: str) -> Path | None:

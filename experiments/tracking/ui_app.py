@@ -11,7 +11,9 @@ user who flips it keeps their choice.
 It is registered as an MLflow app plugin (entry point group ``mlflow.app``, the
 mechanism of MLflow's ``basic-auth`` app) under the name
 :data:`~experiments.tracking.names.UI_APP`, so a team server
-gets the same with ``mlflow server --app-name zoo``.
+gets the same with ``mlflow server --app-name zoo``. MLflow runs one app per server:
+``--app-name zoo-auth`` (:data:`~experiments.tracking.names.UI_AUTH_APP`) is MLflow's
+``basic-auth`` app (users, passwords, permissions per experiment) with the same page.
 """
 
 from __future__ import annotations
@@ -77,6 +79,23 @@ def with_model_training_default(app: Flask) -> Flask:
 
     app.view_functions["serve"] = serve
     return app
+
+
+def create_auth_app(app: Flask = mlflow_app) -> FastAPI | Flask:
+    """The app ``mlflow server --app-name zoo-auth`` runs: MLflow's basic-auth app, experiments opening on runs.
+
+    Args:
+        app: MLflow's Flask app.
+
+    Returns:
+        What MLflow's ``basic-auth`` factory returns for the app (its FastAPI app under uvicorn).
+    """
+    # Deferred: importing MLflow's auth app reads its config file and opens its user store; only this app needs it.
+    from mlflow.server import auth
+
+    with_model_training_default(app)
+    created: FastAPI | Flask = auth.create_app(app)  # MLflow's factory is untyped
+    return created
 
 
 def create_app(app: Flask = mlflow_app) -> FastAPI | Flask:

@@ -50,7 +50,7 @@ class Classifier(L.LightningModule):
         self.config = config if isinstance(config, ExperimentConfig) else from_dict(config)
         self.save_hyperparameters(
             {
-                "config": self.config.to_dict(),
+                "config": self.config.to_record(),  # passwords masked: checkpoints are artifacts
                 "num_classes": num_classes,
                 "class_names": list(class_names or []),
                 "preprocess": dict(preprocess or {}),

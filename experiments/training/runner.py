@@ -604,7 +604,8 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
             f"run {run_id} is RUNNING in a live process; wait for it to end or stop it "
             f"(Ctrl-C or SIGTERM) before resuming it"
         )
-    config = readback.run_config(run_id, uri, tracking_uri=uri, tracking=True)
+    # The store as given (None: $MLFLOW_TRACKING_URI again), never the resolved URI: a config holds no password.
+    config = readback.run_config(run_id, uri, tracking_uri=tracking_uri, tracking=True)
     if not readback.has_artifact(run_id, LAST_STATE_ARTIFACT, uri):  # killed in its first epoch: start it again
         return train(config, resume_run_id=run_id)
     with readback.last_state(run_id, uri) as last:  # a pickled payload is refused before Lightning unpickles it
