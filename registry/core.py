@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from registry.errors import ModelArgumentError, RegistrationError, UnknownModelError
+from registry.index import covering_index
 from registry.spec import ModelSpec
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -153,6 +154,44 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def indexed_entry(name: str) -> dict[str, Any] | None:
+    """A model's entry in the generated indexes, while the plugins are not imported.
+
+    Before discovery, when every ``zoo.models`` entry point's package ships an index
+    that covers it (`registry.index.covering_index`), the registry answers from the
+    indexes: names, filters and `registry.model_info` need neither the plugins nor torch.
+    Once the plugins are imported (or the model is registered in this process), the
+    registered spec is the truth and this returns ``None``.
+
+    Args:
+        name: Registered model name.
+
+    Returns:
+        The index entry, or ``None`` when the spec must be used.
+    """
+    with _lock:
+        if _discovered or name in _models:
+            return None
+    catalogue = covering_index(ENTRY_POINT_GROUP)
+    return None if catalogue is None else catalogue.get(name)
+
+
+def _candidates() -> dict[str, tuple[bool, tuple[str, ...]]]:
+    # Name -> (pretrained, tags) of every model: from the indexes while they cover every
+    # plugin (no import), else from the specs after importing the plugins.
+    with _lock:
+        catalogue = None if _discovered else covering_index(ENTRY_POINT_GROUP)
+    if catalogue is None:
+        discover_plugins()
+        catalogue = {}
+    found = {
+        name: (entry.get("pretrained") is not None, tuple(entry.get("tags", ()))) for name, entry in catalogue.items()
+    }
+    with _lock:
+        found.update({name: (spec.is_pretrained, spec.tags) for name, spec in _models.items()})
+    return found
+
+
 def list_models(
     pattern: str | Iterable[str] | None = None,
     *,
@@ -160,6 +199,9 @@ def list_models(
     tags: Iterable[str] | None = None,
 ) -> list[str]:
     """List registered model names, sorted.
+
+    Reads the plugins' generated indexes where they cover every plugin, so listing
+    imports no plugin and builds nothing (see `indexed_entry`).
 
     Args:
         pattern: fnmatch wildcard(s) such as ``"resnet*"``; ``None`` matches all.
@@ -170,16 +212,15 @@ def list_models(
     Returns:
         The matching names in alphabetical order.
     """
-    discover_plugins()
     patterns = [pattern] if isinstance(pattern, str) else list(pattern or ["*"])
     wanted_tags = set(tags or ())
     names = []
-    for name, spec in _models.items():
+    for name, (is_pretrained, model_tags) in _candidates().items():
         if not any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns):
             continue
-        if pretrained is not None and spec.is_pretrained != pretrained:
+        if pretrained is not None and is_pretrained != pretrained:
             continue
-        if not wanted_tags <= set(spec.tags):
+        if not wanted_tags <= set(model_tags):
             continue
         names.append(name)
     return sorted(names)

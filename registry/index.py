@@ -15,8 +15,11 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
-from importlib import resources
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from registry.spec import ModelSpec
@@ -58,9 +61,43 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+def _index_path(package: str) -> Path | None:
+    # find_spec of a top-level name locates the package without running its __init__,
+    # so reading the zoo's index does not import the zoo (nor torch).
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / INDEX_FILE
+        if path.is_file():
+            return path
+    return None
+
+
 @functools.cache
+def load_document(package: str) -> dict[str, Any]:
+    """Read a package's whole index file, once per process, without importing the package.
+
+    Args:
+        package: The top-level package, such as ``"zoo"``.
+
+    Returns:
+        ``{"entry_points": [...], "models": {name: entry}}`` with JSON lists as tuples;
+        empty when the package ships no index.
+    """
+    path = _index_path(package) if "." not in package else None
+    if path is None:
+        return {}
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "entry_points": list(document.get("entry_points", [])),
+        "models": {name: _tuples(entry) for name, entry in document["models"].items()},
+    }
+
+
 def load_index(package: str) -> dict[str, dict[str, Any]]:
-    """Read a package's index, once per process.
+    """A package's index entries by model name.
 
     Args:
         package: The top-level package, such as ``"zoo"``.
@@ -68,11 +105,54 @@ def load_index(package: str) -> dict[str, dict[str, Any]]:
     Returns:
         Entries by model name; empty when the package ships no index.
     """
-    try:
-        text = resources.files(package).joinpath(INDEX_FILE).read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError, TypeError):
-        return {}
-    return {name: _tuples(entry) for name, entry in json.loads(text)["models"].items()}
+    models: dict[str, dict[str, Any]] = load_document(package).get("models", {})
+    return models
+
+
+def clear_cache() -> None:
+    """Forget the indexes read so far (after writing one, or when a test swaps one)."""
+    load_document.cache_clear()
+    _covering_index.cache_clear()
+
+
+def entry_point_package(value: str) -> str:
+    """The top-level package an entry point's value (``pkg.mod:attr``) lives in.
+
+    Args:
+        value: The entry point's value, such as ``"zoo"``.
+
+    Returns:
+        Such as ``"zoo"``.
+    """
+    return value.split(":")[0].split(".")[0].strip()
+
+
+@functools.cache
+def _covering_index(group: str, path: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+    models: dict[str, dict[str, Any]] = {}
+    for ep in entry_points(group=group):
+        document = load_document(entry_point_package(ep.value))
+        if ep.value not in document.get("entry_points", ()):
+            return None  # a plugin without an index: its models are known only by importing it
+        models.update(document["models"])
+    return models
+
+
+def covering_index(group: str) -> dict[str, dict[str, Any]] | None:
+    """Every model the group's entry points register, from their packages' indexes.
+
+    The registry lists models from here without importing any plugin when every entry
+    point of the group is covered: its package ships an index generated with that entry
+    point loaded (the index names it in ``entry_points``). One entry point without such an
+    index, and the answer is ``None``: the plugins must be imported, as before.
+
+    Args:
+        group: The entry-point group, ``"zoo.models"``.
+
+    Returns:
+        Entries by model name, or ``None`` when an entry point is not covered.
+    """
+    return _covering_index(group, tuple(sys.path))  # a path added later may bring new plugins
 
 
 def indexed_facts(spec: ModelSpec) -> dict[str, Any] | None:

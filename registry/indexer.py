@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from registry.core import get_spec, list_models
-from registry.index import INDEX_FILE, builder_path, load_index, package_of
+from registry.core import ENTRY_POINT_GROUP, discover_plugins, get_spec, list_models
+from registry.index import INDEX_FILE, builder_path, clear_cache, entry_point_package, package_of
 from registry.info import measure
 
 
@@ -27,16 +28,18 @@ def measure_entry(name: str) -> dict[str, Any]:
         The entry, as it is written to the index (JSON types).
     """
     spec = get_spec(name)
-    num_params, flops, pretrained_cfg = measure(name, ())
+    num_params, flops, pretrained_cfg, card = measure(name, ())
     entry = {
         "builder": builder_path(spec),
         "family": spec.family,
+        "description": spec.description,
         "input_size": list(spec.input_size),
         "pretrained": spec.pretrained,
         "tags": list(spec.tags),
         "num_params": num_params,
         "flops": flops,
         "pretrained_cfg": pretrained_cfg,
+        **card,
     }
     loaded: dict[str, Any] = json.loads(json.dumps(entry))
     return loaded
@@ -49,10 +52,14 @@ def build_index(package: str) -> dict[str, Any]:
         package: The top-level package whose builders to measure, such as ``"zoo"``.
 
     Returns:
-        ``{"models": {name: entry}}``, sorted by name.
+        ``{"entry_points": [...], "models": {name: entry}}``, models sorted by name. The
+        entry points are the package's own in the ``zoo.models`` group: the index covers
+        what loading them registers, so the registry can list the models without them.
     """
+    discover_plugins()  # the index describes what the package's entry points register
     names = [n for n in list_models() if package_of(get_spec(n)) == package]
-    return {"models": {name: measure_entry(name) for name in names}}
+    own = sorted({ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if entry_point_package(ep.value) == package})
+    return {"entry_points": own, "models": {name: measure_entry(name) for name in names}}
 
 
 def write_index(package: str, path: Path) -> int:
@@ -67,8 +74,9 @@ def write_index(package: str, path: Path) -> int:
     """
     index = build_index(package)
     lines = [f"  {json.dumps(name)}: {json.dumps(entry, sort_keys=True)}" for name, entry in index["models"].items()]
-    path.write_text('{"models": {\n' + ",\n".join(lines) + "\n}}\n", encoding="utf-8")  # a model a line
-    load_index.cache_clear()
+    head = '{"entry_points": ' + json.dumps(index["entry_points"]) + ', "models": {\n'
+    path.write_text(head + ",\n".join(lines) + "\n}}\n", encoding="utf-8")  # a model a line
+    clear_cache()
     return len(index["models"])
 
 

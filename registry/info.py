@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from registry.core import build, get_spec
+from registry.cards import card_facts
+from registry.core import build, get_spec, indexed_entry
 from registry.index import indexed_facts
 
 
@@ -35,7 +36,7 @@ def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "met
 
 
 @functools.cache
-def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any]]:
+def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int, int, dict[str, Any], dict[str, Any]]:
     """Build a model on the meta device and measure it (cached per name and arguments).
 
     Args:
@@ -43,7 +44,8 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
         frozen_kwargs: Builder arguments as sorted ``(name, value)`` pairs.
 
     Returns:
-        ``(parameters, FLOPs of one image at the default input size, pretrained_cfg)``.
+        ``(parameters, FLOPs of one image at the default input size, pretrained_cfg, card)``,
+        the card's fields from `registry.cards.card_facts`.
     """
     import torch  # deferred: `import registry` loads without torch
 
@@ -55,14 +57,23 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
         model = build(spec, kwargs)
     num_params = sum(p.numel() for p in model.parameters())
     flops = count_flops(model, spec.input_size)
-    return num_params, flops, dict(getattr(model, "pretrained_cfg", None) or {})
+    pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    return num_params, flops, pretrained_cfg, card_facts(model, spec.pretrained, pretrained_cfg)
+
+
+CARD_FIELDS = ("block", "top1", "top1_source", "license")
+"""The card's fields that an index entry carries besides size and weights config."""
+
+THROUGHPUT_NOT_MEASURED = "not measured yet: no benchmark has published this model's throughput"
+"""Why a card's throughput columns are empty."""
 
 
 def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
-    """Describe a registered model, measured from the model built on the meta device.
+    """Describe a registered model: its card, measured from the model built on the meta device.
 
     With the builder's default arguments, the facts come from its package's generated
-    index where it has one (`registry.index`), and nothing is built. Nothing is
+    index where it has one (`registry.index`), and nothing is built: before the plugins
+    are imported, not even the plugin (`registry.core.indexed_entry`). Nothing is
     downloaded and no memory is allocated for weights.
 
     Args:
@@ -73,23 +84,45 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         A dict with ``name``, ``family``, ``description``, ``input_size``,
         ``pretrained`` (source or ``None``), ``tags``, ``num_params``,
         ``gflops`` (one image at the default input size, a multiply-add
-        counted as two FLOPs) and ``pretrained_cfg`` (mean, std, input size and
-        interpolation the weights expect; empty for scratch models).
+        counted as two FLOPs), ``pretrained_cfg`` (mean, std, input size and
+        interpolation the weights expect; empty for scratch models), ``block``
+        (block settings), ``top1`` and ``top1_source`` (the weights' published
+        ImageNet-1K top-1 and where it is published, or ``None`` and why not),
+        ``license`` (the weights' licence), and ``train_throughput``,
+        ``infer_throughput`` (images per second measured by the benchmarks, ``None``
+        until measured) with ``throughput_source``.
     """
-    spec = get_spec(name)
-    facts = None if kwargs else indexed_facts(spec)
-    if facts is not None:  # the package's generated index still describes this builder
-        num_params, flops, pretrained_cfg = facts["num_params"], facts["flops"], dict(facts["pretrained_cfg"])
+    entry = None if kwargs else indexed_entry(name)
+    if entry is not None:  # the indexes cover every plugin: no import, no build
+        described = {k: entry.get(k) for k in ("family", "description", "pretrained")}
+        described["input_size"], described["tags"] = tuple(entry["input_size"]), tuple(entry.get("tags", ()))
+        facts: dict[str, Any] = entry
     else:
-        num_params, flops, pretrained_cfg = measure(name, tuple(sorted(kwargs.items())))
+        spec = get_spec(name)
+        described = {
+            "family": spec.family,
+            "description": spec.description,
+            "pretrained": spec.pretrained,
+            "input_size": spec.input_size,
+            "tags": spec.tags,
+        }
+        indexed = None if kwargs else indexed_facts(spec)
+        if indexed is not None:  # the package's generated index still describes this builder
+            facts = indexed
+        else:
+            num_params, flops, pretrained_cfg, card = measure(name, tuple(sorted(kwargs.items())))
+            facts = {"num_params": num_params, "flops": flops, "pretrained_cfg": pretrained_cfg, **card}
     return {
-        "name": spec.name,
-        "family": spec.family,
-        "description": spec.description,
-        "input_size": spec.input_size,
-        "pretrained": spec.pretrained,
-        "tags": spec.tags,
-        "num_params": num_params,
-        "gflops": flops / 1e9,
-        "pretrained_cfg": pretrained_cfg,
+        "name": name,
+        **{k: described[k] for k in ("family", "description", "input_size", "pretrained", "tags")},
+        "num_params": facts["num_params"],
+        "gflops": facts["flops"] / 1e9,
+        "pretrained_cfg": dict(facts["pretrained_cfg"]),
+        "block": dict(facts.get("block") or {}),
+        "top1": facts.get("top1"),
+        "top1_source": facts.get("top1_source", ""),
+        "license": facts.get("license"),
+        "train_throughput": None,
+        "infer_throughput": None,
+        "throughput_source": THROUGHPUT_NOT_MEASURED,
     }

@@ -11,6 +11,7 @@ plain ResNet), so their weights load key for key. The registered builders live i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,13 +20,29 @@ from torch import nn
 
 from registry.errors import ModelArgumentError
 from zoo.blocks import BasicBlock, Bottleneck
-from zoo.layers.attention import AttnLayer
+from zoo.layers.attention import ATTENTION, AttnLayer
 from zoo.layers.norm import NormLayer, get_norm_layer
 from zoo.layers.stems import STEMS, make_stem, stem_channels
 
-__all__ = ["STEMS", "Block", "ResNet", "check_num_classes"]
+__all__ = ["STEMS", "Block", "ResNet", "check_num_classes", "layer_name"]
 
 Block = type[Bottleneck] | type[BasicBlock]
+
+
+def layer_name(layer: Any) -> str | None:
+    """A layer argument's name for a model card: a name as given, or the class's registered name.
+
+    Args:
+        layer: ``None``, a name such as ``"se"``, a class, or a ``functools.partial`` of one.
+
+    Returns:
+        Such as ``"se"`` or ``"GroupNorm"``; ``None`` for no layer.
+    """
+    if layer is None or isinstance(layer, str):
+        return layer
+    made = layer.func if isinstance(layer, partial) else layer
+    registered = (name for name, cls in ATTENTION.items() if cls is made)
+    return next(registered, getattr(made, "__name__", type(made).__name__))
 
 
 def check_num_classes(num_classes: Any) -> int:
@@ -140,6 +157,23 @@ class ResNet(nn.Module):
         norm = get_norm_layer(norm_layer)
         self.stem = stem
         self.stem_type = stem_type
+        self.block_settings: dict[str, Any] = {
+            "block": block.__name__,
+            "layers": list(layers),
+            "channels": list(planes),
+            "stem_width": width,
+            "stem_type": stem_type or "single",
+            "stem_pool": not replace_stem_pool,
+            "cardinality": cardinality,
+            "width_per_group": width_per_group,
+            "reduce_first": block_reduce_first,
+            "attn_layer": layer_name(attn_layer),
+            "aa_layer": aa_layer,
+            "avg_down": avg_down,
+            "norm_layer": layer_name(norm_layer),
+            "residual": residual,
+        }
+        """The architecture's settings (block, depth per stage, the block's knobs), for model cards."""
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.conv1, self.bn1, self.maxpool = make_stem(
