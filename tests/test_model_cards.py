@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -202,3 +203,64 @@ def test_bad_columns_and_filters_are_one_line(argv: list[str], message: str, cap
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+NODE_CHECK = """
+const { sortTable, filterTables } = require(process.argv[1]);
+const cell = (text, sort) => ({
+  textContent: text,
+  hasAttribute: (n) => n === "data-sort" && sort !== undefined,
+  getAttribute: () => sort,
+});
+const row = (cells) => ({
+  cells, hidden: false, get textContent() { return cells.map((c) => c.textContent).join(" "); },
+});
+const header = (text) => {
+  const attrs = {};
+  return {
+    textContent: text, setAttribute: (k, v) => { attrs[k] = v; },
+    getAttribute: (k) => (k in attrs ? attrs[k] : null), removeAttribute: (k) => { delete attrs[k]; },
+  };
+};
+const rows = [
+  row([cell("resnet101"), cell("30 M", "30000000"), cell("-", "")]),
+  row([cell("resnet50"), cell("100 M", "100000000"), cell("79.31", "79.312")]),
+  row([cell("resnet26"), cell("5,000", "5000"), cell("78.85", "78.848")]),
+];
+const body = { rows: rows.slice(), appendChild(r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); } };
+const headers = [header("Name"), header("Parameters"), header("Top-1")];
+const heading = { tagName: "H3", hidden: false };
+const table = { tBodies: [body], tHead: { rows: [{ cells: headers }] }, hidden: false, parentElement: null,
+                previousElementSibling: heading };
+const names = () => body.rows.map((r) => r.cells[0].textContent);
+const seen = {};
+for (const [key, index] of [["name", 0], ["params", 1], ["params_again", 1], ["top1", 2], ["top1_again", 2]]) {
+  sortTable(table, index, headers[index]);
+  seen[key] = names();
+}
+filterTables([table], "RESNET 50");
+seen.filtered = body.rows.filter((r) => !r.hidden).map((r) => r.cells[0].textContent);
+filterTables([table], "nothing");
+seen.nothing = [table.hidden, heading.hidden];
+filterTables([table], "");
+seen.cleared = [body.rows.filter((r) => !r.hidden).length, table.hidden, heading.hidden];
+console.log(JSON.stringify(seen));
+"""
+
+
+def test_the_docs_table_script_sorts_and_filters() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the table script's sorting is checked with it")
+    script = ROOT / "docs" / "javascripts" / "model_tables.js"
+    done = subprocess.run([node, "-e", NODE_CHECK, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout)
+    assert seen["name"] == ["resnet26", "resnet50", "resnet101"]  # numbers inside names sort as numbers
+    assert seen["params"] == ["resnet26", "resnet101", "resnet50"]  # by data-sort, not by "5,000" or "30 M"
+    assert seen["params_again"] == ["resnet50", "resnet101", "resnet26"]  # a second click reverses
+    assert seen["top1"] == ["resnet26", "resnet50", "resnet101"]  # the empty top-1 last
+    assert seen["top1_again"] == ["resnet50", "resnet26", "resnet101"]  # and still last reversed
+    assert seen["filtered"] == ["resnet50"]  # every word, any case
+    assert seen["nothing"] == [True, True]  # a family with no row left hides with its heading
+    assert seen["cleared"] == [3, False, False]

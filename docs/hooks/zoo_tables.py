@@ -2,10 +2,12 @@
 
 A page asks for a table with a marker, an HTML comment on a line of its own:
 
-- ``<!-- zoo:models-table -->``: every model in the registry (name, family,
-  parameters, GFLOPs, input size, pretrained source, description), from
-  `registry.model_info`: the package's model index, or the model measured on the
-  meta device, so nothing is downloaded.
+- ``<!-- zoo:models-table -->``: every model in the registry, one table per family
+  (name, block settings, parameters, GFLOPs, input size, pretrained weights, their
+  published ImageNet top-1 with its source as a tooltip, licence, throughput,
+  description), from `registry.model_info`: the package's model index, or the model
+  measured on the meta device, so nothing is downloaded. The tables are HTML, sorted
+  and filtered in the browser by ``docs/javascripts/model_tables.js``.
 - ``<!-- zoo:config-table -->``: every field of the experiment config class
   (`experiments.config.ExperimentConfig`) with its type, default and meaning;
   ``<!-- zoo:config-table package.module.ClassName -->`` names another dataclass.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import html
 import importlib
 import importlib.util
 import inspect
@@ -142,18 +145,39 @@ def _source(pretrained: str | None) -> str:
     scheme, _, tag = pretrained.partition(":")
     if scheme == "timm" and tag:
         # timm's weights live on the Hugging Face Hub under timm/<architecture.tag>.
-        return f"[{pretrained}](https://huggingface.co/timm/{tag})"
-    return f"`{pretrained}`"
+        url = html.escape(f"https://huggingface.co/timm/{tag}", quote=True)
+        return f'<a href="{url}">{html.escape(pretrained)}</a>'
+    return f"<code>{html.escape(pretrained)}</code>"
+
+
+def _block(card: dict[str, Any]) -> str:
+    if not card["block"]:
+        return "-"
+    knobs = [card["groups"]] if card["groups"] != "1x64d" else []
+    knobs += [f"{card['stem']} stem"] if card["stem"] not in (None, "single") else []
+    knobs += [str(card[k]) for k in ("attn", "aa") if card[k]]
+    knobs += [str(card["norm"])] if card["norm"] not in (None, "batchnorm") else []
+    return html.escape(f"{card['block']} {card['layers']}" + (f" ({', '.join(knobs)})" if knobs else ""))
+
+
+def _top1(card: dict[str, Any]) -> str:
+    # The source (or why there is none) is the cell's tooltip; the sort reads data-sort.
+    title = html.escape(str(card["top1_source"] or ""), quote=True)
+    if card["top1"] is None:
+        return f'<span title="{title}">-</span>'
+    return f'<span title="{title}">{card["top1"]:.2f}</span>'
 
 
 def model_rows() -> list[dict[str, str]]:
-    """Describe every registered model, one row of table cells per model.
+    """Describe every registered model, one row of HTML table cells per model.
 
     Returns:
-        Rows with ``name``, ``family``, ``params``, ``gflops``, ``input``,
-        ``pretrained`` and ``description``, as Markdown cells.
+        Rows with ``name``, ``family``, ``block``, ``params``, ``gflops``, ``input``,
+        ``pretrained``, ``top1``, ``license``, ``throughput`` and ``description``, as HTML
+        cells (escaped), each with the number to sort by under ``sort:<key>``.
     """
     import registry
+    from experiments.commands.models import card_row
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -165,38 +189,88 @@ def model_rows() -> list[dict[str, str]]:
     rows = []
     for name in names:
         info = registry.model_info(name)
+        card = card_row(info)
         rows.append(
             {
-                "name": f"`{name}`",
-                "family": _escape(info["family"] or "-"),
+                "name": f"<code>{html.escape(name)}</code>",
+                "family": html.escape(info["family"] or "-"),
+                "block": _block(card),
                 "params": _params(info["num_params"]),
+                "sort:params": str(info["num_params"]),
                 "gflops": f"{info['gflops']:.3g}",
+                "sort:gflops": repr(info["gflops"]),
                 "input": "x".join(map(str, info["input_size"])),
                 "pretrained": _source(info["pretrained"]),
-                "description": _escape(info["description"]),
+                "top1": _top1(card),
+                "sort:top1": "" if card["top1"] is None else str(card["top1"]),
+                "license": html.escape(str(card["license"] or "-")),
+                "throughput": f'<span title="{html.escape(info["throughput_source"], quote=True)}">-</span>',
+                "description": html.escape(info["description"]),
             }
         )
     return rows
 
 
+MODEL_COLUMNS = (
+    ("name", "Name"),
+    ("family", "Family"),
+    ("block", "Block"),
+    ("params", "Parameters"),
+    ("gflops", "GFLOPs"),
+    ("input", "Input"),
+    ("pretrained", "Pretrained weights"),
+    ("top1", "ImageNet top-1 (%)"),
+    ("license", "Licence"),
+    ("throughput", "Train / infer (img/s)"),
+    ("description", "Description"),
+)
+"""The model table's columns: row key and header."""
+
+
+def _family_table(family: str, rows: list[dict[str, str]]) -> str:
+    head = "".join(f"<th>{title}</th>" for _, title in MODEL_COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in MODEL_COLUMNS:
+            sort = row.get(f"sort:{key}")
+            attribute = f' data-sort="{html.escape(sort, quote=True)}"' if sort is not None else ""
+            cells.append(f"<td{attribute}>{row[key]}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    family_attr = html.escape(family, quote=True)
+    return (
+        f'<table data-zoo-models="{family_attr}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
+
+
 def models_table() -> str:
-    """Render the registry as a Markdown table.
+    """Render the registry as one table per family, with a filter box (docs/javascripts/model_tables.js).
+
+    The tables are HTML (the script sorts them by a click on a header and filters their
+    rows); each family has a Markdown heading, so the page's table of contents lists them.
 
     Returns:
-        The table, preceded by a line saying how many models it lists.
+        A line saying how many models the tables list, the filter box, then a heading and
+        a table per family, families in alphabetical order.
     """
-    headers = ["Name", "Family", "Parameters", "GFLOPs", "Input", "Pretrained weights", "Description"]
-    keys = ["name", "family", "params", "gflops", "input", "pretrained", "description"]
     rows = model_rows()
-    lines = [
-        f"{len(rows)} models are registered.",
+    families: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        families.setdefault(html.unescape(row["family"]), []).append(row)
+    parts = [
+        f"{len(rows)} models are registered, in {len(families)} families. "
+        "Click a column's header to sort its table; type in the box to keep the rows that "
+        "contain every word (a name, family, block setting, licence...).",
         "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join(["---", "---", "--:", "--:", "---", "---", "---"]) + "|",
+        '<input type="search" data-zoo-model-filter placeholder="Filter the models: resnext se 224" '
+        'aria-label="Filter the models" style="width: 100%; padding: 0.4em;">',
     ]
-    lines += ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
-    log.info("zoo_tables: generated the models table (%d models)", len(rows))
-    return "\n".join(lines)
+    for family in sorted(families):
+        parts += ["", f"### {_escape(family)}", "", _family_table(family, families[family])]
+    log.info("zoo_tables: generated the models tables (%d models, %d families)", len(rows), len(families))
+    return "\n".join(parts)
 
 
 # -- the config reference ------------------------------------------------------------
