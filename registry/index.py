@@ -9,6 +9,12 @@ same builder (module and name) and the same default input size, asked about with
 builder's default arguments. Anything else (a plugin without an index, other arguments) is
 measured as before, and a test keeps the zoo's index equal to what the builders measure.
 
+The index also names the entry points whose models it holds (``"entry_points"``). Before
+the plugins are imported, when every ``zoo.models`` entry point is named by its package's
+index (`covering_index`), the registry lists and describes models from the indexes alone:
+no plugin is imported, so listing needs neither torch nor the models. The index is found
+with `importlib.util.find_spec`, which locates a package without running it.
+
 Importing this module does not import torch.
 """
 
