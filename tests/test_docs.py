@@ -243,18 +243,23 @@ def test_training_page_lists_every_config_field_from_the_config_class(site: Path
 @pytest.mark.slow
 def test_site_has_every_page_and_no_marker_is_left(site: Path) -> None:
     nav_pages = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text().replace("!!python/name:", "")))
-    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    pages = {str(p.relative_to(DOCS)) for p in [*DOCS.rglob("*.md"), *DOCS.glob("notebooks/*.ipynb")]}
     assert pages == set(nav_pages), (
         f"pages outside the nav: {pages - set(nav_pages)}; missing: {set(nav_pages) - pages}"
     )
     for page in nav_pages:
-        built = site / page.removesuffix(".md").removesuffix("index") / "index.html"
+        built = site / page.removesuffix(".md").removesuffix(".ipynb").removesuffix("index") / "index.html"
         html = built.read_text(encoding="utf-8")
         assert "zoo:models-table" not in html, page
         assert "zoo:config-table" not in html, page
         assert "zoo:api-modules" not in html, page
     reference = (site / "reference" / "registry" / "index.html").read_text(encoding="utf-8")
     assert 'id="registry.core.create_model"' in reference  # mkdocstrings rendered the docstrings
+    # The notebook is rendered with the outputs it was committed with (mkdocs-jupyter, execute: false).
+    notebook = (site / "notebooks" / "resnet50_vs_resnet101" / "index.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in notebook
+    assert "resnet101_scratch" in notebook
+    assert "compare_groups" in notebook
 
 
 def _nav_pages(config: dict) -> list[str]:
