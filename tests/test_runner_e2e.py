@@ -195,6 +195,9 @@ def no_unpickling() -> Iterator[list[str]]:
     Python's unpickler is caught by the audit event it raises for every global it
     looks up (``pickle.find_class``): a hook cannot be removed, so it checks a flag.
     """
+    if not ARMED_HOOK:  # once per process: an audit hook cannot be removed
+        sys.addaudithook(_audit)
+        ARMED_HOOK.append(True)
     seen: list[str] = []
     ARMED.append(seen)
     real_load = torch.load
@@ -224,15 +227,13 @@ def no_unpickling() -> Iterator[list[str]]:
 
 
 ARMED: list[list[str]] = []
+ARMED_HOOK: list[bool] = []
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event == "pickle.find_class" and ARMED:
         ARMED[-1].append(f"pickle.find_class{args}")
         raise Unpickled(f"unpickling {args}")
-
-
-sys.addaudithook(_audit)
 
 
 def test_the_logged_model_loads_without_unpickling_and_equals_the_runs_weights_at_any_size(
