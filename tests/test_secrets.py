@@ -1,6 +1,6 @@
 """No credential leaves the process: passwords masked wherever the zoo writes or prints a URI, secrets never in argv.
 
-The canary test: a PostgreSQL 15 whose role needs the password CANARY (scram-sha-256)
+The canary test: a PostgreSQL 15 whose role needs a canary password (scram-sha-256)
 holds the store behind a real ``mlflow server`` and a sweep's study; the zoo's tracking
 URI carries the password as HTTP basic auth (``http://zoo:CANARY@127.0.0.1:PORT``, which
 the server ignores). Through train, resume, a failed run, eval, register, predict, a
@@ -155,9 +155,18 @@ class CommandLines:
         self._thread.join()
 
 
+def test_the_command_line_watch_sees_a_secret_on_a_short_lived_command_line() -> None:
+    secret = f"WATCH-{os.urandom(4).hex()}"
+    with CommandLines(secret) as ps:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)", f"--storage=x:{secret}@h"])
+        child.wait(timeout=60)
+    assert list(ps.hits) == [child.pid]
+    assert secret in ps.hits[child.pid]
+
+
 @pytest.fixture
 def scram_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A PostgreSQL 15 whose ``postgres`` role needs the password CANARY over TCP; databases zoo, optuna, direct."""
+    """A PostgreSQL 15 whose ``postgres`` role needs a canary password over TCP; databases zoo, optuna, direct."""
     from servers import ServerUnavailable, find_postgres_bin, postgres_server  # deferred: pytest_plugins loads it
 
     try:
@@ -170,7 +179,8 @@ def scram_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))  # not the user's own ~/.pgpass
-    with postgres_server(tmp_path / "postgres", password=CANARY, databases=["optuna", "direct"]) as pg:
+    password = f"{CANARY}-{os.urandom(4).hex()}"  # unique: a test run elsewhere on the machine holds another
+    with postgres_server(tmp_path / "postgres", password=password, databases=["optuna", "direct"]) as pg:
         yield pg
 
 
@@ -183,7 +193,7 @@ def database_dump(pg, database: str) -> bytes:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     done = subprocess.run(
         [find_postgres_bin() / "pg_dump", "-h", host, "-p", port, "-U", "postgres", "-w", database],
-        env={**env, "PGPASSWORD": CANARY},
+        env={**env, "PGPASSWORD": pg.password},
         capture_output=True,
         timeout=120,
         check=True,
@@ -213,17 +223,18 @@ def test_no_trace_of_the_password_in_the_database_artifacts_checkpoints_output_o
     from servers import mlflow_server  # deferred: pytest_plugins loads it
 
     pg = scram_postgres
-    secret = CANARY.encode()
+    canary = pg.password
+    secret = canary.encode()
     database = pg.url.rsplit("/", 1)[0]  # postgresql+psycopg2://postgres@127.0.0.1:PORT
-    with_password = database.replace("postgres@", f"postgres:{CANARY}@")
+    with_password = database.replace("postgres@", f"postgres:{canary}@")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
-    with mlflow_server(pg.url, tmp_path / "mlflow", env={"PGPASSWORD": CANARY}) as server, CommandLines(CANARY) as ps:
-        uri = server.url.replace("http://", f"http://zoo:{CANARY}@")
+    with mlflow_server(pg.url, tmp_path / "mlflow", env={"PGPASSWORD": canary}) as server, CommandLines(canary) as ps:
+        uri = server.url.replace("http://", f"http://zoo:{canary}@")
         code = main(["train", *TINY, "--tracking-uri", uri, "--keep-last-state", "--keep-local-checkpoints"])
         out, err = capfd.readouterr()
         assert code == 0, err
-        assert CANARY not in out + err
+        assert canary not in out + err
         assert "http://zoo:***@127.0.0.1" in out  # the line after the run names the store, masked
 
         client = MlflowClient(server.url)
@@ -248,7 +259,7 @@ def test_no_trace_of_the_password_in_the_database_artifacts_checkpoints_output_o
             code = main(argv)
             out, err = capfd.readouterr()
             assert code == 0, (argv, err)
-            assert CANARY not in out + err, argv
+            assert canary not in out + err, argv
         assert client.get_run(run.info.run_id).info.status == "FINISHED"  # the resume finished it
 
         # A failure whose text holds the URI: its tag and traceback hold it masked.
@@ -276,7 +287,7 @@ def test_no_trace_of_the_password_in_the_database_artifacts_checkpoints_output_o
             code = main([*sweep, "--tracking-uri", uri])
         out, err = capfd.readouterr()  # worker 1's output too: it writes to the same descriptors
         assert code == 0, err[-3000:]
-        assert CANARY not in out + err
+        assert canary not in out + err
         study = optuna.load_study(study_name="canary", storage=storage)
         assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
         assert [line for line in ps.seen if "--worker-index 1" in line], "worker 1 was never seen running"
@@ -317,8 +328,9 @@ def test_a_wrong_postgresql_password_is_one_line_for_the_store_and_the_study_sto
     scram_postgres, zoo_cache_dir: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     pg = scram_postgres
+    canary = pg.password
     host = pg.url.split("@", 1)[1].rsplit("/", 1)[0]  # 127.0.0.1:PORT
-    wrong = f"postgresql+psycopg2://postgres:WRONG-{CANARY}@{host}"
+    wrong = f"postgresql+psycopg2://postgres:WRONG-{canary}@{host}"
     file = tmp_path / "seeds.yaml"
     file.write_text("defaults: {model: resnet_tiny_scratch, data: digits, epochs: 1}\nseeds: [0, 1]\n")
     monkeypatch.chdir(tmp_path)
@@ -335,11 +347,11 @@ def test_a_wrong_postgresql_password_is_one_line_for_the_store_and_the_study_sto
         line = one_error_line(err)
         assert f"{what} postgresql+psycopg2://postgres:***@{host}/" in line
         assert "password" in line  # the refusal, and the fix (PGPASSWORD, ~/.pgpass, PGSERVICE)
-        assert CANARY not in out + err
+        assert canary not in out + err
     assert not (tmp_path / "mlruns").exists()  # no run was created
 
     # The password from PGPASSWORD, none in the URI: the run lands in the database.
-    monkeypatch.setenv("PGPASSWORD", CANARY)
+    monkeypatch.setenv("PGPASSWORD", canary)
     store = pg.url.rsplit("/", 1)[0] + "/direct"
     assert main(["train", *TINY, "--tracking-uri", store]) == 0, capsys.readouterr().err
     client = MlflowClient(store)
