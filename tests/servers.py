@@ -119,6 +119,7 @@ class Server:
     log: Path
     folder: Path
     dsn: str | None = None  # PostgreSQL only: the libpq form of ``url`` (for psycopg2.connect, psql)
+    password: str | None = None  # PostgreSQL with a password only: not in ``url`` or ``dsn``
 
     @property
     def pgid(self) -> int:
@@ -386,7 +387,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def postgres_server(
-    folder: str | os.PathLike, *, database: str = "zoo", timeout: float = 60.0, bin_dir: str | os.PathLike | None = None
+    folder: str | os.PathLike,
+    *,
+    database: str = "zoo",
+    timeout: float = 60.0,
+    bin_dir: str | os.PathLike | None = None,
+    password: str | None = None,
+    databases: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Run a throwaway PostgreSQL server on 127.0.0.1 for the ``with`` block.
 
@@ -395,22 +402,31 @@ def postgres_server(
     and one database. On exit: ``pg_ctl stop -m fast``, then the process group is
     killed and the data folder removed.
 
+    With ``password``, the ``postgres`` role gets that password and TCP connections
+    need it (``scram-sha-256`` in ``pg_hba.conf``; the unix socket stays ``trust``):
+    a client without it, or with another, is refused.
+
     Args:
         folder: Where the logs go (``postgres-initdb.log``, ``postgres.log``); created if needed.
         database: The database to create (owned by the ``postgres`` role).
         timeout: Seconds to wait for the server to accept connections.
         bin_dir: The folder of the PostgreSQL binaries; found by :func:`find_postgres_bin` if None.
+        password: The ``postgres`` role's password, needed over TCP; None keeps ``trust`` auth.
+        databases: More databases to create (Optuna's tables share names with MLflow's).
 
     Yields:
         The server; its ``url`` is ``postgresql+psycopg2://postgres@127.0.0.1:PORT/<database>``
         (a SQLAlchemy URL that MLflow and Optuna take) and its ``dsn`` the libpq form
-        ``postgresql://postgres@127.0.0.1:PORT/<database>`` (for psycopg2.connect).
+        ``postgresql://postgres@127.0.0.1:PORT/<database>`` (for psycopg2.connect); neither
+        holds the password (give it in the URL or as ``PGPASSWORD``).
 
     Raises:
-        ServerUnavailable: The binaries or the postgres user are missing.
+        ServerUnavailable: The binaries (psql too, with a password) or the postgres user are missing.
         ServerStartError: initdb, the server or createdb failed (with the log's tail).
     """
     bins = Path(bin_dir) if bin_dir is not None else find_postgres_bin()
+    if password is not None and not (bins / "psql").is_file():
+        raise ServerUnavailable(f"a PostgreSQL server with a password needs psql, which is not in {bins}")
     identity = _postgres_identity()
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -485,19 +501,27 @@ def postgres_server(
         else:  # pragma: no cover - the loop breaks or raises
             raise _fail("PostgreSQL did not start", log)
 
-        status = _run(
-            [bins / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, database],
-            log,
-            env=env,
-            cwd=root,
-            timeout=timeout,
-        )
-        if status != 0:
-            raise _fail(f"createdb {database} exited with {status}", log)
+        for name in (database, *databases):
+            status = _run(
+                [bins / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_USER, name],
+                log,
+                env=env,
+                cwd=root,
+                timeout=timeout,
+            )
+            if status != 0:
+                raise _fail(f"createdb {name} exited with {status}", log)
+        if password is not None:
+            _require_password(bins, data, port, password, log, env, root, identity, timeout)
         address = f"{POSTGRES_USER}@127.0.0.1:{port}/{database}"
         known = server_processes(proc.pid)
         yield Server(
-            url=f"postgresql+psycopg2://{address}", pid=proc.pid, log=log, folder=root, dsn=f"postgresql://{address}"
+            url=f"postgresql+psycopg2://{address}",
+            pid=proc.pid,
+            log=log,
+            folder=root,
+            dsn=f"postgresql://{address}",
+            password=password,
         )
     finally:
         if proc is not None:
@@ -513,6 +537,63 @@ def postgres_server(
                 )
             stop_process_group(proc, known=known)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _require_password(
+    bins: Path,
+    data: Path,
+    port: int,
+    password: str,
+    log: Path,
+    env: dict[str, str],
+    root: Path,
+    identity: tuple[int, int] | None,
+    timeout: float,
+) -> None:
+    """Give the ``postgres`` role ``password`` and make TCP clients prove it (scram-sha-256).
+
+    The password goes to psql in a file, never on a command line; the server then
+    reloads its ``pg_hba.conf``, and the call returns once a TCP client without the
+    password is refused.
+    """
+    quoted = password.replace("'", "''")
+    script = root / "password.sql"
+    script.write_text(f"SET password_encryption = 'scram-sha-256';\nALTER ROLE {POSTGRES_USER} PASSWORD '{quoted}';\n")
+    try:
+        psql = [
+            bins / "psql",
+            "-X",
+            "-q",
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            POSTGRES_USER,
+            "-d",
+            "postgres",
+        ]
+        status = _run([*psql, "-v", "ON_ERROR_STOP=1", "-f", script], log, env=env, cwd=root, timeout=timeout)
+    finally:
+        script.unlink(missing_ok=True)
+    if status != 0:
+        raise _fail(f"setting the {POSTGRES_USER} role's password exited with {status}", log)
+    (data / "pg_hba.conf").write_text(  # rewritten in place: it keeps its owner (postgres, when we are root)
+        "local all all trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+        "host all all ::1/128 scram-sha-256\n"
+        "host replication all 127.0.0.1/32 scram-sha-256\n"
+    )
+    status = _run([bins / "pg_ctl", "reload", "-D", data], log, env=env, cwd=root, user=identity, timeout=timeout)
+    if status != 0:
+        raise _fail(f"pg_ctl reload exited with {status}", log)
+    deadline = time.monotonic() + timeout
+    probe = log.with_name("postgres-auth-probe.log")
+    while _run([*psql, "-c", "SELECT 1"], probe, env=env, cwd=root, timeout=10) == 0:  # still trust
+        if time.monotonic() > deadline:
+            raise _fail("PostgreSQL still lets TCP clients in without a password after the reload", log)
+        time.sleep(0.1)
 
 
 def _wait_postgres(
@@ -567,6 +648,7 @@ def mlflow_server(
     timeout: float = 120.0,
     workers: int = 1,
     app_name: str | None = "zoo",
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run ``mlflow server`` on 127.0.0.1 for the ``with`` block, serving artifacts itself.
 
@@ -582,6 +664,7 @@ def mlflow_server(
         workers: uvicorn worker processes (1 keeps it light: no supervisor process).
         app_name: ``--app-name``: ``"zoo"`` (the zoo's app, what the docs tell teams to
             run), ``"basic-auth"``, or None for MLflow's plain server.
+        env: More environment for the server, such as ``PGPASSWORD`` (kept off its command line).
 
     Yields:
         The server; its ``url`` is the tracking URI ``http://127.0.0.1:PORT``.
@@ -596,7 +679,7 @@ def mlflow_server(
     artifacts = folder / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     log = folder / "mlflow-server.log"
-    env = _mlflow_env()
+    env = {**_mlflow_env(), **(env or {})}
     proc: subprocess.Popen | None = None
     try:
         for attempt in range(3):  # another process may take the free port before the server binds it

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import pickle
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -161,7 +168,8 @@ def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
     from experiments.training.runner import build_datamodule
 
     first, _, client = runs
-    logged = mlflow.pytorch.load_model(client.get_run(first.run_id).data.tags["zoo.logged_model_uri"])
+    uri = client.get_run(first.run_id).data.tags["zoo.logged_model_uri"]
+    logged = mlflow.pytorch.load_model(uri)
     dm = build_datamodule(first.config)
     dm.setup("test")
     images, labels = next(iter(dm.test_dataloader()))
@@ -171,9 +179,95 @@ def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
     module.eval()
     with torch.no_grad():
         expected = module.test_step(dm.on_after_batch_transfer((images, labels), 0), 0)
-        got = logged.eval()(images)
-    assert logged.class_names == [str(i) for i in range(10)]
+        got = logged(images)
+    assert mlflow.models.get_model_info(uri).metadata["class_names"] == [str(i) for i in range(10)]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+class Unpickled(AssertionError):
+    """Raised where loading the logged model reaches an unpickler."""
+
+
+@contextlib.contextmanager
+def no_unpickling() -> Iterator[list[str]]:
+    """Inside: Python's unpickler, ``pickle.load(s)`` and any ``torch.load`` but torch's weights-only one fail.
+
+    Python's unpickler is caught by the audit event it raises for every global it
+    looks up (``pickle.find_class``): a hook cannot be removed, so it checks a flag.
+    """
+    if not ARMED_HOOK:  # once per process: an audit hook cannot be removed
+        sys.addaudithook(_audit)
+        ARMED_HOOK.append(True)
+    seen: list[str] = []
+    ARMED.append(seen)
+    real_load = torch.load
+
+    def refuse(name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            seen.append(name)
+            raise Unpickled(name)
+
+        return call
+
+    def weights_only_load(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("weights_only") is not True:
+            seen.append(f"torch.load(weights_only={kwargs.get('weights_only')})")
+            raise Unpickled("torch.load without weights_only=True")
+        return real_load(*args, **kwargs)
+
+    try:
+        with (
+            mock.patch("pickle.load", refuse("pickle.load")),
+            mock.patch("pickle.loads", refuse("pickle.loads")),
+            mock.patch("torch.load", weights_only_load),
+        ):
+            yield seen
+    finally:
+        ARMED.remove(seen)
+
+
+ARMED: list[list[str]] = []
+ARMED_HOOK: list[bool] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "pickle.find_class" and ARMED:
+        ARMED[-1].append(f"pickle.find_class{args}")
+        raise Unpickled(f"unpickling {args}")
+
+
+def test_the_logged_model_loads_without_unpickling_and_equals_the_runs_weights_at_any_size(
+    runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from experiments.serving.loading import load_run_model
+
+    first, _, client = runs
+    uri = client.get_run(first.run_id).data.tags["zoo.logged_model_uri"]
+    local = Path(mlflow.artifacts.download_artifacts(uri))
+    assert (local / "data" / "model.pt2").is_file()  # MLflow's pt2 format (torch.export), no model.pth
+    assert not list(local.rglob("*.pth"))
+    import torch.export.pt2_archive._package  # before the guard: it subclasses pickle.Unpickler on import
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # MLflow refuses pickle, checks the archive
+    with no_unpickling() as seen:
+        pyfunc = mlflow.pyfunc.load_model(str(local))
+    assert seen == []
+    reference = load_run_model(first.run_id)  # the run's safetensors weights with today's ServingModel
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(1, 3, 8, 8), (5, 3, 8, 8), (2, 3, 32, 32), (3, 3, 40, 20), (2, 3, 17, 64), (1, 3, 1, 1)]:
+        images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+        with torch.no_grad():
+            expected = reference(images).numpy()
+        got = pyfunc.predict(images.numpy())
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=str(shape))
+
+    with pytest.raises(Unpickled), no_unpickling() as seen:  # the guard works: a pickle is refused
+        pickle.loads(pickle.dumps(Path("x")))
+    assert seen == ["pickle.loads"]
+    with no_unpickling() as seen, pytest.raises(Unpickled):
+        pickle.Unpickler(io.BytesIO(pickle.dumps(Path("x")))).load()
+    assert seen
+    assert seen[0].startswith("pickle.find_class")
 
 
 def test_runs_uri_loads_the_best_weights(runs) -> None:

@@ -1,28 +1,36 @@
 """No credential leaves the process: passwords masked wherever the zoo writes or prints a URI, secrets never in argv.
 
-A canary password travels in the tracking URI of a real run against a real ``mlflow
-server`` (``http://zoo:CANARY@127.0.0.1:PORT``: a server without authentication
-ignores it, and MLflow's client sends it as HTTP basic auth); afterwards no byte of
-the store, its artifacts (``config.yaml``, the checkpoints' hyper-parameters) or
-the command's output holds it, through train, resume, eval, register, predict and a
-failed run. Sweep workers and ``zoo ui``'s server get their URIs
-through the environment: their ``/proc/PID/cmdline`` holds none (the real ``zoo ui``
-is checked in test_cli_ui.py). A PostgreSQL store
-or study storage that cannot be reached is one line, password masked, in seconds.
+The canary test: a PostgreSQL 15 whose role needs a canary password (scram-sha-256)
+holds the store behind a real ``mlflow server`` and a sweep's study; the zoo's tracking
+URI carries the password as HTTP basic auth (``http://zoo:CANARY@127.0.0.1:PORT``, which
+the server ignores). Through train, resume, a failed run, eval, register, predict, a
+sweep on two workers and ``zoo ui`` (its store the database, the password in its
+environment), no byte of ``pg_dump``, of any artifact, checkpoint or log, of the
+commands' output, or of any process's ``/proc/PID/cmdline`` (read every 0.1 s while
+they run) holds it. A wrong PostgreSQL password is one line for store and study
+storage; ``PGPASSWORD`` alone lands a run. A PostgreSQL store or study storage that
+cannot be reached is one line, password masked, in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
+import optuna
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -39,9 +47,11 @@ from experiments.tracking.runs import TrackedRun
 from experiments.tracking.store import auth_header
 from experiments.training import runner
 
+from procs import ZOO, running, wait_for
+
 pytest.register_assert_rewrite("servers")  # before pytest_plugins below loads it as a plugin
 
-pytest_plugins = ["servers"]  # mlflow_server_sqlite
+pytest_plugins = ["servers"]  # postgres_server, mlflow_server
 
 CANARY = "CANARY-7f3e9b1d"
 
@@ -104,57 +114,249 @@ def files_holding(folder: Path, secret: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and secret in p.read_bytes()]
 
 
+class CommandLines:
+    """Every process's ``/proc/PID/cmdline``, read every 0.1 s on a thread while the ``with`` block runs.
+
+    ``hits`` holds the command lines with the secret in them (what ``ps`` would show any
+    user), ``seen`` every command line read, to show the processes were there to be read.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.hits: dict[int, str] = {}
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def scan(self) -> None:
+        """Read every process's command line once."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = Path(entry.path, "cmdline").read_bytes()
+            except OSError:  # gone in between
+                continue
+            text = raw.replace(b"\0", b" ").decode(errors="replace")
+            self.seen.add(text)
+            if self.secret in raw:
+                self.hits[int(entry.name)] = text
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            self.scan()
+
+    def __enter__(self) -> CommandLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_the_command_line_watch_sees_a_secret_on_a_short_lived_command_line() -> None:
+    secret = f"WATCH-{os.urandom(4).hex()}"
+    with CommandLines(secret) as ps:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)", f"--storage=x:{secret}@h"])
+        child.wait(timeout=60)
+    assert list(ps.hits) == [child.pid]
+    assert secret in ps.hits[child.pid]
+
+
+@pytest.fixture
+def scram_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A PostgreSQL 15 whose ``postgres`` role needs a canary password over TCP; databases zoo, optuna, direct."""
+    from servers import ServerUnavailable, find_postgres_bin, postgres_server  # deferred: pytest_plugins loads it
+
+    try:
+        find_postgres_bin()
+        import psycopg2  # noqa: F401  # deferred: only to skip where the driver is missing
+    except (ServerUnavailable, ImportError) as missing:
+        pytest.skip(f"needs PostgreSQL's binaries and psycopg2: {missing}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))  # not the user's own ~/.pgpass
+    password = f"{CANARY}-{os.urandom(4).hex()}"  # unique: a test run elsewhere on the machine holds another
+    with postgres_server(tmp_path / "postgres", password=password, databases=["optuna", "direct"]) as pg:
+        yield pg
+
+
+def database_dump(pg, database: str) -> bytes:
+    """``pg_dump`` of one database of ``pg``: every row of every table, as SQL."""
+    from servers import find_postgres_bin  # deferred: pytest_plugins loads it
+
+    address = pg.dsn.split("@", 1)[1]  # 127.0.0.1:PORT/zoo
+    host, port = address.split("/", 1)[0].split(":")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    done = subprocess.run(
+        [find_postgres_bin() / "pg_dump", "-h", host, "-p", port, "-U", "postgres", "-w", database],
+        env={**env, "PGPASSWORD": pg.password},
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def healthy(port: int) -> bool:
+    """Whether MLflow's server on ``port`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
-def test_no_trace_of_the_password_in_the_store_its_artifacts_checkpoints_or_output(
-    mlflow_server_sqlite: str, zoo_cache_dir: Path, tmp_path: Path, monkeypatch, capsys
+def test_no_trace_of_the_password_in_the_database_artifacts_checkpoints_output_or_command_lines(
+    scram_postgres, zoo_cache_dir: Path, tmp_path: Path, monkeypatch, capfd
 ) -> None:
+    """A canary password through train, resume, a failed run, eval, register, predict, a two-worker sweep and ui.
+
+    PostgreSQL 15 needs the password (scram-sha-256) for the store behind a real ``mlflow
+    server`` (which gets it as ``PGPASSWORD``), for the sweep's study storage and for ``zoo
+    ui``'s store; the zoo's tracking URI carries it as HTTP basic auth (the server ignores it).
+    """
+    from servers import mlflow_server  # deferred: pytest_plugins loads it
+
+    pg = scram_postgres
+    canary = pg.password
+    secret = canary.encode()
+    database = pg.url.rsplit("/", 1)[0]  # postgresql+psycopg2://postgres@127.0.0.1:PORT
+    with_password = database.replace("postgres@", f"postgres:{canary}@")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = mlflow_server_sqlite.replace("http://", f"http://zoo:{CANARY}@")  # basic auth the server ignores
-    code = main(["train", *TINY, "--tracking-uri", uri, "--keep-last-state", "--keep-local-checkpoints"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert CANARY not in out + err
-    assert "http://zoo:***@127.0.0.1" in out  # the line after the run names the store, masked
+    with mlflow_server(pg.url, tmp_path / "mlflow", env={"PGPASSWORD": canary}) as server, CommandLines(canary) as ps:
+        uri = server.url.replace("http://", f"http://zoo:{canary}@")
+        code = main(["train", *TINY, "--tracking-uri", uri, "--keep-last-state", "--keep-local-checkpoints"])
+        out, err = capfd.readouterr()
+        assert code == 0, err
+        assert canary not in out + err
+        assert "http://zoo:***@127.0.0.1" in out  # the line after the run names the store, masked
 
-    client = MlflowClient(mlflow_server_sqlite)
-    run = client.search_runs([client.get_experiment_by_name("zoo").experiment_id])[0]
-    config = client.download_artifacts(run.info.run_id, CONFIG_ARTIFACT, str(tmp_path / "down"))
-    assert f"http://zoo:***@127.0.0.1:{mlflow_server_sqlite.rsplit(':', 1)[1]}" in Path(config).read_text()
-    state = client.download_artifacts(run.info.run_id, LAST_STATE_ARTIFACT, str(tmp_path / "down"))
-    hparams = torch.load(state, map_location="cpu", weights_only=True)["hyper_parameters"]
-    assert hparams["config"]["tracking_uri"].startswith("http://zoo:***@")
+        client = MlflowClient(server.url)
+        run = client.search_runs([client.get_experiment_by_name("zoo").experiment_id])[0]
+        config = client.download_artifacts(run.info.run_id, CONFIG_ARTIFACT, str(tmp_path / "down"))
+        assert f"http://zoo:***@127.0.0.1:{server.url.rsplit(':', 1)[1]}" in Path(config).read_text()
+        state = client.download_artifacts(run.info.run_id, LAST_STATE_ARTIFACT, str(tmp_path / "down"))
+        hparams = torch.load(state, map_location="cpu", weights_only=True)["hyper_parameters"]
+        assert hparams["config"]["tracking_uri"].startswith("http://zoo:***@")
 
-    # The other command paths, with the store from the environment: resume, eval, register, predict.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    client.set_terminated(run.info.run_id, "FAILED")  # as if its process had died: resume takes it up
-    image = tmp_path / "x.png"
-    Image.new("RGB", (32, 32)).save(image)
-    for argv in (
-        ["train", "--resume", run.info.run_id],
-        ["eval", run.info.run_id],
-        ["register", run.info.run_id, "--name", "canary"],
-        ["predict", "--run", run.info.run_id, str(image)],
+        # The other command paths, with the store from the environment: resume, eval, register, predict.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        client.set_terminated(run.info.run_id, "FAILED")  # as if its process had died: resume takes it up
+        image = tmp_path / "x.png"
+        Image.new("RGB", (32, 32)).save(image)
+        for argv in (
+            ["train", "--resume", run.info.run_id],
+            ["eval", run.info.run_id],
+            ["register", run.info.run_id, "--name", "canary"],
+            ["predict", "--run", run.info.run_id, str(image)],
+        ):
+            code = main(argv)
+            out, err = capfd.readouterr()
+            assert code == 0, (argv, err)
+            assert canary not in out + err, argv
+        assert client.get_run(run.info.run_id).info.status == "FINISHED"  # the resume finished it
+
+        # A failure whose text holds the URI: its tag and traceback hold it masked.
+        failing = TrackedRun.create("zoo", "fails", {}, uri)
+        with pytest.raises(RuntimeError), failing.lifecycle():
+            raise RuntimeError(f"the store {uri} went away")
+        failed = client.get_run(failing.run_id)
+        assert failed.info.status == "FAILED"
+        assert "http://zoo:***@" in failed.data.tags[FAILURE_TAG]
+        trace = client.download_artifacts(failing.run_id, TRACEBACK_ARTIFACT, str(tmp_path / "down"))
+        assert "http://zoo:***@" in Path(trace).read_text()
+
+        # A sweep on two workers: the study in PostgreSQL, both URIs with the password in them.
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+        search = tmp_path / "search.yaml"
+        search.write_text(
+            "trials: 2\npruner: none\n"
+            "defaults: {model: resnet_tiny_scratch, data: digits, preset: cifar, augment: false,\n"
+            "  limit_per_class: 8, epochs: 1, batch_size: 32, workers: '0', progress_bar: false, log_model: false}\n"
+            "search: {lr: {loguniform: [1.0e-4, 1.0e-1]}}\n"
+        )
+        storage = f"{with_password}/optuna"
+        sweep = ["run", str(search), "--workers", "2", "--sweep", "canary", "--storage", storage]
+        with mock.patch.dict(os.environ), torch_threads_kept():  # worker 0 is this process: it sets its threads
+            code = main([*sweep, "--tracking-uri", uri])
+        out, err = capfd.readouterr()  # worker 1's output too: it writes to the same descriptors
+        assert code == 0, err[-3000:]
+        assert canary not in out + err
+        study = optuna.load_study(study_name="canary", storage=storage)
+        assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
+        assert [line for line in ps.seen if "--worker-index 1" in line], "worker 1 was never seen running"
+
+        # zoo ui on the PostgreSQL store, the URI with its password in zoo ui's environment.
+        port = closed_port()
+        log = tmp_path / "ui.log"
+        ui_env = {"MLFLOW_TRACKING_URI": f"{with_password}/zoo", "NO_PROXY": "127.0.0.1,localhost"}
+        with running([*ZOO, "ui", "--port", str(port)], log, **ui_env) as ui:
+            wait_for(lambda: healthy(port), ui, log, timeout=180)
+            ps.scan()  # once more, now that its server answers
+            os.kill(ui.pid, signal.SIGTERM)
+            assert ui.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert [line for line in ps.seen if "mlflow" in line and str(port) in line], "zoo ui's server never seen"
+        assert secret not in log.read_bytes()
+
+    assert ps.hits == {}  # no process's command line held it, at any moment the watch looked
+    dumps = {name: database_dump(pg, name) for name in ("zoo", "optuna")}
+    assert run.info.run_id.encode() in dumps["zoo"]  # the dumps hold what the commands wrote:
+    assert b"canary" in dumps["zoo"]  # the registered model
+    assert b"canary" in dumps["optuna"]  # the study
+    assert [name for name, dump in dumps.items() if secret in dump] == []
+    assert files_holding(tmp_path, secret) == []  # every artifact, checkpoint, download and log
+
+
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Give back this process's torch thread count after a sweep's worker 0 set its own."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_a_wrong_postgresql_password_is_one_line_for_the_store_and_the_study_storage_and_pgpassword_works(
+    scram_postgres, zoo_cache_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    pg = scram_postgres
+    canary = pg.password
+    host = pg.url.split("@", 1)[1].rsplit("/", 1)[0]  # 127.0.0.1:PORT
+    wrong = f"postgresql+psycopg2://postgres:WRONG-{canary}@{host}"
+    file = tmp_path / "seeds.yaml"
+    file.write_text("defaults: {model: resnet_tiny_scratch, data: digits, epochs: 1}\nseeds: [0, 1]\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
+    for argv, what in (
+        (["train", *TINY, "--tracking-uri", f"{wrong}/direct"], "tracking store"),
+        (["run", str(file), "--storage", f"{wrong}/optuna"], "study storage"),
     ):
+        started = time.monotonic()
         code = main(argv)
         out, err = capsys.readouterr()
-        assert code == 0, (argv, err)
-        assert CANARY not in out + err, argv
-    assert client.get_run(run.info.run_id).info.status == "FINISHED"  # the resume finished it
+        assert code == 2, err
+        assert time.monotonic() - started < 30
+        line = one_error_line(err)
+        assert f"{what} postgresql+psycopg2://postgres:***@{host}/" in line
+        assert "password" in line  # the refusal, and the fix (PGPASSWORD, ~/.pgpass, PGSERVICE)
+        assert canary not in out + err
+    assert not (tmp_path / "mlruns").exists()  # no run was created
 
-    # A failure whose text holds the URI: its tag and traceback hold it masked.
-    failing = TrackedRun.create("zoo", "fails", {}, uri)
-    with pytest.raises(RuntimeError), failing.lifecycle():
-        raise RuntimeError(f"the store {uri} went away")
-    failed = client.get_run(failing.run_id)
-    assert failed.info.status == "FAILED"
-    assert "http://zoo:***@" in failed.data.tags[FAILURE_TAG]
-    trace = client.download_artifacts(failing.run_id, TRACEBACK_ARTIFACT, str(tmp_path / "down"))
-    assert "http://zoo:***@" in Path(trace).read_text()
-
-    assert files_holding(tmp_path / "mlflow", CANARY.encode()) == []  # the store's database and every artifact
-    assert files_holding(tmp_path / "checkpoints", CANARY.encode()) == []  # the local checkpoints
+    # The password from PGPASSWORD, none in the URI: the run lands in the database.
+    monkeypatch.setenv("PGPASSWORD", canary)
+    store = pg.url.rsplit("/", 1)[0] + "/direct"
+    assert main(["train", *TINY, "--tracking-uri", store]) == 0, capsys.readouterr().err
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("zoo").experiment_id])
+    assert [r.info.status for r in runs] == ["FINISHED"]
 
 
 def test_a_resumed_run_takes_its_store_as_given_never_the_resolved_uri(monkeypatch, tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ from typing import Any
 import mlflow
 import mlflow.pytorch
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from experiments.analysis.tables import format_table
+from experiments.config.secrets import mask_text
 from experiments.data.datamodule import ImageDataModule
+from experiments.serving.export import ExportableServingModel, export_example
 from experiments.serving.model import serving_copy
 from experiments.tracking.names import CONFUSION_ARTIFACT, LOGGED_MODEL_TAG, PER_CLASS_ARTIFACT
 from experiments.tracking.runs import Run, TrackedRun
@@ -29,6 +32,11 @@ MLflow's inference spends seconds and misses the zoo itself)."""
 
 INPUT_EXAMPLE_IMAGES = 2
 """Test images stored with the logged model as its input example."""
+
+EXPORT_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, TypeError, ValueError, AssertionError)
+"""What torch.export raises on a network it cannot trace (its own errors derive from RuntimeError)."""
+
+log = logging.getLogger(__name__)
 
 
 def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
@@ -160,23 +168,43 @@ def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) 
     mlflow.set_experiment(experiment_id=client.get_run(run.run_id).info.experiment_id)
     served = serving_copy(dm.preprocess, module.model)
     example = input_example(dm)
-    # Pickle, not MLflow's default 'pt2' (torch.export): an exported graph is traced for one input
-    # shape, and the served model must take any batch and image size. MLflow warns about pickle on
-    # every call; docs/tracking.md says it once.
+    metadata = {"class_names": served.class_names}
+    # 'pt2' (torch.export): MLflow loads it without unpickling code where pickle is refused
+    # (MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false); the exportable copy keeps batch, height and
+    # width free (see experiments.serving.export). A network torch.export cannot trace is logged
+    # as a pickle, as before, with a warning.
     quiet = logging.getLogger("mlflow.pytorch")
     level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    quiet.setLevel(logging.ERROR)  # MLflow warns about pickle on every call; docs/security.md says it once
     try:
-        info = mlflow.pytorch.log_model(
-            served,
-            name=module.config.model,
-            run_id=run.run_id,
-            signature=serving_signature(module.num_classes),
-            input_example=example,
-            pip_requirements=pinned_requirements(),
-            serialization_format="pickle",
-            step=0,
-        )
+        try:
+            info = mlflow.pytorch.log_model(
+                ExportableServingModel(served),
+                name=module.config.model,
+                run_id=run.run_id,
+                signature=serving_signature(module.num_classes),
+                input_example=export_example(torch.from_numpy(example)).numpy(),
+                pip_requirements=pinned_requirements(),
+                serialization_format="pt2",
+                metadata=metadata,
+                step=0,
+            )
+        except EXPORT_ERRORS as exc:
+            log.warning(
+                "the model cannot be exported for MLflow's pt2 format (%s); logging it as a pickle",
+                mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
+            )
+            info = mlflow.pytorch.log_model(
+                served,
+                name=module.config.model,
+                run_id=run.run_id,
+                signature=serving_signature(module.num_classes),
+                input_example=example,
+                pip_requirements=pinned_requirements(),
+                serialization_format="pickle",
+                metadata=metadata,
+                step=0,
+            )
     finally:
         quiet.setLevel(level)
     run.set_tags({LOGGED_MODEL_TAG: info.model_uri})
