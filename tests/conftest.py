@@ -21,8 +21,12 @@ CIFAR_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "CIFAR-10-images-master.zi
 
 # Hypothesis: the same examples on every CI run (derandomized, a failure reproduces from its seed
 # alone), fresh ones at a developer's desk, where its example database keeps what failed.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
-settings.register_profile("dev", print_blob=True)
+# Both are registered from Hypothesis's own default, whichever profile a plugin or an earlier
+# import (an xdist worker's) loaded first.
+settings.register_profile(
+    "ci", parent=settings.get_profile("default"), derandomize=True, database=None, print_blob=True
+)
+settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
