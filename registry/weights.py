@@ -188,13 +188,15 @@ def load_state_dict_strict(model: Any, state_dict: Mapping[str, Any], source: st
         name: The model's registered name, for the error message.
 
     Raises:
-        WeightsError: If keys are missing or unexpected, or shapes differ.
+        WeightsError: If keys are missing or unexpected, or shapes differ: one line naming
+            the first mismatched key with both shapes (in the model's key order), then the
+            first missing and the first unexpected key.
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        f"{k}: {tuple(state_dict[k].shape)} in the weights, {tuple(own[k].shape)} in the model"
         for k in own
         if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]

@@ -225,6 +225,8 @@ def test_another_architectures_weights_name_the_first_mismatched_key(tmp_path: P
 TRAINED_IN_TEST_MODELS = {
     "plain101_scratch",
     "plain50_scratch",
+    "preresnet1001_scratch",  # tests/test_preresnet.py, on the meta device
+    "preresnet164_scratch",  # tests/test_preresnet.py
     "plain_tiny_scratch",
     "resnet101_scratch",
     "resnet152_scratch",
@@ -233,7 +235,8 @@ TRAINED_IN_TEST_MODELS = {
     "resnet50_scratch",
     "resnet_tiny_scratch",
 }
-"""The zoo's first models, trained for real in tests/test_models.py (the deep ones marked slow)."""
+"""The zoo's first models, trained for real in tests/test_models.py (the deep ones marked slow), and the
+pre-activation CIFAR ResNets of tests/test_preresnet.py."""
 
 
 def test_every_scratch_model_trains_in_one_test_or_another() -> None:

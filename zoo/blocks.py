@@ -3,7 +3,9 @@
 One `Bottleneck` (and one `BasicBlock`) carries every knob of the bottleneck families:
 groups and width per group (ResNeXt, Wide ResNet), the first 1x1's reduction, channel
 attention after the last norm (SE, ECA), anti-aliased downsampling, stochastic depth, the
-norm layer (BatchNorm or GroupNorm) and the average-pool shortcut (ResNet-D).
+norm layer (BatchNorm or GroupNorm) and the average-pool shortcut (ResNet-D). The
+`Bottleneck` also takes the pre-activation order of He et al. 2016 ("Identity mappings in
+deep residual networks"): the same three convolutions, each after its norm and ReLU.
 
 Attribute names (``conv1``, ``bn1``, ..., ``aa``, ``se``, ``downsample.0``, ...) follow
 timm's, which torchvision shares for the plain ResNet, so that their weights load into
@@ -30,6 +32,7 @@ def projection(
     stride: int,
     avg_down: bool = False,
     norm_layer: str | NormLayer = "batchnorm",
+    preact: bool = False,
 ) -> nn.Sequential:
     """The projection shortcut (``downsample``): a 1x1 convolution and norm, after an average pool for ResNet-D.
 
@@ -41,16 +44,20 @@ def projection(
             shortcut of Bag of Tricks, He et al. 2019) instead of a strided 1x1 convolution,
             which skips three pixels in four.
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
+        preact: Leave out the norm: a pre-activation block's shortcut convolves the block's
+            already normalised input, and its sum is normalised by the next block.
 
     Returns:
         ``Sequential(conv, norm)`` (keys ``0.weight``, ``1.*``), or with `avg_down`
-        ``Sequential(pool, conv, norm)`` (keys ``1.weight``, ``2.*``), as timm's.
+        ``Sequential(pool, conv, norm)`` (keys ``1.weight``, ``2.*``), as timm's; with
+        `preact`, the same without the norm.
     """
     norm = get_norm_layer(norm_layer)
+    tail = [] if preact else [norm(out_channels)]
     if not avg_down:
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), norm(out_channels))
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), *tail)
     pool: nn.Module = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1 else nn.Identity()
-    return nn.Sequential(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False), norm(out_channels))
+    return nn.Sequential(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False), *tail)
 
 
 class _Residual(nn.Module):
@@ -61,6 +68,7 @@ class _Residual(nn.Module):
     downsample: nn.Module | None
     relu: nn.Module
     residual: bool
+    preact: bool = False
 
     def _tail(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.se is not None:
@@ -84,6 +92,13 @@ class Bottleneck(_Residual):
     ``floor(width * width_per_group / 64) * cardinality``: ResNeXt-50 32x4d has
     ``cardinality=32, width_per_group=4``; Wide ResNet-50-2 has ``width_per_group=128``.
 
+    With ``preact=True`` the same convolutions run in the pre-activation order of He et al.
+    2016: ``bn1, relu, conv1, bn2, relu, conv2, bn3, relu, conv3, [attention], add``, with
+    no ReLU after the sum. Each norm then sits before its convolution and takes that
+    convolution's input channels (``bn1`` the block's input, ``bn3`` the inner width), a
+    projection shortcut convolves the normalised input and has no norm of its own, and
+    ``zero_init_last`` zeroes ``conv3`` (as timm's ``PreActBottleneck``).
+
     Args:
         in_channels: Channels entering the block.
         width: The block's planes: it outputs ``width * 4`` channels, and its inner width
@@ -101,6 +116,7 @@ class Bottleneck(_Residual):
         drop_path: Stochastic depth: probability of dropping the residual branch.
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
         avg_down: The average-pool projection shortcut (ResNet-D).
+        preact: The pre-activation order (each norm and ReLU before its convolution).
     """
 
     expansion = 4
@@ -120,6 +136,7 @@ class Bottleneck(_Residual):
         drop_path: float = 0.0,
         norm_layer: str | NormLayer = "batchnorm",
         avg_down: bool = False,
+        preact: bool = False,
     ) -> None:
         super().__init__()
         norm = get_norm_layer(norm_layer)
@@ -127,25 +144,31 @@ class Bottleneck(_Residual):
         first = inner // reduce_first
         out_channels = width * self.expansion
         aa = create_aa(aa_layer, inner, stride) if stride != 1 else None
+        # The same norms either way; pre-activation moves each before its convolution.
+        normed = (in_channels, first, inner) if preact else (first, inner, out_channels)
         self.conv1 = nn.Conv2d(in_channels, first, 1, bias=False)
-        self.bn1 = norm(first)
+        self.bn1 = norm(normed[0])
         self.conv2 = nn.Conv2d(
             first, inner, 3, stride=1 if aa is not None else stride, padding=1, groups=cardinality, bias=False
         )
-        self.bn2 = norm(inner)
+        self.bn2 = norm(normed[1])
         self.aa = aa
         self.conv3 = nn.Conv2d(inner, out_channels, 1, bias=False)
-        self.bn3 = norm(out_channels)
+        self.bn3 = norm(normed[2])
         self.se = create_attn(attn_layer, out_channels)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
+        self.preact = preact
         needs_projection = residual and (stride != 1 or in_channels != out_channels)
-        self.downsample = projection(in_channels, out_channels, stride, avg_down, norm) if needs_projection else None
+        self.downsample = (
+            projection(in_channels, out_channels, stride, avg_down, norm, preact) if needs_projection else None
+        )
 
     def zero_init_last(self) -> None:
-        """Zero the last norm's scale so the block starts as an identity."""
-        nn.init.zeros_(self.bn3.weight)  # type: ignore[arg-type]  # a norm's weight is a Parameter
+        """Start the block as an identity: zero the last norm's scale (``conv3``'s weights when pre-activated)."""
+        last = self.conv3 if self.preact else self.bn3
+        nn.init.zeros_(last.weight)  # type: ignore[arg-type]  # a norm's weight is a Parameter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block.
@@ -156,12 +179,28 @@ class Bottleneck(_Residual):
         Returns:
             Output of shape ``(N, width * 4, H / stride, W / stride)``.
         """
+        if self.preact:
+            return self._forward_preact(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         if self.aa is not None:
             out = self.aa(out)
         out = self.bn3(self.conv3(out))
         return self._tail(out, x)
+
+    def _forward_preact(self, x: torch.Tensor) -> torch.Tensor:
+        activated: torch.Tensor = self.relu(self.bn1(x))
+        # A projection sees the normalised input (the paper's "both_preact"); an identity, the raw sum.
+        shortcut = x if self.downsample is None else self.downsample(activated)
+        out: torch.Tensor = self.conv2(self.relu(self.bn2(self.conv1(activated))))
+        if self.aa is not None:
+            out = self.aa(out)
+        out = self.conv3(self.relu(self.bn3(out)))
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return out + shortcut if self.residual else out
 
 
 class BasicBlock(_Residual):
@@ -183,6 +222,7 @@ class BasicBlock(_Residual):
         drop_path: Stochastic depth: probability of dropping the residual branch.
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
         avg_down: The average-pool projection shortcut (ResNet-D).
+        preact: Must be ``False``: the pre-activation order is the `Bottleneck`'s.
     """
 
     expansion = 1
@@ -202,8 +242,11 @@ class BasicBlock(_Residual):
         drop_path: float = 0.0,
         norm_layer: str | NormLayer = "batchnorm",
         avg_down: bool = False,
+        preact: bool = False,
     ) -> None:
         super().__init__()
+        if preact:
+            raise ModelArgumentError("BasicBlock has no pre-activation order; use Bottleneck with preact=True")
         if cardinality != 1 or width_per_group != 64:
             raise ModelArgumentError(
                 f"BasicBlock takes no groups (cardinality=1, width_per_group=64), got "

@@ -112,6 +112,10 @@ class ResNet(nn.Module):
         drop_path_rate: Stochastic depth of the last block; earlier blocks get a linearly
             smaller rate (timm's rule).
         drop_rate: Dropout before the head.
+        preact: The pre-activation ResNet of He et al. 2016 ("Identity mappings in deep
+            residual networks"): `Bottleneck` blocks in their pre-activation order, a stem
+            of convolutions only (``bn1`` is an identity: the first block normalises its
+            input), and a final norm and ReLU (``norm``) before the pooling.
     """
 
     pretrained_cfg: dict[str, Any]
@@ -141,6 +145,7 @@ class ResNet(nn.Module):
         norm_layer: str | NormLayer = "batchnorm",
         drop_path_rate: float = 0.0,
         drop_rate: float = 0.0,
+        preact: bool = False,
     ) -> None:
         super().__init__()
         num_classes = check_num_classes(num_classes)
@@ -172,13 +177,17 @@ class ResNet(nn.Module):
             "avg_down": avg_down,
             "norm_layer": layer_name(norm_layer),
             "residual": residual,
+            "preact": preact,
         }
         """The architecture's settings (block, depth per stage, the block's knobs), for model cards."""
+        self.preact = preact
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.conv1, self.bn1, self.maxpool = make_stem(
             stem, stem_type, width, in_chans, norm, replace_stem_pool, aa_layer
         )
+        if preact:
+            self.bn1 = nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
         block_args: dict[str, Any] = {
@@ -190,6 +199,8 @@ class ResNet(nn.Module):
             "norm_layer": norm,
             "avg_down": avg_down,
         }
+        if preact:  # only then: a BasicBlock refuses it
+            block_args["preact"] = True
         in_channels = stem_channels(stem_type, width)
         total, index = sum(layers), 0
         for stage_index, (depth, stage_planes) in enumerate(zip(layers, planes, strict=True)):
@@ -203,6 +214,7 @@ class ResNet(nn.Module):
             setattr(self, f"layer{stage_index + 1}", nn.Sequential(*stage))
         self.num_stages = len(layers)
         self.num_features = in_channels
+        self.norm: nn.Module = norm(in_channels) if preact else nn.Identity()
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc: nn.Module = nn.Linear(in_channels, num_classes) if num_classes else nn.Identity()
         self._init_weights(zero_init_last)
@@ -248,9 +260,12 @@ class ResNet(nn.Module):
         Returns:
             The last stage's feature map, ``(N, num_features, h, w)``.
         """
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.conv1(x)
+        x = self.maxpool(x if self.preact else self.relu(self.bn1(x)))
         for stage in self.stages:
             x = stage(x)
+        if self.preact:
+            x = self.relu(self.norm(x))
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -6,4 +6,4 @@ data (`zoo.models.factory.arch`), a few-line scratch builder per architecture, a
 ``*_timm_pretrained`` twins (`zoo.models.factory.timm_twin`).
 """
 
-from zoo.models import antialiased, resnet, resnet_d, resnet_rs, resnext, senet  # noqa: F401  (registers them)
+from zoo.models import antialiased, preresnet, resnet, resnet_d, resnet_rs, resnext, senet  # noqa: F401  (registers them)

@@ -67,6 +67,8 @@ def arch_tags(architecture: Arch) -> tuple[str, ...]:
         tags.append(attention)
     if a.get("aa_layer"):
         tags.append(f"aa-{a['aa_layer']}")
+    if a.get("preact"):
+        tags.append("preact")
     if a.get("norm_layer", "batchnorm") != "batchnorm":
         tags.append(str(a["norm_layer"]))
     return tuple(tags)
