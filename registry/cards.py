@@ -1,12 +1,12 @@
 """The facts of a model card that come from outside the model: the weights' published accuracy.
 
 A card's ImageNet top-1 is a published figure, never one measured or guessed here, and it
-comes with its source. The only source installed with the zoo is torchvision's weight
-metadata (``Weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]``): a timm tag whose file is
-torchvision's file (timm's pretrained config names the same download URL, as for
-``resnext101_32x8d.tv_in1k``) gets torchvision's figure. timm publishes its figures in the
-``results/*.csv`` tables of its repository, which its package does not ship, so the other
-timm tags have no figure, and the card says why.
+comes with its source. A timm tag whose file is torchvision's file (timm's pretrained config
+names the same download URL, as for ``resnext101_32x8d.tv_in1k``) gets torchvision's weight
+metadata (``Weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]``). The other timm tags get
+timm's own figure from ``results/results-imagenet.csv`` of its repository, which its package
+does not ship: the zoo ships the rows of its tags (`registry.published`), and a card reads
+the row at the weights' input size in timm's pretrained config. A tag without a row says so.
 
 Used when a model is measured (`registry.info.measure`, the indexer); importing this
 module does not import torch, timm or torchvision.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+
+from registry.published import timm_top1
 
 NOT_PUBLISHED_SCRATCH = "random init: no published accuracy"
 """The top-1 source of a model without pretrained weights."""
@@ -47,16 +49,17 @@ def torchvision_top1_by_url() -> dict[str, tuple[float, str]]:
     return found
 
 
-def _timm_url(tag: str) -> tuple[str | None, str]:
-    import timm  # deferred: timm takes a second to import; only the measuring path needs it
-    from timm.models import get_pretrained_cfg
+def _timm_cfg(tag: str) -> tuple[str | None, int | None]:
+    """The download URL and input size (pixels a side) of timm's weights, ``None`` where timm has none."""
+    from timm.models import get_pretrained_cfg  # deferred: timm takes a second to import; only measuring needs it
 
     try:
         cfg = get_pretrained_cfg(tag)
     except RuntimeError:  # timm's word for a tag its architecture does not have
         cfg = None
     url = getattr(cfg, "url", None) if cfg is not None else None
-    return (str(url) if url else None), str(timm.__version__)
+    input_size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return (str(url) if url else None), (int(input_size[-1]) if input_size else None)
 
 
 def published_top1(pretrained: str | None) -> tuple[float | None, str]:
@@ -74,14 +77,13 @@ def published_top1(pretrained: str | None) -> tuple[float | None, str]:
     scheme, _, tag = pretrained.partition(":")
     if scheme != "timm" or not tag:
         return None, f"no published accuracy is known for '{pretrained}' weights"
-    url, timm_version = _timm_url(tag)
+    url, img_size = _timm_cfg(tag)
     if url and url in torchvision_top1_by_url():
         acc, source = torchvision_top1_by_url()[url]
         return acc, f"{source} (timm's {tag} is the same file)"
-    return None, (
-        f"not shipped with timm {timm_version}: timm publishes its top-1 in results/*.csv of its "
-        "repository, which the package does not include"
-    )
+    if img_size is None:
+        return None, f"timm has no pretrained config for {tag}: no published accuracy is known"
+    return timm_top1(tag, img_size)
 
 
 def card_facts(model: Any, pretrained: str | None, pretrained_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -147,15 +147,15 @@ def test_every_card_has_the_index_fields() -> None:
     assert registry.model_info("resnet50d_scratch")["block"]["stem_type"] == "deep"
 
 
-def test_published_top1_is_torchvision_metadata_for_torchvision_files_only() -> None:
+def test_published_top1_is_torchvision_metadata_for_torchvision_files() -> None:
     from torchvision.models import ResNeXt101_32X8D_Weights
 
     card = registry.model_info("resnext101_32x8d_timm_pretrained")
     assert card["top1"] == ResNeXt101_32X8D_Weights.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]["acc@1"]
     assert "ResNeXt101_32X8D_Weights.IMAGENET1K_V1" in card["top1_source"]
     timm_only = registry.model_info("resnet50_timm_pretrained")
-    assert timm_only["top1"] is None
-    assert "results/*.csv" in timm_only["top1_source"]
+    assert timm_only["top1"] == 80.382  # timm's results table, at the weights' 224px (tests/test_published_top1.py)
+    assert "results/results-imagenet.csv" in timm_only["top1_source"]
 
 
 def test_filter_sort_and_columns(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,7 +188,15 @@ def test_filter_sort_and_columns(capsys: pytest.CaptureFixture[str]) -> None:
         ["seresnext101d_32x8d_scratch", "se"],
         ["seresnext50_32x4d_scratch", "se"],
     ]
-    assert main(["models", "--filter", "top1>0", "--format", "csv", "--columns", "name,top1"]) == 0
+    argv = ["models", "--filter", "top1>83", "--sort", "top1", "--reverse", "--format", "csv", "--columns", "name,top1"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "seresnet152d_timm_pretrained,83.702",
+        "seresnext101d_32x8d_timm_pretrained,83.702",
+        "resnet200d_timm_pretrained,83.25",
+        "resnet152d_timm_pretrained,83.16",
+    ]
+    assert main(["models", "--filter", "top1_source=torchvision*", "--format", "csv", "--columns", "name,top1"]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == [
         "resnext101_32x8d_timm_pretrained,79.312",
         "wide_resnet101_2_timm_pretrained,78.848",

@@ -44,3 +44,5 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     assert all(f"experiments/config/shipped/{n}" in names for n in shipped)
     # PEP 561 markers: a user's type checker reads the packages' hints.
     assert {"registry/py.typed", "zoo/py.typed", "experiments/py.typed"} <= set(names)
+    # Package data the registry reads: the zoo's model index and timm's published top-1 of its tags.
+    assert {"zoo/model_index.json", "registry/timm_imagenet_top1.json"} <= set(names)
