@@ -67,15 +67,25 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def _index_path(package: str) -> Path | None:
-    # find_spec of a top-level name locates the package without running its __init__,
-    # so reading the zoo's index does not import the zoo (nor torch).
+def package_file(package: str, filename: str = INDEX_FILE) -> Path | None:
+    """A data file at the top of a package (its index, its throughput), found without importing the package.
+
+    `importlib.util.find_spec` of a top-level name locates the package without running its
+    ``__init__``, so reading the zoo's index does not import the zoo (nor torch).
+
+    Args:
+        package: The top-level package, such as ``"zoo"``.
+        filename: The file's name, such as ``"model_index.json"``.
+
+    Returns:
+        The file's path, or ``None`` when the package is not found or ships no such file.
+    """
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / INDEX_FILE
+        path = Path(folder) / filename
         if path.is_file():
             return path
     return None
@@ -92,7 +102,7 @@ def load_document(package: str) -> dict[str, Any]:
         ``{"entry_points": [...], "models": {name: entry}}`` with JSON lists as tuples;
         empty when the package ships no index.
     """
-    path = _index_path(package) if "." not in package else None
+    path = package_file(package) if "." not in package else None
     if path is None:
         return {}
     document = json.loads(path.read_text(encoding="utf-8"))

@@ -16,18 +16,23 @@ from typing import Any
 from registry.core import ENTRY_POINT_GROUP, discover_plugins, get_spec, list_models
 from registry.index import INDEX_FILE, builder_path, clear_cache, entry_point_package, package_of
 from registry.info import measure
+from registry.throughput import THROUGHPUT_FILE, load_throughput, throughput_facts
 
 
-def measure_entry(name: str) -> dict[str, Any]:
+def measure_entry(name: str, throughput: dict[str, Any] | None = None) -> dict[str, Any]:
     """Measure one model for the index, with its builder's default arguments.
 
     Args:
         name: Registered model name.
+        throughput: Its package's throughput file (`registry.throughput`), read here when
+            not given; its figures for the model join the entry.
 
     Returns:
         The entry, as it is written to the index (JSON types).
     """
     spec = get_spec(name)
+    package = package_of(spec)
+    document = load_throughput(package) if throughput is None else throughput
     num_params, flops, pretrained_cfg, card = measure(name, ())
     entry = {
         "builder": builder_path(spec),
@@ -40,6 +45,7 @@ def measure_entry(name: str) -> dict[str, Any]:
         "flops": flops,
         "pretrained_cfg": pretrained_cfg,
         **card,
+        **throughput_facts(name, spec.input_size, document, f"{package}/{THROUGHPUT_FILE}"),
     }
     loaded: dict[str, Any] = json.loads(json.dumps(entry))
     return loaded
@@ -52,14 +58,16 @@ def build_index(package: str) -> dict[str, Any]:
         package: The top-level package whose builders to measure, such as ``"zoo"``.
 
     Returns:
-        ``{"entry_points": [...], "models": {name: entry}}``, models sorted by name. The
+        ``{"entry_points": [...], "models": {name: entry}}``, models sorted by name, each
+        with its figures from the package's ``throughput.json`` (`registry.throughput`). The
         entry points are the package's own in the ``zoo.models`` group: the index covers
         what loading them registers, so the registry can list the models without them.
     """
     discover_plugins()  # the index describes what the package's entry points register
     names = [n for n in list_models() if package_of(get_spec(n)) == package]
     own = sorted({ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if entry_point_package(ep.value) == package})
-    return {"entry_points": own, "models": {name: measure_entry(name) for name in names}}
+    throughput = load_throughput(package)
+    return {"entry_points": own, "models": {name: measure_entry(name, throughput) for name in names}}
 
 
 def write_index(package: str, path: Path) -> int:

@@ -7,7 +7,14 @@ from typing import Any
 
 from registry.cards import card_facts
 from registry.core import build, get_spec, indexed_entry
-from registry.index import indexed_facts
+from registry.index import indexed_facts, package_of
+from registry.throughput import (
+    NOT_MEASURED,
+    NOT_MEASURED_WITH_ARGUMENTS,
+    THROUGHPUT_FILE,
+    load_throughput,
+    throughput_facts,
+)
 
 
 def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "meta") -> int:
@@ -64,8 +71,8 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
 CARD_FIELDS = ("block", "top1", "top1_source", "license")
 """The card's fields that an index entry carries besides size and weights config."""
 
-THROUGHPUT_NOT_MEASURED = "not measured yet: no benchmark has published this model's throughput"
-"""Why a card's throughput columns are empty."""
+NO_THROUGHPUT_IN_INDEX = f"{NOT_MEASURED}: its package's index carries no throughput figures"
+"""Why a card read from an index written before the throughput fields has none."""
 
 
 def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
@@ -88,9 +95,10 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         interpolation the weights expect; empty for scratch models), ``block``
         (block settings), ``top1`` and ``top1_source`` (the weights' published
         ImageNet-1K top-1 and where it is published, or ``None`` and why not),
-        ``license`` (the weights' licence), and ``train_throughput``,
-        ``infer_throughput`` (images per second measured by the benchmarks, ``None``
-        until measured) with ``throughput_source``.
+        ``license`` (the weights' licence), and ``train_img_s``, ``infer_img_s`` (images
+        per second measured by ``benchmarks/test_throughput_bench.py``, from the package's
+        ``throughput.json``; ``None`` where not measured, and with other builder arguments)
+        with ``throughput_source`` (machine, batch, size, precision and date, or why not).
     """
     entry = None if kwargs else indexed_entry(name)
     if entry is not None:  # the indexes cover every plugin: no import, no build
@@ -112,6 +120,10 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         else:
             num_params, flops, pretrained_cfg, card = measure(name, tuple(sorted(kwargs.items())))
             facts = {"num_params": num_params, "flops": flops, "pretrained_cfg": pretrained_cfg, **card}
+            if not kwargs:  # the benchmark's figures are for the default arguments
+                package = package_of(spec)
+                where = f"{package}/{THROUGHPUT_FILE}"
+                facts.update(throughput_facts(name, spec.input_size, load_throughput(package), where))
     return {
         "name": name,
         **{k: described[k] for k in ("family", "description", "input_size", "pretrained", "tags")},
@@ -122,7 +134,9 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         "top1": facts.get("top1"),
         "top1_source": facts.get("top1_source", ""),
         "license": facts.get("license"),
-        "train_throughput": None,
-        "infer_throughput": None,
-        "throughput_source": THROUGHPUT_NOT_MEASURED,
+        "train_img_s": facts.get("train_img_s"),
+        "infer_img_s": facts.get("infer_img_s"),
+        "throughput_source": NOT_MEASURED_WITH_ARGUMENTS
+        if kwargs
+        else facts.get("throughput_source") or NO_THROUGHPUT_IN_INDEX,
     }

@@ -42,6 +42,8 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     shipped = sorted(p.name for p in (ROOT / "experiments" / "config" / "shipped").glob("*.yaml"))
     assert shipped
     assert all(f"experiments/config/shipped/{n}" in names for n in shipped)
+    # The zoo's package data: the model index and the benchmarks' throughput, which the cards read.
+    assert {"zoo/model_index.json", "zoo/throughput.json"} <= set(names)
     # PEP 561 markers: a user's type checker reads the packages' hints.
     assert {"registry/py.typed", "zoo/py.typed", "experiments/py.typed"} <= set(names)
     # Package data the registry reads: the zoo's model index and timm's published top-1 of its tags.

@@ -4,9 +4,10 @@ A page asks for a table with a marker, an HTML comment on a line of its own:
 
 - ``<!-- zoo:models-table -->``: every model in the registry, one table per family
   (name, block settings, parameters, GFLOPs, input size, pretrained weights, their
-  published ImageNet top-1 with its source as a tooltip, licence, throughput,
-  description), from `registry.model_info`: the package's model index, or the model
-  measured on the meta device, so nothing is downloaded. The tables are HTML, sorted
+  published ImageNet top-1 with its source as a tooltip, licence, training and
+  inference images per second with their setup as a tooltip, description), from
+  `registry.model_info`: the package's model index, or the model measured on the meta
+  device, so nothing is downloaded. The tables are HTML, sorted
   and filtered in the browser by ``docs/javascripts/model_tables.js``.
 - ``<!-- zoo:config-table -->``: every field of the experiment config class
   (`experiments.config.ExperimentConfig`) with its type, default and meaning;
@@ -168,13 +169,25 @@ def _top1(card: dict[str, Any]) -> str:
     return f'<span title="{title}">{card["top1"]:.2f}</span>'
 
 
+def _throughput(card: dict[str, Any], column: str) -> str:
+    # The machine, batch, size and date (or why there is no figure) are the cell's tooltip.
+    title = html.escape(str(card["throughput_source"] or ""), quote=True)
+    value = card[column]
+    text = "-" if value is None else f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+    return f'<span title="{title}">{text}</span>'
+
+
+def _sort_number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
 def model_rows() -> list[dict[str, str]]:
     """Describe every registered model, one row of HTML table cells per model.
 
     Returns:
         Rows with ``name``, ``family``, ``block``, ``params``, ``gflops``, ``input``,
-        ``pretrained``, ``top1``, ``license``, ``throughput`` and ``description``, as HTML
-        cells (escaped), each with the number to sort by under ``sort:<key>``.
+        ``pretrained``, ``top1``, ``license``, ``train_img_s``, ``infer_img_s`` and
+        ``description``, as HTML cells (escaped), each with the number to sort by under ``sort:<key>``.
     """
     import registry
     from experiments.commands.models import card_row
@@ -204,7 +217,10 @@ def model_rows() -> list[dict[str, str]]:
                 "top1": _top1(card),
                 "sort:top1": "" if card["top1"] is None else str(card["top1"]),
                 "license": html.escape(str(card["license"] or "-")),
-                "throughput": f'<span title="{html.escape(info["throughput_source"], quote=True)}">-</span>',
+                "train_img_s": _throughput(card, "train_img_s"),
+                "sort:train_img_s": _sort_number(card["train_img_s"]),
+                "infer_img_s": _throughput(card, "infer_img_s"),
+                "sort:infer_img_s": _sort_number(card["infer_img_s"]),
                 "description": html.escape(info["description"]),
             }
         )
@@ -221,7 +237,8 @@ MODEL_COLUMNS = (
     ("pretrained", "Pretrained weights"),
     ("top1", "ImageNet top-1 (%)"),
     ("license", "Licence"),
-    ("throughput", "Train / infer (img/s)"),
+    ("train_img_s", "Train (img/s)"),
+    ("infer_img_s", "Infer (img/s)"),
     ("description", "Description"),
 )
 """The model table's columns: row key and header."""

@@ -39,6 +39,7 @@ COLUMNS = (
     "license",
     "train_img_s",
     "infer_img_s",
+    "throughput_source",
     "tags",
     "description",
 )
@@ -134,8 +135,9 @@ def card_row(info: dict[str, Any]) -> dict[str, object]:
         "top1": info["top1"],
         "top1_source": info["top1_source"],
         "license": info["license"],
-        "train_img_s": info["train_throughput"],
-        "infer_img_s": info["infer_throughput"],
+        "train_img_s": info["train_img_s"],
+        "infer_img_s": info["infer_img_s"],
+        "throughput_source": info["throughput_source"],
         "tags": ",".join(info["tags"]),
         "description": info["description"],
     }
