@@ -26,15 +26,22 @@ def log_runs(
     budget: Budget = EQUAL,
     curve: list[list[float]] | None = None,
     epoch_time_s: float | None = None,
+    more: dict[str, list[float | None]] | None = None,
 ) -> None:
-    """One FINISHED run per value, seeds 0, 1, ..., as a training run records them (no training)."""
+    """One FINISHED run per value, seeds 0, 1, ..., as a training run records them (no training).
+
+    ``test_loss`` is ``1 - test_acc`` unless ``more`` gives it; ``more`` gives other summary
+    metrics, one value per run (``None``: that run does not have the metric).
+    """
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     for seed, acc in enumerate(test_acc):
         run = client.create_run(experiment_id, run_name=f"s{seed}-{model}")
         params = {"model": model, "seed": str(seed), "image_size": "32", "epochs": str(int(budget["epochs"]))}
-        metrics = [Metric("test_acc", acc, 0, 0), Metric("test_loss", 1 - acc, 0, 0)]
+        summary: dict[str, float | None] = {"test_acc": acc, "test_loss": 1 - acc}
+        summary.update({name: values[seed] for name, values in (more or {}).items()})
+        metrics = [Metric(k, v, 0, 0) for k, v in summary.items() if v is not None]
         metrics += [Metric(k, v, 0, 0) for k, v in budget.items()]
         for epoch, value in enumerate(curve[seed] if curve else [], start=1):
             metrics.append(Metric("val_acc", value, 0, epoch))
@@ -61,7 +68,9 @@ def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, ca
     assert (rows["big"]["test_acc ci_low"], rows["big"]["test_acc ci_high"]) == pytest.approx((low, high))
     assert rows["big"]["runs"] == 3
 
-    (pair,) = compare_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
+    pairs = compare_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
+    assert [p["metric"] for p in pairs] == ["test_acc", "test_loss"]  # the runs have no best_val_acc
+    pair = pairs[0]
     welch = stats.ttest_ind(bad, good, equal_var=False)
     assert (pair["a"], pair["b"]) == ("small", "big")
     assert pair["p"] == pytest.approx(welch.pvalue)
@@ -92,21 +101,114 @@ def test_three_seeds_of_noise_are_a_tie_not_a_star(mlflow_store: str, capsys) ->
     assert "runs per group would detect a difference of 0.01 at 80% power" in out
 
 
-def test_three_groups_are_holm_adjusted_and_lower_is_better(mlflow_store: str, capsys) -> None:
-    log_runs(mlflow_store, "three", "a", [0.90, 0.91, 0.92])
-    log_runs(mlflow_store, "three", "b", [0.80, 0.83, 0.86])
-    log_runs(mlflow_store, "three", "c", [0.60, 0.61, 0.62])
+def holm_by_hand(raw: list[float]) -> list[float]:
+    """Holm's adjustment of two p-values: the smaller times 2, the larger at least that."""
+    low = min(1.0, 2 * min(raw))
+    return [low if p == min(raw) else max(low, p) for p in raw]
+
+
+def test_three_groups_are_holm_adjusted_per_metric_and_lower_is_better(mlflow_store: str, capsys) -> None:
+    val = {"a": [0.70, 0.75, 0.80], "b": [0.72, 0.74, 0.79], "c": [0.50, 0.52, 0.51]}
+    log_runs(mlflow_store, "three", "a", [0.90, 0.91, 0.92], more={"best_val_acc": val["a"]})
+    log_runs(mlflow_store, "three", "b", [0.80, 0.83, 0.86], more={"best_val_acc": val["b"]})
+    log_runs(mlflow_store, "three", "c", [0.60, 0.61, 0.62], more={"best_val_acc": val["c"]})
     groups, pairs = compare_groups("three", ["model"], metric="test_loss", uri=mlflow_store)
     assert list(groups["group"]) == ["a", "b", "c"]  # the smallest loss first
-    assert list(pairs["a"]) == ["a", "a"]
-    raw = [
-        stats.ttest_ind([0.10, 0.09, 0.08], loss, equal_var=False).pvalue
-        for loss in ([0.2, 0.17, 0.14], [0.4, 0.39, 0.38])
-    ]
-    assert list(pairs["p"]) == pytest.approx(raw)
-    assert sorted(pairs["p_adjusted"]) == pytest.approx(sorted([min(raw) * 2, max(max(raw), min(raw) * 2)]))
-    assert all(v.startswith("a better than") for v in pairs["verdict"])
+    assert list(pairs["metric"]) == ["test_loss"] * 2 + ["test_acc"] * 2 + ["best_val_acc"] * 2
+    assert list(pairs["a"]) == ["a"] * 6  # the best on the sort metric against each other, on every metric
+    assert list(pairs["b"]) == ["b", "c"] * 3
+    losses = {"a": [0.10, 0.09, 0.08], "b": [0.2, 0.17, 0.14], "c": [0.4, 0.39, 0.38]}
+    accs = {"a": [0.90, 0.91, 0.92], "b": [0.80, 0.83, 0.86], "c": [0.60, 0.61, 0.62]}
+    for metric, values in (("test_loss", losses), ("test_acc", accs), ("best_val_acc", val)):
+        rows = pairs[pairs["metric"] == metric]
+        raw = [stats.ttest_ind(values["a"], values[b], equal_var=False).pvalue for b in ("b", "c")]
+        assert list(rows["p"]) == pytest.approx(raw), metric
+        assert list(rows["p_adjusted"]) == pytest.approx(holm_by_hand(raw)), metric  # two pairs, not six
+    # lower is better for the loss: a's smaller losses win, and every run of a beats every run of b and c
+    assert all(v.startswith("a better than") for v in pairs[pairs["metric"] != "best_val_acc"]["verdict"])
+    assert list(pairs[pairs["metric"] == "test_loss"]["prob_a_beats_b"]) == [1.0, 1.0]
+    assert list(pairs[pairs["metric"] == "best_val_acc"]["outcome"]) == ["no difference", "better"]
     assert groups.loc[0, "mark"] == "*"
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "three", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("p-values Holm-adjusted over each metric's 2 pairs") == 1
+
+
+def test_two_metrics_can_get_two_different_verdicts(mlflow_store: str, capsys) -> None:
+    acc_a, acc_b = [0.90, 0.91, 0.92], [0.80, 0.82, 0.81]
+    val_a, val_b = [0.80, 0.85, 0.90], [0.82, 0.86, 0.83]
+    log_runs(mlflow_store, "two", "a", acc_a, more={"best_val_acc": val_a})
+    log_runs(mlflow_store, "two", "b", acc_b, more={"best_val_acc": val_b})
+    pairs = compare_json(capsys, "--experiment", "two", "--group-by", "model", "--vs", "b")
+    assert [p["metric"] for p in pairs] == ["test_acc", "best_val_acc", "test_loss"]  # the sort metric first
+    by_metric = {p["metric"]: p for p in pairs}
+    figures = {"test_acc": (acc_b, acc_a), "best_val_acc": (val_b, val_a)}
+    figures["test_loss"] = ([1 - v for v in acc_b], [1 - v for v in acc_a])
+    for metric, (b, a) in figures.items():
+        pair = by_metric[metric]
+        assert (pair["a"], pair["b"]) == ("b", "a"), metric
+        welch = stats.ttest_ind(b, a, equal_var=False)
+        assert pair["diff"] == pytest.approx(sum(b) / 3 - sum(a) / 3), metric
+        assert (pair["ci_low"], pair["ci_high"]) == pytest.approx(tuple(welch.confidence_interval())), metric
+        assert pair["df"] == pytest.approx(welch.df), metric
+        assert pair["p"] == pytest.approx(welch.pvalue), metric
+        assert "p_adjusted" not in pair  # one pair per metric: nothing to adjust
+        assert pair["paired_p"] == pytest.approx(stats.ttest_rel(b, a).pvalue), metric
+        lower = metric == "test_loss"
+        u = stats.mannwhitneyu([-v for v in b] if lower else b, [-v for v in a] if lower else a).statistic
+        assert pair["prob_a_beats_b"] == pytest.approx(u / 9), metric
+    assert by_metric["test_acc"]["outcome"] == "worse"
+    assert by_metric["test_loss"]["outcome"] == "worse"  # b's losses are larger: worse, not better
+    assert by_metric["test_loss"]["prob_a_beats_b"] == 0.0
+    assert by_metric["best_val_acc"]["outcome"] == "no difference"
+
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "two", "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "marks on test_acc: * best: its lead over every other group is significant" in out
+    assert lines[lines.index("") + 3].split()[:3] == ["metric", "a", "b"]  # the pairwise table, after the legend
+    assert any(line.startswith("a vs b (test_acc): a better than b (p = ") for line in lines)
+    assert any(line.startswith("a vs b (best_val_acc): no detectable difference") for line in lines)
+    assert any(line.startswith("a vs b (test_loss): a better than b (p = ") for line in lines)
+    assert "Holm" not in out  # one pair per metric
+
+    with_csv = main(["compare", "--experiment", "two", "--group-by", "model", "--vs", "a", "--format", "csv"])
+    assert with_csv == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.startswith("metric,a,b,")
+    assert [r.split(",")[:3] for r in rows] == [[m, "a", "b"] for m in ("test_acc", "best_val_acc", "test_loss")]
+
+
+def test_metric_narrows_the_pairs_and_ranks_by_the_first(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "narrow", "a", [0.90, 0.91, 0.92], more={"best_val_acc": [0.5, 0.6, 0.7]})
+    log_runs(mlflow_store, "narrow", "b", [0.80, 0.82, 0.81], more={"best_val_acc": [0.5, 0.6, 0.7]})
+    pairs = compare_json(capsys, "--experiment", "narrow", "--group-by", "model", "--vs", "a", "--metric", "test_loss")
+    assert [p["metric"] for p in pairs] == ["test_loss"]
+    rows = compare_json(capsys, "--experiment", "narrow", "--group-by", "model", "--metric", "test_loss")
+    assert [r["model"] for r in rows] == ["a", "b"]  # ranked by test_loss, lowest first
+    pairs = compare_json(
+        capsys, "--experiment", "narrow", "--group-by", "model", "--vs", "a", "--sort", "best_val_acc",
+        "--metric", "test_loss",
+    )  # fmt: skip
+    assert [p["metric"] for p in pairs] == ["best_val_acc", "test_loss"]  # --sort's metric always, first
+    assert pairs[0]["verdict"] == "no detectable difference: the means are equal"
+
+
+def test_a_metric_missing_in_some_runs_is_one_note(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "missing", "a", [0.90, 0.91, 0.92], more={"best_val_acc": [0.8, 0.81, 0.82]})
+    log_runs(mlflow_store, "missing", "b", [0.80, 0.82, 0.81], more={"best_val_acc": [0.7, None, 0.72]})
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "missing", "--group-by", "model"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = [line for line in lines if line.startswith("  note: ")]
+    assert notes == ["  note: 1 run(s) of b with no value (NaN or missing) left out"]
+    assert lines[lines.index(notes[0]) - 1].startswith("a vs b (best_val_acc): ")  # under its metric's verdict
+    pairs = compare_json(capsys, "--experiment", "missing", "--group-by", "model", "--vs", "b")
+    best_val = next(p for p in pairs if p["metric"] == "best_val_acc")
+    assert (best_val["n_a"], best_val["n_b"]) == (2, 3)
+    assert best_val["p"] == pytest.approx(stats.ttest_ind([0.7, 0.72], [0.8, 0.81, 0.82], equal_var=False).pvalue)
 
 
 def test_one_run_per_group_is_cannot_tell(mlflow_store: str, capsys) -> None:
@@ -173,11 +275,36 @@ def test_at_equal_flops_or_time_each_run_at_its_last_epoch_within(mlflow_store: 
 
 
 def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
-    log_runs(mlflow_store, "nan", "a", [0.90, 0.91, math.nan])
+    log_runs(mlflow_store, "nan", "a", [0.90, 0.91, math.nan])  # its test_loss is NaN too
     log_runs(mlflow_store, "nan", "b", [0.80, 0.81, 0.82])
     capsys.readouterr()
     assert main(["compare", "--experiment", "nan", "--group-by", "model"]) == 0
-    assert "note: 1 run(s) of a with no value (NaN or missing) left out" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("note: 1 run(s) of a with no value (NaN or missing) left out") == 2  # test_acc, test_loss
+    pairs = compare_json(capsys, "--experiment", "nan", "--group-by", "model", "--vs", "a")
+    for pair, b in zip(pairs, ([0.80, 0.81, 0.82], [0.2, 0.19, 0.18]), strict=True):
+        a = [0.90, 0.91] if pair["metric"] == "test_acc" else [0.1, 0.09]
+        assert pair["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def test_runs_of_one_model_get_a_hint_without_group_by(mlflow_store: str, capsys) -> None:
+    log_runs(mlflow_store, "hint", "a", [0.90, 0.91])
+    log_runs(mlflow_store, "hint", "b", [0.80, 0.81])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "hint"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("best  run")
+    assert sum(line.startswith("*") for line in lines) == 1  # plain compare keeps its best row
+    assert lines[-1] == (
+        "several runs per model (seeds): add --group-by model for each group's mean and 95% CI and a verdict "
+        "on their differences"
+    )
+    assert len(compare_json(capsys, "--experiment", "hint")) == 4  # csv and json stay data
+    log_runs(mlflow_store, "once", "a", [0.90])
+    log_runs(mlflow_store, "once", "b", [0.80])
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "once"]) == 0
+    assert "--group-by" not in capsys.readouterr().out  # one run per model: nothing to group
 
 
 @pytest.mark.parametrize(
@@ -188,7 +315,9 @@ def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
         (["--group-by", "model", "--at", "step", "3"], "--at step 3: give --at epoch N, --at flops F or --at time"),
         (["--group-by", "model", "--at", "epoch", "1.5"], "--at epoch 1.5: give a whole number of epochs"),
         (["--group-by", "model", "--at", "flops", "-1"], "with a positive amount"),
+        (["--group-by", "model", "--metric", "top1"], "no run has the metric 'top1'; metrics: "),
         (["--vs", "a"], "--vs compares groups; add --group-by PARAM"),
+        (["--metric", "test_loss"], "--metric compares groups; add --group-by PARAM"),
     ],
 )
 def test_bad_input_is_one_line(mlflow_store: str, capsys, args: list[str], message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -142,7 +144,10 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, zoo_c
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("ZOO_CACHE_DIR", str(zoo_cache_dir))
-        assert main(["run", str(file)]) == 0
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["run", str(file)]) == 0
+        (folder / "run.out").write_text(printed.getvalue())  # what `zoo run` printed, for the tests to read
         yield folder, uri, MlflowClient(uri)
 
 
@@ -166,19 +171,39 @@ def test_one_parent_run_with_a_child_per_combination(sweep) -> None:
     assert {r.info.run_name for r in children} >= {"s0-resnet_tiny_scratch", "s1-plain_tiny_scratch"}
 
 
-def test_the_parent_holds_the_pairwise_verdicts(sweep) -> None:
+def test_the_parent_holds_the_pairwise_verdicts_per_metric(sweep) -> None:
     _, _, client = sweep
     experiment = client.get_experiment_by_name("twins")
     (parent,) = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("zoo.role") == "sweep"]
-    (p_key,) = [k for k in parent.data.metrics if k.startswith("vs/") and k.endswith("/p")]
-    assert 0 <= parent.data.metrics[p_key] <= 1
     table = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/sweep/pairs.csv")
-    header, row = table.splitlines()
+    header, *rows = table.splitlines()
+    assert header.startswith("metric,a,b,")
     assert header.endswith("outcome,verdict")
-    assert row.split(",")[:2] in (
-        ["resnet_tiny_scratch", "plain_tiny_scratch"],
-        ["plain_tiny_scratch", "resnet_tiny_scratch"],
-    )
+    cells = [row.split(",") for row in rows]
+    assert [c[0] for c in cells] == ["test_acc", "best_val_acc", "test_loss"]  # the sort metric first
+    a, b = cells[0][1:3]
+    assert {a, b} == {"resnet_tiny_scratch", "plain_tiny_scratch"}
+    assert all(c[1:3] == [a, b] for c in cells)  # the same pair on every metric
+    metrics = parent.data.metrics
+    for metric in ("test_acc", "best_val_acc", "test_loss"):
+        assert 0 <= metrics[f"vs/{b}/{metric}/p"] <= 1, metric
+        assert 0 <= metrics[f"vs/{b}/{metric}/prob_a_beats_b"] <= 1, metric
+    for figure in ("diff", "p", "prob_a_beats_b"):  # the sort metric's figures keep their first names
+        assert metrics[f"vs/{b}/{figure}"] == metrics[f"vs/{b}/test_acc/{figure}"], figure
+    assert len([k for k in metrics if k.startswith("vs/") and k.endswith("/p")]) == 4
+
+
+def test_zoo_run_judges_the_groups_not_the_luckiest_seed(sweep) -> None:
+    folder, _, _ = sweep
+    lines = (folder / "run.out").read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["run", "model"])
+    runs = lines[header + 2 : lines.index("", header)]
+    assert len(runs) == 4
+    assert not any(line.startswith("*") for line in runs)  # no run crowned: two seeds of each model
+    assert any(line.startswith("marks on test_acc: ") for line in lines)
+    assert any(line.split()[:3] == ["metric", "a", "b"] for line in lines)  # the pairwise table
+    for metric in ("test_acc", "best_val_acc", "test_loss"):
+        assert sum(f"_tiny_scratch ({metric}): " in line for line in lines) == 1, metric
 
 
 def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:

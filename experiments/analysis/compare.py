@@ -95,6 +95,49 @@ def differing_params(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
 
 
+def config_params(runs: list[Run]) -> list[str]:
+    """The params that tell runs' configurations apart: the model and what differs, seeds and trials aside.
+
+    Args:
+        runs: MLflow runs, as `find_runs` returns them.
+
+    Returns:
+        Param names, ``model`` first: what ``--group-by`` groups the runs' seeds by.
+    """
+    # The model's own facts (model.family, model.num_params) follow from the model: not groups of their own.
+    return ["model", *[k for k in differing_params(runs) if k not in ("seed", "trial") and not k.startswith("model")]]
+
+
+def repeated_configs(runs: list[Run]) -> list[str]:
+    """The params to group by when some runs repeat one configuration (seeds), else nothing.
+
+    Args:
+        runs: MLflow runs, as `find_runs` returns them.
+
+    Returns:
+        `config_params` where two runs share their values, else ``[]``.
+    """
+    keys = config_params(runs)
+    configs = {tuple(r.data.params.get(k) for k in keys) for r in runs}
+    return keys if len(configs) < len(runs) else []
+
+
+def group_hint(keys: list[str]) -> str:
+    """One line under a table of runs that repeat configurations: how to get a verdict.
+
+    Args:
+        keys: From `repeated_configs`.
+
+    Returns:
+        Such as ``several runs per model (seeds): add --group-by model for ...``.
+    """
+    flags = " ".join(f"--group-by {k}" for k in keys)
+    return (
+        f"several runs per {', '.join(keys)} (seeds): add {flags} for each group's mean and 95% CI "
+        "and a verdict on their differences"
+    )
+
+
 def is_lower_better(metric: str) -> bool:
     """Whether a smaller value of a metric is better.
 
@@ -107,12 +150,16 @@ def is_lower_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER or metric.endswith("_loss")
 
 
-def compare_rows(runs: list[Run], sort: str = "test_acc") -> tuple[list[dict[str, Any]], list[str]]:
+def compare_rows(
+    runs: list[Run], sort: str = "test_acc", mark_best: bool = True
+) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per run, best first by ``sort``, the best row marked.
 
     Args:
         runs: The runs (from `find_runs`).
         sort: Metric to rank by; losses and times rank ascending, the rest descending.
+        mark_best: Mark the best row ``*`` in a ``best`` column; False leaves the column out
+            (runs of seeds: one lucky seed is no verdict, the groups' comparison is).
 
     Returns:
         ``(rows, columns)`` for `experiments.analysis.tables.format_table`.
@@ -138,7 +185,7 @@ def compare_rows(runs: list[Run], sort: str = "test_acc") -> tuple[list[dict[str
     rows = sorted(ranked, key=lambda r: r[sort], reverse=not lower) + [r for r in rows if r not in ranked]
     for i, row in enumerate(rows):
         row["best"] = "*" if i == 0 and row in ranked else ""
-    columns = ["best", "run", "model", "params", *varying, *SUMMARY_METRICS]
+    columns = [*(["best"] if mark_best else []), "run", "model", "params", *varying, *SUMMARY_METRICS]
     if sort not in columns:
         columns.append(sort)
     return rows, [*columns, "status"]

@@ -6,9 +6,10 @@ those param values into one row: the count, the mean, the sample standard deviat
 of each summary metric. `compare_run_groups` then holds the best group (or ``--vs``)
 against each other on one metric with `experiments.analysis.stats`, withholding a
 verdict where the budgets differ (`experiments.analysis.budgets`); the best group is
-marked ``*`` only when its lead over every other is significant. `compare_groups` gives
-the same figures as pandas DataFrames. `experiments.analysis.plots` draws the groups'
-mean curves with the same intervals.
+marked ``*`` only when its lead over every other is significant. `compare_metrics` does
+so for every quality metric the runs have (`QUALITY_METRICS`), the sort metric first,
+one Holm family per metric. `compare_groups` gives the same figures as pandas DataFrames.
+`experiments.analysis.plots` draws the groups' mean curves with the same intervals.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from experiments.tracking.store import get_client
 
 GROUP_METRICS = ("best_val_acc", "test_acc", "test_loss", "epochs", "train_time_s")
 """Summary metrics averaged per group, in column order."""
+
+QUALITY_METRICS = ("test_acc", "best_val_acc", "test_loss")
+"""Summary metrics of how good a run is, each compared pair by pair; budgets (epochs, time) are not."""
 
 
 def param_key(name: str) -> str:
@@ -181,6 +185,69 @@ def _rank_key(mean: float, lower_is_better: bool) -> tuple[bool, float]:
     return (math.isnan(mean), mean if lower_is_better else -mean)
 
 
+def verdict_metrics(
+    runs: list[Run], sort: str = "test_acc", metrics: Sequence[str] | None = None, at: tuple[str, float] | None = None
+) -> list[str]:
+    """The metrics the groups are compared on pair by pair, the sort metric first.
+
+    Args:
+        runs: The runs.
+        sort: The metric that ranks the groups and marks them; always compared.
+        metrics: The metrics asked for (``--metric``); None for the default.
+        at: An equal budget (``--at``): by default only ``sort``, a per-epoch metric, is compared.
+
+    Returns:
+        ``sort``, then the metrics asked for, or else each of `QUALITY_METRICS` that some run has.
+    """
+    if metrics:
+        chosen = list(metrics)
+    elif at is not None:
+        chosen = []
+    else:
+        chosen = [m for m in QUALITY_METRICS if any(m in r.data.metrics for r in runs)]
+    return list(dict.fromkeys([sort, *chosen]))
+
+
+def compare_metrics(
+    runs: list[Run],
+    keys: Sequence[str],
+    sort: str = "test_acc",
+    metrics: Sequence[str] | None = None,
+    vs: str | None = None,
+    at: tuple[str, float] | None = None,
+    uri: str | None = None,
+) -> list[Comparison]:
+    """Compare groups of runs on several metrics: the same pairs on each, one Holm family per metric.
+
+    The best group on ``sort`` (or ``vs``) is held against every other on each metric, so each
+    pair appears once per metric; its p-values are Holm-adjusted over that metric's pairs.
+
+    Args:
+        runs: The runs (training runs; see `experiments.analysis.compare.is_training_run`).
+        keys: Params to group by.
+        sort: The metric that ranks and marks the groups; compared first.
+        metrics: Metrics to compare (`verdict_metrics`); None: every quality metric the runs have.
+        vs: The group to hold against every other; default the best on ``sort``.
+        at: Compare at an equal budget from the per-epoch histories.
+        uri: Tracking URI.
+
+    Returns:
+        One `Comparison` per metric, ``sort``'s first (its marks are the group table's).
+
+    Raises:
+        TrackingError: No run has ``sort`` or a metric asked for, or ``vs`` names no group.
+    """
+    first = compare_run_groups(runs, keys, sort, vs, at, uri)
+    anchor = vs if vs is not None else next(iter(first.groups))
+    place = {pair.b: i for i, pair in enumerate(first.pairs)}
+    out = [first]
+    for metric in verdict_metrics(runs, sort, metrics, at)[1:]:
+        comparison = compare_run_groups(runs, keys, metric, anchor, at, uri)
+        comparison.pairs.sort(key=lambda pair: place.get(pair.b, len(place)))  # the first metric's order
+        out.append(comparison)
+    return out
+
+
 def best_marks(best: str, best_runs: int, pairs: Sequence[PairStats]) -> dict[str, str]:
     """Marks for the group table from the best group's pairs with every other.
 
@@ -211,6 +278,18 @@ MARKS_LEGEND = (
     "? cannot tell or confounded"
 )
 """What the group table's marks mean, printed under it."""
+
+
+def marks_legend(metric: str) -> str:
+    """The legend printed under the group table, naming the metric its marks rest on.
+
+    Args:
+        metric: The sort metric.
+
+    Returns:
+        Which metric the marks rest on, then `MARKS_LEGEND`.
+    """
+    return f"marks on {metric}: {MARKS_LEGEND}"
 
 
 def group_rows(
@@ -263,32 +342,39 @@ def group_rows(
     return rows, columns
 
 
-def pair_rows(comparison: Comparison, ci_as_text: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
-    """The pairwise table: one row per pair, the figures a verdict rests on.
+def pair_rows(
+    comparisons: Comparison | Sequence[Comparison], ci_as_text: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The pairwise table: one row per pair and metric, the figures a verdict rests on.
 
     Args:
-        comparison: From `compare_run_groups`.
+        comparisons: From `compare_metrics` (or one from `compare_run_groups`).
         ci_as_text: Intervals as one text column each (for a terminal).
 
     Returns:
-        ``(rows, columns)``; the Holm, paired and bootstrap columns only where they apply.
+        ``(rows, columns)``, the ``metric`` column first; the Holm, paired and bootstrap
+        columns only where they apply.
     """
+    comparisons = [comparisons] if isinstance(comparisons, Comparison) else list(comparisons)
+    pairs = [pair for c in comparisons for pair in c.pairs]
     rows = []
-    for pair in comparison.pairs:
-        row: dict[str, Any] = {k: v for k, v in asdict(pair).items() if k != "notes"}
-        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        row["diff 95% CI"] = _interval(pair.ci_low, pair.ci_high)
-        row["bootstrap 95% CI"] = _interval(pair.boot_low, pair.boot_high)
-        rows.append(row)
-    columns = ["a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff"]
+    for comparison in comparisons:
+        for pair in comparison.pairs:
+            row: dict[str, Any] = {"metric": comparison.metric}
+            row.update({k: v for k, v in asdict(pair).items() if k != "notes"})
+            row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            row["diff 95% CI"] = _interval(pair.ci_low, pair.ci_high)
+            row["bootstrap 95% CI"] = _interval(pair.boot_low, pair.boot_high)
+            rows.append(row)
+    columns = ["metric", "a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff"]
     columns += ["diff 95% CI"] if ci_as_text else ["ci_low", "ci_high"]
     columns += ["df", "p"]
-    if len(comparison.pairs) > 1:
+    if any(len(c.pairs) > 1 for c in comparisons):
         columns.append("p_adjusted")
     columns.append("prob_a_beats_b")
-    if any(p.paired_n for p in comparison.pairs):
+    if any(p.paired_n for p in pairs):
         columns += ["paired_n", "paired_diff", "paired_p"]
-    if any(not math.isnan(p.boot_low) for p in comparison.pairs):
+    if any(not math.isnan(p.boot_low) for p in pairs):
         columns += ["bootstrap 95% CI"] if ci_as_text else ["boot_low", "boot_high"]
     return rows, [*columns, "outcome"] if ci_as_text else [*columns, "outcome", "verdict"]
 
@@ -297,22 +383,26 @@ def _interval(low: float, high: float) -> str:
     return "" if math.isnan(low) else f"{low:.4g}..{high:.4g}"
 
 
-def verdict_lines(comparison: Comparison) -> list[str]:
-    """One line per pair (``A vs B: verdict``), then the notes.
+def verdict_lines(comparisons: Comparison | Sequence[Comparison]) -> list[str]:
+    """One line per pair and metric (``A vs B (METRIC): verdict``), each followed by its notes.
 
     Args:
-        comparison: From `compare_run_groups`.
+        comparisons: From `compare_metrics` (or one from `compare_run_groups`).
 
     Returns:
-        Lines to print.
+        Lines to print, metric by metric, then how the p-values were adjusted.
     """
-    where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
+    comparisons = [comparisons] if isinstance(comparisons, Comparison) else list(comparisons)
     lines = []
-    for pair in comparison.pairs:
-        lines.append(f"{pair.a} vs {pair.b} ({comparison.metric}{where}): {pair.verdict}")
-        lines += [f"  note: {note}" for note in pair.notes]
-    if len(comparison.pairs) > 1:
-        lines.append(f"  p-values Holm-adjusted over the {len(comparison.pairs)} pairs")
+    for comparison in comparisons:
+        where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
+        for pair in comparison.pairs:
+            lines.append(f"{pair.a} vs {pair.b} ({comparison.metric}{where}): {pair.verdict}")
+            lines += [f"  note: {note}" for note in pair.notes]
+    most = max((len(c.pairs) for c in comparisons), default=0)
+    if most > 1:
+        over = f"each metric's {most} pairs" if len(comparisons) > 1 else f"the {most} pairs"
+        lines.append(f"  p-values Holm-adjusted over {over}")
     return lines
 
 
@@ -324,35 +414,40 @@ def compare_groups(
     at: tuple[str, float] | None = None,
     filter_string: str = "",
     uri: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The comparison as pandas DataFrames: one row per group, one row per pair with its verdict.
+    """The comparison as pandas DataFrames: one row per group, one row per pair and metric with its verdict.
 
     Example:
         >>> from experiments.analysis.grouping import compare_groups
         >>> groups, pairs = compare_groups("depth", ["model"], metric="test_acc")
-        >>> pairs[["a", "b", "diff", "ci_low", "ci_high", "p", "verdict"]]
+        >>> pairs[pairs.metric == "test_acc"][["a", "b", "diff", "ci_low", "ci_high", "p", "verdict"]]
 
     Args:
         experiment: MLflow experiment name (None: every experiment).
         group_by: Params to group by.
-        metric: The metric compared (a per-epoch one, such as ``val_acc``, with ``at``).
-        vs: The group held against every other; default the best.
+        metric: The metric that ranks and marks the groups, compared first (a per-epoch one,
+            such as ``val_acc``, with ``at``).
+        vs: The group held against every other; default the best on ``metric``.
         at: Compare at an equal budget: ``("epoch", N)``, ``("flops", F)`` or ``("time", SECONDS)``.
         filter_string: An MLflow search expression narrowing the runs.
         uri: Tracking URI.
+        metrics: The metrics compared pair by pair after ``metric``; default every one of
+            `QUALITY_METRICS` the runs have (with ``at``: ``metric`` alone).
 
     Returns:
-        ``(groups, pairs)``: groups has ``group``, ``mark``, ``n``, ``n_nan``, ``mean``, ``std``,
-        ``ci_low``, ``ci_high``; pairs has every field of `experiments.analysis.stats.PairStats`.
+        ``(groups, pairs)``: groups (on ``metric``) has ``group``, ``mark``, ``n``, ``n_nan``,
+        ``mean``, ``std``, ``ci_low``, ``ci_high``; pairs has ``metric`` and every field of
+        `experiments.analysis.stats.PairStats`, ``metric``'s pairs first, each metric's
+        p-values Holm-adjusted over its own pairs.
     """
     runs = [r for r in find_runs(experiment, filter_string, uri) if is_training_run(r)]
     if not runs:
         raise TrackingError("no runs match; train some with `zoo run FILE` or `zoo train MODEL`")
-    comparison = compare_run_groups(runs, group_by, metric, vs, at, uri)
-    groups = pd.DataFrame(
-        [{"group": g, "mark": comparison.marks.get(g, ""), **asdict(s)} for g, s in comparison.groups.items()]
-    )
-    return groups, pd.DataFrame([asdict(p) for p in comparison.pairs])
+    comparisons = compare_metrics(runs, group_by, metric, metrics, vs, at, uri)
+    first = comparisons[0]
+    groups = pd.DataFrame([{"group": g, "mark": first.marks.get(g, ""), **asdict(s)} for g, s in first.groups.items()])
+    return groups, pd.DataFrame([{"metric": c.metric, **asdict(p)} for c in comparisons for p in c.pairs])
 
 
 def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:

@@ -52,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="PARAM",
         action="append",
         help="one row per value of a param (repeatable): count, mean, std and 95%% CI of the summary "
-        "metrics, then the best group against each other with a verdict (on --sort's metric); "
+        "metrics (marked on --sort's metric), then the best group against each other with a verdict "
+        "per metric (test_acc, best_val_acc, test_loss: those the runs have, --sort's first); "
         "--plot then draws each group's mean curve with its 95%% CI, and every run as a dot beside its "
         "group's mean and 95%% CI (FILE-runs.png)",
     )
@@ -61,6 +62,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="GROUP",
         help="with --group-by: hold this group against every other (default: the best); with "
         "--format csv/json, print the pairs instead of the groups",
+    )
+    parser.add_argument(
+        "--metric",
+        metavar="METRIC",
+        action="append",
+        help="with --group-by: compare the groups pair by pair on this metric (repeatable; default: "
+        "every summary quality metric the runs have); the first ranks the groups unless --sort "
+        "says otherwise, and --sort's metric is always compared, first",
     )
     parser.add_argument(
         "--at",
@@ -102,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
     at = _at(args.at)
     if args.expected_max and not (args.parent or args.sweep):
         raise ZooError("--expected-max reads one search's trials; add --sweep NAME or --parent RUN_ID")
-    if (args.vs or args.at) and not args.group_by:
-        raise ZooError(f"{'--vs' if args.vs else '--at'} compares groups; add --group-by PARAM (such as model)")
+    grouped_only = next((f for f, v in (("--vs", args.vs), ("--at", args.at), ("--metric", args.metric)) if v), None)
+    if grouped_only and not args.group_by:
+        raise ZooError(f"{grouped_only} compares groups; add --group-by PARAM (such as model)")
     sort = args.sort or "test_acc"
     if args.parent or args.sweep:
         parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
@@ -120,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         print("no runs match; train one with `zoo train MODEL` or `zoo run quick`")
         return 1
     if args.group_by:
-        return _grouped(args, runs, args.sort or ("val_acc" if at else sort), at)
+        first = args.metric[0] if args.metric else ("val_acc" if at else sort)
+        return _grouped(args, runs, args.sort or first, at)
     rows, columns = compare.compare_rows(runs, sort)
     if args.format in ("csv", "json"):
         columns = ["run_id" if c == "run" else c for c in columns]
@@ -128,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
             row["run_name"] = row["run"].rsplit(" (", 1)[0]
         columns.insert(1, "run_name")
     print(format_table(rows, columns, args.format))
+    repeated = compare.repeated_configs(runs)
+    if args.format in ("table", "markdown") and repeated:
+        print(f"\n{compare.group_hint(repeated)}")
     if args.plot:
         print(f"curves written to {plots.plot_curves(runs, args.plot, uri=args.tracking_uri)}")
     if args.plot_grad_norms:
@@ -158,19 +172,23 @@ def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str
         plots,
     )
 
-    comparison = grouping.compare_run_groups(runs, args.group_by, sort, args.vs, at, args.tracking_uri)
+    comparisons = grouping.compare_metrics(runs, args.group_by, sort, args.metric, args.vs, at, args.tracking_uri)
+    comparison = comparisons[0]  # on the sort metric: the group table's marks, the plot of runs
     text = args.format in ("table", "markdown")
     if args.vs and not text:
-        rows, columns = grouping.pair_rows(comparison)
+        rows, columns = grouping.pair_rows(comparisons)
         print(format_table(rows, columns, args.format))
     else:
-        rows, columns = grouping.group_rows(runs, args.group_by, sort=sort, ci_as_text=text, comparison=comparison)
+        shown = [*grouping.GROUP_METRICS, *[c.metric for c in comparisons if c.metric not in grouping.GROUP_METRICS]]
+        rows, columns = grouping.group_rows(
+            runs, args.group_by, shown, sort=sort, ci_as_text=text, comparison=comparison
+        )
         print(format_table(rows, columns, args.format))
     if text and comparison.pairs:
-        print(f"\n{grouping.MARKS_LEGEND}\n")
-        rows, columns = grouping.pair_rows(comparison, ci_as_text=True)
+        print(f"\n{grouping.marks_legend(sort)}\n")
+        rows, columns = grouping.pair_rows(comparisons, ci_as_text=True)
         print(format_table(rows, columns, args.format))
-        print("\n" + "\n".join(grouping.verdict_lines(comparison)))
+        print("\n" + "\n".join(grouping.verdict_lines(comparisons)))
     if args.plot:
         written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
         print(f"group curves written to {written}")

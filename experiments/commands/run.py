@@ -148,17 +148,20 @@ def run(args: argparse.Namespace) -> int:
         ids = {t.user_attrs.get(studies.MLFLOW_RUN_ATTR) for t in studies.finished_trials(sweep.study)}
         runs = [r for r in compare.find_runs(experiment.runs[0].experiment, uri=uri) if r.info.run_id in ids]
         if runs:
-            rows, cols = compare.compare_rows(runs)
+            grouped = bool(sweep.parent_run_id) and not experiment.samples
+            # Where runs repeat a configuration (seeds), the groups' verdicts judge, not the luckiest run.
+            rows, cols = compare.compare_rows(runs, mark_best=not (grouped and compare.repeated_configs(runs)))
             print(format_table(rows, cols))
-            if sweep.parent_run_id and not experiment.samples:
+            if grouped:
                 print(f"\nparent run {sweep.parent_run_id}; mean, std and 95% CI over seeds:")
-                comparison = report.sweep_comparison(runs)
-                rows, cols = grouping.group_rows(runs, report.group_keys(runs), ci_as_text=True, comparison=comparison)
+                comparisons = report.sweep_comparisons(runs)
+                first = comparisons[0] if comparisons else None
+                rows, cols = grouping.group_rows(runs, report.group_keys(runs), ci_as_text=True, comparison=first)
                 print(format_table(rows, cols))
-                if comparison is not None and comparison.pairs:
-                    print(f"\n{grouping.MARKS_LEGEND}\n")
-                    print(format_table(*grouping.pair_rows(comparison, ci_as_text=True)))
-                    print("\n" + "\n".join(grouping.verdict_lines(comparison)))
+                if first is not None and first.pairs:
+                    print(f"\n{grouping.marks_legend(first.metric)}\n")
+                    print(format_table(*grouping.pair_rows(comparisons, ci_as_text=True)))
+                    print("\n" + "\n".join(grouping.verdict_lines(comparisons)))
     if experiment.samples or uri is None:
         rows, cols = report.sweep_rows(sweep, uri)
         print(f"\nsweep '{sweep.name}': trials, best first:")

@@ -7,11 +7,13 @@ study storage decides), so that N machines summarise one sweep once:
   the metric ``best_<objective>``;
 - per group of children (the params that differ, seeds aside): ``<metric>_mean/<group>``,
   ``<metric>_std/<group>`` and ``runs/<group>`` for the summary metrics, and the best
-  group against each other on ``test_acc``: ``vs/<group>/diff``, ``ci_low``, ``ci_high``,
-  ``p``, ``p_adjusted``, ``prob_a_beats_b`` (`experiments.analysis.stats`);
+  group on ``test_acc`` against each other on every quality metric the children have
+  (``test_acc``, ``best_val_acc``, ``test_loss``): ``vs/<group>/<metric>/diff``, ``ci_low``,
+  ``ci_high``, ``p``, ``p_adjusted``, ``prob_a_beats_b`` (`experiments.analysis.stats`), and
+  for ``test_acc`` the same under their first names, ``vs/<group>/diff`` and so on;
 - artifacts under ``sweep/``: the experiment file, ``trials.csv`` (Optuna's trials),
   ``groups.csv`` (the table ``zoo run`` prints), ``pairs.csv`` (the pairs with their
-  verdicts), for a random search ``expected_max.png`` (with the metric
+  verdicts, one row per pair and metric), for a random search ``expected_max.png`` (with the metric
   ``expected_best_<objective>`` by number of trials) and, for a search with at least two
   finished trials, Optuna's parameter-importance and parallel-coordinate plots;
 - the status: FINISHED when every trial completed or was pruned, FAILED when one failed.
@@ -33,8 +35,8 @@ from matplotlib.figure import Figure
 from mlflow.entities import Run
 from optuna.trial import TrialState
 
-from experiments.analysis.compare import differing_params, find_runs, is_lower_better
-from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_run_groups, group_rows, pair_rows
+from experiments.analysis.compare import config_params, find_runs, is_lower_better
+from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_metrics, group_rows, pair_rows
 from experiments.analysis.plots import plot_expected_max
 from experiments.analysis.stats import expected_max
 from experiments.analysis.tables import format_table
@@ -96,8 +98,7 @@ def group_keys(runs: list[Run]) -> list[str]:
     Returns:
         Param names.
     """
-    # The model's own facts (model.family, model.num_params) follow from the model: not groups of their own.
-    return ["model", *[k for k in differing_params(runs) if k not in ("seed", "trial") and not k.startswith("model")]]
+    return config_params(runs)
 
 
 def metric_label(values: tuple[str, ...]) -> str:
@@ -161,13 +162,13 @@ def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
         {"sweep.complete": now["complete"], "sweep.pruned": now["pruned"], "sweep.failed": now["failed"]}
     )
     if runs and not sweep.experiment.samples:  # seeds and grids form groups; every sampled trial is its own
-        comparison = sweep_comparison(runs)
-        rows, columns = group_rows(runs, group_keys(runs), comparison=comparison)
+        comparisons = sweep_comparisons(runs)
+        rows, columns = group_rows(runs, group_keys(runs), comparison=comparisons[0] if comparisons else None)
         parent.log_metrics(group_metrics(rows, group_keys(runs)))
         parent.log_text(format_table(rows, columns, "csv") + "\n", "sweep/groups.csv")
-        if comparison is not None and comparison.pairs:
-            parent.log_metrics(pair_metrics(comparison))
-            pairs, pair_columns = pair_rows(comparison)
+        if comparisons and comparisons[0].pairs:
+            parent.log_metrics(pair_metrics(comparisons))
+            pairs, pair_columns = pair_rows(comparisons)
             parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", "sweep/pairs.csv")
     log_study_artifacts(parent, sweep.study, plots=sweep.experiment.samples)
     if sweep.experiment.search is not None and sweep.experiment.search.sampler == "random":
@@ -212,38 +213,49 @@ def group_metrics(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, floa
     return metrics
 
 
-def sweep_comparison(runs: list[Run], metric: str = "test_acc") -> Comparison | None:
-    """The sweep's groups compared on ``metric``: the best against each other, with verdicts.
+def sweep_comparisons(runs: list[Run], metric: str = "test_acc") -> list[Comparison]:
+    """The sweep's groups compared: the best on ``metric`` against each other, on every quality metric.
 
     Args:
         runs: The sweep's finished children.
-        metric: The metric compared.
+        metric: The metric that ranks the groups, compared first.
 
     Returns:
-        The `experiments.analysis.grouping.Comparison`, or None when no child has the metric.
+        One `experiments.analysis.grouping.Comparison` per metric (`compare_metrics`), ``metric``'s
+        first; empty when no child has ``metric``.
     """
     try:
-        return compare_run_groups(runs, group_keys(runs), metric)
+        return compare_metrics(runs, group_keys(runs), metric)
     except TrackingError:
-        return None
+        return []
 
 
-def pair_metrics(comparison: Comparison) -> dict[str, float]:
-    """The pairwise figures as parent metrics: ``vs/GROUP/diff``, ``.../ci_low``, ``.../p`` and so on.
+PAIR_FIGURES = ("diff", "ci_low", "ci_high", "p", "p_adjusted", "prob_a_beats_b")
+"""A pair's figures logged as parent metrics."""
+
+
+def pair_metrics(comparisons: list[Comparison]) -> dict[str, float]:
+    """The pairwise figures as parent metrics: ``vs/GROUP/METRIC/diff``, ``.../ci_low``, ``.../p`` and so on.
+
+    The first comparison's (``test_acc``'s) are also logged under the names they had before
+    every metric was compared, ``vs/GROUP/diff`` and so on, for whatever reads them.
 
     Args:
-        comparison: From `sweep_comparison` (its best group against each other).
+        comparisons: From `sweep_comparisons` (the best group against each other, per metric).
 
     Returns:
-        The finite figures of every pair, named by the other group.
+        The finite figures of every pair and metric, named by the other group.
     """
     metrics: dict[str, float] = {}
-    for pair in comparison.pairs:
-        label = metric_label((pair.b,))
-        for name in ("diff", "ci_low", "ci_high", "p", "p_adjusted", "prob_a_beats_b"):
-            value = float(getattr(pair, name))
-            if math.isfinite(value):
-                metrics[f"vs/{label}/{name}"] = value
+    for i, comparison in enumerate(comparisons):
+        for pair in comparison.pairs:
+            label = metric_label((pair.b,))
+            for name in PAIR_FIGURES:
+                value = float(getattr(pair, name))
+                if math.isfinite(value):
+                    metrics[f"vs/{label}/{comparison.metric}/{name}"] = value
+                    if i == 0:
+                        metrics[f"vs/{label}/{name}"] = value
     return metrics
 
 
