@@ -9,6 +9,15 @@ one Adam step each as the zoo trains (`steps.train_step`, under Lightning's prec
 plugin), timed in interleaved rounds in one process (`timing.interleaved_rounds`). The zoo's
 step must be at least 0.95x as fast as timm's: ratio (timm time / zoo time) >= 0.95.
 
+A control runs beside them: a second instance of timm's model with the same weights
+(``timm_again``), so the same arithmetic twice. Its ratio to the first (timm / timm_again)
+is the machine's resolution for that model: on the 2-core dev CPU, with nothing else
+running, the largest models (``wide_resnet101_2``, 126M parameters, whose Adam step moves
+about 2 GB) gave 1.17 between timm and itself. Where that control is off by more than 5%,
+the run cannot tell a 5% difference either way: a ratio below 0.95 is then reported as
+inconclusive (skipped with both figures), never as a pass; where the control is within 5%,
+a ratio below 0.95 fails.
+
 The defaults fit a shared 2-core CPU in a few minutes: batch 8 at 64x64, fp32, NCHW, and
 one or two members per family (`REPRESENTATIVE`). Environment variables widen it:
 
@@ -73,19 +82,31 @@ def test_training_step_vs_timm(benchmark, arch: str) -> None:
     reference = timm.create_model(arch, pretrained=False, num_classes=CLASSES)
     model = registry.create_model(f"{arch}_scratch", num_classes=CLASSES)
     model.load_state_dict(reference.state_dict(), strict=True)  # the same model, weight for weight
+    control = timm.create_model(arch, pretrained=False, num_classes=CLASSES)
+    control.load_state_dict(reference.state_dict(), strict=True)  # timm against itself: the noise floor
     steps = {}
-    for side, module in (("zoo", model), ("timm", reference)):
-        torch.manual_seed(1)  # the same batch for both
+    for side, module in (("zoo", model), ("timm", reference), ("timm_again", control)):
+        torch.manual_seed(1)  # the same batch for every side
         steps[side] = train_step(module, BATCH, SIZE, "cpu", PRECISION, CHANNELS_LAST, CLASSES)
     medians = interleaved_rounds(steps, rounds=ROUNDS, warmup=1)
     ratio = medians["timm"] / medians["zoo"]
+    control_ratio = medians["timm"] / medians["timm_again"]
     benchmark.extra_info.update(
-        zoo_ms=medians["zoo"] * 1e3, timm_ms=medians["timm"] * 1e3, ratio=ratio, images_per_s=BATCH / medians["zoo"]
+        zoo_ms=medians["zoo"] * 1e3,
+        timm_ms=medians["timm"] * 1e3,
+        timm_again_ms=medians["timm_again"] * 1e3,
+        ratio=ratio,
+        control_ratio=control_ratio,
+        images_per_s=BATCH / medians["zoo"],
     )
     benchmark.pedantic(steps["zoo"], rounds=1, iterations=1)
     fmt = "channels_last" if CHANNELS_LAST else "NCHW"
-    print(
-        f"\n{arch}: {SIZE}px batch {BATCH} {PRECISION} {fmt}: "
-        f"zoo {medians['zoo'] * 1e3:.1f} ms, timm {medians['timm'] * 1e3:.1f} ms, ratio {ratio:.3f}"
+    figures = (
+        f"{arch}: {SIZE}px batch {BATCH} {PRECISION} {fmt}: zoo {medians['zoo'] * 1e3:.1f} ms, "
+        f"timm {medians['timm'] * 1e3:.1f} ms, ratio {ratio:.3f}; timm against itself {control_ratio:.3f}"
     )
-    assert ratio >= 0.95, f"{arch}: zoo step {medians['zoo']:.4f}s vs timm {medians['timm']:.4f}s"
+    print(f"\n{figures}")
+    resolves_five_percent = 1 / 1.05 <= control_ratio <= 1.05
+    if ratio < 0.95 and not resolves_five_percent:
+        pytest.skip(f"inconclusive: {figures}: timm's own model differs from itself by more than 5% on this machine")
+    assert ratio >= 0.95, figures
