@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
 
+from cli_errors import one_error_line
+
 FLAGS = [
     "--data",
     "digits",
@@ -29,14 +31,6 @@ FLAGS = [
     "--no-progress-bar",
     "--no-log-model",
 ]
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo"), err
-    assert ": error: " in lines[0], err
-    return lines[0]
 
 
 def no_runs(uri: str) -> bool:

@@ -23,6 +23,7 @@ from experiments.cli import main
 from experiments.config import load_config
 from experiments.data.split import describe_source
 
+from cli_errors import one_error_line
 from image_factory import image_bytes, isolated_cache, write_image_folder
 
 _ = isolated_cache  # a fixture, used by name below
@@ -36,14 +37,6 @@ BOMB = "\n".join(
     ]
     + [f"  {b}: &{b} [" + ", ".join([f"*{a}"] * 9) + "]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
 )
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo"), err
-    assert ": error: " in lines[0], err
-    return lines[0]
 
 
 def jpeg_claiming(height: int, width: int) -> bytes:

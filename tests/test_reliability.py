@@ -30,6 +30,8 @@ from experiments.tracking.store import check_tracking_server
 from experiments.training import atomic
 from registry.errors import WeightsError
 
+from cli_errors import one_error_line
+
 FLAGS = [
     "--data",
     "digits",
@@ -45,20 +47,6 @@ FLAGS = [
     "--no-progress-bar",
     "--no-log-model",
 ]
-
-
-def one_error_line(err: str) -> str:
-    # MLflow's download progress bar shares stderr; every other line counts.
-    lines = [
-        line
-        for line in err.strip().splitlines()
-        if line.strip() and not line.lstrip("\r").startswith("Downloading artifacts")
-    ]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo"), err
-    assert ": error: " in lines[0], err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- 7. atomic writes -----------------------------------------------------------------

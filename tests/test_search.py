@@ -24,6 +24,7 @@ from experiments.config import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
 
+from cli_errors import one_error_line
 from procs import FAULTS, ZOO, finish, running, wait_for
 
 TINY = {
@@ -51,13 +52,6 @@ def search_file(folder: Path, trials: int = 4, **more) -> Path:
         folder / "search.yaml",
         {"description": "a tiny search", "defaults": TINY, "search": SPACE, "trials": trials, **more},
     )
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert ": error: " in lines[0], err
-    return lines[0]
 
 
 def stand_in(fail_on: set[int] = frozenset(), interrupt_on: set[int] = frozenset()):

@@ -47,6 +47,7 @@ from experiments.tracking.runs import TrackedRun
 from experiments.tracking.store import auth_header
 from experiments.training import runner
 
+from cli_errors import one_error_line
 from procs import ZOO, running, wait_for
 
 pytest.register_assert_rewrite("servers")  # before pytest_plugins below loads it as a plugin
@@ -344,7 +345,7 @@ def test_a_wrong_postgresql_password_is_one_line_for_the_store_and_the_study_sto
         out, err = capsys.readouterr()
         assert code == 2, err
         assert time.monotonic() - started < 30
-        line = one_error_line(err)
+        line = one_error_line(err, prefix="zoo: error: ")
         assert f"{what} postgresql+psycopg2://postgres:***@{host}/" in line
         assert "password" in line  # the refusal, and the fix (PGPASSWORD, ~/.pgpass, PGSERVICE)
         assert canary not in out + err
@@ -427,13 +428,6 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo: error: "), err
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     "scheme", ["postgresql+psycopg2", "http"], ids=["postgresql-store", "http-server-with-user-and-password"]
 )
@@ -448,7 +442,7 @@ def test_an_unreachable_store_with_a_password_is_one_line_with_the_password_mask
     out, err = capsys.readouterr()
     assert code == 2, err
     assert seconds < 30
-    line = one_error_line(err)
+    line = one_error_line(err, prefix="zoo: error: ")
     assert f"zoo:***@127.0.0.1:{port}" in line
     assert "cannot be reached" in line
     assert CANARY not in out + err
@@ -465,7 +459,7 @@ def test_an_unreachable_study_storage_is_one_line_with_the_password_masked(
     out, err = capsys.readouterr()
     assert code == 2, err
     assert time.monotonic() - started < 30
-    line = one_error_line(err)
+    line = one_error_line(err, prefix="zoo: error: ")
     assert "study storage postgresql+psycopg2://zoo:***@127.0.0.1" in line
     assert CANARY not in out + err
 

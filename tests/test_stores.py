@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 from experiments import ExperimentConfig, train
 from experiments.cli import main
 
+from cli_errors import one_error_line
+
 READERS = [
     ["compare"],
     ["runs", "--stale"],
@@ -46,14 +48,6 @@ TINY = {
     "progress_bar": False,
     "log_model": False,
 }
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo"), err
-    assert ": error: " in lines[0], err
-    return lines[0]
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, float]:

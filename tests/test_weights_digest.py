@@ -26,6 +26,8 @@ from experiments.cli import main
 from experiments.tracking.names import BEST_WEIGHTS_ARTIFACT, WEIGHTS_INFO_ARTIFACT, digest_tag
 from registry.errors import WeightsError
 
+from cli_errors import one_error_line
+
 TINY = {
     "model": "resnet_tiny_scratch",
     "data": "digits",
@@ -43,13 +45,6 @@ TINY = {
 def artifact_path(client: MlflowClient, run_id: str, path: str) -> Path:
     """Where a run's artifact lies in a local (SQLite store's) artifact folder."""
     return Path(unquote(urlparse(client.get_run(run_id).info.artifact_uri).path)) / path
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("zoo: error: "), err
-    return lines[0]
 
 
 @pytest.fixture
@@ -83,7 +78,7 @@ def test_tampered_weights_are_refused_by_every_read_path_in_one_line(run, tmp_pa
 
     for argv in (["eval", run_id, "--no-log"], ["predict", "--run", run_id, str(image)]):
         assert main(argv) == 2, argv
-        line = one_error_line(capsys.readouterr().err)
+        line = one_error_line(capsys.readouterr().err, prefix="zoo: error: ")
         assert f"{BEST_WEIGHTS_ARTIFACT} is not the file the run wrote" in line, argv
     for uri in (f"runs:/{run_id}", "models:/tiny@champion"):
         with pytest.raises(WeightsError, match="is not the file the run wrote") as refused:
@@ -99,7 +94,9 @@ def test_a_tampered_model_json_is_refused(run, capsys) -> None:
     changed["class_names"][0] = "\x1b[2J\x1b[31mpwned"
     info.write_text(json.dumps(changed, indent=2))
     assert main(["eval", run_id, "--no-log"]) == 2
-    assert f"{WEIGHTS_INFO_ARTIFACT} is not the file the run wrote" in one_error_line(capsys.readouterr().err)
+    assert f"{WEIGHTS_INFO_ARTIFACT} is not the file the run wrote" in one_error_line(
+        capsys.readouterr().err, prefix="zoo: error: "
+    )
 
 
 def test_strings_from_a_run_are_printed_with_control_characters_escaped() -> None:
