@@ -88,6 +88,24 @@ def test_a_store_that_cannot_be_used_is_one_line_for_every_command(
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("form", ["file-uri", "bare-path"])
+def test_a_file_store_is_one_line_naming_the_way_out_before_any_run(
+    form: str, mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # MLflow 3.17 refuses its filesystem backend with a traceback; the zoo says it in one line.
+    folder = tmp_path / "mlruns"
+    uri = folder.as_uri() if form == "file-uri" else str(folder)
+    argv = ["train", "resnet_tiny_scratch", "--data", "digits", "--epochs", "1", "--tracking-uri", uri]
+    code, err, _ = cli(argv, capsys)
+    assert code == 2, err
+    line = one_error_line(err)
+    assert "is a file store" in line
+    assert "sqlite:///" in line
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in line
+    assert not folder.exists()  # nothing written there
+    assert not MlflowClient(mlflow_store).search_runs(["0"])  # and no run started in the default store
+
+
 @pytest.mark.parametrize("server", ["silent", "closed"])
 def test_a_server_that_hangs_or_a_closed_port_is_one_line_for_every_command(
     server: str, silent_server: str, mlflow_store: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch

@@ -105,6 +105,7 @@ def open_store(uri: str | None = None) -> str:
     resolved = resolve_tracking_uri(uri)
     if resolved in _READY:
         return resolved
+    check_file_store(resolved)
     check_tracking_server(resolved)
     if is_database_server(resolved):
         check_database(resolved, "tracking store", "--tracking-uri")
@@ -126,6 +127,29 @@ def open_store(uri: str | None = None) -> str:
             ) from None
     _READY.add(resolved)
     return resolved
+
+
+def check_file_store(uri: str) -> None:
+    """Refuse a file store (``file:///path/mlruns`` or a bare path) in one line, as MLflow would in a traceback.
+
+    MLflow 3.17 raises on its filesystem backend unless ``MLFLOW_ALLOW_FILE_STORE=true``; the
+    zoo says so before any run starts, with the way out.
+
+    Args:
+        uri: The resolved tracking URI.
+
+    Raises:
+        TrackingError: A file store, unless ``MLFLOW_ALLOW_FILE_STORE`` is ``true``.
+    """
+    if urllib.parse.urlsplit(uri).scheme not in ("", "file"):
+        return
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() == "true":
+        return
+    raise TrackingError(
+        f"tracking store {mask_uri(uri)} is a file store, which MLflow {mlflow.__version__} no longer opens; "
+        f"pass --tracking-uri sqlite:///PATH/mlflow.db (`mlflow migrate-filestore` moves old runs into one), "
+        f"or set MLFLOW_ALLOW_FILE_STORE=true"
+    )
 
 
 def require_writable(uri: str | None = None) -> str:
