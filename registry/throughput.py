@@ -171,7 +171,8 @@ def merge_results(
 
     Args:
         document: The file as it is (`empty_document` for a new one).
-        machine: This machine.
+        machine: The measuring machine, as the benchmark reads it from ``lscpu`` and torch (CPU,
+            bf16/AMX flags, CPUs, torch version and threads); compared with the file's machine.
         run_id: This run's key, its start as an ISO date and time (UTC).
         run: This run's facts (load averages, niceness).
         measured: Figures by architecture, each with its ``models``.

@@ -191,7 +191,7 @@ def verdict_metrics(
     """The metrics the groups are compared on pair by pair, the sort metric first.
 
     Args:
-        runs: The runs.
+        runs: The training runs being grouped; a quality metric none of them has is left out.
         sort: The metric that ranks the groups and marks them; always compared.
         metrics: The metrics asked for (``--metric``); None for the default.
         at: An equal budget (``--at``): by default only ``sort``, a per-epoch metric, is compared.
@@ -421,7 +421,8 @@ def compare_groups(
     Example:
         >>> from experiments.analysis.grouping import compare_groups
         >>> groups, pairs = compare_groups("depth", ["model"], metric="test_acc")
-        >>> pairs[pairs.metric == "test_acc"][["a", "b", "diff", "ci_low", "ci_high", "p", "verdict"]]
+        >>> on_test_acc = pairs[pairs.metric == "test_acc"]
+        >>> on_test_acc[["a", "b", "diff", "ci_low", "ci_high", "p", "verdict"]]
 
     Args:
         experiment: MLflow experiment name (None: every experiment).
