@@ -95,7 +95,7 @@ def differing_params(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
 
 
-def config_params(runs: list[Run]) -> list[str]:
+def group_keys(runs: list[Run]) -> list[str]:
     """The params that tell runs' configurations apart: the model and what differs, seeds and trials aside.
 
     Args:
@@ -115,9 +115,9 @@ def repeated_configs(runs: list[Run]) -> list[str]:
         runs: MLflow runs, as `find_runs` returns them.
 
     Returns:
-        `config_params` where two runs share their values, else ``[]``.
+        `group_keys` where two runs share their values, else ``[]``.
     """
-    keys = config_params(runs)
+    keys = group_keys(runs)
     configs = {tuple(r.data.params.get(k) for k in keys) for r in runs}
     return keys if len(configs) < len(runs) else []
 

@@ -26,6 +26,7 @@ from mlflow.entities import Run
 from experiments.analysis.budgets import at_label, budget_difference, values_at
 from experiments.analysis.compare import find_runs, is_lower_better, is_training_run
 from experiments.analysis.stats import GroupStats, PairStats, compare_table, describe
+from experiments.analysis.tables import format_table
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.store import get_client
 
@@ -404,6 +405,23 @@ def verdict_lines(comparisons: Comparison | Sequence[Comparison]) -> list[str]:
         over = f"each metric's {most} pairs" if len(comparisons) > 1 else f"the {most} pairs"
         lines.append(f"  p-values Holm-adjusted over {over}")
     return lines
+
+
+def verdict_report(comparisons: Sequence[Comparison], fmt: str = "table") -> str:
+    """What follows the group table: the legend of its marks, the pairwise table, the verdict lines.
+
+    ``zoo compare --group-by`` and ``zoo run`` of a seeded sweep print the same block.
+
+    Args:
+        comparisons: From `compare_metrics`, the sort metric's first (the marks rest on it).
+        fmt: ``table`` or ``markdown`` (`experiments.analysis.tables.format_table`).
+
+    Returns:
+        The block, starting with an empty line.
+    """
+    rows, columns = pair_rows(comparisons, ci_as_text=True)
+    legend = marks_legend(comparisons[0].metric)
+    return f"\n{legend}\n\n{format_table(rows, columns, fmt)}\n\n" + "\n".join(verdict_lines(comparisons))
 
 
 def compare_groups(

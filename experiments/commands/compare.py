@@ -185,10 +185,7 @@ def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str
         )
         print(format_table(rows, columns, args.format))
     if text and comparison.pairs:
-        print(f"\n{grouping.marks_legend(sort)}\n")
-        rows, columns = grouping.pair_rows(comparisons, ci_as_text=True)
-        print(format_table(rows, columns, args.format))
-        print("\n" + "\n".join(grouping.verdict_lines(comparisons)))
+        print(grouping.verdict_report(comparisons, args.format))
     if args.plot:
         written = plots.plot_group_curves(runs, args.group_by, args.plot, uri=args.tracking_uri)
         print(f"group curves written to {written}")

@@ -156,12 +156,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\nparent run {sweep.parent_run_id}; mean, std and 95% CI over seeds:")
                 comparisons = report.sweep_comparisons(runs)
                 first = comparisons[0] if comparisons else None
-                rows, cols = grouping.group_rows(runs, report.group_keys(runs), ci_as_text=True, comparison=first)
+                rows, cols = grouping.group_rows(runs, compare.group_keys(runs), ci_as_text=True, comparison=first)
                 print(format_table(rows, cols))
                 if first is not None and first.pairs:
-                    print(f"\n{grouping.marks_legend(first.metric)}\n")
-                    print(format_table(*grouping.pair_rows(comparisons, ci_as_text=True)))
-                    print("\n" + "\n".join(grouping.verdict_lines(comparisons)))
+                    print(grouping.verdict_report(comparisons))
     if experiment.samples or uri is None:
         rows, cols = report.sweep_rows(sweep, uri)
         print(f"\nsweep '{sweep.name}': trials, best first:")

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Run
 from optuna.trial import TrialState
 
-from experiments.analysis.compare import config_params, find_runs, is_lower_better
+from experiments.analysis.compare import find_runs, group_keys, is_lower_better
 from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_metrics, group_rows, pair_rows
 from experiments.analysis.plots import plot_expected_max
 from experiments.analysis.stats import expected_max
@@ -87,18 +87,6 @@ def children(sweep: studies.Sweep, tracking_uri: str) -> list[Run]:
     return find_runs(
         sweep.experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'", tracking_uri
     )
-
-
-def group_keys(runs: list[Run]) -> list[str]:
-    """The params that tell a sweep's groups apart: the model and what differs, seeds and trials aside.
-
-    Args:
-        runs: The sweep's children.
-
-    Returns:
-        Param names.
-    """
-    return config_params(runs)
 
 
 def metric_label(values: tuple[str, ...]) -> str:
