@@ -11,9 +11,11 @@ import subprocess
 
 import torch
 
+from experiments.training.hardware import cpu_flags
+
 
 def lscpu(text: str | None = None) -> dict[str, str]:
-    """``lscpu``'s fields (``Model name``, ``Flags``, ``CPU(s)``, ...).
+    """``lscpu``'s fields (``Model name``, ``CPU(s)``, ...).
 
     Args:
         text: Its output; run here when not given.
@@ -34,11 +36,13 @@ def lscpu(text: str | None = None) -> dict[str, str]:
     return fields
 
 
-def describe_machine(fields: dict[str, str] | None = None) -> dict[str, object]:
-    """This machine, as the throughput file keeps it.
+def machine_facts(fields: dict[str, str] | None = None) -> dict[str, object]:
+    """This machine, as the throughput file keeps it (`registry.throughput.describe_machine` words it).
+
+    The flags are the ones the zoo's ``precision: auto`` reads (`experiments.training.hardware.cpu_flags`).
 
     Args:
-        fields: From `lscpu`; read here when not given.
+        fields: From `lscpu`, for the CPU's model name; read here when not given.
 
     Returns:
         ``cpu`` (lscpu's model name), ``avx512_bf16`` and ``amx`` (whether the CPU computes
@@ -47,7 +51,7 @@ def describe_machine(fields: dict[str, str] | None = None) -> dict[str, object]:
         unless set).
     """
     fields = lscpu() if fields is None else fields
-    flags = set(fields.get("Flags", "").split())
+    flags = cpu_flags()
     return {
         "cpu": fields.get("Model name") or "unknown (no lscpu)",
         "avx512_bf16": "avx512_bf16" in flags,

@@ -49,7 +49,7 @@ import registry
 from registry.index import package_of
 from registry.throughput import empty_document, merge_results
 
-from machine import describe_machine, load_average
+from machine import load_average, machine_facts
 from steps import train_step
 from timing import interleaved_rounds
 
@@ -127,7 +127,7 @@ def results_file() -> Iterator[None]:
         return
     run = {"load_start": start, "load_end": load_average(), "nice": os.nice(0)}
     document = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else empty_document()
-    merged, note = merge_results(document, describe_machine(), run_id, run, MEASURED)
+    merged, note = merge_results(document, machine_facts(), run_id, run, MEASURED)
     RESULTS.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
     print(f"\nwrote {len(MEASURED)} architectures to {RESULTS} ({note}); run: {run}")
     print("now regenerate the cards: python -m registry.indexer zoo")
