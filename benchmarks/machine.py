@@ -37,7 +37,7 @@ def lscpu(text: str | None = None) -> dict[str, str]:
 
 
 def machine_facts(fields: dict[str, str] | None = None) -> dict[str, object]:
-    """This machine, as the throughput file keeps it (`registry.throughput.describe_machine` words it).
+    """This machine, as the throughput file keeps it (`zoo.throughput.describe_machine` words it).
 
     The flags are the ones the zoo's ``precision: auto`` reads (`experiments.training.hardware.cpu_flags`).
 

@@ -4,7 +4,7 @@ Run on a quiet machine (the figures are published in every card), then regenerat
 which copies them into the cards::
 
     pytest benchmarks/test_throughput_bench.py --benchmark-only -s -p no:cacheprovider
-    python -m registry.indexer zoo
+    python -m zoo.indexer zoo
 
 For each architecture of the zoo's registered models, built with its builder's defaults
 (random init, 10 classes), at its card's default input size, fp32 (``32-true``), NCHW, with
@@ -21,7 +21,7 @@ settings, parameters, FLOPs and input size): that one is timed once and the file
 under it, since weights do not change the speed. Nothing is asserted beyond figures above
 zero: this is a measurement, not a goal.
 
-The figures are merged into ``zoo/throughput.json`` (`registry.throughput.merge_results`),
+The figures are merged into ``zoo/throughput.json`` (`zoo.throughput.merge_results`),
 with the machine (``lscpu``'s model name, avx512_bf16 and AMX, CPUs, torch version and
 threads) and the run (date, load average at start and end, niceness). Environment variables:
 
@@ -47,7 +47,7 @@ import torch
 
 import registry
 from registry.index import package_of
-from registry.throughput import empty_document, merge_results
+from zoo.throughput import empty_document, merge_results
 
 from machine import load_average, machine_facts
 from steps import train_step
@@ -130,7 +130,7 @@ def results_file() -> Iterator[None]:
     merged, note = merge_results(document, machine_facts(), run_id, run, MEASURED)
     RESULTS.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
     print(f"\nwrote {len(MEASURED)} architectures to {RESULTS} ({note}); run: {run}")
-    print("now regenerate the cards: python -m registry.indexer zoo")
+    print("now regenerate the cards: python -m zoo.indexer zoo")
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

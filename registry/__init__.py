@@ -20,7 +20,7 @@ from registry.core import (
     unregister_model,
 )
 from registry.errors import ModelArgumentError, RegistrationError, UnknownModelError, WeightsError, ZooError
-from registry.info import model_info
+from registry.info import model_info, register_top1_source
 from registry.spec import ModelSpec
 from registry.weights import ResolvedWeights, register_weights_scheme
 
@@ -39,6 +39,7 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "register_top1_source",
     "register_weights_scheme",
     "unregister_model",
 ]

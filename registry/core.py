@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+import registry.weights as weight_sources
 from registry.errors import ModelArgumentError, RegistrationError, UnknownModelError
 from registry.index import covering_index
 from registry.spec import ModelSpec
@@ -272,8 +273,6 @@ def create_model(name: str, *, weights: Any = None, **kwargs: Any) -> Any:
         ModelArgumentError: If an argument is unknown or has a bad value.
         WeightsError: If the weights cannot be found, trusted or loaded.
     """
-    import registry.weights as weight_sources  # deferred: keeps torch out of import time
-
     spec = get_spec(name)
     if weights is not None and weight_sources.is_weights_uri(weights):
         resolved = weight_sources.resolve_weights_uri(str(weights), name)

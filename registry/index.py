@@ -1,9 +1,11 @@
 """A package's model index: measured facts of its models, generated once, read instead of building.
 
+This module is the registry's one reader of the index; `zoo.indexer` writes it.
+
 Counting a model's parameters and FLOPs means building it (on the meta device) and running
 it; for sixty models that is most of a minute. A package that registers models can ship
 ``model_index.json`` at its top level, generated from the registry by
-``python -m registry.indexer PACKAGE``; `registry.model_info` then reads a model's facts
+``python -m zoo.indexer PACKAGE``; `registry.model_info` then reads a model's facts
 from it and builds nothing. An entry is used only while it still describes the model: the
 same builder (module and name) and the same default input size, asked about with the
 builder's default arguments. Anything else (a plugin without an index, other arguments) is

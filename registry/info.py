@@ -1,20 +1,66 @@
-"""Model facts measured from the model itself: parameters and FLOPs."""
+"""Model facts measured from the model itself: parameters, FLOPs, and its card's other fields.
+
+A card's fields come from the built model (``block_settings``, ``pretrained_cfg``) and, for
+its weights' published accuracy, from whoever registered a source for the weights' scheme
+(`register_top1_source`: the zoo teaches the registry timm's tags). What is known about
+models lives with them; the registry only asks.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
-from registry.cards import card_facts
 from registry.core import build, get_spec, indexed_entry
-from registry.index import indexed_facts, package_of
-from registry.throughput import (
-    NOT_MEASURED,
-    NOT_MEASURED_WITH_ARGUMENTS,
-    THROUGHPUT_FILE,
-    load_throughput,
-    throughput_facts,
-)
+from registry.index import indexed_facts
+
+Top1Source = Callable[[str], tuple[float | None, str]]
+"""``lookup(tag)`` for one weights scheme: ``(top-1 in percent, source)``, or ``(None, why there is none)``."""
+
+_top1_sources: dict[str, Top1Source] = {}
+
+NOT_PUBLISHED_SCRATCH = "random init: no published accuracy"
+"""The top-1 source of a model without pretrained weights."""
+
+NOT_MEASURED = "not measured"
+"""How every reason for empty throughput figures begins."""
+
+NOT_MEASURED_WITH_ARGUMENTS = f"{NOT_MEASURED}: the benchmark measures models with their builder's default arguments"
+"""Why a card measured with other builder arguments has no throughput."""
+
+NO_THROUGHPUT_IN_INDEX = f"{NOT_MEASURED}: its package's index carries no throughput figures"
+"""Why a card that no index entry (or one written before the throughput fields) describes has none."""
+
+
+def register_top1_source(scheme: str, lookup: Top1Source) -> None:
+    """Teach the cards the published ImageNet-1K top-1 of one weights scheme's tags.
+
+    Args:
+        scheme: The part of a model's ``pretrained`` before ``:``, such as ``"timm"``.
+        lookup: ``lookup(tag)`` returning ``(top-1 in percent, source)``, or ``(None, why not)``.
+    """
+    _top1_sources[scheme] = lookup
+
+
+def published_top1(pretrained: str | None) -> tuple[float | None, str]:
+    """The published ImageNet-1K top-1 of a model's pretrained weights, and where it is published.
+
+    Args:
+        pretrained: The weights' source as registered, such as ``"timm:resnext101_32x8d.tv_in1k"``;
+            ``None`` for a scratch model.
+
+    Returns:
+        ``(top-1 in percent, source)`` from the scheme's `register_top1_source`, or
+        ``(None, why there is no figure)``.
+    """
+    if pretrained is None:
+        return None, NOT_PUBLISHED_SCRATCH
+    scheme, _, tag = pretrained.partition(":")
+    lookup = _top1_sources.get(scheme)
+    if lookup is None or not tag:
+        return None, f"no published accuracy is known for '{pretrained}' weights"
+    return lookup(tag)
 
 
 def count_flops(model: Any, input_size: tuple[int, int, int], device: str = "meta") -> int:
@@ -52,7 +98,8 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
 
     Returns:
         ``(parameters, FLOPs of one image at the default input size, pretrained_cfg, card)``,
-        the card's fields from `registry.cards.card_facts`.
+        the card's fields being ``block`` (the model's ``block_settings``), ``top1`` and
+        ``top1_source`` (`published_top1`) and ``license`` (the weights' config's).
     """
     import torch  # deferred: `import registry` loads without torch
 
@@ -65,14 +112,14 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
     num_params = sum(p.numel() for p in model.parameters())
     flops = count_flops(model, spec.input_size)
     pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    return num_params, flops, pretrained_cfg, card_facts(model, spec.pretrained, pretrained_cfg)
-
-
-CARD_FIELDS = ("block", "top1", "top1_source", "license")
-"""The card's fields that an index entry carries besides size and weights config."""
-
-NO_THROUGHPUT_IN_INDEX = f"{NOT_MEASURED}: its package's index carries no throughput figures"
-"""Why a card read from an index written before the throughput fields has none."""
+    top1, source = published_top1(spec.pretrained)
+    card = {
+        "block": dict(getattr(model, "block_settings", None) or {}),  # the zoo's ResNet has them
+        "top1": top1,
+        "top1_source": source,
+        "license": pretrained_cfg.get("license") if spec.is_pretrained else None,
+    }
+    return num_params, flops, pretrained_cfg, card
 
 
 def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
@@ -96,9 +143,10 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         (block settings), ``top1`` and ``top1_source`` (the weights' published
         ImageNet-1K top-1 and where it is published, or ``None`` and why not),
         ``license`` (the weights' licence), and ``train_img_s``, ``infer_img_s`` (images
-        per second measured by ``benchmarks/test_throughput_bench.py``, from the package's
-        ``throughput.json``; ``None`` where not measured, and with other builder arguments)
-        with ``throughput_source`` (machine, batch, size, precision and date, or why not).
+        per second measured by ``benchmarks/test_throughput_bench.py``, as its package's
+        index carries them: the zoo's indexer copies them from ``zoo/throughput.json``;
+        ``None`` where not measured, and with other builder arguments) with
+        ``throughput_source`` (machine, batch, size, precision and date, or why not).
     """
     entry = None if kwargs else indexed_entry(name)
     if entry is not None:  # the indexes cover every plugin: no import, no build
@@ -120,10 +168,6 @@ def model_info(name: str, **kwargs: Any) -> dict[str, Any]:
         else:
             num_params, flops, pretrained_cfg, card = measure(name, tuple(sorted(kwargs.items())))
             facts = {"num_params": num_params, "flops": flops, "pretrained_cfg": pretrained_cfg, **card}
-            if not kwargs:  # the benchmark's figures are for the default arguments
-                package = package_of(spec)
-                where = f"{package}/{THROUGHPUT_FILE}"
-                facts.update(throughput_facts(name, spec.input_size, load_throughput(package), where))
     return {
         "name": name,
         **{k: described[k] for k in ("family", "description", "input_size", "pretrained", "tags")},

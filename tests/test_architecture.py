@@ -38,6 +38,9 @@ SIDEWAYS = {("experiments.training", "experiments.serving"), ("experiments.train
 HEAVY = ("torch", "lightning", "mlflow", "timm", "matplotlib")
 """What the ``zoo`` command's start must not load."""
 
+MODEL_LIBRARIES = ("torch", "timm", "torchvision")
+"""What `registry` imports at no module's top: it is generic, and the model knowledge lives in `zoo`."""
+
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
     """Every module of the three packages by dotted name (a package by its own name)."""
@@ -76,6 +79,40 @@ def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
             if name and name != module:
                 graph[module].add(name)
     return graph
+
+
+def top_level_imports(tree: ast.Module) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` of every import that runs when a module loads.
+
+    The module's own statements, those under a top-level ``if``, ``try`` or ``with`` and in a class
+    body included; an import inside a function, or under ``if TYPE_CHECKING:``, runs later or never.
+    """
+    found = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending += node.orelse
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                pending += getattr(node, field, [])
+    return sorted(found)
+
+
+def heavy_top_level_imports(files: dict[str, Path], package: str) -> list[str]:
+    """The imports of torch, timm or torchvision that run when a module of `package` loads."""
+    problems = []
+    for module, path in files.items():
+        if module.split(".")[0] != package:
+            continue
+        for line, name in top_level_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if name.split(".")[0] in MODEL_LIBRARIES:
+                problems.append(f"{module}:{line} imports {name} when it loads")
+    return problems
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -163,6 +200,36 @@ def test_the_checks_find_a_circle_and_an_upward_import(tmp_path: Path) -> None:
     assert any(
         p.startswith("experiments.config.schema imports experiments.training.runner") for p in layering_problems(graph)
     )
+
+
+def test_the_registry_imports_no_model_library_when_it_loads() -> None:
+    problems = heavy_top_level_imports(module_files(), "registry")
+    assert not problems, "the registry must stay generic (model knowledge lives in zoo/):\n" + "\n".join(problems)
+
+
+def test_the_registry_check_finds_a_model_library_at_a_module_top(tmp_path: Path) -> None:
+    # A copy of the registry with timm imported at a module's top, and one inside a function (allowed).
+    for path in (ROOT / "registry").rglob("*.py"):
+        target = tmp_path / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    spec = tmp_path / "registry" / "spec.py"
+    spec.write_text(spec.read_text() + "\n\ntry:\n    import timm.models\nexcept ImportError:\n    pass\n")
+    index = tmp_path / "registry" / "index.py"
+    index.write_text(index.read_text() + "\n\ndef _late():\n    import torchvision  # deferred\n")
+    problems = heavy_top_level_imports(module_files(tmp_path), "registry")
+    assert len(problems) == 1
+    assert problems[0].startswith("registry.spec:")
+    assert problems[0].endswith("imports timm.models when it loads")
+
+
+def test_registry_and_zoo_have_no_lazy_package_shims() -> None:
+    # A PEP 562 __getattr__ in a package __init__ hides what importing the package costs.
+    for package in ("registry", "zoo"):
+        for path in (ROOT / package).rglob("__init__.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+            assert "__getattr__" not in names, f"{path.relative_to(ROOT)} has a lazy __getattr__"
 
 
 def test_experiments_keeps_few_modules_at_its_top() -> None:

@@ -10,7 +10,7 @@ import pytest
 import registry
 import registry.info
 from registry import index
-from registry.indexer import build_index, write_index
+from zoo.indexer import build_index, write_index
 
 ZOO_INDEX = Path(__file__).resolve().parents[1] / "zoo" / "model_index.json"
 
@@ -21,7 +21,7 @@ def test_index_equals_what_the_builders_measure() -> None:
     stale = sorted(set(measured["models"]) ^ set(shipped["models"])) + [
         n for n in measured["models"] if n in shipped["models"] and measured["models"][n] != shipped["models"][n]
     ]
-    assert not stale, f"zoo/model_index.json is stale for {stale}: run `python -m registry.indexer zoo`"
+    assert not stale, f"zoo/model_index.json is stale for {stale}: run `python -m zoo.indexer zoo`"
 
 
 def test_model_info_reads_the_index_and_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

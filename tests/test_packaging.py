@@ -46,5 +46,7 @@ def test_wheel_holds_exactly_the_three_packages(tmp_path: Path) -> None:
     assert {"zoo/model_index.json", "zoo/throughput.json"} <= set(names)
     # PEP 561 markers: a user's type checker reads the packages' hints.
     assert {"registry/py.typed", "zoo/py.typed", "experiments/py.typed"} <= set(names)
-    # Package data the registry reads: the zoo's model index and timm's published top-1 of its tags.
-    assert {"zoo/model_index.json", "registry/timm_imagenet_top1.json"} <= set(names)
+    # Package data: the zoo's model index (the registry reads it) and timm's published top-1 of its tags
+    # (the zoo's cards read it), and none left in the registry, which knows nothing about models.
+    assert {"zoo/model_index.json", "zoo/timm_imagenet_top1.json"} <= set(names)
+    assert [n for n in names if n.startswith("registry/") and n.endswith(".json")] == []

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import registry
-from registry import published
-from registry.published import TABLE_FILE, main, registered_timm_tags, timm_table, timm_top1
+from zoo import published
+from zoo.published import TABLE_FILE, main, registered_timm_tags, timm_table, timm_top1
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_TABLE = ROOT / "registry" / TABLE_FILE
+SHIPPED_TABLE = ROOT / "zoo" / TABLE_FILE
 INDEX = json.loads((ROOT / "zoo" / "model_index.json").read_text(encoding="utf-8"))["models"]
 PRETRAINED = {name: entry for name, entry in INDEX.items() if entry["pretrained"]}
 

@@ -14,15 +14,9 @@ import pytest
 
 import registry
 from experiments.cli import main
-from registry.indexer import measure_entry
-from registry.throughput import (
-    NOT_MEASURED,
-    NOT_MEASURED_WITH_ARGUMENTS,
-    empty_document,
-    load_throughput,
-    merge_results,
-    throughput_facts,
-)
+from registry.info import NOT_MEASURED, NOT_MEASURED_WITH_ARGUMENTS
+from zoo.indexer import measure_entry
+from zoo.throughput import empty_document, load_throughput, merge_results, throughput_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_INDEX = json.loads((ROOT / "zoo" / "model_index.json").read_text(encoding="utf-8"))["models"]

@@ -5,11 +5,13 @@ rarely import it themselves. The parts are public for building new
 architectures from them: `zoo.layers` (attention, blur pool, drop path, norm,
 stems), `zoo.blocks` (the one `Bottleneck` and `BasicBlock`), `zoo.resnet`
 (`ResNet`), `zoo.pretrained` (timm's weights), and `zoo.models` (the registered
-builders, one module per family).
+builders, one module per family). What is known about the models besides their
+code lives here too: `zoo.cards` (the published top-1 of timm's weights, with
+`zoo.published`, the rows of timm's results table), `zoo.throughput` (the benchmark's
+figures) and `zoo.indexer`, which writes ``zoo/model_index.json``.
 """
 
-from zoo import models, pretrained  # noqa: F401  (registers the builders)
-from zoo.blocks import BasicBlock, Bottleneck
-from zoo.resnet import ResNet
+import registry
+from zoo import cards, models  # noqa: F401  (importing `models` registers the builders)
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
+registry.register_top1_source("timm", cards.timm_top1_of)

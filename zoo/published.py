@@ -2,14 +2,14 @@
 
 timm publishes the ImageNet-1K validation accuracy of its weights in ``results/results-imagenet.csv``
 of its repository (a row per ``architecture.tag`` and evaluation image size), which its package
-does not ship. The zoo ships the rows of the tags it registers in ``registry/timm_imagenet_top1.json``,
+does not ship. The zoo ships the rows of the tags it registers in ``zoo/timm_imagenet_top1.json``,
 with the repository, path, commit and date they were copied from, so that a card's top-1
-(`registry.cards`) names where it is published. The file is generated, never typed:
+(`zoo.cards`) names where it is published. The file is generated, never typed:
 
-    python -m registry.published results-imagenet.csv --commit SHA --date YYYY-MM-DD
+    python -m zoo.published results-imagenet.csv --commit SHA --date YYYY-MM-DD
 
 reads a copy of timm's table at that commit and keeps the rows of every registered
-``timm:`` tag. Reading the file imports neither torch nor timm.
+``timm:`` tag. Reading the file imports neither timm nor torchvision.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import registry
+
 TABLE_FILE = "timm_imagenet_top1.json"
-"""The shipped table's file name, in the ``registry`` package."""
+"""The shipped table's file name, in the ``zoo`` package."""
 
 REPOSITORY = "https://github.com/huggingface/pytorch-image-models"
 """timm's repository, whose table the shipped rows are copied from."""
@@ -45,7 +47,7 @@ def timm_table() -> dict[str, Any]:
         ``{"source": {...}, "rows": {tag: [row, ...]}}``; a row holds ``img_size``, ``top1``,
         ``top5`` (percent) and ``param_count`` (millions), one per image size timm evaluated at.
     """
-    text = resources.files("registry").joinpath(TABLE_FILE).read_text(encoding="utf-8")
+    text = resources.files("zoo").joinpath(TABLE_FILE).read_text(encoding="utf-8")
     data = json.loads(text)
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in data["rows"]:
@@ -90,12 +92,10 @@ def registered_timm_tags() -> list[str]:
     Returns:
         Sorted ``architecture.tag`` names.
     """
-    from registry.core import discover_plugins, get_spec, list_models  # deferred: only regenerating needs them
-
-    discover_plugins()
+    registry.discover_plugins()
     tags = set()
-    for name in list_models():
-        scheme, _, tag = (get_spec(name).pretrained or "").partition(":")
+    for name in registry.list_models():
+        scheme, _, tag = (registry.get_spec(name).pretrained or "").partition(":")
         if scheme == "timm" and tag:
             tags.add(tag)
     return sorted(tags)
@@ -152,7 +152,7 @@ def write_table(rows: list[dict[str, Any]], commit: str, date: str, output: Path
         "commit": commit,
         "date": date,
         "url": f"{REPOSITORY}/blob/{commit}/{RESULTS_PATH}",
-        "generated_by": "python -m registry.published PATH --commit SHA --date YYYY-MM-DD",
+        "generated_by": "python -m zoo.published PATH --commit SHA --date YYYY-MM-DD",
     }
     lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)
     output.write_text(f'{{"source": {json.dumps(source)},\n"rows": [\n{lines}\n]}}\n', encoding="utf-8")
@@ -169,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         0, or 2 for bad input (one line on stderr).
     """
     parser = argparse.ArgumentParser(
-        prog="python -m registry.published",
-        description=f"Copy the registered timm tags' rows of timm's {RESULTS_PATH} into the registry package.",
+        prog="python -m zoo.published",
+        description=f"Copy the registered timm tags' rows of timm's {RESULTS_PATH} into the zoo package.",
     )
     parser.add_argument("results", type=Path, help=f"a copy of {RESULTS_PATH} from {REPOSITORY}")
     parser.add_argument("--commit", required=True, help="the full SHA of the commit the copy was read at")
     parser.add_argument("--date", required=True, help="that commit's date, YYYY-MM-DD")
-    parser.add_argument("--output", type=Path, default=None, help=f"file to write (default: registry/{TABLE_FILE})")
+    parser.add_argument("--output", type=Path, default=None, help=f"file to write (default: zoo/{TABLE_FILE})")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[0-9a-f]{40}", args.commit):
         print(f"--commit {args.commit!r} is not a full SHA: pass the 40 hex digits of `git log -1`", file=sys.stderr)
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    output = args.output or Path(str(resources.files("registry").joinpath(TABLE_FILE)))
+    output = args.output or Path(str(resources.files("zoo").joinpath(TABLE_FILE)))
     write_table(rows, args.commit, args.date, output)
     absent = sorted(set(tags) - {r["tag"] for r in rows})
     print(f"wrote {len(rows)} rows for {len(tags) - len(absent)} of {len(tags)} tags to {output}")

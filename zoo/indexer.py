@@ -1,7 +1,10 @@
-"""Generate a package's model index (``python -m registry.indexer zoo``): measure every model once.
+"""Generate a package's model index (``python -m zoo.indexer zoo``): measure every model once.
 
 The index is read by `registry.index`; this module writes it. See there for what an entry
-holds and when it is used.
+holds and when it is used. An entry is the model's card as `registry.info.measure` measures
+it (the published top-1 through the scheme's source, `zoo.cards` for timm's tags), with the
+package's throughput figures (`zoo.throughput`). Any package's index is written this way,
+a plugin's as well as the zoo's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from registry.core import ENTRY_POINT_GROUP, discover_plugins, get_spec, list_models
 from registry.index import INDEX_FILE, builder_path, clear_cache, entry_point_package, package_of
 from registry.info import measure
-from registry.throughput import THROUGHPUT_FILE, load_throughput, throughput_facts
+from zoo.throughput import THROUGHPUT_FILE, load_throughput, throughput_facts
 
 
 def measure_entry(name: str, throughput: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def measure_entry(name: str, throughput: dict[str, Any] | None = None) -> dict[s
 
     Args:
         name: Registered model name.
-        throughput: Its package's throughput file (`registry.throughput`), read here when
+        throughput: Its package's throughput file (`zoo.throughput`), read here when
             not given; its figures for the model join the entry.
 
     Returns:
@@ -59,7 +62,7 @@ def build_index(package: str) -> dict[str, Any]:
 
     Returns:
         ``{"entry_points": [...], "models": {name: entry}}``, models sorted by name, each
-        with its figures from the package's ``throughput.json`` (`registry.throughput`). The
+        with its figures from the package's ``throughput.json`` (`zoo.throughput`). The
         entry points are the package's own in the ``zoo.models`` group: the index covers
         what loading them registers, so the registry can list the models without them.
     """
@@ -89,7 +92,7 @@ def write_index(package: str, path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Regenerate a package's index: ``python -m registry.indexer zoo``.
+    """Regenerate a package's index: ``python -m zoo.indexer zoo``.
 
     Args:
         argv: Command-line arguments (the package, and ``--output``).
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0.
     """
-    parser = argparse.ArgumentParser(prog="python -m registry.indexer", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m zoo.indexer", description=main.__doc__)
     parser.add_argument("package", help="top-level package whose models to index, such as zoo")
     parser.add_argument("--output", type=Path, default=None, help="file to write (default: PACKAGE/model_index.json)")
     args = parser.parse_args(argv)

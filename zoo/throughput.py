@@ -2,7 +2,7 @@
 
 ``benchmarks/test_throughput_bench.py`` times every registered architecture on the machine
 it runs on (one Adam training step and one inference forward pass, images per second) and
-merges the figures into ``<package>/throughput.json``. The indexer (`registry.indexer`)
+merges the figures into ``<package>/throughput.json``. The indexer (`zoo.indexer`)
 copies each model's figures into its index entry with a line saying how and where they
 were measured; a model without figures gets ``None`` and a line saying why.
 
@@ -12,8 +12,6 @@ and end, niceness), and per ``architectures`` entry (named by the model measured
 figures, their setup (batch, input size, precision, memory format, rounds), the run, and
 the ``models`` that share the architecture: a pretrained twin has its scratch model's
 figures, since weights do not change the speed.
-
-Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import json
 from typing import Any
 
 from registry.index import package_file
+from registry.info import NOT_MEASURED
 
 THROUGHPUT_FILE = "throughput.json"
 """The file's name, at the top of the package whose models it measures."""
@@ -31,12 +30,6 @@ BENCHMARK = "benchmarks/test_throughput_bench.py"
 
 FORMAT = 1
 """The file's format version."""
-
-NOT_MEASURED = "not measured"
-"""How every reason for empty throughput figures begins."""
-
-NOT_MEASURED_WITH_ARGUMENTS = f"{NOT_MEASURED}: the benchmark measures models with their builder's default arguments"
-"""Why a card measured with other builder arguments has no throughput."""
 
 
 def empty_document() -> dict[str, Any]:
