@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from experiments.cli import main
 
 
+@pytest.mark.floors
 def test_run_trains_every_listed_run_and_compares(
     mlflow_store: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

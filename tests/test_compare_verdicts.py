@@ -57,6 +57,7 @@ def compare_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.floors
 def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, capsys) -> None:
     good, bad = [0.90, 0.91, 0.92], [0.80, 0.82, 0.81]
     log_runs(mlflow_store, "lead", "big", good)
@@ -342,6 +343,7 @@ def test_plots_draw_the_interval_and_every_run(mlflow_store: str, tmp_path: Path
         assert written.stat().st_size > 10_000
 
 
+@pytest.mark.floors
 def test_expected_max_of_a_sweeps_trials(mlflow_store: str, capsys) -> None:
     client = MlflowClient(mlflow_store)
     experiment_id = client.create_experiment("search")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from experiments import ExperimentConfig, train
 from experiments.tracking.checkpoints import load_checkpoint
 
 
+@pytest.mark.floors
 def test_last_state_is_the_last_epoch_even_without_improvement(mlflow_store: str) -> None:
     # Monitoring the validation loss with mode "max" makes epoch 0 (the highest loss; this run learns
     # from epoch to epoch: 2.16, 1.44, 0.74) the best: Lightning

@@ -79,7 +79,9 @@ def state_dict(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGTERM, marks=pytest.mark.floors), signal.SIGINT], ids=["sigterm", "ctrl-c"]
+)
 def test_sigterm_and_ctrl_c_save_the_state_and_mark_the_run_killed(
     signum: int, mlflow_store: str, tmp_path: Path
 ) -> None:

@@ -29,6 +29,8 @@ from experiments.config.schema import is_plumbing
 from experiments.tracking import readback
 from registry.info import count_flops
 
+pytestmark = pytest.mark.floors  # training, its records and the comparison, on the lowest allowed releases too
+
 LONG_NOTE = "a note longer than Lightning's 250-character cut " * 10
 CONFIG = {
     "model": "resnet_tiny_scratch",

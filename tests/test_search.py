@@ -161,6 +161,7 @@ def test_workers_zero_and_a_storage_that_does_not_answer_are_one_line(
 # -- the sweep's logic, with a stand-in trainer -------------------------------------------
 
 
+@pytest.mark.floors
 def test_a_search_runs_its_trials_once_each_and_reports_the_best(tmp_path: Path, mlflow_store: str) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=6)))
     trainer = stand_in()
@@ -299,6 +300,7 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
 
 
 @pytest.mark.slow
+@pytest.mark.floors
 def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(
     tmp_path: Path, mlflow_store: str, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
