@@ -460,7 +460,7 @@ def explain(error: ValidationError, values: Mapping[str, Any]) -> str:
         value = _number(first["input"], float if item else kind)
     else:
         value = first["input"] if kind is str else given
-    if first["type"] == "literal_error":
+    if first["type"] == "literal_error" and isinstance(value, str):
         return f"{name}: '{value}' is not allowed; choose one of: {', '.join(map(str, choices(name)))}"
     if first["type"] == "finite_number":
         return f"{name}: {value} is not allowed; give a finite number"
