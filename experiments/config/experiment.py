@@ -76,7 +76,7 @@ class WrittenFile(BaseModel):
     The search's keys are read by `parse_search`, with the config the trials start from.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     defaults: dict[str, Any] = Field({}, description="'defaults:' must be a mapping of config fields")
     runs: list[Any] = Field([{}], description="'runs:' must be a list of runs, each a mapping of config fields")

@@ -80,11 +80,9 @@ def field_type(name: str) -> Callable[[str], Any]:
         A function from the flag's text to the value, raising `argparse.ArgumentTypeError` with the
         config's one-line message.
     """
-    one_field = create_model(  # type: ignore[call-overload]
-        f"Flag_{name}",
-        __config__=ConfigDict(allow_inf_nan=False),
-        **{name: (ExperimentConfig.model_fields[name].annotation, ExperimentConfig.model_fields[name])},
-    )
+    field = ExperimentConfig.model_fields[name]
+    config = ConfigDict(allow_inf_nan=False, defer_build=True)  # built when a flag is given, not with the parser
+    one_field = create_model(f"Flag_{name}", __config__=config, **{name: (field.annotation, field)})  # type: ignore[call-overload]
 
     def parse(text: str) -> Any:
         try:

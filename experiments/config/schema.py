@@ -67,7 +67,7 @@ class ExperimentConfig(BaseModel):
     preset) except where noted. See ``docs/training.md`` for every field.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=(), defer_build=True)
 
     # -- model ---------------------------------------------------------------
     model: str = _field("", "registered model name (zoo models lists them)")

@@ -46,7 +46,7 @@ class Distribution(BaseModel):
         choices: The values of ``choice``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     kind: Literal["loguniform", "uniform", "int", "choice"]
     low: float | None = None
@@ -134,7 +134,7 @@ class Search(BaseModel):
         pruner: ``median``, ``hyperband`` or ``none``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     space: dict[str, Distribution]
     trials: StrictInt = Field(ge=1)
