@@ -79,7 +79,9 @@ class WrittenFile(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     defaults: dict[str, Any] = Field({}, description="'defaults:' must be a mapping of config fields")
-    runs: list[Any] = Field([{}], description="'runs:' must be a list of runs, each a mapping of config fields")
+    runs: list[dict[str, Any]] = Field(
+        [{}], description="'runs:' must be a list of runs, each a mapping of config fields"
+    )
     description: str = Field("", description="'description:' must be text")
     seeds: list[StrictInt] | None = Field(
         None, min_length=1, description="'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]"
@@ -127,6 +129,8 @@ def _problem(error: ValidationError) -> str:
         return str(first["ctx"]["error"])
     if key == "grid" and len(first["loc"]) > 1:
         return f"grid '{first['loc'][1]}' must be a non-empty list of values"
+    if key == "runs" and len(first["loc"]) > 1:
+        return f"run {int(first['loc'][1]) + 1} must be a mapping of config fields"
     return str(WrittenFile.model_fields[key].description)
 
 
@@ -213,9 +217,7 @@ def _load_search(
     path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any], description: str
 ) -> ExperimentFile:
     """An experiment file with ``search:``: its base config, and the grid's runs for ``sampler: grid``."""
-    first = (data.get("runs") or [{}])[0]
-    if not isinstance(first, Mapping):
-        raise ConfigError(f"experiment file '{path}': run 1 must be a mapping of config fields")
+    first = (data.get("runs") or [{}])[0]  # a mapping: WrittenFile checked it
     base = from_dict({**defaults, **first, **overrides}, source=f"{path} defaults")
     spec = data.get("search")
     if isinstance(spec, Mapping):  # a value given on the command line is no longer searched
@@ -240,7 +242,7 @@ def _load_search(
 
 
 def expand_runs(
-    runs: Sequence[Any],
+    runs: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any],
     overrides: Mapping[str, Any],
     seeds: list[int] | None,
@@ -250,7 +252,7 @@ def expand_runs(
     """Every run of an experiment file, expanded over its grid and seeds.
 
     Args:
-        runs: The file's ``runs:`` entries.
+        runs: The file's ``runs:`` entries (mappings of config fields).
         defaults: Its ``defaults:`` (with the experiment name).
         overrides: Field values from the command line; they win over everything.
         seeds: The ``seeds:`` list or ``None``.
@@ -261,8 +263,8 @@ def expand_runs(
         One mapping of config fields per run, in order: run, then grid combination, then seed.
 
     Raises:
-        ConfigError: If a run is not a mapping, sets a field that the grid also varies, or the
-            file expands to more than `MAX_RUNS` runs.
+        ConfigError: If a run sets a field that the grid also varies, or the file expands to
+            more than `MAX_RUNS` runs.
     """
     grid = {k: v for k, v in (grid or {}).items() if k not in overrides}
     seeds = None if "seed" in overrides else seeds
@@ -276,8 +278,6 @@ def expand_runs(
     run_seeds: list[int | None] = [*seeds] if seeds else [None]
     expanded = []
     for i, run in enumerate(runs):
-        if not isinstance(run, Mapping):
-            raise ConfigError(f"experiment file '{source}': run {i + 1} must be a mapping of config fields")
         clash = [k for k in grid if k in run]
         if clash:
             raise ConfigError(
