@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -149,6 +149,6 @@ def test_experiment_file_errors_name_the_run(tmp_path: Path) -> None:
         load_experiment(str(file))
 
 
-def test_config_is_a_plain_dataclass() -> None:
-    assert dataclasses.is_dataclass(ExperimentConfig)
+def test_config_is_one_pydantic_model() -> None:
+    assert issubclass(ExperimentConfig, pydantic.BaseModel)
     assert ExperimentConfig(model="m").replace(epochs=3).epochs == 3

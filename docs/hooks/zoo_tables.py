@@ -11,7 +11,7 @@ A page asks for a table with a marker, an HTML comment on a line of its own:
   and filtered in the browser by ``docs/javascripts/model_tables.js``.
 - ``<!-- zoo:config-table -->``: every field of the experiment config class
   (`experiments.config.ExperimentConfig`) with its type, default and meaning;
-  ``<!-- zoo:config-table package.module.ClassName -->`` names another dataclass.
+  ``<!-- zoo:config-table package.module.ClassName -->`` names another pydantic model.
 - ``<!-- zoo:api-modules PACKAGE -->``: a mkdocstrings ``::: module`` block for
   the package and every module in it, found on disk, so that the API reference
   covers a new module without editing a page.
@@ -25,13 +25,12 @@ is called appears too, which is how the tests check it.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import html
 import importlib
 import importlib.util
-import inspect
 import logging
 import re
+import types
 import typing
 import warnings
 from pathlib import Path
@@ -299,107 +298,55 @@ def _import_class(target: str) -> type:
 
 
 def _type_name(annotation: Any) -> str:
-    if isinstance(annotation, str):
-        return annotation
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    return re.sub(r"\b(typing|collections\.abc|pathlib|builtins)\.", "", repr(annotation)).replace("NoneType", "None")
-
-
-def _default(field: dataclasses.Field) -> str:
-    if field.default is not dataclasses.MISSING:
-        value = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        value = field.default_factory()
-    else:
-        return "required"
-    if dataclasses.is_dataclass(value):
-        return "see below"
-    return f"`{value!r}`"  # a pipe inside a code span does not split a table cell
-
-
-def attribute_docs(cls: type) -> dict[str, str]:
-    """Read the ``Attributes:`` section of a Google-style class docstring.
-
-    Args:
-        cls: The class.
-
-    Returns:
-        Attribute name to its description, joined into one line.
-    """
-    doc = inspect.getdoc(cls) or ""
-    section = re.search(r"^Attributes:\s*\n(?P<body>(?:[ \t]+.*\n?|\s*\n)+)", doc, re.MULTILINE)
-    if not section:
-        return {}
-    found: dict[str, str] = {}
-    current, indent = None, 0
-    for line in section.group("body").splitlines():
-        item = re.match(r"^\s{2,8}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
-        if item and (current is None or len(line) - len(line.lstrip()) <= indent):
-            current, indent = item.group(1), len(line) - len(line.lstrip())
-            found[current] = item.group(2).strip()
-        elif current and line.strip():
-            found[current] += " " + line.strip()
-    return found
-
-
-def _flag(cls: type, field: dataclasses.Field, annotation: Any, prefix: str) -> str:
-    # The config module's own flag_name(), where it has one, is what the CLI uses.
-    flag_name = getattr(inspect.getmodule(cls), "flag_name", None)
-    name = prefix + field.name
-    flag = field.metadata.get("flag") or (
-        flag_name(name) if callable(flag_name) else "--" + name.replace("_", "-").replace(".", "-")
+    """A field's type as a reader writes it: ``int | None``, ``str`` for a ``Literal`` of texts, bounds left out."""
+    args, origin = typing.get_args(annotation), typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return type(args[0]).__name__
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    return (
+        "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
     )
-    if annotation is bool or set(typing.get_args(annotation)) == {bool, type(None)} or annotation == "bool":
-        return f"`{flag}`, `--no-{flag[2:]}`"
-    return f"`{flag}`"
 
 
-def config_rows(cls: type, prefix: str = "") -> list[dict[str, str]]:
-    """Describe every field of a dataclass, nested dataclasses flattened as ``a.b``.
+def config_rows(cls: Any) -> list[dict[str, str]]:
+    """Describe every field of a pydantic model (the config is one, `experiments.config.schema`).
 
-    The meaning comes from the field's ``metadata["help"]`` or, failing that,
-    from the ``Attributes:`` section of the class docstring.
+    The meaning is the field's description, with its choices where its type is a ``Literal``.
 
     Args:
-        cls: The dataclass.
-        prefix: Dotted path of ``cls`` inside the outer config.
+        cls: The model class.
 
     Returns:
-        Rows with ``field``, ``flag``, ``type``, ``default`` and ``meaning``, as
-        Markdown cells.
+        Rows with ``field``, ``flag``, ``type``, ``default`` and ``meaning``, as Markdown cells.
     """
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # a hint that needs an import the module guards: show it as written
-        hints = {}
-    docs = attribute_docs(cls)
     rows = []
-    for field in dataclasses.fields(cls):
-        annotation = hints.get(field.name, field.type)
-        meaning = field.metadata.get("help") or docs.get(field.name, "")
-        choices = field.metadata.get("choices")
-        if choices:
-            meaning += "; one of " + ", ".join(f"`{c}`" for c in choices)
+    for name, field in cls.model_fields.items():
+        parts = (field.annotation, *typing.get_args(field.annotation))
+        choices = next((typing.get_args(p) for p in parts if typing.get_origin(p) is typing.Literal), ())
+        meaning = (field.description or "") + ("; one of " + ", ".join(f"`{c}`" for c in choices) if choices else "")
+        flag = "--" + name.replace("_", "-")  # as experiments.config.flag_name writes it
         rows.append(
             {
-                "field": f"`{prefix}{field.name}`",
-                "flag": _flag(cls, field, annotation, prefix),
-                "type": f"`{_type_name(annotation)}`",
-                "default": _default(field),
+                "field": f"`{name}`",
+                "flag": f"`{flag}`, `--no-{flag[2:]}`" if bool in parts else f"`{flag}`",
+                "type": f"`{_type_name(field.annotation)}`",
+                "default": f"`{field.get_default(call_default_factory=True)!r}`",  # a pipe in a code span stays
                 "meaning": _escape(meaning) or "-",
             }
         )
-        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
-            rows += config_rows(annotation, f"{prefix}{field.name}.")
     return rows
 
 
 def config_table(target: str = DEFAULT_CONFIG_CLASS) -> str:
-    """Render every field of a config dataclass as a Markdown table.
+    """Render every field of a config model as a Markdown table.
 
     Args:
-        target: Dotted path of the dataclass, such as
+        target: Dotted path of the pydantic model, such as
             ``"experiments.config.ExperimentConfig"``.
 
     Returns:
@@ -413,9 +360,9 @@ def config_table(target: str = DEFAULT_CONFIG_CLASS) -> str:
             raise
         log.info("zoo_tables: %s does not exist yet; the config table is a note", module_name)
         return f'!!! note "Config reference not generated"\n    The config class `{target}` does not exist yet.'
-    if not dataclasses.is_dataclass(cls):
-        log.warning("zoo_tables: %s is not a dataclass; cannot list its fields", target)
-        return f"`{target}` is not a dataclass."
+    if not hasattr(cls, "model_fields"):
+        log.warning("zoo_tables: %s is not a pydantic model; cannot list its fields", target)
+        return f"`{target}` is not a pydantic model."
     rows = config_rows(cls)
     lines = ["| Field | Flag | Type | Default | Meaning |", "|---|---|---|---|---|"]
     lines += [f"| {r['field']} | {r['flag']} | {r['type']} | {r['default']} | {r['meaning']} |" for r in rows]

@@ -1,14 +1,14 @@
 """Subcommands of the `zoo` command, one module each (``add_parser`` and ``run``).
 
 Also the argument types they share: a bad value is refused by argparse, in one line with exit code 2, before any work.
+A flag that takes a config field's values (``zoo data --seed``) uses `experiments.config.field_type` instead,
+so its bounds are the field's.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-
-from experiments.config.schema import MAX_IMAGE_SIZE
 
 
 def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
@@ -60,24 +60,6 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def image_side(text: str) -> int:
-    """An argparse type: an image side in pixels, 1 to `MAX_IMAGE_SIZE` (as ``--image-size`` is bounded).
-
-    Args:
-        text: The value as given.
-
-    Returns:
-        The number of pixels.
-
-    Raises:
-        argparse.ArgumentTypeError: For anything else (``--decode-size 100000`` would ask for terabytes).
-    """
-    value = positive_int(text)
-    if value > MAX_IMAGE_SIZE:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed; give at most {MAX_IMAGE_SIZE} pixels")
-    return value
-
-
 def tcp_port(text: str) -> int:
     """An argparse type: a TCP port number, 1 to 65535.
 
@@ -92,21 +74,4 @@ def tcp_port(text: str) -> int:
     """
     if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"'{text}' is not a port; give a number from 1 to 65535")
-    return int(text)
-
-
-def seed_number(text: str) -> int:
-    """An argparse type: a seed in NumPy's range, 0 to 2**32 - 1.
-
-    Args:
-        text: The value as given.
-
-    Returns:
-        The seed.
-
-    Raises:
-        argparse.ArgumentTypeError: For anything else.
-    """
-    if not text.strip().isdigit() or int(text) > 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give a whole number from 0 to {2**32 - 1}")
     return int(text)

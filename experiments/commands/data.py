@@ -9,7 +9,8 @@ import warnings
 from pathlib import Path
 
 from experiments.analysis.tables import format_table
-from experiments.commands import image_side, positive_int, seed_number
+from experiments.commands import positive_int
+from experiments.config.flags import field_type
 from experiments.console import printable
 
 
@@ -30,11 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "'cifar10' or 'digits'",
     )
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of each class held out for validation")
-    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the validation split")
+    parser.add_argument("--seed", type=field_type("seed"), default=0, help="seed of the validation split")
     parser.add_argument(
         "--limit-per-class", type=positive_int, default=None, help="at most this many images per class per part"
     )
-    parser.add_argument("--decode-size", type=image_side, default=None, help="decode every image to SIZE x SIZE")
+    parser.add_argument(
+        "--decode-size", type=field_type("decode_size"), default=None, help="decode every image to SIZE x SIZE"
+    )
     parser.add_argument(
         "--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none"
     )

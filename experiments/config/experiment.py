@@ -22,7 +22,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 
 from experiments.config.errors import ConfigError
 from experiments.config.files import read_yaml
@@ -32,7 +34,7 @@ from experiments.config.search import Search, parse_search
 
 @dataclass
 class ExperimentFile:
-    """An experiment file (``zoo run FILE``): shared defaults and a list of runs.
+    """An experiment file (``zoo run FILE``) as loaded: every run's validated config, and its sweep keys.
 
     Attributes:
         name: The file's name (its stem), used as the default MLflow experiment.
@@ -68,19 +70,69 @@ class ExperimentFile:
         return self.search.trials if self.search is not None and self.samples else len(self.runs)
 
 
-EXPERIMENT_KEYS = (
-    "defaults",
-    "runs",
-    "description",
-    "seeds",
-    "grid",
-    "search",
-    "trials",
-    "sampler",
-    "objective",
-    "pruner",
-)
-"""Top-level keys of an experiment file."""
+class WrittenFile(BaseModel):
+    """An experiment file's keys as written; a field's description is what its error says the key must be.
+
+    The search's keys are read by `parse_search`, with the config the trials start from.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    defaults: dict[str, Any] = Field({}, description="'defaults:' must be a mapping of config fields")
+    runs: list[dict[str, Any]] = Field(
+        [{}], description="'runs:' must be a list of runs, each a mapping of config fields"
+    )
+    description: str = Field("", description="'description:' must be text")
+    seeds: list[StrictInt] | None = Field(
+        None, min_length=1, description="'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]"
+    )
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="'grid:' must map config fields to lists of values"
+    )
+    search: Any = None
+    trials: Any = None
+    sampler: Any = None
+    objective: Any = None
+    pruner: Any = None
+
+    @field_validator("defaults", "runs", "description", mode="before")
+    @classmethod
+    def _unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty key (``defaults:``) is the key's default."""
+        return cls.model_fields[str(info.field_name)].get_default(call_default_factory=True) if value is None else value
+
+    @field_validator("seeds")
+    @classmethod
+    def _once(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds and len(set(seeds)) != len(seeds):
+            raise ConfigError(f"'seeds:' repeats a seed ({seeds}); list each seed once")
+        return seeds
+
+    @field_validator("grid")
+    @classmethod
+    def _fields(cls, grid: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        for key in grid or {}:
+            if key not in field_names() or key == "seed":
+                hint = "use 'seeds:' for seeds" if key == "seed" else "see docs/training.md for the fields"
+                raise ConfigError(f"grid key '{key}' is not a config field; {hint}")
+        return grid
+
+
+def _problem(error: ValidationError) -> str:
+    """The one line for pydantic's report on an experiment file's keys."""
+    problems = error.errors()
+    first = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
+    key = str(first["loc"][0])
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{key}'; allowed: {', '.join(WrittenFile.model_fields)}"
+    if first["type"] == "value_error":
+        return str(first["ctx"]["error"])
+    if key == "grid" and len(first["loc"]) > 1:
+        return f"grid '{first['loc'][1]}' must be a non-empty list of values"
+    if key == "runs" and len(first["loc"]) > 1:
+        return f"run {int(first['loc'][1]) + 1} must be a mapping of config fields"
+    return str(WrittenFile.model_fields[key].description)
+
 
 MAX_RUNS = 1000
 """Most runs one experiment file may expand to (runs x grid combinations x seeds)."""
@@ -137,42 +189,35 @@ def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides
             f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "
             f"or 'search:' (and optional 'defaults:')"
         )
-    unknown = [k for k in data if k not in EXPERIMENT_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"experiment file '{path}': unknown key '{unknown[0]}'; allowed: {', '.join(EXPERIMENT_KEYS)}"
-        )
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, Mapping):
-        raise ConfigError(f"experiment file '{path}': 'defaults:' must be a mapping of config fields")
-    defaults = {"experiment": path.stem, **defaults}
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise ConfigError(f"experiment file '{path}': 'description:' must be text")
+    try:
+        written = WrittenFile.model_validate({str(k): v for k, v in data.items()})
+    except ValidationError as exc:
+        raise ConfigError(f"experiment file '{path}': {_problem(exc)}") from None
+    defaults = {"experiment": path.stem, **written.defaults}
     if "search" in data:
         if trials is not None:
             data = {**data, "trials": trials}
-        return _load_search(path, data, defaults, overrides, description)
+        return _load_search(path, data, defaults, overrides, written.description)
     if trials is not None:
         raise ConfigError(f"--trials: experiment file '{path}' lists its runs; only a search ('search:') has trials")
     stray = [k for k in ("trials", "sampler", "objective", "pruner") if k in data]
     if stray:
         raise ConfigError(f"experiment file '{path}': '{stray[0]}:' belongs to a search; add 'search:' or drop it")
-    seeds, grid = read_sweep_keys(data, str(path))
+    seeds, grid = written.seeds, written.grid
     runs = [
         from_dict(values, source=f"{path} run {i + 1}")
-        for i, values in enumerate(expand_runs(data.get("runs") or [{}], defaults, overrides, seeds, grid, str(path)))
+        for i, values in enumerate(expand_runs(written.runs or [{}], defaults, overrides, seeds, grid, str(path)))
     ]
-    return ExperimentFile(name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid, description=description)
+    return ExperimentFile(
+        name=path.stem, runs=runs, source=str(path), seeds=seeds, grid=grid, description=written.description
+    )
 
 
 def _load_search(
     path: Path, data: Mapping[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any], description: str
 ) -> ExperimentFile:
     """An experiment file with ``search:``: its base config, and the grid's runs for ``sampler: grid``."""
-    first = (data.get("runs") or [{}])[0]
-    if not isinstance(first, Mapping):
-        raise ConfigError(f"experiment file '{path}': run 1 must be a mapping of config fields")
+    first = (data.get("runs") or [{}])[0]  # a mapping: WrittenFile checked it
     base = from_dict({**defaults, **first, **overrides}, source=f"{path} defaults")
     spec = data.get("search")
     if isinstance(spec, Mapping):  # a value given on the command line is no longer searched
@@ -196,48 +241,8 @@ def _load_search(
     return ExperimentFile(name=path.stem, runs=runs, source=str(path), description=description, search=search)
 
 
-def read_sweep_keys(data: Mapping[str, Any], source: str) -> tuple[list[int] | None, dict[str, list[Any]] | None]:
-    """Check and return an experiment file's ``seeds:`` and ``grid:``.
-
-    Args:
-        data: The parsed file.
-        source: The file, for error messages.
-
-    Returns:
-        ``(seeds, grid)``, each ``None`` when absent.
-
-    Raises:
-        ConfigError: If ``seeds`` is not a list of whole numbers or ``grid`` not a mapping
-            of config fields to non-empty lists.
-    """
-    seeds, grid = data.get("seeds"), data.get("grid")
-    if seeds is not None:
-        if (
-            not isinstance(seeds, list)
-            or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-        ):
-            raise ConfigError(
-                f"experiment file '{source}': 'seeds:' must be a non-empty list of whole numbers, such as [0, 1, 2]"
-            )
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"experiment file '{source}': 'seeds:' repeats a seed ({seeds}); list each seed once")
-    if grid is not None:
-        if not isinstance(grid, Mapping) or not grid:
-            raise ConfigError(f"experiment file '{source}': 'grid:' must map config fields to lists of values")
-        known = set(field_names())
-        for key, values in grid.items():
-            if key not in known or key == "seed":
-                hint = "use 'seeds:' for seeds" if key == "seed" else "see docs/training.md for the fields"
-                raise ConfigError(f"experiment file '{source}': grid key '{key}' is not a config field; {hint}")
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"experiment file '{source}': grid '{key}' must be a non-empty list of values")
-        grid = {str(k): list(v) for k, v in grid.items()}
-    return seeds, grid
-
-
 def expand_runs(
-    runs: Sequence[Any],
+    runs: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any],
     overrides: Mapping[str, Any],
     seeds: list[int] | None,
@@ -247,7 +252,7 @@ def expand_runs(
     """Every run of an experiment file, expanded over its grid and seeds.
 
     Args:
-        runs: The file's ``runs:`` entries.
+        runs: The file's ``runs:`` entries (mappings of config fields).
         defaults: Its ``defaults:`` (with the experiment name).
         overrides: Field values from the command line; they win over everything.
         seeds: The ``seeds:`` list or ``None``.
@@ -258,8 +263,8 @@ def expand_runs(
         One mapping of config fields per run, in order: run, then grid combination, then seed.
 
     Raises:
-        ConfigError: If a run is not a mapping, sets a field that the grid also varies, or the
-            file expands to more than `MAX_RUNS` runs.
+        ConfigError: If a run sets a field that the grid also varies, or the file expands to
+            more than `MAX_RUNS` runs.
     """
     grid = {k: v for k, v in (grid or {}).items() if k not in overrides}
     seeds = None if "seed" in overrides else seeds
@@ -273,8 +278,6 @@ def expand_runs(
     run_seeds: list[int | None] = [*seeds] if seeds else [None]
     expanded = []
     for i, run in enumerate(runs):
-        if not isinstance(run, Mapping):
-            raise ConfigError(f"experiment file '{source}': run {i + 1} must be a mapping of config fields")
         clash = [k for k in grid if k in run]
         if clash:
             raise ConfigError(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from experiments.config.schema import ExperimentConfig, field_names, field_types
-from experiments.config.values import base_type
+from pydantic import ConfigDict, ValidationError, create_model
+
+from experiments.config.schema import ExperimentConfig, choices, explain, field_kind, field_names
 
 
 def flag_name(name: str) -> str:
@@ -28,38 +27,32 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: Sequence[str] = (
     """Add one flag per config field; values the user does not give stay unset.
 
     Booleans get ``--x/--no-x``, mappings a repeatable ``KEY=VALUE``; every flag's
-    help ends with the field's default.
+    help is the field's description and ends with its default.
 
     Args:
         parser: The parser of ``zoo train`` (or any command taking a config).
         skip: Fields that the command takes another way (such as a positional MODEL).
     """
     group = parser.add_argument_group("config fields (override --config)")
-    hints = field_types()
-    for f in fields(ExperimentConfig):
-        if f.name in skip:
+    for name, field in ExperimentConfig.model_fields.items():
+        if name in skip:
             continue
-        kind, _ = base_type(hints[f.name])
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:  # cannot happen: ExperimentConfig() builds with no arguments, so every field has a default
-            raise TypeError(f"config field {f.name} has no default")
-        help_text = f.metadata.get("help", "")
+        kind, _ = field_kind(name)
+        default = field.get_default(call_default_factory=True)
+        help_text = field.description or ""
         if not (kind is bool and default is None):  # a switch left to the run says what its default does
             help_text += f" (default: {default})"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if kind is bool:
-            group.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, **kwargs)
             continue
         if kind is dict:
             kwargs.update(action="append", metavar="KEY=VALUE")
-        elif f.metadata.get("choices"):
-            kwargs.update(metavar="{" + ",".join(map(str, f.metadata["choices"])) + "}")
+        elif choices(name):
+            kwargs["metavar"] = "{" + ",".join(map(str, choices(name))) + "}"
         else:
             kwargs["metavar"] = {int: "N", float: "F", list: "A,B,C"}.get(kind, "VALUE")
-        group.add_argument(flag_name(f.name), **kwargs)
+        group.add_argument(flag_name(name), **kwargs)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,3 +66,29 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """
     names = set(field_names())
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+def field_type(name: str) -> Callable[[str], Any]:
+    """An argparse type for another command's flag that takes a config field's values (``zoo data --seed``).
+
+    The text is checked by the field's own type and bounds, so the flag and the field cannot drift.
+
+    Args:
+        name: The config field.
+
+    Returns:
+        A function from the flag's text to the value, raising `argparse.ArgumentTypeError` with the
+        config's one-line message.
+    """
+    field = ExperimentConfig.model_fields[name]
+    config = ConfigDict(allow_inf_nan=False, defer_build=True)  # built when a flag is given, not with the parser
+    one_field = create_model(f"Flag_{name}", __config__=config, **{name: (field.annotation, field)})  # type: ignore[call-overload]
+
+    def parse(text: str) -> Any:
+        try:
+            return getattr(one_field(**{name: text}), name)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(explain(exc, {name: text})) from None
+
+    parse.__name__ = name
+    return parse

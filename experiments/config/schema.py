@@ -1,50 +1,35 @@
-"""`ExperimentConfig`: everything a run needs, in one flat dataclass, with every field's check.
+"""`ExperimentConfig`: everything a run needs, in one flat pydantic model that declares every field's check.
 
-The dataclass is the single schema. YAML files use its field names as keys
+The model is the single schema. YAML files use its field names as keys
 (``batch_size: 64``); the command line gets one flag per field, generated from
 it (`experiments.config.flags`), so the two can never drift; the MLflow params
-and the docs' table of fields follow from it too. `ExperimentConfig.validate`
-checks every value before any work starts, and a bad one is a one-line
-`ConfigError` naming the field and what is allowed.
+and the docs' table of fields follow from it too. A config is checked when it is
+made (types, bounds and choices on the fields, the rules that tie fields together
+in one validator), and a bad value is a one-line `ConfigError` naming the field
+and what is allowed (`explain`). Code that receives an `ExperimentConfig` trusts it.
 
-To add a field: add it with a default and, where its values are limited,
-``metadata=_meta(choices=...)`` or a check in `_check_ranges`.
+To add a field: add it with a default and, where its values are limited, a
+``Literal`` type, bounds (``ge=1``) or a check in ``_check_together``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import functools
 import os
-import re
+import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from experiments.config.errors import ConfigError
+from experiments.config.files import load_yaml, read_yaml
 from experiments.config.secrets import mask_values
-from experiments.config.values import coerce
 
-
-def _meta(
-    help: str, choices: Sequence[Any] | None = None, flag: str | None = None, plumbing: bool = False
-) -> dict[str, Any]:
-    """A field's help text and allowed values, as dataclass metadata (flags, docs and params read it).
-
-    ``plumbing`` marks a field that says where or how a run is done (its store, its folder, its
-    progress bar), not what is trained: it stays in the run's ``config.yaml``, not in its params.
-    """
-    return {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "plumbing": plumbing}
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("none", "cosine", "onecycle")
-PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed")
-MONITOR_MODES = ("max", "min")
 EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
 """The figures every epoch logs; a search's objective may be any of them."""
 
@@ -52,180 +37,257 @@ MONITORED_METRICS = ("val_acc", "val_loss")
 """What checkpointing and early stopping can watch: they act at validation's end, before the epoch's
 training figures are computed."""
 
+MAX_SEED = 2**32 - 1
+"""Seeds go to NumPy, which takes 0 .. 2**32 - 1."""
 
-@dataclass
-class ExperimentConfig:
+MAX_IMAGE_SIZE = 8192
+"""Largest ``image_size`` and ``decode_size`` in pixels (a side)."""
+
+BATCH_MEMORY_SHARE = 0.25
+"""One float32 input batch may take at most this share of the machine's memory."""
+
+
+def _field(default: Any, help: str, *, plumbing: bool = False, fix: str = "", unit: str = "", **checks: Any) -> Any:
+    """A field's default, help text and bounds (``ge=1``; pydantic checks them).
+
+    ``plumbing`` marks a field that says where or how a run is done (its store, its folder, its
+    progress bar), not what is trained: it stays in the run's ``config.yaml``, not in its params.
+    ``fix`` is what the error says to do when a bound or pattern refuses a value (derived from the
+    bounds when empty); ``unit`` ends a derived "at most" (``pixels``).
+    """
+    return Field(
+        default, description=help, json_schema_extra={"plumbing": plumbing, "fix": fix, "unit": unit}, **checks
+    )
+
+
+class ExperimentConfig(BaseModel):
     """The configuration of one training run.
 
     Defaults follow the original notebook (Adam at 1e-3, batch 32, the ``seed``
     preset) except where noted. See ``docs/training.md`` for every field.
     """
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=(), defer_build=True)
+
     # -- model ---------------------------------------------------------------
-    model: str = field(default="", metadata=_meta("registered model name (zoo models lists them)"))
-    stem: str | None = field(
-        default=None, metadata=_meta("ResNet stem; default: the model's own", ("imagenet", "cifar"))
-    )
-    model_args: dict[str, Any] = field(
-        default_factory=dict, metadata=_meta("other builder arguments, KEY=VALUE (YAML values)")
-    )
-    weights: str | None = field(
-        default=None, metadata=_meta("initial weights: a .safetensors/.pth file or runs:/RUN_ID")
-    )
+    model: str = _field("", "registered model name (zoo models lists them)")
+    stem: Literal["imagenet", "cifar"] | None = _field(None, "ResNet stem; default: the model's own")
+    model_args: dict[str, Any] = _field({}, "other builder arguments, KEY=VALUE (YAML values)")
+    weights: str | None = _field(None, "initial weights: a .safetensors/.pth file or runs:/RUN_ID")
     # -- data ----------------------------------------------------------------
-    data: str = field(
-        default="cifar10", metadata=_meta("data source: CIFAR-10 zip/folder, an image folder, cifar10, digits")
+    data: str = _field("cifar10", "data source: CIFAR-10 zip/folder, an image folder, cifar10, digits")
+    preset: Literal["seed", "cifar"] = _field("seed", "preprocessing preset")
+    image_size: int | None = _field(
+        None, "input size in pixels; default: the preset's", ge=1, le=MAX_IMAGE_SIZE, unit=" pixels"
     )
-    preset: str = field(default="seed", metadata=_meta("preprocessing preset", ("seed", "cifar")))
-    image_size: int | None = field(default=None, metadata=_meta("input size in pixels; default: the preset's"))
-    mean: list[float] | None = field(
-        default=None, metadata=_meta("normalisation mean, three floats; default: the preset's")
+    mean: list[float] | None = _field(
+        None, "normalisation mean, three floats; default: the preset's", min_length=3, max_length=3,
+        fix="give three numbers (one per RGB channel)",
+    )  # fmt: skip
+    std: list[Annotated[float, Field(gt=0)]] | None = _field(
+        None, "normalisation std, three floats; default: the preset's", min_length=3, max_length=3,
+        fix="give three numbers (one per RGB channel, all > 0)",
+    )  # fmt: skip
+    augment: bool | None = _field(None, "random crop + flip while training; default: the preset's")
+    decode_size: int | None = _field(
+        None, "size images are decoded to in the cache; default: the source's", ge=1, le=MAX_IMAGE_SIZE, unit=" pixels"
     )
-    std: list[float] | None = field(
-        default=None, metadata=_meta("normalisation std, three floats; default: the preset's")
-    )
-    augment: bool | None = field(
-        default=None, metadata=_meta("random crop + flip while training; default: the preset's")
-    )
-    decode_size: int | None = field(
-        default=None, metadata=_meta("size images are decoded to in the cache; default: the source's")
-    )
-    limit_per_class: int | None = field(default=None, metadata=_meta("use at most N images per class (quick runs)"))
-    val_fraction: float = field(default=0.2, metadata=_meta("fraction of the training images held out for validation"))
-    batch_size: int = field(default=32, metadata=_meta("images per batch (per process)"))
-    workers: str = field(default="auto", metadata=_meta("data-loader worker processes, or auto", plumbing=True))
+    limit_per_class: int | None = _field(None, "use at most N images per class (quick runs)", ge=1)
+    val_fraction: float = _field(
+        0.2, "fraction of the training images held out for validation", gt=0, lt=1,
+        fix="give a number between 0 and 1 (exclusive)",
+    )  # fmt: skip
+    batch_size: int = _field(32, "images per batch (per process)", ge=1)
+    workers: str = _field(
+        "auto", "data-loader worker processes, or auto", plumbing=True, pattern=r"^(auto|[0-9]+)$",
+        fix="give auto or a whole number of processes",
+    )  # fmt: skip
     # -- optimisation --------------------------------------------------------
-    epochs: int = field(default=10, metadata=_meta("maximum number of epochs"))
-    optimizer: str = field(default="adam", metadata=_meta("optimizer", OPTIMIZERS))
-    lr: float = field(default=1e-3, metadata=_meta("learning rate"))
-    momentum: float = field(default=0.9, metadata=_meta("SGD momentum"))
-    nesterov: bool = field(default=False, metadata=_meta("SGD with Nesterov momentum"))
-    weight_decay: float = field(default=0.0, metadata=_meta("weight decay"))
-    schedule: str = field(default="none", metadata=_meta("learning-rate schedule", SCHEDULES))
-    warmup_epochs: float = field(default=0.0, metadata=_meta("linear warmup epochs before the schedule"))
-    label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the cross-entropy loss"))
-    seed: int = field(default=0, metadata=_meta("seed of weights, split, shuffling and augmentation"))
+    epochs: int = _field(10, "maximum number of epochs", ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = _field("adam", "optimizer")
+    lr: float = _field(1e-3, "learning rate", ge=0)
+    momentum: float = _field(0.9, "SGD momentum", ge=0)
+    nesterov: bool = _field(False, "SGD with Nesterov momentum")
+    weight_decay: float = _field(0.0, "weight decay", ge=0)
+    schedule: Literal["none", "cosine", "onecycle"] = _field("none", "learning-rate schedule")
+    warmup_epochs: float = _field(0.0, "linear warmup epochs before the schedule", ge=0)
+    label_smoothing: float = _field(
+        0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1, fix="give a number in [0, 1)"
+    )
+    seed: int = _field(
+        0, "seed of weights, split, shuffling and augmentation", ge=0, le=MAX_SEED,
+        fix=f"give a whole number from 0 to {MAX_SEED} (NumPy's range)",
+    )  # fmt: skip
     # -- fine-tuning (see experiments/training/finetune.py) ------------------
-    freeze: str = field(
-        default="none", metadata=_meta("freeze: none, backbone (all but the head), or N (stem + first N stages)")
+    freeze: str = _field(
+        "none", "freeze: none, backbone (all but the head), or N (stem + first N stages)",
+        pattern=r"^(none|backbone|0*[1-9][0-9]*)$",
+        fix="give none, backbone, or a whole number N >= 1 (the stem and the first N stages)",
+    )  # fmt: skip
+    head_lr: float | None = _field(
+        None, "learning rate of the classifier head; default: lr", gt=0, fix="give a number above 0 (or leave it unset)"
     )
-    head_lr: float | None = field(default=None, metadata=_meta("learning rate of the classifier head; default: lr"))
-    grad_clip: float | None = field(
-        default=None, metadata=_meta("clip gradients at this value (Lightning gradient_clip_val)")
-    )
-    grad_clip_algorithm: str = field(
-        default="norm", metadata=_meta("gradient clipping by total norm or by value", ("norm", "value"))
-    )
-    accumulate_grad_batches: int = field(
-        default=1, metadata=_meta("batches whose gradients add up to one optimizer step")
-    )
-    ema_decay: float | None = field(
-        default=None,
-        metadata=_meta("keep an EMA of the weights with this decay (such as 0.999); validate, test and save it"),
-    )
-    log_grad_norms: bool = field(
-        default=False, metadata=_meta("log per-stage gradient norms (grad_norm/STAGE) every optimizer step")
-    )
+    grad_clip: float | None = _field(
+        None, "clip gradients at this value (Lightning gradient_clip_val)", gt=0,
+        fix="give a number above 0 (or leave it unset)",
+    )  # fmt: skip
+    grad_clip_algorithm: Literal["norm", "value"] = _field("norm", "gradient clipping by total norm or by value")
+    accumulate_grad_batches: int = _field(1, "batches whose gradients add up to one optimizer step", ge=1)
+    ema_decay: float | None = _field(
+        None, "keep an EMA of the weights with this decay (such as 0.999); validate, test and save it", gt=0, lt=1,
+        fix="give a number between 0 and 1, such as 0.999",
+    )  # fmt: skip
+    log_grad_norms: bool = _field(False, "log per-stage gradient norms (grad_norm/STAGE) every optimizer step")
     # -- callbacks -----------------------------------------------------------
-    monitor: str = field(
-        default="val_acc", metadata=_meta("metric that checkpointing and early stopping watch", MONITORED_METRICS)
-    )
-    monitor_mode: str = field(
-        default="max", metadata=_meta("whether the monitored metric should go up or down", MONITOR_MODES)
-    )
-    early_stopping: bool = field(default=True, metadata=_meta("stop when the monitored metric stops improving"))
-    patience: int = field(default=5, metadata=_meta("early-stopping patience in epochs"))
-    min_delta: float = field(default=1e-4, metadata=_meta("smallest change that counts as an improvement"))
-    checkpoint_dir: str = field(
-        default="checkpoints", metadata=_meta("local folder; each run writes into its own subfolder", plumbing=True)
-    )
+    monitor: Literal["val_acc", "val_loss"] = _field("val_acc", "metric that checkpointing and early stopping watch")
+    monitor_mode: Literal["max", "min"] = _field("max", "whether the monitored metric should go up or down")
+    early_stopping: bool = _field(True, "stop when the monitored metric stops improving")
+    patience: int = _field(5, "early-stopping patience in epochs", ge=0)
+    min_delta: float = _field(1e-4, "smallest change that counts as an improvement", ge=0)
+    checkpoint_dir: str = _field("checkpoints", "local folder; each run writes into its own subfolder", plumbing=True)
     # -- hardware ------------------------------------------------------------
-    precision: str = field(
-        default="auto",
-        metadata=_meta(
-            "numeric precision; auto: bf16-mixed where the hardware computes bf16 natively (CUDA compute "
-            "capability 8.0+, CPUs with AVX512-BF16 or AMX), else 32-true; 16-mixed needs a GPU",
-            PRECISIONS,
-        ),
+    precision: Literal["auto", "32", "32-true", "bf16-mixed", "16-mixed"] = _field(
+        "auto",
+        "numeric precision; auto: bf16-mixed where the hardware computes bf16 natively (CUDA compute "
+        "capability 8.0+, CPUs with AVX512-BF16 or AMX), else 32-true; 16-mixed needs a GPU",
     )
-    channels_last: bool | None = field(
-        default=None,
-        metadata=_meta(
-            "channels-last memory format; default auto: on a CPU, and on a GPU with bf16-mixed or 16-mixed, "
-            "where it is measured faster"
-        ),
+    channels_last: bool | None = _field(
+        None,
+        "channels-last memory format; default auto: on a CPU, and on a GPU with bf16-mixed or 16-mixed, "
+        "where it is measured faster",
     )
-    compile: bool = field(default=False, metadata=_meta("torch.compile the model"))
-    detect_anomaly: bool = field(
-        default=False, metadata=_meta("autograd anomaly detection (slow; the notebook had it on)")
-    )
-    accelerator: str = field(default="auto", metadata=_meta("Lightning accelerator: auto, cpu, gpu, cuda, mps"))
-    devices: str = field(default="auto", metadata=_meta("Lightning devices: auto, a count, or a list such as 0,1"))
-    strategy: str = field(default="auto", metadata=_meta("Lightning strategy: auto, ddp, ..."))
-    num_nodes: int = field(default=1, metadata=_meta("number of machines"))
-    progress_bar: bool | None = field(
-        default=None,
-        metadata=_meta(
-            "Lightning's progress bar; default: in a terminal, else one line per epoch (a log, CI, a batch job)",
-            plumbing=True,
-        ),
+    compile: bool = _field(False, "torch.compile the model")
+    detect_anomaly: bool = _field(False, "autograd anomaly detection (slow; the notebook had it on)")
+    accelerator: str = _field("auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps")
+    devices: str = _field(
+        "auto", "Lightning devices: auto, a count, or a list such as 0,1",
+        pattern=r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)*,?)$",
+        fix="give auto, -1 (all), a count such as 2, or device indices such as 0,1",
+    )  # fmt: skip
+    strategy: str = _field("auto", "Lightning strategy: auto, ddp, ...")
+    num_nodes: int = _field(1, "number of machines", ge=1)
+    progress_bar: bool | None = _field(
+        None,
+        "Lightning's progress bar; default: in a terminal, else one line per epoch (a log, CI, a batch job)",
+        plumbing=True,
     )
     # -- tracking ------------------------------------------------------------
-    tracking: bool = field(
-        default=True, metadata=_meta("record the run in MLflow (off: local checkpoints only)", plumbing=True)
+    tracking: bool = _field(True, "record the run in MLflow (off: local checkpoints only)", plumbing=True)
+    tracking_uri: str | None = _field(
+        None, "MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True
     )
-    tracking_uri: str | None = field(
-        default=None, metadata=_meta("MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True)
+    experiment: str = _field("zoo", "MLflow experiment name", plumbing=True)
+    run_name: str | None = _field(None, "MLflow run name; default MODEL-sSEED", plumbing=True)
+    tags: dict[str, Any] = _field({}, "MLflow tags, KEY=VALUE", plumbing=True)
+    log_model: bool = _field(True, "log the trained model (with its preprocessing) to MLflow", plumbing=True)
+    parent_run: str | None = _field(None, "MLflow parent run id (zoo run sets it for seeds and grids)", plumbing=True)
+    system_metrics: bool = _field(
+        True, "record MLflow's system metrics (CPU, memory, disk, network; GPU where there is one)", plumbing=True
     )
-    experiment: str = field(default="zoo", metadata=_meta("MLflow experiment name", plumbing=True))
-    run_name: str | None = field(default=None, metadata=_meta("MLflow run name; default MODEL-sSEED", plumbing=True))
-    tags: dict[str, Any] = field(default_factory=dict, metadata=_meta("MLflow tags, KEY=VALUE", plumbing=True))
-    log_model: bool = field(
-        default=True, metadata=_meta("log the trained model (with its preprocessing) to MLflow", plumbing=True)
+    keep_last_state: bool = _field(
+        False,
+        "keep the last training state in MLflow once the run has finished (it is there while it trains, for "
+        "--resume); off: the finished run holds its best weights, logged model and test report",
+        plumbing=True,
     )
-    parent_run: str | None = field(
-        default=None, metadata=_meta("MLflow parent run id (zoo run sets it for seeds and grids)", plumbing=True)
-    )
-    system_metrics: bool = field(
-        default=True,
-        metadata=_meta(
-            "record MLflow's system metrics (CPU, memory, disk, network; GPU where there is one)", plumbing=True
-        ),
-    )
-    keep_last_state: bool = field(
-        default=False,
-        metadata=_meta(
-            "keep the last training state in MLflow once the run has finished (it is there while it trains, for "
-            "--resume); off: the finished run holds its best weights, logged model and test report",
-            plumbing=True,
-        ),
-    )
-    keep_local_checkpoints: bool = field(
-        default=False,
-        metadata=_meta(
-            "keep the run's local checkpoint folder once it has finished (with tracking off it is always kept: "
-            "it is the only copy)",
-            plumbing=True,
-        ),
+    keep_local_checkpoints: bool = _field(
+        False,
+        "keep the run's local checkpoint folder once it has finished (with tracking off it is always kept: "
+        "it is the only copy)",
+        plumbing=True,
     )
 
-    def validate(self) -> ExperimentConfig:
-        """Check every value; raise on the first bad one.
+    def __init__(self, **values: Any) -> None:
+        """Check every value; a bad one is a one-line `ConfigError` (see `explain`), not pydantic's report."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc, values)) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _read_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """What the command line and YAML write, read as the field's type before pydantic checks it.
+
+        ``none``/``null``/empty text is unset where a field may be unset, ``auto`` too for a switch
+        the run decides (channels_last, progress_bar); ``0.5,0.5,0.5`` is a list; repeated
+        ``KEY=VALUE`` flags are a mapping (values read as YAML); a YAML number is text for a text
+        field; a true/false is not a number.
+        """
+        kind, optional = field_kind(str(info.field_name))
+        unset = ("none", "null", "", *(("auto",) if kind is bool else ()))
+        if isinstance(value, str) and optional and kind is not str and value.lower() in unset:
+            return None
+        if isinstance(value, bool) and kind in (int, float):
+            return str(value)  # refused below as not a number, and shown as written
+        if isinstance(value, int | float) and not isinstance(value, bool) and kind is str:
+            return str(value)
+        if isinstance(value, str) and kind is list:
+            return value.split(",")
+        if isinstance(value, list | tuple) and kind is dict:
+            return _key_values(value)
+        if isinstance(value, Mapping) and kind is dict:
+            return {str(k): v for k, v in value.items()}
+        return value
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> ExperimentConfig:
+        """The rules that tie fields together, or need the machine or Lightning's registries."""
+        if not self.model:
+            raise ConfigError("model: no model given; name a registered model (run `zoo models` to list them)")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ConfigError(
+                f"nesterov: only applies to optimizer sgd, not '{self.optimizer}'; "
+                "drop --nesterov or use --optimizer sgd"
+            )
+        size = self.image_size or self.decode_size
+        if size is not None:
+            batch_bytes = self.batch_size * 3 * size * size * 4
+            allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE
+            if batch_bytes > allowed:
+                raise ConfigError(
+                    f"image_size {size} with batch_size {self.batch_size}: one input batch takes "
+                    f"{batch_bytes / 2**30:.1f} GiB, more than a quarter of this machine's "
+                    f"{allowed / BATCH_MEMORY_SHARE / 2**30:.0f} GiB; lower the image size or the batch size"
+                )
+        _check_folder("checkpoint_dir", self.checkpoint_dir)
+        cores = os.cpu_count() or 1
+        if self.devices.isdigit() and int(self.devices) > cores and _resolves_to_cpu(self.accelerator):
+            raise ConfigError(
+                f"devices: {self.devices} processes asked for on the CPU, but this machine has {cores} cores; "
+                f"give at most {cores}, or train on GPUs"
+            )
+        if self.accelerator != "auto" or self.strategy != "auto":
+            # Deferred: Lightning takes seconds to import, and only these two fields need its registries.
+            from lightning.pytorch.accelerators import AcceleratorRegistry
+            from lightning.pytorch.strategies import StrategyRegistry
+
+            accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+            if self.accelerator not in accelerators:
+                raise ConfigError(
+                    f"accelerator: '{self.accelerator}' is not allowed; choose one of: {', '.join(accelerators)}"
+                )
+            strategies = ["auto", *StrategyRegistry.available_strategies()]
+            if self.strategy not in strategies:
+                raise ConfigError(
+                    f"strategy: '{self.strategy}' is not allowed; choose one of: {', '.join(strategies[:8])}, "
+                    f"... (Lightning's strategy names)"
+                )
+        if self.precision == "16-mixed" and _resolves_to_cpu(self.accelerator):
+            raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
+        return self
+
+    def validate(self) -> ExperimentConfig:  # type: ignore[override]  # pydantic's is a deprecated v1 classmethod
+        """The config itself: it was checked when it was made (kept for the callers that chain it).
 
         Returns:
-            The config itself, for chaining.
-
-        Raises:
-            ConfigError: Naming the field and what it allows.
+            The config.
         """
-        for f in fields(self):
-            value = getattr(self, f.name)
-            setattr(self, f.name, coerce(f.name, value, field_types()[f.name]))
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            if choices and value is not None and value not in choices:
-                raise ConfigError(f"{f.name}: '{value}' is not allowed; choose one of: {', '.join(map(str, choices))}")
-        _check_ranges(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,7 +296,7 @@ class ExperimentConfig:
         Returns:
             ``{field: value}`` for every field.
         """
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def to_record(self) -> dict[str, Any]:
         """Return the config as it may be written down (a run's artifact, a checkpoint): passwords masked.
@@ -286,72 +348,6 @@ class ExperimentConfig:
         return self.run_name or f"{self.model}-s{self.seed}"
 
 
-MAX_SEED = 2**32 - 1
-"""Seeds go to NumPy, which takes 0 .. 2**32 - 1."""
-
-MAX_IMAGE_SIZE = 8192
-"""Largest ``image_size`` and ``decode_size`` in pixels (a side)."""
-
-BATCH_MEMORY_SHARE = 0.25
-"""One float32 input batch may take at most this share of the machine's memory."""
-
-
-def _check_ranges(c: ExperimentConfig) -> None:
-    positive = {"batch_size": c.batch_size, "epochs": c.epochs, "num_nodes": c.num_nodes}
-    positive.update(
-        {
-            k: v
-            for k, v in {
-                "image_size": c.image_size,
-                "decode_size": c.decode_size,
-                "limit_per_class": c.limit_per_class,
-            }.items()
-            if v is not None
-        }
-    )
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{name}: {value} is not allowed; give a whole number of at least 1")
-    non_negative = {
-        "lr": c.lr,
-        "weight_decay": c.weight_decay,
-        "momentum": c.momentum,
-        "patience": c.patience,
-        "min_delta": c.min_delta,
-        "warmup_epochs": c.warmup_epochs,
-    }
-    for name, number in non_negative.items():
-        if number < 0:
-            raise ConfigError(f"{name}: {number} is not allowed; give a number of at least 0")
-    if not 0 <= c.seed <= MAX_SEED:
-        raise ConfigError(f"seed: {c.seed} is not allowed; give a whole number from 0 to {MAX_SEED} (NumPy's range)")
-    _check_image_size(c)
-    _check_folder("checkpoint_dir", c.checkpoint_dir)
-    if not 0 < c.val_fraction < 1:
-        raise ConfigError(f"val_fraction: {c.val_fraction} is not allowed; give a number between 0 and 1 (exclusive)")
-    _check_finetune(c)
-    if not 0 <= c.label_smoothing < 1:
-        raise ConfigError(f"label_smoothing: {c.label_smoothing} is not allowed; give a number in [0, 1)")
-    for name in ("mean", "std"):
-        channels: list[float] | None = getattr(c, name)
-        if channels is not None and (len(channels) != 3 or (name == "std" and min(channels) <= 0)):
-            all_positive = ", all > 0" if name == "std" else ""
-            raise ConfigError(
-                f"{name}: {channels} is not allowed; give three numbers (one per RGB channel{all_positive})"
-            )
-    if c.workers != "auto" and not (c.workers.isdigit()):
-        raise ConfigError(f"workers: '{c.workers}' is not allowed; give auto or a whole number of processes")
-    if c.nesterov and c.optimizer != "sgd":
-        raise ConfigError(
-            f"nesterov: only applies to optimizer sgd, not '{c.optimizer}'; drop --nesterov or use --optimizer sgd"
-        )
-    if not c.model:
-        raise ConfigError("model: no model given; name a registered model (run `zoo models` to list them)")
-    _check_hardware(c)
-    if c.precision == "16-mixed" and _resolves_to_cpu(c.accelerator):
-        raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
-
-
 def machine_memory_bytes() -> int:
     """The machine's physical memory.
 
@@ -364,115 +360,144 @@ def machine_memory_bytes() -> int:
         return 2**40
 
 
-def _check_image_size(c: ExperimentConfig) -> None:
-    """Image and decode sizes that a batch of them fits in memory."""
-    for name in ("image_size", "decode_size"):
-        size = getattr(c, name)
-        if size is not None and size > MAX_IMAGE_SIZE:
-            raise ConfigError(f"{name}: {size} is not allowed; give at most {MAX_IMAGE_SIZE} pixels")
-    size = c.image_size or c.decode_size
-    if size is not None:
-        batch_bytes = c.batch_size * 3 * size * size * 4
-        allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE
-        if batch_bytes > allowed:
-            raise ConfigError(
-                f"image_size {size} with batch_size {c.batch_size}: one input batch takes "
-                f"{batch_bytes / 2**30:.1f} GiB, more than a quarter of this machine's "
-                f"{allowed / BATCH_MEMORY_SHARE / 2**30:.0f} GiB; lower the image size or the batch size"
-            )
-
-
 def _check_folder(name: str, path: str) -> None:
     """A folder that exists, or can be made: no part of it may be a file."""
     current = os.path.abspath(path)
-    while True:
-        if os.path.exists(current):
-            if not os.path.isdir(current):
-                raise ConfigError(f"{name}: '{current}' is a file, not a folder; give a folder for the checkpoints")
+    while not os.path.exists(current):
+        if os.path.dirname(current) == current:
             return
-        parent = os.path.dirname(current)
-        if parent == current:
-            return
-        current = parent
-
-
-def _check_finetune(c: ExperimentConfig) -> None:
-    """The fine-tuning fields: ``freeze``, ``head_lr``, ``grad_clip``, accumulation, EMA."""
-    freeze = str(c.freeze).strip().lower()
-    if freeze not in ("none", "backbone") and not (freeze.isdigit() and int(freeze) >= 1):
-        raise ConfigError(
-            f"freeze: '{c.freeze}' is not allowed; give none, backbone, or a whole number N >= 1 "
-            f"(the stem and the first N stages)"
-        )
-    c.freeze = freeze
-    for name in ("head_lr", "grad_clip"):
-        value = getattr(c, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name}: {value} is not allowed; give a number above 0 (or leave it unset)")
-    if c.accumulate_grad_batches < 1:
-        raise ConfigError(
-            f"accumulate_grad_batches: {c.accumulate_grad_batches} is not allowed; give a whole number of at least 1"
-        )
-    if c.ema_decay is not None and not 0 < c.ema_decay < 1:
-        raise ConfigError(f"ema_decay: {c.ema_decay} is not allowed; give a number between 0 and 1, such as 0.999")
-
-
-_DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)*,?)$")
-
-
-def _check_hardware(c: ExperimentConfig) -> None:
-    """Accelerator, devices and strategy, checked against Lightning's own registries."""
-    if not _DEVICES.match(str(c.devices)):
-        raise ConfigError(
-            f"devices: '{c.devices}' is not allowed; give auto, -1 (all), a count such as 2, "
-            f"or device indices such as 0,1"
-        )
-    cores = os.cpu_count() or 1
-    if str(c.devices).isdigit() and int(c.devices) > cores and _resolves_to_cpu(c.accelerator):
-        raise ConfigError(
-            f"devices: {c.devices} processes asked for on the CPU, but this machine has {cores} cores; "
-            f"give at most {cores}, or train on GPUs"
-        )
-    if c.accelerator != "auto" or c.strategy != "auto":
-        # Deferred: Lightning takes seconds to import, and only these two fields need its registries.
-        from lightning.pytorch.accelerators import AcceleratorRegistry
-        from lightning.pytorch.strategies import StrategyRegistry
-
-        accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
-        if c.accelerator not in accelerators:
-            raise ConfigError(
-                f"accelerator: '{c.accelerator}' is not allowed; choose one of: {', '.join(accelerators)}"
-            )
-        strategies = ["auto", *StrategyRegistry.available_strategies()]
-        if c.strategy not in strategies:
-            raise ConfigError(
-                f"strategy: '{c.strategy}' is not allowed; choose one of: {', '.join(strategies[:8])}, "
-                f"... (Lightning's strategy names)"
-            )
+        current = os.path.dirname(current)
+    if not os.path.isdir(current):
+        raise ConfigError(f"{name}: '{current}' is a file, not a folder; give a folder for the checkpoints")
 
 
 def _resolves_to_cpu(accelerator: str) -> bool:
-    if accelerator == "cpu":
-        return True
     if accelerator != "auto":
-        return False
+        return accelerator == "cpu"
     import torch  # deferred: the config (and so the CLI's parser) loads without torch
 
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
 @functools.cache
-def field_types() -> dict[str, Any]:
-    """The type annotation of every field, resolved once (the module uses postponed annotations).
+def field_kind(name: str) -> tuple[type, bool]:
+    """The kind of a field's values (``bool``, ``int``, ``float``, ``str``, ``list``, ``dict``), and if it may be unset.
+
+    Args:
+        name: A field name.
 
     Returns:
-        ``{field: annotation}`` (do not change it: it is shared).
+        ``(int, True)`` for ``image_size: int | None``; a ``Literal`` of texts is ``str``.
     """
-    return typing.get_type_hints(ExperimentConfig)
+    annotation = ExperimentConfig.model_fields[name].annotation
+    args = typing.get_args(annotation)
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        annotation = next(a for a in args if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        return str, optional
+    return typing.cast(type, typing.get_origin(annotation) or annotation), optional
+
+
+def choices(name: str) -> tuple[Any, ...]:
+    """The values a field allows, where it lists them (its ``Literal``).
+
+    Args:
+        name: A field name.
+
+    Returns:
+        Such as ``("adam", "adamw", "sgd")``; empty for a field without a list.
+    """
+    annotation = ExperimentConfig.model_fields[name].annotation
+    for part in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(part) is Literal:
+            return typing.get_args(part)
+    return ()
+
+
+KINDS = {
+    bool: "true/false value",
+    int: "whole number",
+    float: "number",
+    str: "string",
+    list: "list of numbers (such as 0.5,0.5,0.5)",
+    dict: "mapping of KEY=VALUE pairs",
+}
+"""What a value of each kind looks like, for error messages."""
+
+_BOUND_FIXES = {
+    "greater_than_equal": "give a {kind} of at least {ge}",
+    "greater_than": "give a number above {gt}",
+    "less_than_equal": "give at most {le}{unit}",
+    "less_than": "give a number below {lt}",
+}
+
+
+def explain(error: ValidationError, values: Mapping[str, Any]) -> str:
+    """The one line a `ConfigError` says for pydantic's report: the first problem, its field and the fix.
+
+    Args:
+        error: What pydantic refused, from `ExperimentConfig` or a model of some of its fields.
+        values: The values given, to show a refused one as it was written.
+
+    Returns:
+        Such as ``batch_size: 0 is not allowed; give a whole number of at least 1``.
+    """
+    problems = error.errors()
+    first = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
+    if first["type"] == "value_error":  # a check of ours, already one line (ConfigError)
+        return str(first["ctx"]["error"])
+    name = str(first["loc"][0])
+    if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, field_names(), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown field '{name}'; {hint}see docs/training.md for the fields"
+    kind, _ = field_kind(name)
+    given, item = values.get(name, first["input"]), len(first["loc"]) > 1
+    if given is None:
+        return f"{name}: a value is required ({kind.__name__}); it cannot be empty"
+    if item or kind in (int, float):
+        value = _number(first["input"], float if item else kind)
+    else:
+        value = first["input"] if kind is str else given
+    if first["type"] == "literal_error" and isinstance(value, str):
+        return f"{name}: '{value}' is not allowed; choose one of: {', '.join(map(str, choices(name)))}"
+    if first["type"] == "finite_number":
+        return f"{name}: {value} is not allowed; give a finite number"
+    extra = typing.cast(dict[str, Any], ExperimentConfig.model_fields[name].json_schema_extra)
+    if first["type"] in _BOUND_FIXES or first["type"] in ("string_pattern_mismatch", "too_short", "too_long"):
+        bounds = {k: _number(v, int) for k, v in first.get("ctx", {}).items()}
+        fix = extra["fix"] or _BOUND_FIXES[first["type"]].format(kind=KINDS[kind], unit=extra["unit"], **bounds)
+        value = given if item else value  # an item out of bounds: the whole list, as written
+        return f"{name}: {repr(value) if isinstance(value, str) else value} is not allowed; {fix}"
+    return f"{name}: {given!r} is not a valid {KINDS[kind]}"
+
+
+def _number(value: Any, kind: type) -> Any:
+    """A number as the field holds it (``-1`` given to a float field is ``-1.0``); a bound as written (``0``)."""
+    try:
+        number = float(value)
+        return int(number) if kind is int and number.is_integer() else number
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
+def _key_values(items: list[Any] | tuple[Any, ...]) -> Any:
+    """Repeated ``KEY=VALUE`` flags as a mapping, each value read as YAML (``depth=3`` is the number 3).
+
+    Returns the items as they were (refused as not a mapping) where one has no ``=``, no key, or no valid YAML.
+    """
+    pairs = [str(item).partition("=") for item in items]
+    if not all(sep and key for key, sep, _ in pairs):
+        return items
+    try:
+        return {key: load_yaml(raw, f"the value of {key}") if raw else "" for key, _, raw in pairs}
+    except yaml.YAMLError:
+        return items
 
 
 def is_plumbing(name: str) -> bool:
-    """Whether a field says where or how a run is done, not what is trained (see ``_meta``).
+    """Whether a field says where or how a run is done, not what is trained (see ``_field``).
 
     Args:
         name: A field name.
@@ -480,7 +505,8 @@ def is_plumbing(name: str) -> bool:
     Returns:
         True for ``tracking_uri``, ``checkpoint_dir``, ``progress_bar`` and the like.
     """
-    return bool(next(f for f in fields(ExperimentConfig) if f.name == name).metadata.get("plumbing"))
+    extra = typing.cast(dict[str, Any], ExperimentConfig.model_fields[name].json_schema_extra)
+    return bool(extra["plumbing"])
 
 
 def field_names() -> list[str]:
@@ -489,7 +515,7 @@ def field_names() -> list[str]:
     Returns:
         The names.
     """
-    return [f.name for f in fields(ExperimentConfig)]
+    return list(ExperimentConfig.model_fields)
 
 
 def from_dict(values: Mapping[str, Any], *, source: str = "config") -> ExperimentConfig:
@@ -507,15 +533,25 @@ def from_dict(values: Mapping[str, Any], *, source: str = "config") -> Experimen
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: expected a mapping of config fields, got {type(values).__name__}")
-    known = set(field_names())
-    unknown = [k for k in values if k not in known]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), known, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"{source}: unknown field '{unknown[0]}'; {hint}see docs/training.md for the fields")
     try:
-        return ExperimentConfig(**dict(values)).validate()
+        return ExperimentConfig(**{str(k): v for k, v in values.items()})
     except ConfigError as exc:
-        if source in ("config", "command line"):
+        if source in ("config", "command line") and not str(exc).startswith("unknown field"):
             raise
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Load a YAML file of config fields, with overrides on top.
+
+    Args:
+        path: The file (``zoo train --config FILE``).
+        **overrides: Field values that win over the file's.
+
+    Returns:
+        The validated config.
+    """
+    values = read_yaml(path) or {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config file '{path}' must hold a mapping of config fields")
+    return from_dict({**values, **overrides}, source=str(path))

@@ -12,6 +12,8 @@
     objective: val_acc    # the metric and its direction; default: the config's monitor
     pruner: median        # median (default), hyperband, none; prunes at epoch ends
 
+`Search` and `Distribution` are pydantic models: the choices of the sampler, the
+pruner and the direction, and the trials' bound, are declared on their fields.
 Every bound and every choice is tried against the config's own checks when the
 file is read, so a search that would produce a bad config fails then, not in
 trial 17. ``sampler: grid`` takes choices only: every combination is one trial.
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, model_validator
 
 from experiments.config.errors import ConfigError
 from experiments.config.schema import EPOCH_METRICS, ExperimentConfig, field_names
@@ -31,14 +35,9 @@ from experiments.config.schema import EPOCH_METRICS, ExperimentConfig, field_nam
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 """Kinds of a search dimension: a float on a log scale, a float, a whole number, one of a list."""
 
-SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("median", "hyperband", "none")
-DIRECTIONS = ("maximize", "minimize")
 
-
-@dataclass(frozen=True)
-class Distribution:
-    """One dimension of a search space.
+class Distribution(BaseModel):
+    """One dimension of a search space, read from ``{loguniform: [lo, hi]}``, ``{int: [lo, hi]}``, ``{choice: [...]}``.
 
     Attributes:
         kind: One of `DISTRIBUTIONS`.
@@ -47,10 +46,44 @@ class Distribution:
         choices: The values of ``choice``.
     """
 
-    kind: str
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    kind: Literal["loguniform", "uniform", "int", "choice"]
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, spec: Any) -> Any:
+        """The file's one-key mapping as a kind and its bounds or choices; its errors follow ``search 'FIELD'``."""
+        if isinstance(spec, Distribution):
+            return spec
+        if not isinstance(spec, Mapping) or len(spec) != 1:
+            kinds = ", ".join(f"{k}: ..." for k in DISTRIBUTIONS)
+            raise ValueError(f" must be one of {{{kinds}}}, such as {{loguniform: [1.0e-4, 1.0e-1]}}")
+        kind, values = next(iter(spec.items()))
+        if kind not in DISTRIBUTIONS:
+            raise ValueError(f": unknown distribution '{kind}'; use one of: {', '.join(DISTRIBUTIONS)}")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f": {kind} needs a list, such as {kind}: [1, 10]")
+        if kind == "choice":
+            if len(values) != len({repr(v) for v in values}):
+                raise ValueError(f": choice lists a value twice ({values}); list each once")
+            return {"kind": kind, "choices": tuple(values)}
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if len(values) != 2 or not numeric or not all(math.isfinite(v) for v in values):
+            raise ValueError(f": {kind} needs two finite numbers [low, high], not {values}")
+        low, high = values
+        if kind == "int" and not all(float(v).is_integer() for v in values):
+            raise ValueError(f": int needs whole numbers [low, high], not {values}")
+        if low >= high:
+            raise ValueError(
+                f": the bounds [{low}, {high}] are in the wrong order (or equal); give [low, high] with low < high"
+            )
+        if kind == "loguniform" and low <= 0:
+            raise ValueError(f": loguniform needs bounds above 0, not {low}")
+        return {"kind": kind, "low": low, "high": high}
 
     def edges(self) -> list[Any]:
         """The values that bound what this dimension can give: its bounds, or every choice.
@@ -61,9 +94,7 @@ class Distribution:
         if self.kind == "choice":
             return list(self.choices)
         low, high = self.bounds()
-        if self.kind == "int":
-            return [int(low), int(high)]
-        return [low, high]
+        return [int(low), int(high)] if self.kind == "int" else [low, high]
 
     def bounds(self) -> tuple[float, float]:
         """The range of a ``loguniform``, ``uniform`` or ``int`` dimension.
@@ -88,25 +119,76 @@ class Distribution:
         return f"{self.kind}({inside})"
 
 
-@dataclass(frozen=True)
-class Search:
+class Search(BaseModel):
     """A file's search: the space, how many trials, how to sample and prune, and what to optimise.
+
+    Built by `parse_search` with the config the trials start from, which the one validator checks
+    every bound and choice against, and which gives the default objective and direction.
 
     Attributes:
         space: Config field -> `Distribution`.
-        trials: Trials to run.
-        sampler: One of `SAMPLERS`.
+        trials: Trials to run (for ``sampler: grid``, the number of combinations).
+        sampler: ``tpe``, ``random`` or ``grid``.
         objective: An epoch metric (one of `EPOCH_METRICS`); a trial's value is its best epoch.
         direction: ``maximize`` or ``minimize``.
-        pruner: One of `PRUNERS`.
+        pruner: ``median``, ``hyperband`` or ``none``.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
     space: dict[str, Distribution]
-    trials: int
-    sampler: str
-    objective: str
-    direction: str
-    pruner: str
+    trials: StrictInt = Field(ge=1)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    objective: Literal["train_loss_epoch", "train_acc", "val_loss", "val_acc"]
+    direction: Literal["maximize", "minimize"]
+    pruner: Literal["median", "hyperband", "none"] = "median"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any, info: ValidationInfo) -> Any:
+        """The file's keys: ``search:`` fields only, the objective with its direction, a grid's trials counted."""
+        base = typing.cast(ExperimentConfig, (info.context or {})["base"])
+        spec = data.get("space")
+        if not isinstance(spec, Mapping) or not spec:
+            raise ConfigError(
+                "'search:' must map config fields to distributions, such as lr: {loguniform: [1.0e-4, 1.0e-1]}"
+            )
+        for key in spec:
+            if key not in field_names() or key == "seed":
+                hint = "seeds are not searched: give --seed, or one file per seed"
+                raise ConfigError(
+                    f"search key '{key}' is not a config field; "
+                    f"{hint if key == 'seed' else 'see docs/training.md for the fields'}"
+                )
+        objective = base.monitor if data.get("objective") is None else data["objective"]
+        direction = None
+        if isinstance(objective, Mapping):
+            if any(k not in ("metric", "direction") for k in objective) or "metric" not in objective:
+                raise ConfigError(
+                    f"objective takes {{metric: NAME, direction: maximize|minimize}}, not {dict(objective)}"
+                )
+            objective, direction = objective["metric"], objective.get("direction")
+        if direction is None and objective in EPOCH_METRICS:
+            direction = default_direction(str(objective), base)
+        values = {k: v for k, v in data.items() if v is not None}
+        defaults = {"sampler": data.get("sampler") or "tpe", "pruner": data.get("pruner") or "median"}
+        return {**values, **defaults, "objective": objective, "direction": direction}
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> Search:
+        """A grid of choices only; every value a trial can draw passes the config's checks."""
+        if self.sampler == "grid":
+            not_choice = [k for k, d in self.space.items() if d.kind != "choice"]
+            if not_choice:
+                kind = self.space[not_choice[0]].kind
+                raise ConfigError(f"sampler grid takes choice lists only; '{not_choice[0]}' is {kind}")
+        for key, dimension in self.space.items():
+            for value in dimension.edges():
+                try:
+                    typing.cast(ExperimentConfig, (info.context or {})["base"]).replace(**{key: value})
+                except ConfigError as exc:
+                    raise ConfigError(f"search '{key}' can give {value!r}, which the config refuses: {exc}") from None
+        return self
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the choices, for ``sampler: grid``.
@@ -118,50 +200,6 @@ class Search:
         return [
             dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.space[k].choices for k in keys))
         ]
-
-
-def parse_distribution(field: str, spec: Any, source: str) -> Distribution:
-    """Read ``{loguniform: [lo, hi]}``, ``{uniform: [lo, hi]}``, ``{int: [lo, hi]}`` or ``{choice: [...]}``.
-
-    Args:
-        field: The config field it samples.
-        spec: The YAML value.
-        source: The file, for error messages.
-
-    Returns:
-        The distribution.
-
-    Raises:
-        ConfigError: For an unknown kind, a malformed value, or bounds in the wrong order.
-    """
-    where = f"experiment file '{source}': search '{field}'"
-    if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise ConfigError(
-            f"{where} must be one of {{{', '.join(f'{k}: ...' for k in DISTRIBUTIONS)}}}, "
-            f"such as {{loguniform: [1.0e-4, 1.0e-1]}}"
-        )
-    kind, values = next(iter(spec.items()))
-    if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}: unknown distribution '{kind}'; use one of: {', '.join(DISTRIBUTIONS)}")
-    if not isinstance(values, list) or not values:
-        raise ConfigError(f"{where}: {kind} needs a list, such as {kind}: [1, 10]")
-    if kind == "choice":
-        if len(values) != len({repr(v) for v in values}):
-            raise ConfigError(f"{where}: choice lists a value twice ({values}); list each once")
-        return Distribution(kind, choices=tuple(values))
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if len(values) != 2 or not numeric or not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"{where}: {kind} needs two finite numbers [low, high], not {values}")
-    low, high = values
-    if kind == "int" and not all(float(v).is_integer() for v in values):
-        raise ConfigError(f"{where}: int needs whole numbers [low, high], not {values}")
-    if low >= high:
-        raise ConfigError(
-            f"{where}: the bounds [{low}, {high}] are in the wrong order (or equal); give [low, high] with low < high"
-        )
-    if kind == "loguniform" and low <= 0:
-        raise ConfigError(f"{where}: loguniform needs bounds above 0, not {low}")
-    return Distribution(kind, float(low), float(high))
 
 
 def default_direction(metric: str, base: ExperimentConfig) -> str:
@@ -179,40 +217,6 @@ def default_direction(metric: str, base: ExperimentConfig) -> str:
     return "minimize" if metric.endswith("_loss") or metric.endswith("_loss_epoch") else "maximize"
 
 
-def parse_objective(value: Any, base: ExperimentConfig, source: str) -> tuple[str, str]:
-    """Read ``objective: val_acc`` or ``objective: {metric: val_loss, direction: minimize}``.
-
-    Args:
-        value: The YAML value, or ``None`` for the config's monitor.
-        base: The config the trials start from.
-        source: The file, for error messages.
-
-    Returns:
-        ``(metric, direction)``.
-
-    Raises:
-        ConfigError: For a metric that no epoch logs, or a direction that is not one.
-    """
-    where = f"experiment file '{source}': objective"
-    if value is None:
-        value = base.monitor
-    direction = None
-    if isinstance(value, Mapping):
-        unknown = [k for k in value if k not in ("metric", "direction")]
-        if unknown or "metric" not in value:
-            raise ConfigError(f"{where} takes {{metric: NAME, direction: maximize|minimize}}, not {dict(value)}")
-        direction = value.get("direction")
-        value = value["metric"]
-    if value not in EPOCH_METRICS:
-        raise ConfigError(
-            f"{where}: '{value}' is not a metric every epoch logs; use one of: {', '.join(EPOCH_METRICS)}"
-        )
-    direction = direction or default_direction(str(value), base)
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"{where}: direction '{direction}' is not allowed; use maximize or minimize")
-    return str(value), str(direction)
-
-
 def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -> Search:
     """Read and check a file's ``search:``, ``trials:``, ``sampler:``, ``objective:`` and ``pruner:``.
 
@@ -227,58 +231,54 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
     Raises:
         ConfigError: Naming the key at fault.
     """
-    where = f"experiment file '{source}'"
     spec = data.get("search")
-    if not isinstance(spec, Mapping) or not spec:
-        raise ConfigError(
-            f"{where}: 'search:' must map config fields to distributions, such as lr: {{loguniform: [1.0e-4, 1.0e-1]}}"
-        )
-    known = set(field_names())
-    for key in spec:
-        if key not in known or key == "seed":
-            hint = (
-                "seeds are not searched: give --seed, or one file per seed"
-                if key == "seed"
-                else "see docs/training.md for the fields"
-            )
-            raise ConfigError(f"{where}: search key '{key}' is not a config field; {hint}")
     for key in ("grid", "seeds"):
         if data.get(key):
-            clash = [k for k in spec if k in (data.get("grid") or {})] if key == "grid" else []
-            what = f"'{clash[0]}' is in both 'search:' and 'grid:'" if clash else f"'search:' and '{key}:' together"
-            raise ConfigError(f"{where}: {what}; a file either searches or lists its runs: move it to one of them")
-    if len(data.get("runs") or [{}]) != 1:
-        raise ConfigError(f"{where}: a search starts from one config; give 'defaults:' (and at most one run)")
-    space = {str(k): parse_distribution(str(k), v, source) for k, v in spec.items()}
-    for key, dimension in space.items():  # every value a trial can draw passes the config's checks
-        for value in dimension.edges():
-            try:
-                base.replace(**{key: value})
-            except ConfigError as exc:
-                raise ConfigError(
-                    f"{where}: search '{key}' can give {value!r}, which the config refuses: {exc}"
-                ) from None
-    sampler = str(data.get("sampler") or "tpe")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"{where}: sampler '{sampler}' is not allowed; use one of: {', '.join(SAMPLERS)}")
-    pruner = str(data.get("pruner") or "median")
-    if pruner not in PRUNERS:
-        raise ConfigError(f"{where}: pruner '{pruner}' is not allowed; use one of: {', '.join(PRUNERS)}")
-    metric, direction = parse_objective(data.get("objective"), base, source)
-    if sampler == "grid":
-        not_choice = [k for k, d in space.items() if d.kind != "choice"]
-        if not_choice:
-            raise ConfigError(
-                f"{where}: sampler grid takes choice lists only; '{not_choice[0]}' is {space[not_choice[0]].kind}"
+            clash = (
+                [k for k in spec if k in (data.get("grid") or {})]
+                if key == "grid" and isinstance(spec, Mapping)
+                else []
             )
-    trials = data.get("trials")
-    if sampler == "grid":
-        size = math.prod(len(d.choices) for d in space.values())
-        if trials is not None and trials != size:
-            raise ConfigError(f"{where}: a grid of these choices has {size} trials, not {trials}; drop 'trials:'")
-        trials = size
-    if trials is None:
-        raise ConfigError(f"{where}: a search needs 'trials:', the number of trials to run, such as trials: 20")
-    if isinstance(trials, bool) or not isinstance(trials, int) or not trials >= 1:
-        raise ConfigError(f"{where}: trials must be a whole number of at least 1, not {trials!r}")
-    return Search(space, trials, sampler, metric, direction, pruner)
+            what = f"'{clash[0]}' is in both 'search:' and 'grid:'" if clash else f"'search:' and '{key}:' together"
+            raise ConfigError(
+                f"experiment file '{source}': {what}; a file either searches or lists its runs: move it to one of them"
+            )
+    if len(data.get("runs") or [{}]) != 1:
+        raise ConfigError(
+            f"experiment file '{source}': a search starts from one config; give 'defaults:' (and at most one run)"
+        )
+    keys = {"space": data.get("search"), **{k: data.get(k) for k in ("trials", "sampler", "objective", "pruner")}}
+    lists: list[Any] = (
+        [d.get("choice") for d in spec.values() if isinstance(d, Mapping)] if isinstance(spec, Mapping) else []
+    )
+    if data.get("sampler") == "grid" and spec and len(lists) == len(spec) and all(isinstance(c, list) for c in lists):
+        size: int = math.prod(len(c) for c in lists)  # one trial per combination of the choices
+        if keys["trials"] is not None and keys["trials"] != size:
+            raise ConfigError(
+                f"experiment file '{source}': a grid of these choices has {size} trials, not {keys['trials']}; "
+                f"drop 'trials:'"
+            )
+        keys["trials"] = size
+    try:
+        return Search.model_validate(keys, context={"base": base})
+    except ValidationError as exc:
+        raise ConfigError(f"experiment file '{source}': {_problem(exc)}") from None
+
+
+def _problem(error: ValidationError) -> str:
+    """The one line for pydantic's report on a search: the first problem, named as the file writes it."""
+    first = error.errors()[0]
+    key = first["loc"][0] if first["loc"] else ""
+    if first["type"] == "value_error":
+        message = str(first["ctx"]["error"])
+        return f"search '{first['loc'][1]}'{message}" if key == "space" else message
+    if key == "trials":
+        if first["type"] == "missing":
+            return "a search needs 'trials:', the number of trials to run, such as trials: 20"
+        return f"trials must be a whole number of at least 1, not {first['input']!r}"
+    if key == "objective":
+        return f"objective: '{first['input']}' is not a metric every epoch logs; use one of: {', '.join(EPOCH_METRICS)}"
+    if key == "direction":
+        return f"objective: direction '{first['input']}' is not allowed; use maximize or minimize"
+    allowed = typing.get_args(Search.model_fields[str(key)].annotation)
+    return f"{key} '{first['input']}' is not allowed; use one of: {', '.join(allowed)}"

@@ -185,6 +185,8 @@ def load_images(source: str, *, decode_size: int | None = None, in_memory: bool 
     Raises:
         DataError: The source is missing, unreadable or in no known layout.
     """
+    # Checked again here although a config's decode_size is validated: load_images is also the
+    # library's entry point (notebooks, describe_source), where no config stands before it.
     if decode_size is not None and (
         isinstance(decode_size, bool) or not isinstance(decode_size, int) or not 1 <= decode_size <= MAX_IMAGE_SIZE
     ):

@@ -106,14 +106,7 @@ def split_images(
 
     Returns:
         The split.
-
-    Raises:
-        DataError: A fraction or limit is out of range.
     """
-    _check_fraction("val_fraction", val_fraction)
-    _check_fraction("test_fraction", test_fraction)
-    if limit_per_class is not None and (not isinstance(limit_per_class, int) or limit_per_class < 1):
-        raise DataError(f"limit_per_class must be a positive whole number, not {limit_per_class!r}")
     labels = images.labels
     every = np.arange(len(labels))
     if images.has_test:
@@ -183,7 +176,15 @@ def describe_source(
 
     Returns:
         The summary of `summarize`.
+
+    Raises:
+        DataError: A fraction or limit is out of range (checked here, where the values come from the
+            caller; `split_images` trusts what a validated config gives it).
     """
+    _check_fraction("val_fraction", val_fraction)
+    _check_fraction("test_fraction", test_fraction)
+    if limit_per_class is not None and (not isinstance(limit_per_class, int) or limit_per_class < 1):
+        raise DataError(f"limit_per_class must be a positive whole number, not {limit_per_class!r}")
     images = load_images(source, decode_size=decode_size)
     split = split_images(
         images, val_fraction=val_fraction, seed=seed, limit_per_class=limit_per_class, test_fraction=test_fraction

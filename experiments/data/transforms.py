@@ -110,9 +110,7 @@ def resolve_preset(
         if pretrained_cfg.get("interpolation") in INTERPOLATIONS:
             cfg["interpolation"] = pretrained_cfg["interpolation"]
         result = replace(result, **cfg)
-    if image_size is not None:
-        if not isinstance(image_size, int) or image_size < 1:
-            raise DataError(f"image_size must be a positive number of pixels, not {image_size!r}")
+    if image_size is not None:  # a validated config's: a whole number of pixels, 1 to MAX_IMAGE_SIZE
         result = replace(result, image_size=image_size)
     if mean is not None:
         result = replace(result, mean=_triple("mean", mean))

@@ -21,7 +21,6 @@ values used, never ``auto``.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -147,6 +146,6 @@ def resolve_hardware(config: ExperimentConfig) -> ExperimentConfig:
         return config
     kind = accelerator_kind(config.accelerator)
     precision = resolve_precision(config.precision, kind)
-    return dataclasses.replace(
-        config, precision=precision, channels_last=resolve_channels_last(config.channels_last, kind, precision)
+    return config.model_copy(
+        update={"precision": precision, "channels_last": resolve_channels_last(config.channels_last, kind, precision)}
     )
