@@ -13,16 +13,14 @@ import errno
 import importlib
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import NoReturn
 
 from experiments import console
+from experiments.commands import SUMMARIES
 from experiments.config.secrets import mask_text
 from registry.errors import ZooError
-
-COMMANDS = ("models", "data", "train", "run", "compare", "eval", "register", "ui", "predict", "runs")
-"""Subcommand modules under `experiments.commands`, in the order `zoo --help` lists them."""
 
 USAGE_ERROR = 2
 
@@ -65,8 +63,14 @@ def masked_excepthook(kind: type[BaseException], value: BaseException, tb: Trace
     sys.stderr.write(mask_text("".join(traceback.format_exception(kind, value, tb))))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the `zoo` argument parser with every subcommand.
+def build_parser(full: Collection[str] = SUMMARIES) -> argparse.ArgumentParser:
+    """Build the `zoo` argument parser.
+
+    Args:
+        full: The subcommands built with their own flags (their modules imported); the others
+            get only their name and summary line, enough for ``zoo --help`` and for argparse to
+            tell a known command from a typo. `main` builds just the one it runs, so that
+            ``zoo --help`` and ``zoo models`` load neither the config schema nor the sweeps.
 
     Returns:
         The parser.
@@ -82,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(Lightning, MLflow, Optuna: INFO lines, "
         "deprecation warnings, the model summary)",
     )
-    for name in COMMANDS:
+    for name, summary in SUMMARIES.items():
+        if name not in full:
+            subparsers.add_parser(name, help=summary)
+            continue
         importlib.import_module(f"experiments.commands.{name}").add_parser(subparsers)
         subparsers.choices[name].add_argument(
             "-v",
@@ -104,9 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 on success, 2 for bad input, 1 for a full disk, 130 on Ctrl-C.
     """
     sys.excepthook = masked_excepthook  # what escapes main (a bug) is printed with passwords masked
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]  # a sweep's worker processes repeat it
+    arguments = list(argv) if argv is not None else sys.argv[1:]
+    # The command is the first word that names one: the only option before it (-v) takes no value.
+    command = next((word for word in arguments if word in SUMMARIES), None)
+    parser = build_parser([command] if command else [])
+    args = parser.parse_args(arguments)
+    args.argv = arguments  # a sweep's worker processes repeat it
     console.configure(verbose=args.verbose or console.is_verbose())
     try:
         return int(args.run(args) or 0)

@@ -10,6 +10,24 @@ from __future__ import annotations
 import argparse
 import math
 
+SUMMARIES = {
+    "models": "list the registered models (their cards)",
+    "data": "describe a data source: classes, split, image size, cache",
+    "train": "train one model and record the run in MLflow",
+    "run": "train every run of an experiment file (or search one) and compare",
+    "compare": "compare runs side by side (best row marked *)",
+    "eval": "evaluate a run's best weights on another data source (or its test split again)",
+    "register": "register a run's model in MLflow's Model Registry (load it with models:/NAME@ALIAS)",
+    "ui": "open the MLflow UI on http://127.0.0.1:5000",
+    "predict": "classify images with a trained run or checkpoint",
+    "runs": "list RUNNING runs whose process died (stale) and mark them KILLED",
+}
+"""Each subcommand (a module of this package) and its line in ``zoo --help``, in that order.
+
+Here rather than in the modules, so that ``zoo --help`` lists them all without importing them
+(``zoo train``'s flags need the config schema, ``zoo run``'s the sweeps).
+"""
+
 
 def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
     """Add the ``--tracking-uri`` option that every command reading MLflow shares.

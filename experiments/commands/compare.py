@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import FORMATS, format_table
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import SUMMARIES, add_tracking_uri_argument
 from registry.errors import ZooError
 
 if TYPE_CHECKING:  # for the annotation only: the CLI's parser loads without MLflow
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    parser = subparsers.add_parser("compare", help="compare runs side by side (best row marked *)")
+    parser = subparsers.add_parser("compare", help=SUMMARIES["compare"])
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment; default: every experiment")
     parser.add_argument(
         "--sort",

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from experiments.analysis.tables import format_table
-from experiments.commands import positive_int
+from experiments.commands import SUMMARIES, positive_int
 from experiments.config.flags import field_type
 from experiments.console import printable
 
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "data",
-        help="describe a data source: classes, split, image size, cache",
+        help=SUMMARIES["data"],
         description="Decode a data source once into the cache and describe it.",
     )
     parser.add_argument(

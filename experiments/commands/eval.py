@@ -6,7 +6,7 @@ import argparse
 import os
 
 from experiments.analysis.tables import FORMATS, format_table
-from experiments.commands import add_tracking_uri_argument, positive_int
+from experiments.commands import SUMMARIES, add_tracking_uri_argument, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a run's best weights on another data source (or its test split again)",
+        help=SUMMARIES["eval"],
         description="Evaluate a run's best weights on the test part of a data source, with the run's own "
         "preprocessing; record the result as a new MLflow run tagged zoo.eval_of=RUN_ID.",
     )

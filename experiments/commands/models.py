@@ -17,6 +17,7 @@ from typing import Any
 
 import registry
 from experiments.analysis.tables import format_table
+from experiments.commands import SUMMARIES
 
 COLUMNS = (
     "name",
@@ -65,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "models",
-        help="list the registered models (their cards)",
+        help=SUMMARIES["models"],
         description="Print the model cards. Columns: " + ", ".join(COLUMNS) + ".",
     )
     parser.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, such as 'resnet*'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.commands import add_tracking_uri_argument, positive_int
+from experiments.commands import SUMMARIES, add_tracking_uri_argument, positive_int
 from experiments.console import printable
 
 
@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    parser = subparsers.add_parser("predict", help="classify images with a trained run or checkpoint")
+    parser = subparsers.add_parser("predict", help=SUMMARIES["predict"])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", dest="run_id", metavar="RUN_ID", help="a run's best weights (with its preprocessing)")
     source.add_argument("--checkpoint", metavar="PATH", help="a Lightning checkpoint written by zoo train")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.commands import add_tracking_uri_argument
+from experiments.commands import SUMMARIES, add_tracking_uri_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "register",
-        help="register a run's model in MLflow's Model Registry (load it with models:/NAME@ALIAS)",
+        help=SUMMARIES["register"],
         description="Register a trained run as a new version of a registered model; an alias moves to it.",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="a finished training run")

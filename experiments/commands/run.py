@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from experiments.analysis.tables import format_table
-from experiments.commands import positive_int
+from experiments.commands import SUMMARIES, positive_int
 from experiments.config import (
     SHIPPED_DIR,
     ConfigError,
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     shipped = ", ".join(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
     parser = subparsers.add_parser(
         "run",
-        help="train every run of an experiment file (or search one) and compare",
+        help=SUMMARIES["run"],
         description=f"Train the runs an experiment file lists, or the trials of its "
         f"search, as one sweep (shipped: {shipped}).",
     )

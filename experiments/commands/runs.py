@@ -6,7 +6,7 @@ import argparse
 import time
 
 from experiments.analysis.tables import format_table
-from experiments.commands import add_tracking_uri_argument, non_negative_seconds
+from experiments.commands import SUMMARIES, add_tracking_uri_argument, non_negative_seconds
 from experiments.tracking import heartbeat
 
 
@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "runs",
-        help="list RUNNING runs whose process died (stale) and mark them KILLED",
+        help=SUMMARIES["runs"],
         description="A run's process names itself in the run (zoo.owner) and writes a "
         "heartbeat tag while it lives. A RUNNING run is stale when its process "
         "is gone from this host, or, for another host, when its heartbeat is old.",

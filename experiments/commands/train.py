@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import format_table
+from experiments.commands import SUMMARIES
 from experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """
     parser = subparsers.add_parser(
         "train",
-        help="train one model and record the run in MLflow",
+        help=SUMMARIES["train"],
         description="Train a registered model; every config field has a flag.",
     )
     parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="registered model name (zoo models)")

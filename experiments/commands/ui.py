@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-from experiments.commands import add_tracking_uri_argument, tcp_port
+from experiments.commands import SUMMARIES, add_tracking_uri_argument, tcp_port
 from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.names import UI_APP
 from registry.errors import ZooError
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     Args:
         subparsers: The `zoo` parser's subparsers.
     """
-    parser = subparsers.add_parser("ui", help="open the MLflow UI on http://127.0.0.1:5000")
+    parser = subparsers.add_parser("ui", help=SUMMARIES["ui"])
     parser.add_argument("--port", type=tcp_port, default=5000, help="TCP port on 127.0.0.1 (default 5000)")
     add_tracking_uri_argument(parser)
     parser.set_defaults(run=run)
