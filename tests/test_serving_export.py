@@ -71,7 +71,8 @@ def test_a_network_export_cannot_trace_is_logged_as_a_pickle_with_a_warning(monk
 
     monkeypatch.setattr(reports.mlflow.pytorch, "log_model", log_model)
     monkeypatch.setattr(reports.mlflow, "set_experiment", lambda **kwargs: None)
-    monkeypatch.setattr(reports, "get_client", lambda uri: mock.Mock())
+    monkeypatch.setattr(reports.mlflow, "set_tracking_uri", lambda uri: None)
+    monkeypatch.setattr(reports.readback, "get_run", lambda run_id, uri: mock.Mock())
     tags: dict[str, str] = {}
     run = types.SimpleNamespace(uri="sqlite:///x.db", run_id="r1", set_tags=tags.update)
     images = torch.zeros(3, 3, 8, 8, dtype=torch.uint8)

@@ -10,7 +10,7 @@ import pytest
 
 from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.runs import NullRun
-from experiments.training.interrupts import GracefulStop
+from experiments.training.interrupts import StopSignals
 
 
 @pytest.fixture
@@ -37,12 +37,10 @@ def test_an_ignored_signal_is_left_ignored_and_the_others_are_handled(sigint_ign
 
 
 def test_the_graceful_stop_of_training_keeps_an_ignored_sigint(sigint_ignored: None, tmp_path: Path) -> None:
-    stop = GracefulStop(NullRun(), tmp_path / "interrupted.ckpt")
-    stop.on_train_start(None, None)  # type: ignore[arg-type]  (it reads neither)
-    try:
+    stop = StopSignals(NullRun(), tmp_path)
+    before = signal.getsignal(signal.SIGTERM)
+    with stop.handling():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) == stop._note
-    finally:
-        stop.teardown(None, None, "fit")  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGTERM) == stop.on_signal
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    assert signal.getsignal(signal.SIGTERM) != stop._note
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -15,7 +15,8 @@ import math
 from collections.abc import Sequence
 
 from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
+
+from experiments.tracking.readback import curve
 
 BUDGETS = (
     ("epochs", "metric", "epochs"),
@@ -89,17 +90,17 @@ def budget_difference(a: Sequence[Run], b: Sequence[Run], at: tuple[str, float] 
     return ", ".join(differ) or None
 
 
-def values_at(client: MlflowClient, runs: Sequence[Run], metric: str, at: tuple[str, float]) -> list[float | None]:
+def values_at(runs: Sequence[Run], metric: str, at: tuple[str, float], uri: str | None = None) -> list[float | None]:
     """Each run's value of a per-epoch metric at an equal budget (``None`` where it never got there).
 
     Args:
-        client: An `MlflowClient` on the runs' store.
         runs: One group's runs (or any runs of the store).
         metric: A metric logged every epoch (``val_acc``, ``val_loss``, ``train_acc`` ...).
         at: ``("epoch", N)`` for epoch N (counted from 1, as the curves' steps are);
             ``("flops", F)`` or ``("time", SECONDS)`` for the last epoch whose cumulative
             training FLOPs (``train_flops`` spread evenly over the ``epochs``) or wall time
             (the ``epoch_time_s`` curve) stay within the amount.
+        uri: The runs' tracking URI.
 
     Returns:
         One value (or ``None``) per run, in order.
@@ -107,22 +108,22 @@ def values_at(client: MlflowClient, runs: Sequence[Run], metric: str, at: tuple[
     kind, amount = at
     out: list[float | None] = []
     for run in runs:
-        curve = {h.step: h.value for h in client.get_metric_history(run.info.run_id, metric)}
-        epoch = int(amount) if kind == "epoch" else _last_epoch_within(client, run, kind, amount)
-        out.append(curve.get(epoch) if epoch else None)
+        values = curve(run.info.run_id, metric, uri)
+        epoch = int(amount) if kind == "epoch" else _last_epoch_within(run, kind, amount, uri)
+        out.append(values.get(epoch) if epoch else None)
     return out
 
 
-def _last_epoch_within(client: MlflowClient, run: Run, kind: str, amount: float) -> int:
+def _last_epoch_within(run: Run, kind: str, amount: float, uri: str | None) -> int:
     if kind == "flops":
         flops, epochs = run.data.metrics.get("train_flops"), run.data.metrics.get("epochs")
         if not flops or not epochs:
             return 0  # a run from before budgets were recorded
         return min(int(epochs), math.floor(amount * epochs / flops))
     spent, last = 0.0, 0
-    for h in sorted(client.get_metric_history(run.info.run_id, "epoch_time_s"), key=lambda h: h.step):
-        spent += h.value
+    for step, seconds in curve(run.info.run_id, "epoch_time_s", uri).items():
+        spent += seconds
         if spent > amount:
             break
-        last = h.step
+        last = step
     return last

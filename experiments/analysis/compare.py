@@ -1,6 +1,6 @@
 """Runs side by side: one row per MLflow run, with the figures MLflow holds, and their curves.
 
-Every figure comes from the store (``MlflowClient.search_runs``), never
+Every figure comes from the store (``mlflow.search_runs``), never
 recomputed, so the table agrees with the MLflow UI and with
 ``mlflow.search_runs``.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import PARENT_TAG, ROLE_TAG, SWEEP_ROLE, SWEEP_TAG, TRIAL_STATE_TAG
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.tracking.store import open_store, resolve_tracking_uri
 
 SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_time_s")
 """Summary metrics shown for every run, in column order."""
@@ -53,33 +54,20 @@ def find_runs(experiment: str | None = None, filter_string: str = "", uri: str |
     Raises:
         TrackingError: If the experiment does not exist or the filter is invalid.
     """
-    client = get_client(uri)
-    if experiment is not None:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
-            raise TrackingError(f"no experiment '{experiment}' in {resolve_tracking_uri(uri)}; experiments: {names}")
-        ids = [found.experiment_id]
-    else:
-        ids = [e.experiment_id for e in client.search_experiments()]
-    runs: list[Run] = []
-    token = None
+    mlflow.set_tracking_uri(open_store(uri))
+    if experiment is not None and mlflow.get_experiment_by_name(experiment) is None:
+        names = ", ".join(e.name for e in mlflow.search_experiments()) or "none yet"
+        raise TrackingError(f"no experiment '{experiment}' in {resolve_tracking_uri(uri)}; experiments: {names}")
     try:
-        while ids:
-            page = client.search_runs(
-                ids,
-                filter_string=filter_string,
-                order_by=["attributes.start_time DESC"],
-                max_results=1000,
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                break
+        return mlflow.search_runs(
+            experiment_names=[experiment] if experiment is not None else None,
+            search_all_experiments=experiment is None,
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
     except MlflowException as exc:
         raise TrackingError(f"bad --filter '{filter_string}': {str(exc).splitlines()[0][:160]}") from None
-    return runs
 
 
 def differing_params(runs: list[Run]) -> list[str]:

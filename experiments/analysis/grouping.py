@@ -28,7 +28,6 @@ from experiments.analysis.compare import find_runs, is_lower_better, is_training
 from experiments.analysis.stats import GroupStats, PairStats, compare_table, describe
 from experiments.analysis.tables import format_table
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.store import get_client
 
 GROUP_METRICS = ("best_val_acc", "test_acc", "test_loss", "epochs", "train_time_s")
 """Summary metrics averaged per group, in column order."""
@@ -155,8 +154,7 @@ def compare_run_groups(
     keys = check_group_keys(runs, keys)
     members = {group_label(keys, v): m for v, m in groups_of(runs, keys).items()}
     if at is not None:
-        client = get_client(uri)
-        values = {g: values_at(client, m, metric, at) for g, m in members.items()}
+        values = {g: values_at(m, metric, at, uri) for g, m in members.items()}
     else:
         values = {g: [r.data.metrics.get(metric) for r in m] for g, m in members.items()}
     if all(v is None for vals in values.values() for v in vals):

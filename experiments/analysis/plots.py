@@ -15,13 +15,12 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from experiments.analysis.budgets import at_label
 from experiments.analysis.grouping import Comparison, check_group_keys, groups_of, mean_curve
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
-from experiments.tracking.store import get_client
+from experiments.tracking.readback import curve
 
 BAND_LEGEND = "line: mean; band: 95% CI of the mean"
 """What a group's band shows, as its legend says (not one standard deviation, not min to max)."""
@@ -41,15 +40,14 @@ def plot_curves(
     Returns:
         The file written.
     """
-    client = get_client(uri)
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         for r in runs:
-            history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda h: h.step)
+            history = curve(r.info.run_id, metric, uri)
             if history:
                 ax.plot(
-                    [h.step for h in history],
-                    [h.value for h in history],
+                    list(history),
+                    list(history.values()),
                     marker="o",
                     label=f"{r.info.run_name} ({r.info.run_id[:8]})",
                 )
@@ -60,13 +58,8 @@ def plot_curves(
     return _save(fig, path)
 
 
-def _histories(client: MlflowClient, runs: list[Run], metric: str) -> list[dict[int, float]]:
-    out = []
-    for r in runs:
-        history = client.get_metric_history(r.info.run_id, metric)
-        if history:
-            out.append({h.step: h.value for h in history})
-    return out
+def _histories(runs: list[Run], metric: str, uri: str | None) -> list[dict[int, float]]:
+    return [history for r in runs if (history := curve(r.info.run_id, metric, uri))]
 
 
 def _figure(n_panels: int, width: float = 5.5) -> tuple[Figure, Any]:
@@ -109,12 +102,11 @@ def plot_group_curves(
         The file written.
     """
     keys = check_group_keys(runs, keys)
-    client = get_client(uri)
     fig, axes = _figure(len(metrics), width=4.5)
     for values, members in groups_of(runs, keys).items():
         label = _label(keys, values, len(members))
         for ax, metric in zip(axes, metrics, strict=True):
-            steps, means, lows, highs = mean_curve(_histories(client, members, metric))
+            steps, means, lows, highs = mean_curve(_histories(members, metric, uri))
             if not steps:
                 continue
             x = steps  # epoch curves count epochs from 1, as the summary does
@@ -189,11 +181,10 @@ def plot_expected_max(curve: Sequence[float], metric: str, path: str | Path) -> 
     return _save(fig, path)
 
 
-def grad_norm_parts(client: MlflowClient, runs: list[Run]) -> list[str]:
+def grad_norm_parts(runs: list[Run]) -> list[str]:
     """The parts (``stem``, ``layer1``, ..., ``head``) whose gradient norms the runs logged.
 
     Args:
-        client: An `MlflowClient`.
         runs: MLflow runs, as `experiments.analysis.compare.find_runs` returns them.
 
     Returns:
@@ -221,8 +212,7 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     Raises:
         TrackingError: If no run logged gradient norms.
     """
-    client = get_client(uri)
-    parts = grad_norm_parts(client, runs)
+    parts = grad_norm_parts(runs)
     if not parts:
         raise TrackingError("no run logged gradient norms; train with --log-grad-norms (log_grad_norms: true)")
     keys = check_group_keys(runs, keys) if keys else []
@@ -231,7 +221,7 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     for values, members in series.items():
         label = _label(keys, values, len(members)) if keys else values[0]
         for ax, part in zip(axes, parts, strict=True):
-            steps, means, lows, highs = mean_curve(_histories(client, members, GRAD_NORM_PREFIX + part))
+            steps, means, lows, highs = mean_curve(_histories(members, GRAD_NORM_PREFIX + part, uri))
             if not steps:
                 continue
             (line,) = ax.plot(steps, means, label=label, linewidth=1.2)

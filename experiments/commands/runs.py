@@ -48,21 +48,11 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0.
     """
-    from experiments.tracking.errors import TrackingError
-    from experiments.tracking.store import get_client  # deferred: the CLI's parser loads without torch and MLflow
+    from experiments.tracking import readback  # deferred: the CLI's parser loads without MLflow
 
-    client = get_client(args.tracking_uri)
-    ids = None
-    if args.experiment:
-        found = client.get_experiment_by_name(args.experiment)
-        if found is None:
-            raise TrackingError(f"no experiment '{args.experiment}'; list runs with `zoo compare`")
-        ids = [found.experiment_id]
     older_than = args.older_than if args.older_than is not None else heartbeat.stale_after()
     rows = []
-    for found_run, age, reason in heartbeat.stale_runs(client, older_than, ids):
-        if args.mark_stale:
-            heartbeat.mark_killed(client, found_run.info.run_id, reason)
+    for found_run, age, reason in readback.stale_runs(args.experiment, older_than, args.mark_stale, args.tracking_uri):
         rows.append(
             {
                 "run_id": found_run.info.run_id,

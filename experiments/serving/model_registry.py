@@ -12,14 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mlflow.entities import Run
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
-from experiments.tracking.names import LOGGED_MODEL_TAG, MODEL_TAG, REGISTERED_RUN_TAG, WEIGHTS_INFO_ARTIFACT
+from experiments.tracking.names import MODEL_TAG, WEIGHTS_INFO_ARTIFACT
 from experiments.tracking.readback import get_run, read_artifact_text
-from experiments.tracking.store import get_client, require_writable
+from experiments.tracking.runs import register_version
+from experiments.tracking.store import require_writable
 from registry.errors import ZooError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -79,28 +75,9 @@ def register_run(run_id: str, name: str, alias: str | None = None, tracking_uri:
         )
     uri = require_writable(tracking_uri)
     run = get_run(run_id, uri)
-    client = get_client(uri)
     if run.info.status != "FINISHED":
         raise RegistryError(f"run '{run_id}' is {run.info.status}, not FINISHED; register a run that finished training")
     read_artifact_text(run_id, WEIGHTS_INFO_ARTIFACT, uri)  # fails clearly without zoo weights
     model = run.data.params.get("model") or run.data.tags.get(MODEL_TAG, "")
-    version = _create_version(client, run, name)
-    if alias:
-        client.set_registered_model_alias(name, alias, version.version)
+    version = register_version(run, name, alias, uri)
     return Registered(name, int(version.version), alias, model, version.source, run_id)
-
-
-def _create_version(client: MlflowClient, run: Run, name: str) -> ModelVersion:
-    run_id = run.info.run_id
-    logged = run.data.tags.get(LOGGED_MODEL_TAG)
-    tags = {MODEL_TAG: run.data.params.get("model", ""), REGISTERED_RUN_TAG: run_id}
-    for key in ("test_acc", "best_val_acc"):
-        if key in run.data.metrics:
-            tags[f"zoo.{key}"] = f"{run.data.metrics[key]:.4f}"
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description="Registered with zoo register.")
-    model_id = logged.split("/", 1)[1] if logged and logged.startswith("models:/") else None
-    source = logged or f"runs:/{run_id}/weights"
-    return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)

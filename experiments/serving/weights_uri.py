@@ -21,8 +21,8 @@ from mlflow.exceptions import MlflowException
 
 from experiments.config.secrets import mask_uri
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.readback import best_weights
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.tracking.readback import best_weights, model_version
+from experiments.tracking.store import resolve_tracking_uri
 from registry.errors import WeightsError
 from registry.weights import ResolvedWeights
 
@@ -94,14 +94,13 @@ def resolve_registered_weights(uri: str, model_name: str) -> ResolvedWeights:
         WeightsError: If the name, alias or version is not registered.
     """
     ref = uri[len("models:/") :].strip("/")
-    client = get_client(_STORE.get())
     try:
         if "@" in ref:
             name, alias = ref.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
+            version = model_version(name, alias, None, _STORE.get())
         elif "/" in ref:
             name, number = ref.split("/", 1)
-            version = client.get_model_version(name, number)
+            version = model_version(name, None, number, _STORE.get())
         else:
             raise WeightsError(
                 f"weights URI '{uri}' needs a version or alias: models:/NAME@ALIAS or models:/NAME/VERSION"

@@ -88,6 +88,9 @@ STRATEGY_TAG = "zoo.strategy"
 REGISTERED_RUN_TAG = "zoo.run_id"
 """On a registered model version: the run it came from."""
 
+REGISTERED_METRIC_TAG_PREFIX = "zoo."
+"""``zoo.test_acc``, ``zoo.best_val_acc``: on a registered model version, the run's figures."""
+
 # -- MLflow's own tags, which its UI reads -----------------------------------------
 PARENT_TAG = "mlflow.parentRunId"
 """MLflow nests a run under the run with this id (a sweep's children)."""

@@ -1,8 +1,9 @@
-"""Reading a run back: its record, its config, its best weights and what they fit, its last state.
+"""The reader: runs found, their curves, a run's config, best weights and what they fit, its last state.
 
-Resume, ``zoo eval``, ``zoo predict --run``, ``runs:/`` and ``models:/`` weights
-all read a run through these functions, so they read it the same way, from any
-machine that reaches the store. Every file is downloaded into a temporary folder
+Comparisons and plots, resume, ``zoo eval``, ``zoo predict --run``, ``runs:/`` and
+``models:/`` weights all read the store through these functions (no other package
+holds an `MlflowClient`), so they read it the same way, from any machine that
+reaches the store. Every file is downloaded into a temporary folder
 that is removed as soon as its content has been read (or, for the last state,
 when the caller is done with it).
 
@@ -23,16 +24,16 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from experiments.config import ConfigError, ExperimentConfig, from_dict, read_yaml
 from experiments.config.secrets import mask_uri
-from experiments.tracking.checkpoints import load_checkpoint
+from experiments.tracking import heartbeat
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
     BEST_WEIGHTS_ARTIFACT,
     CONFIG_ARTIFACT,
-    LAST_STATE_ARTIFACT,
     WEIGHTS_INFO_ARTIFACT,
     digest_tag,
 )
@@ -61,6 +62,84 @@ def get_run(run_id: str, uri: str | None = None) -> Run:
             f"no run '{run_id}' in the tracking store {mask_uri(resolve_tracking_uri(uri))}; "
             f"list runs with `zoo compare` or pass --tracking-uri"
         ) from None
+
+
+def curve(run_id: str, metric: str, uri: str | None = None) -> dict[int, float]:
+    """A metric's history: its value at each step (an epoch curve's steps count epochs from 1).
+
+    Args:
+        run_id: The run's id.
+        metric: The metric's name.
+        uri: Tracking URI.
+
+    Returns:
+        ``{step: value}`` in step order (empty when the run never logged it).
+    """
+    return dict(sorted((m.step, m.value) for m in get_client(uri).get_metric_history(run_id, metric)))
+
+
+def model_version(
+    name: str, alias: str | None = None, number: str | None = None, uri: str | None = None
+) -> ModelVersion:
+    """A version of a registered model, by its alias or its number.
+
+    Args:
+        name: The registered model's name.
+        alias: Such as ``champion``.
+        number: Such as ``3`` (when ``alias`` is ``None``).
+        uri: Tracking URI (its Model Registry).
+
+    Returns:
+        The version.
+
+    Raises:
+        MlflowException: If it is not registered.
+    """
+    client = get_client(uri)
+    return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, str(number))
+
+
+def stale_runs(
+    experiment: str | None, older_than: float | None, mark: bool = False, uri: str | None = None
+) -> list[tuple[Run, float, str]]:
+    """RUNNING runs whose process is gone (`heartbeat.stale_runs`), marked KILLED if asked.
+
+    Args:
+        experiment: Look in this experiment only; all when ``None``.
+        older_than: Seconds without a heartbeat that make a run on another host dead.
+        mark: Mark them KILLED, saying why (`heartbeat.mark_killed`).
+        uri: Tracking URI.
+
+    Returns:
+        ``(run, seconds since its last heartbeat, why it is dead)``, oldest first.
+
+    Raises:
+        TrackingError: If the experiment does not exist.
+    """
+    client = get_client(uri)
+    ids = None
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise TrackingError(f"no experiment '{experiment}'; list runs with `zoo compare`")
+        ids = [found.experiment_id]
+    stale = heartbeat.stale_runs(client, older_than, ids)
+    for run, _, reason in stale if mark else []:
+        heartbeat.mark_killed(client, run.info.run_id, reason)
+    return stale
+
+
+def experiment_name(experiment_id: str, uri: str | None = None) -> str:
+    """What an experiment is called (an eval run goes into its source run's experiment by name).
+
+    Args:
+        experiment_id: Its id (a run's ``info.experiment_id``).
+        uri: Tracking URI.
+
+    Returns:
+        The name.
+    """
+    return get_client(uri).get_experiment(experiment_id).name
 
 
 def download_artifact(run_id: str, artifact_path: str, uri: str | None, dst: str | Path) -> Path:
@@ -221,19 +300,3 @@ def check_digest(record: Run, artifact_path: str, path: Path) -> None:
             f"recorded {expected[:16]}...); it was changed in the artifact store: do not use it, restore it "
             f"from a backup or train the run again"
         )
-
-
-@contextlib.contextmanager
-def last_state(run_id: str, uri: str | None = None) -> Iterator[Path]:
-    """A run's last training state, checked to hold data only, as a local file while the body runs.
-
-    Args:
-        run_id: The MLflow run's id.
-        uri: Tracking URI.
-
-    Yields:
-        The ``last.ckpt`` file (a pickled payload is refused before anyone unpickles it).
-    """
-    with artifact_file(run_id, LAST_STATE_ARTIFACT, uri) as path:
-        load_checkpoint(path)
-        yield path

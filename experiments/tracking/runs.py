@@ -1,8 +1,8 @@
 """The run objects and their lifecycle: a run is created by the zoo, written through one object, ended once.
 
-The run is created here, not by Lightning; its id is handed to Lightning's
-`MLFlowLogger` (which then only writes per-step metrics). Everything else a run
-records goes through a `TrackedRun`, and its status is set in one place,
+The run is created here, not by Lightning. Everything a run records goes through
+its `Run` object, which is also the trainer's Lightning logger (Lightning's per-step
+figures come through it), and its status is set in one place,
 `TrackedRun.lifecycle`: FINISHED on success, FAILED (with the traceback as an
 artifact) on an exception, KILLED on Ctrl-C or SIGTERM. With tracking off a
 `NullRun` takes its place, and on DDP ranks other than 0 a
@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import Run as MlflowRun
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -46,14 +48,19 @@ from experiments.config.secrets import mask_text
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating, claim
 from experiments.tracking.names import (
+    BEST_WEIGHTS_ARTIFACT,
     DATASET_CONTEXT_TAG,
     DIGESTED_ARTIFACTS,
     ENDED_EARLY_TAG,
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     FAILURE_TAG,
+    LOGGED_MODEL_TAG,
+    MODEL_TAG,
     NOTE_TAG,
     OWNER_TAG,
+    REGISTERED_METRIC_TAG_PREFIX,
+    REGISTERED_RUN_TAG,
     RUN_NAME_TAG,
     TRACEBACK_ARTIFACT,
     digest_tag,
@@ -68,17 +75,106 @@ STATUS_WRITE_ATTEMPTS = 4
 """Tries to write a run's final status (a store on a full disk may take a moment to accept it)."""
 
 
-@runtime_checkable
-class Run(Protocol):
-    """What the training code writes a run through: a `TrackedRun`, a `NullRun` or a ``FollowerRun``.
+@dataclass(frozen=True)
+class Recorded:
+    """What a reopened run's store already holds, so that a resume records each thing once.
+
+    Attributes:
+        params: The params logged (MLflow keeps them immutable).
+        last_epoch: The last epoch (0-based, as Lightning counts) whose figures the run holds; -1 for none.
+        summary: The summary metrics (``test_acc`` and the others, logged in one batch).
+        model: The logged model.
+    """
+
+    params: frozenset[str] = frozenset()
+    last_epoch: int = -1
+    summary: bool = False
+    model: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One data set a run used, as MLflow's UI shows it (the runs table's Dataset column).
+
+    Attributes:
+        name: Such as ``CIFAR-10-images-master``.
+        digest: Changes when the images, their labels or the split change; the same on any machine.
+        source: Where the data came from (a path, ``sklearn:digits``, a URL).
+        source_type: ``local``, ``code`` or ``http``.
+        context: ``train``, ``validation`` or ``test``.
+        profile: What it holds (JSON: images, classes, image size).
+    """
+
+    name: str
+    digest: str
+    source: str
+    source_type: str
+    context: str
+    profile: str
+
+
+class EndedEarly(Exception):
+    """A run stopped on purpose before its end (a sweep's pruner): KILLED with the reason, not FAILED.
+
+    Args:
+        reason: One line, kept in the run's ``zoo.ended_early`` tag.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def config_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config fields as MLflow param values, full length.
+
+    Args:
+        config: ``ExperimentConfig.to_dict()``.
+
+    Returns:
+        ``{field: text}``; ``None`` becomes ``"None"``, mappings and lists are JSON.
+
+    Raises:
+        TrackingError: If a value is longer than MLflow keeps.
+    """
+    params = {}
+    for key, value in config.items():
+        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+        if len(text) > PARAM_VALUE_LIMIT:
+            raise TrackingError(f"{key}: value is {len(text)} characters; MLflow keeps at most {PARAM_VALUE_LIMIT}")
+        params[key] = text
+    return params
+
+
+class Run(Logger):
+    """What a run is written through, by the zoo and by Lightning (it is the trainer's logger).
+
+    This base records nothing: it is the run with tracking off (`NullRun`) and, on DDP
+    ranks other than 0, `experiments.training.distributed.FollowerRun`. `TrackedRun`
+    writes into MLflow. The runner holds a `Run` and never asks which.
 
     Attributes:
         run_id: The MLflow run id; ``None`` when nothing is tracked.
         uri: The tracking URI; ``None`` when this process writes nothing.
+        recorded: What the store held when the run was reopened (empty for a new run).
     """
 
-    run_id: str | None
-    uri: str | None
+    run_id: str | None = None
+    uri: str | None = None
+    recorded = Recorded()
+
+    @property
+    def name(self) -> str:
+        """Lightning's logger name (unused: the checkpoint folder is the runner's)."""
+        return "zoo"
+
+    @property
+    def version(self) -> str:
+        """Lightning's logger version: the run id."""
+        return self.run_id or ""
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Lightning's hyperparameters: not logged; the runner logs the run's params in full (`log_params`)."""
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record params, which MLflow keeps immutable once written.
@@ -95,11 +191,19 @@ class Run(Protocol):
         """
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record metric values at one step.
+        """Record metric values at one step (Lightning's per-step figures come here too).
 
         Args:
-            metrics: ``{key: value}``.
+            metrics: ``{key: value}``; Lightning's ``epoch`` (an epoch plotted against the step) is left out.
             step: The step of every value (the epoch, for epoch curves); 0 when ``None``.
+        """
+        self.log_series({step or 0: metrics})
+
+    def log_series(self, series: Mapping[int, Mapping[str, float]]) -> None:
+        """Record the values of many steps at once (a buffer of per-step figures).
+
+        Args:
+            series: ``{step: {key: value}}``.
         """
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -125,126 +229,36 @@ class Run(Protocol):
             datasets: One record per part.
         """
 
+    def delete_artifacts(self, artifact_path: str) -> None:
+        """Remove a file or folder of the run's artifacts (a finished run's training states).
+
+        Args:
+            artifact_path: Path inside the run's artifacts, such as ``checkpoints``.
+        """
+
+    def system_metrics(self, enabled: bool, resumed: bool = False) -> contextlib.AbstractContextManager[None]:
+        """MLflow's own system metrics (CPU, memory, disk, network; GPU with NVML) while the body runs.
+
+        Args:
+            enabled: The config's ``system_metrics``.
+            resumed: Continue the metrics' steps after those the run already holds.
+
+        Returns:
+            The context manager.
+        """
+        return contextlib.nullcontext()
+
     def lifecycle(self) -> contextlib.AbstractContextManager[None]:
         """A context for the body of the run; how the body ends sets the run's final status.
 
         Returns:
             The context manager.
         """
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    """One data set a run used, as MLflow's UI shows it (the runs table's Dataset column).
-
-    Attributes:
-        name: Such as ``CIFAR-10-images-master``.
-        digest: Changes when the images, their labels or the split change; the same on any machine.
-        source: Where the data came from (a path, ``sklearn:digits``, a URL).
-        source_type: ``local``, ``code`` or ``http``.
-        context: ``train``, ``validation`` or ``test``.
-        profile: What it holds (JSON: images, classes, image size).
-    """
-
-    name: str
-    digest: str
-    source: str
-    source_type: str
-    context: str
-    profile: str
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, delivered the way Ctrl-C is, so that both end a run as KILLED."""
-
-
-class EndedEarly(Exception):
-    """A run stopped on purpose before its end (a sweep's pruner): KILLED with the reason, not FAILED.
-
-    Args:
-        reason: One line, kept in the run's ``zoo.ended_early`` tag.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into `Interrupted` while the body runs (main thread only).
-
-    Yields:
-        Nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise Interrupted(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def config_params(config: Mapping[str, Any]) -> dict[str, str]:
-    """Config fields as MLflow param values, full length.
-
-    Args:
-        config: ``ExperimentConfig.to_dict()``.
-
-    Returns:
-        ``{field: text}``; ``None`` becomes ``"None"``, mappings and lists are JSON.
-
-    Raises:
-        TrackingError: If a value is longer than MLflow keeps.
-    """
-    params = {}
-    for key, value in config.items():
-        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
-        if len(text) > PARAM_VALUE_LIMIT:
-            raise TrackingError(f"{key}: value is {len(text)} characters; MLflow keeps at most {PARAM_VALUE_LIMIT}")
-        params[key] = text
-    return params
+        return contextlib.nullcontext()
 
 
 class NullRun(Run):
-    """A `Run` that records nothing: tracking is off (the run still stops cleanly on SIGTERM)."""
-
-    run_id: str | None = None
-    uri: str | None = None
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record nothing."""
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Record nothing."""
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record nothing."""
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        """Record nothing."""
-
-    def log_text(self, text: str, artifact_file: str) -> None:
-        """Record nothing."""
-
-    def log_inputs(self, datasets: Sequence[DatasetRecord]) -> None:
-        """Record nothing."""
-
-    @contextlib.contextmanager
-    def lifecycle(self) -> Iterator[None]:
-        """Run the body with SIGTERM turned into `Interrupted`; there is no status to set.
-
-        Yields:
-            Nothing.
-        """
-        with signals_as_interrupts():
-            yield
+    """A `Run` that records nothing: tracking is off."""
 
 
 class TrackedRun(Run):
@@ -253,11 +267,14 @@ class TrackedRun(Run):
     Args:
         run_id: The run's id.
         uri: The tracking URI.
+        recorded: What the store already holds (a reopened run).
     """
 
-    def __init__(self, run_id: str, uri: str) -> None:
+    def __init__(self, run_id: str, uri: str, recorded: Recorded = Recorded()) -> None:
+        super().__init__()
         self.run_id: str = run_id  # a tracked run always has both (a `Run` in general may not)
         self.uri: str = uri
+        self.recorded = recorded
         self.client: MlflowClient = get_client(uri)
 
     @classmethod
@@ -295,17 +312,24 @@ class TrackedRun(Run):
             uri: Tracking URI.
 
         Returns:
-            The run.
+            The run, with what it already holds in `recorded`.
 
         Raises:
             TrackingError: If another live process writes the run (see `heartbeat.claim`).
         """
         resolved = resolve_tracking_uri(uri)
-        run = get_run(run_id, resolved)
-        tracked = cls(run_id, resolved)
-        claim(tracked.client, run)
-        tracked.client.update_run(run_id, status="RUNNING")
-        return tracked
+        client = get_client(resolved)
+        record = get_run(run_id, resolved)
+        claim(client, record)
+        epochs = client.get_metric_history(run_id, "val_acc")  # curves count epochs from 1
+        recorded = Recorded(
+            frozenset(record.data.params),
+            max((m.step for m in epochs), default=0) - 1,
+            "test_acc" in record.data.metrics,
+            LOGGED_MODEL_TAG in record.data.tags,
+        )
+        client.update_run(run_id, status="RUNNING")
+        return cls(run_id, resolved, recorded)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params in batches of 100, the most MLflow takes per call (values up to `PARAM_VALUE_LIMIT`)."""
@@ -318,12 +342,13 @@ class TrackedRun(Run):
         if tags:
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log metrics in one call to the store, all with the same timestamp."""
+    def log_series(self, series: Mapping[int, Mapping[str, float]]) -> None:
+        """Log metrics in batches of 1,000 (the most MLflow takes per call), all with the same timestamp."""
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        if items:
-            self.client.log_batch(self.run_id, metrics=items)
+        items = [Metric(k, float(v), now, step) for step, values in series.items() for k, v in values.items()]
+        items = [m for m in items if m.key != "epoch"]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file through the store's artifact repository (local folder or server).
@@ -360,25 +385,13 @@ class TrackedRun(Run):
             self.client.log_inputs(self.run_id, datasets=inputs)
 
     def delete_artifacts(self, artifact_path: str) -> None:
-        """Remove a file or folder of the run's artifacts (a finished run's training states).
-
-        Args:
-            artifact_path: Path inside the run's artifacts, such as ``checkpoints``.
-        """
+        """Remove the artifacts through the store's artifact repository."""
         artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
         get_artifact_repository(artifact_uri).delete_artifacts(artifact_path)
 
     @contextlib.contextmanager
     def system_metrics(self, enabled: bool, resumed: bool = False) -> Iterator[None]:
-        """MLflow's own system metrics (CPU, memory, disk, network; GPU with NVML) while the body runs.
-
-        Args:
-            enabled: The config's ``system_metrics``.
-            resumed: Continue the metrics' steps after those the run already holds.
-
-        Yields:
-            Nothing.
-        """
+        """Run MLflow's `SystemMetricsMonitor`."""
         if not enabled:
             yield
             return
@@ -394,18 +407,18 @@ class TrackedRun(Run):
     def lifecycle(self) -> Iterator[None]:
         """Run the body and set the run's final status from how it ended.
 
-        FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (re-raised as
-        `KeyboardInterrupt`) and when it ends early on purpose (`EndedEarly`, with the
-        reason in ``zoo.ended_early``; re-raised); FAILED on any other exception, with the reason in the
-        tag ``zoo.failure`` and the traceback uploaded as ``error/traceback.txt``
-        (re-raised). A heartbeat tag is refreshed meanwhile, so that a process
-        killed without a word is found.
+        FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (Lightning's
+        `SIGTERMException`, or a `KeyboardInterrupt`: re-raised as `KeyboardInterrupt`) and when it
+        ends early on purpose (`EndedEarly`, with the reason in ``zoo.ended_early``; re-raised);
+        FAILED on any other exception, with the reason in the tag ``zoo.failure`` and the
+        traceback uploaded as ``error/traceback.txt`` (re-raised). A heartbeat tag is
+        refreshed meanwhile, so that a process killed without a word is found.
 
         Yields:
             Nothing.
         """
         try:
-            with signals_as_interrupts(), beating(self.client, self.run_id):
+            with beating(self.client, self.run_id):
                 yield
         except EndedEarly as exc:
             with contextlib.suppress(Exception):
@@ -414,7 +427,7 @@ class TrackedRun(Run):
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException (a SystemExit).
-            if isinstance(exc, SystemExit) and exc.code in (0, None):
+            if isinstance(exc, SystemExit) and not isinstance(exc, SIGTERMException) and exc.code in (0, None):
                 self.end("FINISHED")
                 raise
             self.end("KILLED")
@@ -499,3 +512,37 @@ def describe_experiment(client: MlflowClient, experiment_id: str, description: s
     """
     if description and NOTE_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, NOTE_TAG, description)
+
+
+def register_version(run: MlflowRun, name: str, alias: str | None = None, uri: str | None = None) -> ModelVersion:
+    """A new version of a registered model (created if need be) from a run, with an alias if given.
+
+    The version points at the run's logged model when it logged one, else at its
+    best weights folder, and carries the run id and its test figures as tags.
+
+    Args:
+        run: The run (a FINISHED one).
+        name: The registered model's name.
+        alias: Moved to the new version.
+        uri: Tracking URI (its Model Registry).
+
+    Returns:
+        The version.
+    """
+    client = get_client(uri)
+    run_id = run.info.run_id
+    logged = run.data.tags.get(LOGGED_MODEL_TAG)
+    tags = {MODEL_TAG: run.data.params.get("model", ""), REGISTERED_RUN_TAG: run_id}
+    for key in ("test_acc", "best_val_acc"):
+        if key in run.data.metrics:
+            tags[f"{REGISTERED_METRIC_TAG_PREFIX}{key}"] = f"{run.data.metrics[key]:.4f}"
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Registered with zoo register.")
+    model_id = logged.split("/", 1)[1] if logged and logged.startswith("models:/") else None
+    source = logged or f"runs:/{run_id}/{Path(BEST_WEIGHTS_ARTIFACT).parent}"
+    version = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return version

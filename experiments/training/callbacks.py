@@ -1,4 +1,4 @@
-"""`RunRecorder`: the callback that writes a run's epoch curves and checkpoints to its MLflow run."""
+"""`RunRecorder` writes a run's epoch curves and checkpoints; early stopping that resumes; a line per epoch."""
 
 from __future__ import annotations
 
@@ -30,13 +30,10 @@ class RunRecorder(Callback):
     `ModelCheckpoint` writes the epoch's files (checkpoint callbacks run last).
 
     Args:
-        run: The `TrackedRun` (or `NullRun`).
+        run: The run it writes into.
         checkpoint: The run's `ModelCheckpoint`, whose file names carry the epoch
             (``best-epoch007.ckpt``).
         best_weights_path: Local file for the best weights (safetensors).
-        logged_through_epoch: On resume, the last epoch (0-based) whose figures the run
-            already holds. Lightning replays the end of the epoch a checkpoint
-            was written in; its figures are not logged twice.
         log_lr: Log the learning rate every epoch (it changes: a schedule or a warmup); a
             constant one is the ``lr`` param, not a flat curve.
     """
@@ -46,11 +43,9 @@ class RunRecorder(Callback):
         run: Run,
         checkpoint: ModelCheckpoint,
         best_weights_path: Path,
-        logged_through_epoch: int = -1,
         log_lr: bool = True,
     ) -> None:
         super().__init__()
-        self.logged_through_epoch = logged_through_epoch
         self.log_lr = log_lr
         self.run = run
         self.checkpoint = checkpoint
@@ -117,7 +112,8 @@ class RunRecorder(Callback):
         """Log the epoch's figures; upload the last state and, if improved, the best weights."""
         if not trainer.is_global_zero:
             return
-        if trainer.current_epoch <= self.logged_through_epoch:
+        # Lightning replays the end of the epoch a resumed state was written in: the run holds its figures.
+        if trainer.current_epoch <= self.run.recorded.last_epoch:
             self._refresh_best(trainer, pl_module)
             return
         figures = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
@@ -126,7 +122,7 @@ class RunRecorder(Callback):
             figures["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.run.log_metrics(figures, step=trainer.current_epoch + 1)  # epoch 1 is the first, as `epochs` counts
         self._refresh_best(trainer, pl_module)
-        last = Path(self.checkpoint.dirpath or ".") / "last.ckpt"
+        last = Path(self.checkpoint.dirpath or ".") / Path(LAST_STATE_ARTIFACT).name
         if last.is_file():
             self.run.log_artifact(last, str(Path(LAST_STATE_ARTIFACT).parent))
 
@@ -143,22 +139,6 @@ class RunRecorder(Callback):
 
 
 _BEST_EPOCH = re.compile(r"best-epoch(\d+)")
-
-
-class LastStateCheckpoint(ModelCheckpoint):
-    """A `ModelCheckpoint` whose ``last.ckpt`` is the state at every validation end.
-
-    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was saved in the
-    same step, so without this a run whose ``val_acc`` stopped improving would keep the
-    best epoch's state as its "last" one, and ``--resume`` would restart from there.
-    """
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Save the top-k checkpoint as usual, and ``last.ckpt`` whether or not one was saved."""
-        skip = self._should_skip_saving_checkpoint(trainer) or self._should_save_on_train_epoch_end(trainer)
-        super().on_validation_end(trainer, pl_module)
-        if self.save_last and not skip and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ResumableEarlyStopping(EarlyStopping):

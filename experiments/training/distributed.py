@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from torchmetrics import Metric
 
 from experiments.tracking.names import GLOBAL_BATCH_TAG, STRATEGY_TAG, WORLD_SIZE_TAG
-from experiments.tracking.runs import NullRun, Run
+from experiments.tracking.runs import Run
 
 RUN_ID_ENV = "ZOO_RUN_ID"
 """Environment variable through which rank 0 hands its run id to the processes Lightning starts."""
@@ -51,12 +51,12 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
-class FollowerRun(NullRun):
+class FollowerRun(Run):
     """A rank other than 0: knows the run's id (for its checkpoint folder), writes nothing."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.run_id = os.environ.get(RUN_ID_ENV) or None
-        self.uri = None
 
 
 def hand_over(run: Run) -> None:

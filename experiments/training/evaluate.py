@@ -15,6 +15,7 @@ confusion matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,8 +25,9 @@ from experiments.data.datamodule import ImageDataModule
 from experiments.tracking import readback
 from experiments.tracking.names import EVAL_OF_TAG, EVAL_ROLE, MODEL_TAG, NOTE_TAG, ROLE_TAG
 from experiments.tracking.runs import TrackedRun
-from experiments.tracking.store import get_client, open_store, require_writable
+from experiments.tracking.store import open_store, require_writable
 from experiments.training.classifier import Classifier
+from experiments.training.interrupts import StopSignals
 from experiments.training.reports import log_test_report, per_class_rows
 from experiments.training.runner import build_datamodule
 from registry.errors import ZooError
@@ -147,7 +149,7 @@ def evaluate_run(
         per_class_rows(confusion, module.class_names),
     )
     if log:
-        name = get_client(uri).get_experiment(source.info.experiment_id).name
+        name = readback.experiment_name(source.info.experiment_id, uri)
         result.run_id = record_eval(result, config, experiment or name, source.info.run_name or run_id[:8], module, uri)
     return result
 
@@ -175,7 +177,7 @@ def record_eval(
         NOTE_TAG: f"Evaluation of run {result.source_run_id} ({source_name}) on {result.data}.",
     }
     run = TrackedRun.create(experiment, f"eval-{source_name}", tags, uri)
-    with run.lifecycle():
+    with run.lifecycle(), StopSignals(run, Path.cwd()).handling():  # no training: a signal stops at once, KILLED
         run.log_params(
             {
                 "eval_of": result.source_run_id,

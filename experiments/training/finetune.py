@@ -25,7 +25,6 @@ from lightning.pytorch.callbacks import BaseFinetuning, Callback, EMAWeightAvera
 from lightning.pytorch.trainer.states import TrainerFn
 
 from experiments.config import ConfigError, ExperimentConfig
-from experiments.tracking.runs import Run
 from experiments.training.gradnorms import GradNormLogger, HasClassifier, model_of
 
 
@@ -170,6 +169,8 @@ class EMA(EMAWeightAveraging):
         Returns:
             A state dict.
         """
+        # Lightning's one reference to the averaged copy: its public hooks show it only inside a validation
+        # epoch and a checkpoint's state_dict, not at the epoch's end where the best weights are saved.
         if self._average_model is None:
             return None
         return model_of(self._average_model.module).state_dict()
@@ -193,12 +194,11 @@ def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[st
     return model_of(pl_module).state_dict()
 
 
-def extra_callbacks(config: ExperimentConfig, run: Run) -> list[Callback]:
+def extra_callbacks(config: ExperimentConfig) -> list[Callback]:
     """The callbacks the config's fine-tuning and diagnostics fields ask for.
 
     Args:
         config: The `ExperimentConfig`.
-        run: The `TrackedRun` (gradient norms are written into it).
 
     Returns:
         `FreezeStages`, `EMA`, `GradNormLogger`, as asked.
@@ -209,5 +209,5 @@ def extra_callbacks(config: ExperimentConfig, run: Run) -> list[Callback]:
     if config.ema_decay is not None:
         callbacks.append(EMA(config.ema_decay))
     if config.log_grad_norms:
-        callbacks.append(GradNormLogger(run))
+        callbacks.append(GradNormLogger())
     return callbacks

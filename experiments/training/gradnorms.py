@@ -11,16 +11,14 @@ as MLflow step, so a run with 1,000 steps costs a handful of store writes.
 
 from __future__ import annotations
 
-import time
 from typing import Protocol, runtime_checkable
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from mlflow.entities import Metric
 
 from experiments.tracking.names import GRAD_NORM_PREFIX
-from experiments.tracking.runs import Run, TrackedRun
+from experiments.tracking.runs import Run
 
 
 @runtime_checkable
@@ -90,27 +88,19 @@ def grad_norms(groups: dict[str, list[torch.nn.Parameter]]) -> dict[str, float]:
     Returns:
         ``{group: norm}``.
     """
-    norms = {}
-    for name, params in groups.items():
-        grads = [p.grad.detach() for p in params if p.grad is not None]
-        norms[name] = (
-            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
-        )
-    return norms
+    return {
+        name: float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+        for name, params in groups.items()
+    }
 
 
 class GradNormLogger(Callback):
-    """Log ``grad_norm/<stage>`` for every optimizer step, written to MLflow once per epoch.
+    """Log ``grad_norm/<stage>`` for every optimizer step, written to the run (the trainer's logger) once per epoch."""
 
-    Args:
-        run: The `TrackedRun` (a `NullRun` records nothing).
-    """
-
-    def __init__(self, run: Run) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.run = run
         self._groups: dict[str, list[torch.nn.Parameter]] = {}
-        self._buffer: list[tuple[int, dict[str, float]]] = []
+        self._buffer: dict[int, dict[str, float]] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Group the trainable parameters by stage (after any freezing)."""
@@ -121,24 +111,18 @@ class GradNormLogger(Callback):
     ) -> None:
         """Measure the gradients of the step about to be taken."""
         if trainer.is_global_zero:
-            self._buffer.append((trainer.global_step, grad_norms(self._groups)))
+            norms = grad_norms(self._groups)
+            self._buffer[trainer.global_step] = {GRAD_NORM_PREFIX + name: value for name, value in norms.items()}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write the epoch's measurements in one batch."""
-        self.flush()
+        self._flush(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         """Keep what was measured before a failure."""
-        self.flush()
+        self._flush(trainer)
 
-    def flush(self) -> None:
-        """Write the buffered norms to the run."""
-        buffer, self._buffer = self._buffer, []
-        if not buffer or not isinstance(self.run, TrackedRun):
-            return
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(GRAD_NORM_PREFIX + name, value, now, step) for step, norms in buffer for name, value in norms.items()
-        ]
-        for i in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics per batch
-            self.run.client.log_batch(self.run.run_id, metrics=metrics[i : i + 1000])
+    def _flush(self, trainer: L.Trainer) -> None:
+        buffer, self._buffer = self._buffer, {}
+        if buffer and isinstance(trainer.logger, Run):
+            trainer.logger.log_series(buffer)

@@ -1,12 +1,14 @@
-"""`GracefulStop`: SIGTERM and Ctrl-C stop training at the next batch boundary, with the state saved.
+"""`StopSignals`: SIGTERM and Ctrl-C stop training at the next batch boundary, with the state saved.
 
 A signal that raised at once could land in the middle of an optimizer step and
-leave half-updated weights. During ``fit`` the first SIGTERM or SIGINT is only
-noted; the callback raises it at the end of the current batch, where the state
-is whole, and saves that state (uploaded to ``checkpoints/interrupted.ckpt``)
-before Lightning shuts down. A second signal raises at once, for a user who
-will not wait. `TrackedRun.lifecycle` then marks the run KILLED, and ``zoo``
-exits with code 130.
+leave half-updated weights. Lightning already defers SIGTERM while it trains: its
+handler notes the signal and its loops raise `SIGTERMException` at the next batch
+end. What it does not do is kept here: Ctrl-C takes the same path (it is turned
+into Lightning's SIGTERM); outside training (the data read, the test) both signals
+stop at once as `Interrupted`; a second signal stops at once, for a user who will
+not wait; and the state at the stop is saved and uploaded to
+``checkpoints/interrupted.ckpt``. `TrackedRun.lifecycle` then
+marks the run KILLED, and ``zoo`` exits with code 130.
 
 ``zoo train --resume`` continues from ``checkpoints/last.ckpt``, the state at
 the end of the last whole epoch, not from the interrupted one: Lightning
@@ -18,8 +20,10 @@ for fine-tuning from it (``--weights``).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,88 +32,83 @@ from lightning.pytorch.callbacks import Callback
 
 from experiments.signals import handle_unless_ignored, restore
 from experiments.tracking.names import INTERRUPTED_STATE_ARTIFACT
-from experiments.tracking.runs import Interrupted, Run
+from experiments.tracking.runs import Run
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class GracefulStop(Callback):
-    """Defer SIGTERM/SIGINT to a batch boundary during ``fit``; save and upload the state on the way out.
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or Ctrl-C where no batch is in progress, delivered the way Ctrl-C is: the run ends KILLED."""
+
+
+class StopSignals(Callback):
+    """Handle SIGTERM/SIGINT for a run's whole body; during training, stop at a batch boundary.
+
+    The state at a stop is saved here, not by Lightning's `OnExceptionCheckpoint`: with one
+    among its callbacks, Lightning turns ``fit(ckpt_path=None)`` into ``ckpt_path="last"`` and
+    would restart a new run, or one resumed from its start, from a state left in its folder.
 
     Args:
-        run: The `TrackedRun` (or `NullRun`) the state is uploaded to.
-        state_path: Local file for the state saved at the signal.
+        run: The run the state at the stop is uploaded to.
+        dirpath: The run's checkpoint folder (the state is ``interrupted.ckpt`` there).
     """
 
-    def __init__(self, run: Run, state_path: Path) -> None:
+    def __init__(self, run: Run, dirpath: Path) -> None:
         super().__init__()
         self.run = run
-        self.state_path = Path(state_path)
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
+        self.ckpt_path = Path(dirpath) / Path(INTERRUPTED_STATE_ARTIFACT).name
+        self.training = False
+        self.requested = False
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Install the deferring handlers (main thread only; signals are delivered there).
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Install the handlers while the body runs (main thread only; signals are delivered there).
 
-        Installed after Lightning registers its own (which it restores at teardown).
+        A signal the run was started with ignored (SIGINT of ``zoo train ... &`` in a script) stays ignored.
+
+        Yields:
+            Nothing.
         """
         if threading.current_thread() is not threading.main_thread():
+            yield
             return
-        # A signal the run was started with ignored (SIGINT of `zoo train ... &` in a script) stays ignored.
-        self._previous = handle_unless_ignored(STOP_SIGNALS, self._note)
+        previous = handle_unless_ignored(STOP_SIGNALS, self.on_signal)
+        try:
+            yield
+        finally:
+            restore(previous)
 
-    def _note(self, signum: int, frame: Any) -> None:
-        if self.requested is not None:  # the second signal: stop now
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """Note the first signal while training; raise `Interrupted` otherwise.
+
+        Lightning's SIGTERM handler, installed over this one while it runs, calls this one too.
+
+        Args:
+            signum: The signal.
+            frame: Where it landed.
+
+        Raises:
+            Interrupted: A second signal, or one where no batch is in progress.
+        """
+        if self.requested or not self.training:
             raise Interrupted(f"signal {signum}")
-        self.requested = signum
+        if signum == signal.SIGINT:
+            signal.raise_signal(signal.SIGTERM)  # Lightning's stop: its handler notes it, then calls this one again
+        self.requested = True
 
-    def _stop_if_requested(self) -> None:
-        if self.requested is not None:
-            raise Interrupted(f"signal {self.requested}")
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Defer signals to Lightning from here: its SIGTERM handler is installed and its loops check it."""
+        self.training = True
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        """Stop here if a signal came during the batch."""
-        self._stop_if_requested()
-
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Stop here if a signal came during the validation batch."""
-        if not trainer.sanity_checking:
-            self._stop_if_requested()
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Stop before a new epoch if a signal came at the end of the last one."""
-        self._stop_if_requested()
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Put the previous handlers back; a signal that came after the last batch still stops the run."""
-        self._restore()
-        self._stop_if_requested()
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """No batch is left: a signal stops at once again, and one that came after the last batch stops now."""
+        self.training = False
+        if self.requested:
+            raise Interrupted("a stop signal after the last batch")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """On an interruption, save the state (whole, at a batch boundary) and upload it."""
-        self._restore()
-        if not isinstance(exception, (KeyboardInterrupt, SystemExit)) or trainer.world_size > 1:
-            return  # a failure is not a stop; a distributed save would need every rank
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.state_path)  # Lightning writes to a temporary file and renames it
-        self.run.log_artifact(self.state_path, str(Path(INTERRUPTED_STATE_ARTIFACT).parent))
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Put the previous handlers back however ``fit`` ended."""
-        self._restore()
-
-    def _restore(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        restore(self._previous)
-        self._previous = {}
+        """On a stop, save the state (whole, at a batch boundary) and upload it; a failure is not a stop."""
+        self.training = False
+        if isinstance(exception, (KeyboardInterrupt, SystemExit)) and trainer.world_size == 1:
+            trainer.save_checkpoint(self.ckpt_path)  # a distributed save would need every rank
+            self.run.log_artifact(self.ckpt_path, str(Path(INTERRUPTED_STATE_ARTIFACT).parent))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import logging
 import tempfile
@@ -15,15 +16,16 @@ import torch
 from matplotlib.figure import Figure
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from experiments.analysis.tables import format_table
 from experiments.config.secrets import mask_text
 from experiments.data.datamodule import ImageDataModule
 from experiments.serving.export import ExportableServingModel, export_example
 from experiments.serving.model import serving_copy
+from experiments.tracking import readback
 from experiments.tracking.names import CONFUSION_ARTIFACT, LOGGED_MODEL_TAG, PER_CLASS_ARTIFACT
-from experiments.tracking.runs import Run, TrackedRun
-from experiments.tracking.store import get_client
+from experiments.tracking.runs import Run
 from experiments.training.classifier import Classifier
 
 REQUIREMENTS = ("torch", "torchvision", "lightning", "bottleneck-zoo")
@@ -76,25 +78,9 @@ def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> Figure:
     """
     n = len(class_names)
     fig = Figure(figsize=(max(4, 0.6 * n + 2), max(4, 0.6 * n + 1.5)))
-    ax = fig.subplots()
-    ax.imshow(confusion, cmap="Blues")
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = confusion.max() if confusion.size else 0
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                str(int(confusion[i, j])),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if confusion[i, j] > peak / 2 else "black",
-            )
-    ax.set_title("test confusion matrix")
+    display = ConfusionMatrixDisplay(confusion, display_labels=class_names)
+    display.plot(ax=fig.subplots(), cmap="Blues", xticks_rotation=45, colorbar=False, text_kw={"fontsize": 8})
+    display.ax_.set(xlabel="predicted", ylabel="true", title="test confusion matrix")
     fig.tight_layout()
     return fig
 
@@ -103,11 +89,9 @@ def log_test_report(run: Run, module: Classifier) -> None:
     """Upload ``test/confusion_matrix.png`` and ``test/per_class_accuracy.csv``.
 
     Args:
-        run: The run (one without an id records nothing).
+        run: The run the files are uploaded to.
         module: The `Classifier` after testing.
     """
-    if not run.run_id:
-        return
     confusion = module.test_confusion.compute().cpu().numpy()
     rows = per_class_rows(confusion, module.class_names)
     run.log_text(format_table(rows, ["class", "correct", "total", "accuracy"], "csv") + "\n", PER_CLASS_ARTIFACT)
@@ -146,7 +130,7 @@ def input_example(dm: ImageDataModule) -> np.ndarray:
     return images[:INPUT_EXAMPLE_IMAGES].numpy()
 
 
-def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) -> str:
+def log_serving_model(run: Run, dm: ImageDataModule, module: Classifier) -> str:
     """Log the trained model with its `Preprocess` as an MLflow LoggedModel of the run's experiment.
 
     Named after the registry model, with a signature (uint8 images ``(N, 3, H, W)``
@@ -156,55 +140,46 @@ def log_serving_model(run: TrackedRun, dm: ImageDataModule, module: Classifier) 
     models on them.
 
     Args:
-        run: The run to log the model into (its experiment and store).
+        run: The run to log the model into (its experiment and store), one that has both.
         dm: The data module (its evaluation `Preprocess`, the test images of the example).
         module: The `Classifier`, holding the best weights.
 
     Returns:
         The logged model's URI (also in the run's tag ``zoo.logged_model_uri``).
     """
-    client = get_client(run.uri)  # points mlflow's fluent API at the run's store
+    run_id = str(run.run_id)
+    mlflow.set_tracking_uri(str(run.uri))  # mlflow.pytorch writes through the fluent API
     # MLflow puts a run's logged model in the *active* experiment, not the run's: say which it is.
-    mlflow.set_experiment(experiment_id=client.get_run(run.run_id).info.experiment_id)
+    mlflow.set_experiment(experiment_id=readback.get_run(run_id, run.uri).info.experiment_id)
     served = serving_copy(dm.preprocess, module.model)
     example = input_example(dm)
-    metadata = {"class_names": served.class_names}
     # 'pt2' (torch.export): MLflow loads it without unpickling code where pickle is refused
     # (MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false); the exportable copy keeps batch, height and
     # width free (see experiments.serving.export). A network torch.export cannot trace is logged
     # as a pickle, as before, with a warning.
+    log_model = functools.partial(
+        mlflow.pytorch.log_model,
+        name=module.config.model,
+        run_id=run_id,
+        signature=serving_signature(module.num_classes),
+        pip_requirements=pinned_requirements(),
+        metadata={"class_names": served.class_names},
+        step=0,
+    )
     quiet = logging.getLogger("mlflow.pytorch")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # MLflow warns about pickle on every call; docs/security.md says it once
     try:
         try:
-            info = mlflow.pytorch.log_model(
-                ExportableServingModel(served),
-                name=module.config.model,
-                run_id=run.run_id,
-                signature=serving_signature(module.num_classes),
-                input_example=export_example(torch.from_numpy(example)).numpy(),
-                pip_requirements=pinned_requirements(),
-                serialization_format="pt2",
-                metadata=metadata,
-                step=0,
-            )
+            exportable = ExportableServingModel(served)
+            example_in = export_example(torch.from_numpy(example)).numpy()
+            info = log_model(exportable, input_example=example_in, serialization_format="pt2")
         except EXPORT_ERRORS as exc:
             log.warning(
                 "the model cannot be exported for MLflow's pt2 format (%s); logging it as a pickle",
                 mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
             )
-            info = mlflow.pytorch.log_model(
-                served,
-                name=module.config.model,
-                run_id=run.run_id,
-                signature=serving_signature(module.num_classes),
-                input_example=example,
-                pip_requirements=pinned_requirements(),
-                serialization_format="pickle",
-                metadata=metadata,
-                step=0,
-            )
+            info = log_model(served, input_example=example, serialization_format="pickle")
     finally:
         quiet.setLevel(level)
     run.set_tags({LOGGED_MODEL_TAG: info.model_uri})

@@ -2,8 +2,9 @@
 
 The order of work: validate the config, seed, load the data and build the model
 (so that bad input fails before a run exists), create or reopen the MLflow run,
-then train, test the best checkpoint, and record the summary inside
-`TrackedRun.lifecycle`, which sets the final status however it ends.
+then train, test the best checkpoint, and record the summary inside the run's
+`lifecycle`, which sets the final status however it ends. The runner holds a
+`Run` and never asks which kind: one that records nothing does so by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import lightning as L
 import torch
@@ -28,13 +29,14 @@ from experiments.console import is_verbose
 from experiments.data.datamodule import ImageDataModule
 from experiments.serving.weights_uri import weights_store
 from experiments.tracking import readback
+from experiments.tracking.checkpoints import load_checkpoint
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import why_dead
 from experiments.tracking.names import (
+    BEST_WEIGHTS_ARTIFACT,
     CONFIG_ARTIFACT,
     DATA_CACHE_TAG,
     LAST_STATE_ARTIFACT,
-    LOGGED_MODEL_TAG,
     MODEL_TAG,
     PARENT_TAG,
     WEIGHTS_INFO_ARTIFACT,
@@ -44,11 +46,12 @@ from experiments.tracking.source import source_facts
 from experiments.tracking.store import require_writable
 from experiments.training import distributed, finetune, hardware, reports
 from experiments.training.atomic import AtomicCheckpointIO
-from experiments.training.callbacks import EpochLines, LastStateCheckpoint, ResumableEarlyStopping, RunRecorder
+from experiments.training.callbacks import EpochLines, ResumableEarlyStopping, RunRecorder
 from experiments.training.classifier import Classifier
-from experiments.training.interrupts import GracefulStop
-from experiments.training.logger import logger_for
+from experiments.training.interrupts import StopSignals
 from registry.info import count_flops
+
+C = TypeVar("C", bound=Callback)
 
 LOG_EVERY_N_STEPS = 50
 """Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
@@ -184,10 +187,7 @@ def record_start(
             **(extra_params or {}),
         }
     )
-    if restart and isinstance(run, TrackedRun):
-        logged = run.client.get_run(run.run_id).data.params
-        params = {k: v for k, v in params.items() if k not in logged}
-    run.log_params(params)
+    run.log_params({k: v for k, v in params.items() if k not in run.recorded.params})
     run.set_tags({**source_facts(), DATA_CACHE_TAG: summary.get("cache_key", "")})
     if not restart:
         run.log_inputs(
@@ -246,59 +246,49 @@ def weights_info(config: ExperimentConfig, dm: ImageDataModule) -> dict[str, Any
     }
 
 
-def _devices(value: str) -> int | list[int] | str:
-    if value.lstrip("-").isdigit():
-        return int(value)
-    if "," in value:
-        return [int(v) for v in value.split(",") if v.strip()]
-    return value
-
-
 def build_trainer(
     config: ExperimentConfig,
     run: Run,
     ckpt_dir: Path,
     steps_per_epoch: int = LOG_EVERY_N_STEPS,
-    logged_through_epoch: int = -1,
     extra_callbacks: list[Callback] | None = None,
 ) -> L.Trainer:
-    """The Lightning `Trainer` with the run's callbacks and logger.
+    """The Lightning `Trainer` with the run's callbacks, the run as its logger.
 
     Args:
         config: The run's config (``precision: auto`` is resolved here too, as `train` does).
-        run: The run the callbacks and the logger write into.
+        run: The run the callbacks and Lightning write into.
         ckpt_dir: The run's own checkpoint folder.
         steps_per_epoch: Training batches per epoch (short epochs log ``train_loss`` more often).
-        logged_through_epoch: On resume, the last epoch the run's curves already hold.
         extra_callbacks: More callbacks, after the runner's own (they see each epoch's figures logged).
 
     Returns:
         The trainer.
     """
-    checkpoint = LastStateCheckpoint(
+    # Both at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files.
+    best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best-epoch{epoch:03d}",
         auto_insert_metric_name=False,
         monitor=config.monitor,
         mode=config.monitor_mode,
         save_top_k=1,
-        save_last=True,
-        # at validation end, so that RunRecorder.on_train_epoch_end sees this epoch's files
         save_on_train_epoch_end=False,
     )
+    # Lightning's save_last writes last.ckpt only in a step that saved a new best: a run whose val_acc
+    # stopped improving would resume from its best epoch. A second checkpoint keeps every validation end.
+    last = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename=Path(LAST_STATE_ARTIFACT).stem,
+        enable_version_counter=False,
+        save_on_train_epoch_end=False,
+    )
+    log_lr = config.schedule != "none" or config.warmup_epochs > 0
     callbacks: list[Callback] = [
-        checkpoint,
-        RunRecorder(
-            run,
-            checkpoint,
-            ckpt_dir / "best.safetensors",
-            logged_through_epoch,
-            log_lr=config.schedule != "none" or config.warmup_epochs > 0,
-        ),
+        best,
+        last,
+        RunRecorder(run, best, ckpt_dir / Path(BEST_WEIGHTS_ARTIFACT).name, log_lr=log_lr),
     ]
-    callbacks.append(
-        GracefulStop(run, ckpt_dir / "interrupted.ckpt")
-    )  # SIGTERM/Ctrl-C: stop at a batch end, state saved
     distributed.hand_over(run)  # before fit, where Lightning starts the other ranks with this environment
     callbacks.append(distributed.RunIdBroadcast(run, config.batch_size))
     if config.early_stopping:
@@ -307,7 +297,7 @@ def build_trainer(
                 monitor=config.monitor, mode=config.monitor_mode, min_delta=config.min_delta, patience=config.patience
             )
         )
-    callbacks += finetune.extra_callbacks(config, run)  # freezing, EMA, gradient norms
+    callbacks += finetune.extra_callbacks(config)  # freezing, EMA, gradient norms
     callbacks += extra_callbacks or []
     progress_bar = config.progress_bar if config.progress_bar is not None else sys.stdout.isatty()
     if not progress_bar:
@@ -315,14 +305,14 @@ def build_trainer(
     return L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
-        devices=_devices(config.devices),
+        devices=config.devices,  # Lightning parses auto, -1, a count and a list such as 0,1
         strategy=config.strategy,
         num_nodes=config.num_nodes,
         # one of the config's PRECISIONS with auto resolved: each is a name Lightning takes
         precision=cast(hardware.TrainingPrecision, hardware.resolve_hardware(config).precision),
         detect_anomaly=config.detect_anomaly,
         callbacks=callbacks,
-        logger=logger_for(run),
+        logger=run,
         default_root_dir=str(ckpt_dir),
         enable_progress_bar=progress_bar,
         plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
@@ -332,48 +322,30 @@ def build_trainer(
     )
 
 
-def last_logged_epoch(run: TrackedRun) -> int:
-    """The last epoch (0-based, as Lightning counts) whose figures a run holds (-1 for none).
-
-    Args:
-        run: The reopened run.
-
-    Returns:
-        The largest step of its ``val_acc`` curve, less one (curves count epochs from 1).
-    """
-    history = run.client.get_metric_history(run.run_id, "val_acc")
-    return max((m.step for m in history), default=0) - 1
-
-
-def recorder_of(trainer: L.Trainer) -> RunRecorder:
-    """The trainer's `RunRecorder`.
+def callback_of(trainer: L.Trainer, kind: type[C]) -> C:
+    """The trainer's callback of a kind (`build_trainer` gives it one of each of its own).
 
     Args:
         trainer: A trainer from `build_trainer`.
+        kind: `RunRecorder`, or `ModelCheckpoint` (the best one: it comes first).
 
     Returns:
         The callback.
     """
     callbacks = trainer.callbacks  # type: ignore[attr-defined]  # Lightning sets it without declaring it
-    return next(c for c in callbacks if isinstance(c, RunRecorder))
+    return next(c for c in callbacks if isinstance(c, kind))
 
 
 def best_checkpoint(trainer: L.Trainer) -> str:
-    """The best checkpoint file so far.
+    """The best checkpoint file so far (``""`` before one is saved).
 
     Args:
         trainer: A trainer from `build_trainer`.
 
     Returns:
-        The path its `LastStateCheckpoint` keeps (``""`` before one is saved).
-
-    Raises:
-        TypeError: If the trainer has no `ModelCheckpoint` (`build_trainer` always gives it one).
+        The path its first `ModelCheckpoint` keeps.
     """
-    callback = trainer.checkpoint_callback
-    if not isinstance(callback, ModelCheckpoint):
-        raise TypeError(f"the trainer's checkpoint callback is {type(callback).__name__}, not a ModelCheckpoint")
-    return callback.best_model_path
+    return callback_of(trainer, ModelCheckpoint).best_model_path
 
 
 def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: Run) -> dict[str, float]:
@@ -392,8 +364,8 @@ def test_best(trainer: L.Trainer, module: Classifier, dm: ImageDataModule, run: 
     if best and Path(best).is_file():
         trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     else:
-        if run.run_id:
-            state, _ = readback.best_weights(run.run_id, run.uri)
+        if run.uri:
+            state, _ = readback.best_weights(str(run.run_id), run.uri)
             module.model.load_state_dict(state)
         trainer.test(module, datamodule=dm, verbose=False)
     # Figures logged with logger=False are not in test()'s return value; callback_metrics has them all.
@@ -430,73 +402,32 @@ def train(
         module = Classifier(config, dm.num_classes, list(dm.classes), dm.preprocess.config())
     run = open_run(config, resume_run_id, extras)
     ckpt_dir = Path(config.checkpoint_dir) / (run.run_id or f"{config.default_run_name()}-{int(time.time())}")
-    with run.lifecycle():
+    stop = StopSignals(run, ckpt_dir)  # SIGTERM/Ctrl-C: at once, or at a batch end while training
+    with run.lifecycle(), stop.handling():
         if last_state is None:  # a new run, or one killed before its first state: the same facts again
-            record_start(
-                run,
-                config,
-                module,
-                dm,
-                restart=resume_run_id is not None,
-                extra_params=extras.params if extras else None,
-            )
+            extra_params = extras.params if extras else None
+            record_start(run, config, module, dm, restart=resume_run_id is not None, extra_params=extra_params)
         steps = -(-int(dm.summary()["num_train"]) // config.batch_size)
-        logged = last_logged_epoch(run) if resume_run_id and isinstance(run, TrackedRun) else -1
-        trainer = build_trainer(config, run, ckpt_dir, steps, logged, extras.callbacks if extras else None)
-        monitor = (
-            run.system_metrics(config.system_metrics, resumed=resume_run_id is not None)
-            if isinstance(run, TrackedRun)
-            else contextlib.nullcontext()
-        )
-        with monitor:
+        trainer = build_trainer(config, run, ckpt_dir, steps, [stop, *(extras.callbacks if extras else [])])
+        with run.system_metrics(config.system_metrics, resumed=resume_run_id is not None):
             started, started_cpu = time.perf_counter(), time.process_time()
             trainer.fit(module, datamodule=dm, ckpt_path=str(last_state) if last_state else None)
             fit_time = {"fit_wall_s": time.perf_counter() - started, "fit_cpu_s": time.process_time() - started_cpu}
             fit_figures = summarise_fit(trainer)  # before test(), which reloads callback state from the best file
             fit_figures["train_flops"] = fit_figures["images_seen"] * 3 * forward_flops(config, dm)
             metrics = {**fit_figures, **test_best(trainer, module, dm, run)}
-        recorded = already_recorded(run) if resume_run_id else RecordedEnd()
-        if not recorded.summary:  # a resume of a run killed after its summary: not twice
+        if not run.recorded.summary:  # a resume of a run killed after its summary: not twice
             run.log_metrics(metrics)
         distributed.gather_test_figures(trainer, module)  # all ranks take part; then rank 0 alone reports
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and run.uri:  # a store holds the run: its report, its model, its cleanup
             reports.log_test_report(run, module)  # the same files again: replaced in place
-            if isinstance(run, TrackedRun) and config.log_model and not recorded.model:
+            if config.log_model and not run.recorded.model:
                 reports.log_serving_model(run, dm, module)
-            if isinstance(run, TrackedRun):
-                keep_what_a_finished_run_needs(run, config, ckpt_dir)
+            keep_what_a_finished_run_needs(run, config, ckpt_dir)
     return TrainResult(run.run_id, metrics, ckpt_dir, best_checkpoint(trainer), config, run.uri, extra=fit_time)
 
 
-@dataclass
-class RecordedEnd:
-    """What of a run's end (after training) a store already holds, so that a resume records it once.
-
-    Attributes:
-        summary: The summary metrics (``test_acc`` and the others, logged in one batch).
-        model: The logged model.
-    """
-
-    summary: bool = False
-    model: bool = False
-
-
-def already_recorded(run: Run) -> RecordedEnd:
-    """What of its end a resumed run recorded before its process died.
-
-    Args:
-        run: The reopened run.
-
-    Returns:
-        The parts already in the store.
-    """
-    if not isinstance(run, TrackedRun) or not run.run_id:
-        return RecordedEnd()
-    data = run.client.get_run(run.run_id).data
-    return RecordedEnd(summary="test_acc" in data.metrics, model=LOGGED_MODEL_TAG in data.tags)
-
-
-def keep_what_a_finished_run_needs(run: TrackedRun, config: ExperimentConfig, ckpt_dir: Path) -> None:
+def keep_what_a_finished_run_needs(run: Run, config: ExperimentConfig, ckpt_dir: Path) -> None:
     """A finished run keeps its best weights, logged model and test report; its training states go.
 
     The last training state (weights, optimizer moments, loop counters: three times
@@ -536,7 +467,7 @@ def summarise_fit(trainer: L.Trainer) -> dict[str, float]:
         ``images_per_sec``, ``epochs`` (epochs trained), ``optimizer_steps``, ``images_seen``
         (the budget a comparison checks: `experiments.analysis.budgets`).
     """
-    recorder = recorder_of(trainer)
+    recorder = callback_of(trainer, RunRecorder)
     train_time = recorder.train_time_s
     return {
         "best_val_acc": recorder.best_val_acc,
@@ -608,5 +539,6 @@ def resume(run_id: str, tracking_uri: str | None = None) -> TrainResult:
     config = readback.run_config(run_id, uri, tracking_uri=tracking_uri, tracking=True)
     if not readback.has_artifact(run_id, LAST_STATE_ARTIFACT, uri):  # killed in its first epoch: start it again
         return train(config, resume_run_id=run_id)
-    with readback.last_state(run_id, uri) as last:  # a pickled payload is refused before Lightning unpickles it
+    with readback.artifact_file(run_id, LAST_STATE_ARTIFACT, uri) as last:
+        load_checkpoint(last)  # a pickled payload is refused before Lightning unpickles it
         return train(config, resume_run_id=run_id, last_state=last)
