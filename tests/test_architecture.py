@@ -31,9 +31,14 @@ LAYERS = {
 }
 """Each sub-package of `experiments` imports only from lower layers (and itself)."""
 
-SIDEWAYS = {("experiments.training", "experiments.serving"), ("experiments.training", "experiments.analysis")}
+SIDEWAYS = {
+    ("experiments.training", "experiments.serving"),
+    ("experiments.training", "experiments.analysis"),
+    ("experiments.cli", "experiments.commands"),
+}
 """Imports within one layer that are allowed, one way only: training logs the served model
-(`serving_copy`) and prints its test report with the comparison's table (`analysis.tables`)."""
+(`serving_copy`) and prints its test report with the comparison's table (`analysis.tables`);
+the command's entry point lists its subcommands (`commands.SUMMARIES`)."""
 
 HEAVY = ("torch", "lightning", "mlflow", "timm", "matplotlib")
 """What the ``zoo`` command's start must not load."""

@@ -28,8 +28,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("registry", "zoo", "experiments")
 # Lightning 2 ships under three top-level names (the unified package and its two standalone halves).
@@ -302,7 +300,6 @@ def scan(files: Iterable[Path], root: Path) -> list[Use]:
     return sorted(set(uses), key=lambda use: (str(use.path), use.line, use.what))
 
 
-@pytest.mark.xfail(strict=False, reason="until the refactor lands")
 def test_the_project_uses_no_private_member_of_lightning_mlflow_or_optuna() -> None:
     uses = scan(sources(PROJECT_ROOT / package for package in PACKAGES), PROJECT_ROOT)
     for use in uses:

@@ -26,7 +26,7 @@ from typing import cast
 from fastapi import FastAPI
 from flask import Flask, Response
 from flask.typing import ResponseReturnValue
-from mlflow.environment_variables import _MLFLOW_SGI_NAME  # private: MLflow's only word on which server runs an app
+from mlflow.environment_variables import _MLFLOW_SGI_NAME  # library-private: MLflow says only so which server runs it
 from mlflow.server import app as mlflow_app
 from mlflow.server.fastapi_app import create_fastapi_app
 

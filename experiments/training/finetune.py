@@ -157,23 +157,29 @@ class EMA(EMAWeightAveraging):
 
     def __init__(self, decay: float) -> None:
         super().__init__(decay=decay)
+        self.validated: dict[str, torch.Tensor] | None = None
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Restore the averaging state when resuming a fit; keep the averaged weights otherwise."""
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Keep a copy of the weights just validated, then let Lightning swap the raw ones back.
+
+        Lightning swaps the averaged weights into the module for each validation epoch: what is
+        in the module here is what the epoch's figures measured, and what the best weights must be.
+        """
+        self.validated = {k: v.detach().cpu().clone() for k, v in model_of(pl_module).state_dict().items()}
+        super().on_validation_epoch_end(trainer, pl_module)
+
     def averaged_state(self) -> dict[str, torch.Tensor] | None:
-        """The averaged model's weights (the registry model's keys), or ``None`` before fitting.
+        """The averaged weights of the last validation (the registry model's keys), or ``None`` before one.
 
         Returns:
             A state dict.
         """
-        # Lightning's one reference to the averaged copy: its public hooks show it only inside a validation
-        # epoch and a checkpoint's state_dict, not at the epoch's end where the best weights are saved.
-        if self._average_model is None:
-            return None
-        return model_of(self._average_model.module).state_dict()
+        return self.validated
 
 
 def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
