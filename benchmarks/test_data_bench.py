@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 import registry
-from experiments.data import ImageDataModule
+from experiments.data.datamodule import ImageDataModule
 from experiments.data.load import load_images
 from experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 

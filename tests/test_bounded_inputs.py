@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.config.schema import load_config
 from experiments.data.split import describe_source
 
 from cli_errors import one_error_line

@@ -11,17 +11,10 @@ import yaml
 
 from experiments import ExperimentConfig
 from experiments.cli import build_parser, main
-from experiments.config import (
-    SHIPPED_DIR,
-    ConfigError,
-    add_config_flags,
-    field_names,
-    flag_name,
-    from_dict,
-    load_config,
-    load_experiment,
-    overrides_from_args,
-)
+from experiments.config.errors import ConfigError
+from experiments.config.experiment import SHIPPED_DIR, load_experiment
+from experiments.config.flags import add_config_flags, flag_name, overrides_from_args
+from experiments.config.schema import field_names, from_dict, load_config
 
 
 def test_defaults_follow_the_notebook_and_the_issue() -> None:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from experiments.cli import main
-from experiments.data import DataError
+from experiments.data.errors import DataError
 from experiments.data.load import load_images
 from experiments.data.split import describe_source
 

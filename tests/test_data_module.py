@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.data import DataError, ImageDataModule
+from experiments.data.datamodule import ImageDataModule
 from experiments.data.datasets import SeededSampler
+from experiments.data.errors import DataError
 from experiments.data.transforms import (
     CIFAR10_MEAN,
     IMAGENET_MEAN,

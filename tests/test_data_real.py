@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.data import ImageDataModule
+from experiments.data.datamodule import ImageDataModule
 from experiments.data.load import ImageSet, load_images
 from experiments.data.split import split_images, summarize
 

@@ -11,7 +11,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from experiments.data import DataError
+from experiments.data.errors import DataError
 from experiments.data.load import load_images
 from experiments.data.split import describe_source, split_images
 

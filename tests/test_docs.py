@@ -228,7 +228,7 @@ def test_site_builds_and_the_model_table_comes_from_the_registry(site: Path) -> 
 
 @pytest.mark.slow
 def test_training_page_lists_every_config_field_from_the_config_class(site: Path) -> None:
-    from experiments.config import ExperimentConfig
+    from experiments.config.schema import ExperimentConfig
 
     html = (site / "training" / "index.html").read_text(encoding="utf-8")
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr>\s*<td><code>(\w+)</code></td>.*?</tr>", html, re.DOTALL)}

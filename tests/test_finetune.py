@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.config import ConfigError
+from experiments.config.errors import ConfigError
 from experiments.tracking import readback
 from experiments.tracking.runs import NullRun
 from experiments.training import runner

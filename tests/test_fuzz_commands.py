@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from experiments.cli import main
-from experiments.config import field_names
+from experiments.config.schema import field_names
 
 MALFORMED = [
     "-1",

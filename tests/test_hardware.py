@@ -12,7 +12,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.config.schema import load_config
 from experiments.training import hardware
 from experiments.training.evaluate import evaluate_run
 from experiments.training.hardware import (

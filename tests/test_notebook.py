@@ -21,7 +21,7 @@ import pytest
 from nbclient import NotebookClient
 
 from experiments.cli import main
-from experiments.config import load_experiment
+from experiments.config.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "docs" / "notebooks" / "resnet50_vs_resnet101.ipynb"

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
-from experiments.config import add_config_flags, field_names
+from experiments.config.flags import add_config_flags
+from experiments.config.schema import field_names
 from experiments.tracking import heartbeat
 from experiments.tracking.checkpoints import load_checkpoint
 from experiments.tracking.store import check_tracking_server

@@ -24,8 +24,7 @@ from mlflow.tracking import MlflowClient
 import registry
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.config import field_names
-from experiments.config.schema import is_plumbing
+from experiments.config.schema import field_names, is_plumbing
 from experiments.tracking import readback
 from registry.info import count_flops
 

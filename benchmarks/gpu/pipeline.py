@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from experiments.data import ImageDataModule
+from experiments.data.datamodule import ImageDataModule
 
 from gpu.budget import Clock, Skip
 from gpu.measure import sync

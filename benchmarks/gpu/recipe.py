@@ -11,7 +11,7 @@ from typing import Any
 
 import registry
 from experiments import ExperimentConfig
-from experiments.config import from_dict
+from experiments.config.schema import from_dict
 
 from gpu.budget import Clock, Skip, estimate_run_s
 from gpu.measure import free_memory, probe_step_s

@@ -7,15 +7,9 @@ from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import format_table
 from experiments.commands import SUMMARIES
-from experiments.config import (
-    ConfigError,
-    ExperimentConfig,
-    add_config_flags,
-    flag_name,
-    from_dict,
-    load_config,
-    overrides_from_args,
-)
+from experiments.config.errors import ConfigError
+from experiments.config.flags import add_config_flags, flag_name, overrides_from_args
+from experiments.config.schema import ExperimentConfig, from_dict, load_config
 from experiments.config.secrets import mask_uri
 
 if TYPE_CHECKING:  # the type only: the runner itself is imported when a run starts

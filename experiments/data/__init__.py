@@ -11,22 +11,7 @@ bundled 8x8 digits, offline).
 - `datasets`: the cached and per-file datasets, the seeded sampler.
 - `transforms`: `Preprocess`, where pixels become model input, and the presets.
 - `datamodule`: `ImageDataModule`, uint8 batches transformed on the device.
+
+This package re-exports nothing: `zoo data` reads sources without Lightning, and each module
+imports only what its job needs.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-from experiments.data.errors import DataError
-
-_EXPORTS = {"ImageDataModule": "datamodule", "load_images": "load", "split_images": "split", "describe_source": "split"}
-
-__all__ = ["DataError", *sorted(_EXPORTS)]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: importing Lightning costs seconds that `zoo data` does not need.
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"experiments.data.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,9 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from experiments.config import ConfigError, ExperimentConfig, from_dict, read_yaml
+from experiments.config.errors import ConfigError
+from experiments.config.files import read_yaml
+from experiments.config.schema import ExperimentConfig, from_dict
 from experiments.config.secrets import mask_uri
 from experiments.tracking import heartbeat
 from experiments.tracking.errors import TrackingError

@@ -24,7 +24,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 import registry
-from experiments.config import ExperimentConfig, from_dict
+from experiments.config.schema import ExperimentConfig, from_dict
 from experiments.training.finetune import check_model, param_groups
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import lightning as L
 
-from experiments.config import ExperimentConfig
+from experiments.config.schema import ExperimentConfig
 from experiments.data.datamodule import ImageDataModule
 from experiments.tracking import readback
 from experiments.tracking.names import EVAL_OF_TAG, EVAL_ROLE, MODEL_TAG, NOTE_TAG, ROLE_TAG

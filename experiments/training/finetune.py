@@ -24,7 +24,8 @@ import torch
 from lightning.pytorch.callbacks import BaseFinetuning, Callback, EMAWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 
-from experiments.config import ConfigError, ExperimentConfig
+from experiments.config.errors import ConfigError
+from experiments.config.schema import ExperimentConfig
 from experiments.training.gradnorms import GradNormLogger, HasClassifier, model_of
 
 

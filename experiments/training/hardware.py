@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 
-from experiments.config import ExperimentConfig
+from experiments.config.schema import ExperimentConfig
 
 AUTO = "auto"
 

@@ -23,8 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import registry
-from experiments.config import ExperimentConfig
-from experiments.config.schema import is_plumbing
+from experiments.config.schema import ExperimentConfig, is_plumbing
 from experiments.console import is_verbose
 from experiments.data.datamodule import ImageDataModule
 from experiments.serving.weights_uri import weights_store
