@@ -17,12 +17,14 @@ import optuna
 import pytest
 import yaml
 from conftest import copy_mlflow_store
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
 from experiments.config import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
+from experiments.tracking.runs import config_params
 
 from cli_errors import one_error_line
 from procs import FAULTS, ZOO, finish, running, wait_for
@@ -248,6 +250,61 @@ def test_seeds_and_grids_run_every_combination_once(tmp_path: Path, mlflow_store
     assert (sweep.study is not None) == shared  # one machine, one worker: a plain loop, no study
     if shared:
         assert len(sweep.study.trials) == 6
+
+
+def test_a_second_plan_under_one_sweep_name_is_refused_before_any_trial(
+    tmp_path: Path, mlflow_store: str, capsys: pytest.CaptureFixture
+) -> None:
+    engine.run_experiment(
+        load_experiment(str(search_file(tmp_path, trials=2))), engine.SweepOptions(name="one-plan"), stand_in()
+    )
+    other = search_file(tmp_path, trials=3)  # another plan: one trial more
+    assert main(["run", str(other), "--sweep", "one-plan"]) == 2
+    assert "sweep 'one-plan' runs another experiment" in one_error_line(capsys.readouterr().err)
+    study = optuna.load_study(study_name="one-plan", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.trials) == 2  # nothing enqueued or run for the other plan
+
+
+def logging_stand_in(uri: str, interrupt_on: set[int] = frozenset()):
+    """A trainer that trains nothing but records a FINISHED child run under the sweep's parent, as training would."""
+    calls: list = []
+
+    def train_fn(config, extras=None):
+        number = int(extras.tags["zoo.trial"])
+        calls.append(number)
+        if number in interrupt_on:
+            raise KeyboardInterrupt
+        client = MlflowClient(uri)
+        experiment_id = client.get_experiment_by_name(config.experiment).experiment_id
+        tags = {"mlflow.parentRunId": config.parent_run, **{k: str(v) for k, v in extras.tags.items()}}
+        run = client.create_run(experiment_id, tags=tags, run_name=config.default_run_name())
+        params = [Param(k, v) for k, v in config_params(config.to_dict()).items()]
+        client.log_batch(run.info.run_id, metrics=[Metric("best_val_acc", 0.5, 0, 0)], params=params)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return SimpleNamespace(run_id=run.info.run_id, metrics={"best_val_acc": 0.5})
+
+    train_fn.calls = calls
+    return train_fn
+
+
+def test_a_stopped_list_continues_from_its_parents_children_and_a_finished_one_starts_anew(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    experiment = load_experiment(str(write(tmp_path / "seeds.yaml", {"defaults": TINY, "seeds": [0, 1, 2]})))
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_experiment(experiment, train_fn=logging_stand_in(mlflow_store, interrupt_on={1}))
+    client = MlflowClient(mlflow_store)
+    (parent,) = client.search_runs([client.get_experiment_by_name("seeds").experiment_id], "tags.`zoo.role` = 'sweep'")
+    assert parent.info.status == "KILLED"
+    trainer = logging_stand_in(mlflow_store)
+    sweep = engine.run_experiment(experiment, train_fn=trainer)  # the same command again
+    assert (sweep.name, sweep.parent_run_id, sweep.study) == ("seeds", parent.info.run_id, None)
+    assert trainer.calls == [1, 2]  # only the runs not ended yet
+    assert sorted(o.number for o in sweep.outcomes) == [0, 1, 2]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    again = engine.run_experiment(experiment, train_fn=logging_stand_in(mlflow_store))
+    assert again.name == "seeds-2"  # a finished sweep's command starts a new sweep
+    assert again.parent_run_id != parent.info.run_id
 
 
 def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> None:

@@ -22,9 +22,10 @@ an operation Optuna's storage makes atomic:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,20 @@ _CREATION_RACE = (
 )
 """How PostgreSQL, MySQL and SQLite word a table or row that another process created a moment before."""
 
-# Optuna logs every trial (the zoo prints one line each) and warns that its heartbeat is experimental.
+# Optuna logs every trial at INFO: the zoo prints one line per trial itself.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@contextlib.contextmanager
+def heartbeat_ok() -> Iterator[None]:
+    """Optuna's warnings that its heartbeat and retry callback are experimental off while the body runs.
+
+    Yields:
+        Nothing.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def default_storage(tracking_uri: str | None) -> str:
@@ -123,7 +135,8 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
     elif url.startswith(("postgresql", "mysql")):
         check_database(url, "study storage", "--storage", CONNECT_TIMEOUT_S)  # one line, before Optuna's retries
         engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    with heartbeat_ok():
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
     def dead_worker(study: optuna.Study, trial: FrozenTrial) -> None:
         reason = (
@@ -134,13 +147,14 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
 
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            return RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=max(1, round(interval())),
-                grace_period=max(2, round(stale_after())),
-                heartbeat_stale_trial_callback=dead_worker,
-            )
+            with heartbeat_ok():
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=max(1, round(interval())),
+                    grace_period=max(2, round(stale_after())),
+                    heartbeat_stale_trial_callback=dead_worker,
+                )
         except Exception as exc:  # SQLAlchemy, the driver and Optuna raise many types
             # Two machines creating a new storage's tables at the same moment: the second one sees them appear.
             if attempt < CREATE_ATTEMPTS - 1 and any(s in str(exc) for s in _CREATION_RACE):
@@ -290,7 +304,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.Trial], float], fail_f
         objective: Trains one trial.
         fail_fast: Stop at the first failed trial (it raises).
     """
-    optuna.storages.fail_stale_trials(study)  # a dead worker's trial waits again before this one looks
+    with heartbeat_ok():
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial waits again before this one looks
 
     def waiting() -> bool:
         return (
@@ -302,7 +317,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.Trial], float], fail_f
             study.stop()
 
     if waiting():
-        study.optimize(objective, callbacks=[stop_when_done], catch=() if fail_fast else (Exception,))
+        with heartbeat_ok():  # Optuna checks its heartbeat before each trial
+            study.optimize(objective, callbacks=[stop_when_done], catch=() if fail_fast else (Exception,))
 
 
 def take_finish(storage: optuna.storages.BaseStorage, name: str) -> bool:

@@ -103,11 +103,12 @@ def ended_children(parent_run_id: str, uri: str) -> dict[int, Run]:
     parent = client.get_run(parent_run_id)
     runs = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status IN ('FINISHED', 'FAILED')",
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
         order_by=["attributes.start_time ASC"],
         max_results=50_000,
     )
-    return {int(run.data.tags[TRIAL_TAG]): run for run in runs if TRIAL_TAG in run.data.tags}
+    ended = [r for r in runs if r.info.status in ("FINISHED", "FAILED") and TRIAL_TAG in r.data.tags]
+    return {int(run.data.tags[TRIAL_TAG]): run for run in ended}
 
 
 @contextlib.contextmanager
