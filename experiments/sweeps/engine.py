@@ -72,12 +72,6 @@ class SweepOptions:
     fail_fast: bool = False
     worker_index: int | None = None
 
-    def shared(self, experiment: ExperimentFile) -> bool:
-        """Whether the sweep is an Optuna study: a search, or a list that other workers or machines share."""
-        return (
-            experiment.samples or self.workers > 1 or bool(self.storage or self.name) or self.worker_index is not None
-        )
-
 
 def tracking_uri_of(experiment: ExperimentFile) -> str | None:
     """The MLflow store of an experiment's runs, or ``None`` when they are not tracked.
@@ -103,6 +97,12 @@ def tracking_uri_of(experiment: ExperimentFile) -> str | None:
 
 def create_parent(experiment: ExperimentFile, name: str, plan: str, uri: str | None) -> str | None:
     """The sweep's MLflow parent run, created once, by the process that starts the sweep.
+
+    Args:
+        experiment: The experiment file.
+        name: The sweep's name.
+        plan: Its `experiments.sweeps.trials.fingerprint`.
+        uri: The MLflow store; ``None`` without tracking.
 
     Returns:
         Its run id, or ``None`` (no tracking, or runs listed without seeds, grid or search).
@@ -184,7 +184,14 @@ def run_experiment(
     uri = tracking_uri_of(experiment)
     storage = None
     try:
-        if options.shared(experiment):
+        # A search, or a list that other workers or machines share: an Optuna study.
+        if (
+            experiment.samples
+            or options.workers > 1
+            or options.storage
+            or options.name
+            or options.worker_index is not None
+        ):
             url = options.storage or (studies.default_storage(uri) if uri is not None else "memory")
             if url == "memory" and options.workers > 1:  # no tracking and no storage: this process's memory
                 raise ConfigError(
@@ -205,8 +212,7 @@ def run_experiment(
                 return sweep
         else:
             sweep = open_list(experiment, uri)
-        others = lambda: sweep.study is not None and studies.running(sweep.study)  # noqa: E731
-        with records.parent_alive(sweep.parent_run_id, uri, others), stop_on_signals():
+        with records.parent_alive(sweep.parent_run_id, uri, lambda: running(sweep.study)), stop_on_signals():
             if sweep.study is not None:
                 studies.work(sweep.study, trial_objective(sweep, options, train_fn), options.fail_fast)
             else:
@@ -225,6 +231,18 @@ def run_experiment(
     if not sweep.pending and (storage is None or studies.take_finish(storage, sweep.name)):
         finish_sweep(sweep)
     return sweep
+
+
+def running(study: optuna.Study | None) -> bool:
+    """Whether a trial of a sweep's study runs, in any process (``None``, a plain loop: none other).
+
+    Args:
+        study: The sweep's study, if it has one.
+
+    Returns:
+        True while one does.
+    """
+    return study is not None and bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
 @contextlib.contextmanager

@@ -97,7 +97,7 @@ def best_trial(sweep: Sweep) -> Outcome | None:
     """The sweep's best completed run or trial (its objective at its best epoch).
 
     Args:
-        sweep: The sweep.
+        sweep: The sweep, its outcomes as this process saw them last.
 
     Returns:
         The outcome, or ``None`` before one completed.
@@ -269,7 +269,7 @@ def sweep_rows(sweep: Sweep) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per ended run or trial of the sweep, best first: number, state, value, sampled values, run.
 
     Args:
-        sweep: The sweep.
+        sweep: The sweep, its outcomes as this process saw them last.
 
     Returns:
         ``(rows, columns)`` for `experiments.analysis.tables.format_table`.

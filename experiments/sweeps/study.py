@@ -291,11 +291,6 @@ def ended(study: optuna.Study) -> tuple[list[Outcome], int]:
     return outcomes, len(newest) - len(done)
 
 
-def running(study: optuna.Study) -> bool:
-    """Whether a trial of the study runs (in any process)."""
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
 def work(study: optuna.Study, objective: Callable[[optuna.Trial], float], fail_fast: bool) -> None:
     """Be one worker: train the study's waiting trials until none is left (or the sweep is told to stop).
 

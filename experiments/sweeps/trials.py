@@ -62,7 +62,14 @@ class Sweep:
     study: optuna.Study | None = None
 
     def count(self, state: str) -> int:
-        """How many runs ended in ``state`` (``COMPLETE``, ``PRUNED``, ``FAIL``)."""
+        """How many runs ended in a state.
+
+        Args:
+            state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+
+        Returns:
+            The count, over every process's runs.
+        """
         return sum(o.state == state for o in self.outcomes)
 
 
@@ -113,7 +120,7 @@ def sampled_config(trial: optuna.Trial, experiment: ExperimentFile) -> tuple[Exp
     """A search trial's config: the base config with the sampler's values.
 
     Args:
-        trial: The trial.
+        trial: The trial Optuna handed out (a slot, or a dead worker's trial again, with its values).
         experiment: The experiment file (with ``search:``).
 
     Returns:
