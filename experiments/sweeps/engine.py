@@ -134,19 +134,20 @@ def open_list(experiment: ExperimentFile, uri: str | None) -> Sweep:
     sweep = Sweep(experiment.name, experiment, uri)
     if uri is None or not experiment.is_sweep:
         return sweep
-    plan, store = fingerprint(experiment), uri
-    metric = f"best_{objective(experiment)[0]}"
+    plan, store, seen = fingerprint(experiment), uri, {}
 
     def lookup(name: str) -> tuple[str | None, bool] | None:
-        parent = records.find_parent(experiment.runs[0].experiment, name, store)
+        seen[name] = parent = records.find_parent(experiment.runs[0].experiment, name, store)
         return (
             None if parent is None else (parent.data.tags.get(SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics)
         )
 
     sweep.name = choose_name(experiment.name, plan, lookup)
-    found = records.find_parent(experiment.runs[0].experiment, sweep.name, uri)
-    sweep.parent_run_id = found.info.run_id if found else create_parent(experiment, sweep.name, plan, uri)
-    for number, run in sorted(records.ended_children(sweep.parent_run_id or "", uri).items() if found else []):
+    if (found := seen[sweep.name]) is None:
+        sweep.parent_run_id = create_parent(experiment, sweep.name, plan, uri)
+        return sweep
+    sweep.parent_run_id, metric = found.info.run_id, f"best_{objective(experiment)[0]}"
+    for number, run in sorted(records.ended_children(found.info.run_id, uri).items()):
         done = run.info.status == "FINISHED"
         value = run.data.metrics.get(metric) if done else None
         sweep.outcomes.append(Outcome(number, "COMPLETE" if done else "FAIL", value, run_id=run.info.run_id))
@@ -297,31 +298,19 @@ def trial_objective(sweep: Sweep, options: SweepOptions, train_fn: TrainFn) -> C
     """
     experiment, study = sweep.experiment, sweep.study
     assert study is not None  # a study's sweep
-    pruner = experiment.search.pruner if experiment.search else "none"
+    pruner, goal = experiment.search.pruner if experiment.search else "none", objective(experiment)
 
     def run(trial: optuna.Trial) -> float:
         if studies.SLOT_ATTR not in trial.user_attrs:  # asked after the last slot was taken: ends unrun
             study.stop()
             raise optuna.TrialPruned(f"trial {trial.number}: every slot of the sweep was taken")
-        slot = int(trial.user_attrs[studies.SLOT_ATTR])
-        if experiment.samples:
-            config, label = (
-                sampled_config(trial, experiment)[0],
-                f"trial {trial.number} ({slot + 1}/{experiment.trials})",
-            )
-        else:
-            config, label = experiment.runs[slot], f"run {slot + 1}/{experiment.trials}"
-        reporter = TrialReporter(*objective(experiment), pruner, trial)
+        slot, total = int(trial.user_attrs[studies.SLOT_ATTR]), experiment.trials
+        config = sampled_config(trial, experiment) if experiment.samples else experiment.runs[slot]
+        label = f"trial {trial.number} ({slot + 1}/{total})" if experiment.samples else f"run {slot + 1}/{total}"
         try:
-            return train_run(sweep, config, trial.number, label, reporter, train_fn, options)
+            return train_run(sweep, config, trial.number, label, TrialReporter(*goal, pruner, trial), train_fn, options)
         except KeyboardInterrupt:
             study.enqueue_trial(trial.params, user_attrs={studies.SLOT_ATTR: slot})  # the command's re-run takes it
-            raise
-        except Pruned:
-            raise
-        except Exception as exc:
-            if options.fail_fast:
-                study.set_user_attr(studies.STOP_ATTR, f"trial {trial.number} failed: {type(exc).__name__}")
             raise
 
     return run
@@ -345,7 +334,7 @@ def train_run(
         label: How the line before its epochs names it (``run 2/6``, ``trial 3 (4/8)``).
         reporter: Keeps its epochs' values (and reports them to its trial).
         train_fn: Trains one run.
-        options: How the sweep runs (``fail_fast``, for the message of a failure).
+        options: How the sweep runs (``fail_fast``: a failure stops the sweep).
 
     Returns:
         The best value of the objective over the run's epochs.
@@ -366,6 +355,8 @@ def train_run(
         raise
     except Exception as exc:
         records.record_trial_end(reporter.run_id, sweep.tracking_uri, "FAIL", {})
+        if options.fail_fast and sweep.study is not None:  # every worker stops after its trial
+            sweep.study.set_user_attr(studies.STOP_ATTR, f"trial {number} failed: {type(exc).__name__}")
         then = "the sweep stops (--fail-fast)" if options.fail_fast else "its run is FAILED; the sweep goes on"
         print(
             f"zoo: trial {number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {then}",

@@ -116,7 +116,7 @@ def fingerprint(experiment: ExperimentFile) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def sampled_config(trial: optuna.Trial, experiment: ExperimentFile) -> tuple[ExperimentConfig, dict[str, Any]]:
+def sampled_config(trial: optuna.Trial, experiment: ExperimentFile) -> ExperimentConfig:
     """A search trial's config: the base config with the sampler's values.
 
     Args:
@@ -124,7 +124,7 @@ def sampled_config(trial: optuna.Trial, experiment: ExperimentFile) -> tuple[Exp
         experiment: The experiment file (with ``search:``).
 
     Returns:
-        ``(config, the sampled values)``.
+        The config, named after the trial and its values (``t3 lr=0.00316 weight_decay=0.000211``).
     """
     assert experiment.search is not None  # only a search samples
     values: dict[str, Any] = {}
@@ -138,7 +138,7 @@ def sampled_config(trial: optuna.Trial, experiment: ExperimentFile) -> tuple[Exp
             values[key] = trial.suggest_categorical(key, list(dimension.choices))
     shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
     # The part that differs first: the UI's name column cuts the end.
-    return experiment.runs[0].replace(**values, run_name=f"t{trial.number} {shown}"), values
+    return experiment.runs[0].replace(**values, run_name=f"t{trial.number} {shown}")
 
 
 class TrialReporter(Callback):
