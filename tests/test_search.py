@@ -305,12 +305,15 @@ def test_a_stopped_list_continues_from_its_parents_children_and_a_finished_one_s
     again = engine.run_experiment(experiment, train_fn=logging_stand_in(mlflow_store))
     assert again.name == "seeds-2"  # a finished sweep's command starts a new sweep
     assert again.parent_run_id != parent.info.run_id
+    options = engine.SweepOptions(storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    shared = engine.run_experiment(experiment, options, logging_stand_in(mlflow_store))
+    assert shared.name == "seeds-3"  # a study never takes a plain loop's name (nor a loop a study's parent)
 
 
 def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=1, defaults={**TINY, "tracking": False})))
     storage = studies.open_storage("memory", None)
-    study, name, _ = studies.open_study(experiment, storage, None, 0, lambda name, plan: None)
+    study, name, _ = studies.open_study(experiment, storage, None, 0, lambda name: None, lambda name: False)
     study.ask()  # another worker took the one slot
     trainer = stand_in()
     sweep = engine.Sweep(name, experiment, None, study=study)

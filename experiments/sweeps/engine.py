@@ -95,13 +95,13 @@ def tracking_uri_of(experiment: ExperimentFile) -> str | None:
     return resolve_tracking_uri(first.tracking_uri) if first.tracking else None
 
 
-def create_parent(experiment: ExperimentFile, name: str, plan: str, uri: str | None) -> str | None:
+def create_parent(experiment: ExperimentFile, name: str, plan: str | None, uri: str | None) -> str | None:
     """The sweep's MLflow parent run, created once, by the process that starts the sweep.
 
     Args:
         experiment: The experiment file.
         name: The sweep's name.
-        plan: Its `experiments.sweeps.trials.fingerprint`.
+        plan: Its `experiments.sweeps.trials.fingerprint`, tagged on a plain loop's parent (a study keeps its own).
         uri: The MLflow store; ``None`` without tracking.
 
     Returns:
@@ -121,6 +121,22 @@ def create_parent(experiment: ExperimentFile, name: str, plan: str, uri: str | N
     )
 
 
+def parent_state(experiment: ExperimentFile, name: str, uri: str | None) -> tuple[str | None, bool] | None:
+    """What the MLflow parent of the sweep called ``name`` runs, if there is one (`choose_name`'s lookup).
+
+    Args:
+        experiment: The experiment file.
+        name: A sweep's name.
+        uri: The MLflow store; ``None`` without tracking.
+
+    Returns:
+        ``None`` for no such parent, else ``(its plan, whether it is finished)``; a study's parent has
+        no plan (its study holds it), so that a plain loop never continues it.
+    """
+    parent = records.find_parent(experiment.runs[0].experiment, name, uri) if uri is not None else None
+    return None if parent is None else (parent.data.tags.get(SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics)
+
+
 def open_list(experiment: ExperimentFile, uri: str | None) -> Sweep:
     """Start a plain loop's sweep, or continue the stopped one of the same plan: its parent and what ended.
 
@@ -134,16 +150,9 @@ def open_list(experiment: ExperimentFile, uri: str | None) -> Sweep:
     sweep = Sweep(experiment.name, experiment, uri)
     if uri is None or not experiment.is_sweep:
         return sweep
-    plan, store, seen = fingerprint(experiment), uri, {}
-
-    def lookup(name: str) -> tuple[str | None, bool] | None:
-        seen[name] = parent = records.find_parent(experiment.runs[0].experiment, name, store)
-        return (
-            None if parent is None else (parent.data.tags.get(SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics)
-        )
-
-    sweep.name = choose_name(experiment.name, plan, lookup)
-    if (found := seen[sweep.name]) is None:
+    plan = fingerprint(experiment)
+    sweep.name = choose_name(experiment.name, plan, lambda name: parent_state(experiment, name, uri))
+    if (found := records.find_parent(experiment.runs[0].experiment, sweep.name, uri)) is None:
         sweep.parent_run_id = create_parent(experiment, sweep.name, plan, uri)
         return sweep
     sweep.parent_run_id, metric = found.info.run_id, f"best_{objective(experiment)[0]}"
@@ -205,7 +214,8 @@ def run_experiment(
                 storage,
                 options.name,
                 options.worker_index or 0,
-                lambda name, plan: create_parent(experiment, name, plan, uri),
+                lambda name: create_parent(experiment, name, None, uri),
+                lambda name: parent_state(experiment, name, uri) is not None,
             )
             sweep = Sweep(name, experiment, uri, parent, study=study)
             if options.worker_index is not None:  # a started worker: trials only; the process that started it reports

@@ -211,7 +211,8 @@ def open_study(
     storage: optuna.storages.BaseStorage,
     name: str | None,
     worker: int,
-    create_parent: Callable[[str, str], str | None],
+    create_parent: Callable[[str], str | None],
+    taken: Callable[[str], bool],
 ) -> tuple[optuna.Study, str, str | None]:
     """Create the sweep's study (one process does), or join the one that runs the same plan.
 
@@ -220,7 +221,8 @@ def open_study(
         storage: From `open_storage`.
         name: The study's name (``--sweep``); ``None`` for the file's (`choose_name`).
         worker: This process's worker index (seeds the sampler).
-        create_parent: ``create_parent(name, plan) -> run id or None``, called once, by the creator.
+        create_parent: ``create_parent(name) -> run id or None``, called once, by the creator.
+        taken: ``taken(name)``: whether a sweep without a study (a plain loop's parent) has that name.
 
     Returns:
         ``(study, its name, the parent run's id or None)``.
@@ -232,7 +234,7 @@ def open_study(
 
     def lookup(candidate: str) -> tuple[str | None, bool] | None:
         if candidate not in optuna.study.get_all_study_names(storage):
-            return None
+            return ("", True) if taken(candidate) else None
         attrs = optuna.load_study(study_name=candidate, storage=storage).user_attrs
         return attrs.get(PLAN_ATTR), LOCK_PREFIX + f"{candidate}/finished" in optuna.study.get_all_study_names(storage)
 
@@ -247,7 +249,7 @@ def open_study(
             load_if_exists=False,
         )
         study.set_user_attr(PLAN_ATTR, plan)
-        parent = create_parent(name, plan)
+        parent = create_parent(name)
         for slot in range(experiment.trials):
             study.enqueue_trial({}, user_attrs={SLOT_ATTR: slot})
         study.set_user_attr(PARENT_ATTR, parent or "")  # last: joiners wait for it

@@ -35,7 +35,7 @@ def create_parent(
     name: str,
     uri: str,
     *,
-    plan: str,
+    plan: str | None,
     params: Mapping[str, str],
     file: tuple[str, str],
     description: str = "",
@@ -46,7 +46,7 @@ def create_parent(
         experiment: The MLflow experiment.
         name: The sweep's name (the parent's run name).
         uri: The MLflow store.
-        plan: The digest of what the sweep runs (`SWEEP_PLAN_TAG`).
+        plan: The digest of what the sweep runs (`SWEEP_PLAN_TAG`), or ``None`` (its study keeps it).
         params: What the sweep is (``sweep.file``, ``sweep.seeds``, ...).
         file: ``(file name, text)`` of the experiment file, logged under ``sweep/``.
         description: The file's description, the parent's and the experiment's note.
@@ -54,7 +54,9 @@ def create_parent(
     Returns:
         The parent's run id (RUNNING).
     """
-    tags = {ROLE_TAG: SWEEP_ROLE, SWEEP_TAG: name, SWEEP_PLAN_TAG: plan}
+    tags = {ROLE_TAG: SWEEP_ROLE, SWEEP_TAG: name}
+    if plan:
+        tags[SWEEP_PLAN_TAG] = plan
     if description:
         tags[NOTE_TAG] = description
     parent = TrackedRun.create(experiment, name, tags, uri)
