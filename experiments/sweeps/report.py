@@ -50,7 +50,7 @@ from experiments.analysis.tables import format_table
 from experiments.config import ExperimentFile
 from experiments.sweeps.trials import Outcome, Sweep, objective
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import PARENT_TAG, SWEEP_DONE_METRIC
+from experiments.tracking.names import PARENT_TAG, SWEEP_DONE_METRIC, SWEEP_FILE_ARTIFACT
 from experiments.tracking.runs import TrackedRun
 
 
@@ -128,12 +128,12 @@ def finish_sweep(sweep: Sweep) -> None:
         comparisons = sweep_comparisons(runs)
         rows, columns = group_rows(runs, group_keys(runs), comparison=comparisons[0] if comparisons else None)
         parent.log_metrics(group_metrics(rows, group_keys(runs)))
-        parent.log_text(format_table(rows, columns, "csv") + "\n", "sweep/groups.csv")
+        parent.log_text(format_table(rows, columns, "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/groups.csv")
         if comparisons and comparisons[0].pairs:
             parent.log_metrics(pair_metrics(comparisons))
             pairs, pair_columns = pair_rows(comparisons)
-            parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", "sweep/pairs.csv")
-    parent.log_text(format_table(*sweep_rows(sweep), "csv") + "\n", "sweep/trials.csv")
+            parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/pairs.csv")
+    parent.log_text(format_table(*sweep_rows(sweep), "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/trials.csv")
     if sweep.study is not None and experiment.samples:
         log_study_plots(parent, sweep.study)
     if sweep.study is not None and experiment.search is not None and experiment.search.sampler == "random":
@@ -233,7 +233,9 @@ def log_expected_max(parent: TrackedRun, study: optuna.Study, metric: str, direc
         parent.log_metrics({f"expected_best_{metric}": value}, step=n)
     if curve:
         with tempfile.TemporaryDirectory() as folder:
-            parent.log_artifact(plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), "sweep")
+            parent.log_artifact(
+                plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), SWEEP_FILE_ARTIFACT
+            )
     return curve
 
 
@@ -262,7 +264,7 @@ def log_study_plots(parent: TrackedRun, study: optuna.Study) -> None:
                 import matplotlib.pyplot as plt  # deferred: Optuna draws with pyplot; its figure is closed here
 
                 plt.close(figure)
-                parent.log_artifact(path, "sweep")
+                parent.log_artifact(path, SWEEP_FILE_ARTIFACT)
 
 
 def sweep_rows(sweep: Sweep) -> tuple[list[dict[str, Any]], list[str]]:
