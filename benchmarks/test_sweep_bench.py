@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments.config import load_experiment
 from experiments.sweeps import engine
+from experiments.sweeps import study as studies
 
 TRIALS = 8
 ROUNDS = 2
@@ -119,10 +120,13 @@ def test_two_workers_against_one_and_the_storage_cost(
 
     experiment = load_experiment(str(tmp_path / "search.yaml"), tracking_uri=f"sqlite:///{tmp_path / 'cost.db'}")
     nothing = lambda config, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": config.lr})  # noqa: E731
-    options = engine.SweepOptions(storage=f"sqlite:///{tmp_path / 'cost-optuna.db'}", name="cost")
-    sweep = engine.open_sweep(experiment, options)
+    storage = studies.open_storage(f"sqlite:///{tmp_path / 'cost-optuna.db'}", None)
+    study, name, _ = studies.open_study(experiment, storage, "cost", 0, lambda name: None, lambda name: False)
+    objective = engine.trial_objective(
+        engine.Sweep(name, experiment, None, study=study), engine.SweepOptions(), nothing
+    )
     started = time.perf_counter()
-    engine.run_worker(sweep, options, nothing)
+    studies.work(study, objective, fail_fast=False)
     storage_s = (time.perf_counter() - started) / TRIALS
     share = storage_s / trial_s
     print(f"\n{TRIALS}-trial sweep, median of {ROUNDS}: 1 worker {one:.1f} s, 2 workers {two:.1f} s: {speedup:.2f}x")

@@ -17,12 +17,14 @@ import optuna
 import pytest
 import yaml
 from conftest import copy_mlflow_store
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
 from experiments.config import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
+from experiments.tracking.runs import config_params
 
 from cli_errors import one_error_line
 from procs import FAULTS, ZOO, finish, running, wait_for
@@ -168,14 +170,9 @@ def test_a_search_runs_its_trials_once_each_and_reports_the_best(tmp_path: Path,
     sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)
     numbers = [n for n, _ in trainer.calls]
     assert len(numbers) == 6 == len(set(numbers))
-    assert studies.counts(sweep.study) == {
-        "waiting": 0,
-        "running": 0,
-        "complete": 6,
-        "pruned": 0,
-        "failed": 0,
-        "retried": 0,
-    }
+    assert [o.state for o in sweep.outcomes] == ["COMPLETE"] * 6
+    assert sweep.pending == 0
+    assert len(sweep.study.trials) == 6  # no trial beyond the six slots
     lrs = [c.lr for _, c in trainer.calls]
     assert all(1e-4 <= lr <= 1e-1 for lr in lrs)
     assert len(set(lrs)) == 6
@@ -200,8 +197,8 @@ def test_a_failed_trial_is_recorded_and_the_others_go_on_unless_fail_fast(tmp_pa
     trainer = stand_in(fail_on={1})
     sweep = engine.run_experiment(experiment, engine.SweepOptions(name="goes-on"), trainer)
     assert len(trainer.calls) == 4
-    assert studies.counts(sweep.study)["failed"] == 1
-    assert studies.counts(sweep.study)["complete"] == 3
+    assert sweep.count("FAIL") == 1
+    assert sweep.count("COMPLETE") == 3
     client = MlflowClient(mlflow_store)
     parents = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("search").experiment_id])}
     assert parents["goes-on"].info.status == "FAILED"
@@ -232,33 +229,98 @@ def test_a_stopped_sweep_continues_where_it_was_and_a_finished_one_is_not_run_ag
     sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)  # the same command again
     assert sweep.name == "search"
     assert len(trainer.calls) == 2
-    assert studies.counts(sweep.study)["complete"] == 4
+    assert sweep.count("COMPLETE") == 4
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
     again = engine.run_experiment(experiment, engine.SweepOptions(), stand_in())
     assert again.name == "search-2"  # a finished sweep's command starts a new sweep
 
 
-def test_seeds_and_grids_run_as_enqueued_trials_of_one_study(tmp_path: Path, mlflow_store: str) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["plain-loop", "study"])
+def test_seeds_and_grids_run_every_combination_once(tmp_path: Path, mlflow_store: str, shared: bool) -> None:
     file = write(
         tmp_path / "grid.yaml",
         {"defaults": {**TINY, "model": "resnet_tiny_scratch"}, "seeds": [0, 1], "grid": {"lr": [0.001, 0.01, 0.1]}},
     )
     experiment = load_experiment(str(file))
     trainer = stand_in()
-    sweep = engine.run_experiment(experiment, engine.SweepOptions(), trainer)
+    sweep = engine.run_experiment(experiment, engine.SweepOptions(name="shared" if shared else None), trainer)
     assert sorted((c.lr, c.seed) for _, c in trainer.calls) == sorted(
         (lr, s) for lr in (0.001, 0.01, 0.1) for s in (0, 1)
     )  # every combination once
-    assert len(sweep.study.trials) == 6
+    assert [o.state for o in sweep.outcomes] == ["COMPLETE"] * 6
+    assert (sweep.study is not None) == shared  # one machine, one worker: a plain loop, no study
+    if shared:
+        assert len(sweep.study.trials) == 6
+
+
+def test_a_second_plan_under_one_sweep_name_is_refused_before_any_trial(
+    tmp_path: Path, mlflow_store: str, capsys: pytest.CaptureFixture
+) -> None:
+    engine.run_experiment(
+        load_experiment(str(search_file(tmp_path, trials=2))), engine.SweepOptions(name="one-plan"), stand_in()
+    )
+    other = search_file(tmp_path, trials=3)  # another plan: one trial more
+    assert main(["run", str(other), "--sweep", "one-plan"]) == 2
+    assert "sweep 'one-plan' runs another experiment" in one_error_line(capsys.readouterr().err)
+    study = optuna.load_study(study_name="one-plan", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.trials) == 2  # nothing enqueued or run for the other plan
+
+
+def logging_stand_in(uri: str, interrupt_on: set[int] = frozenset()):
+    """A trainer that trains nothing but records a FINISHED child run under the sweep's parent, as training would."""
+    calls: list = []
+
+    def train_fn(config, extras=None):
+        number = int(extras.tags["zoo.trial"])
+        calls.append(number)
+        if number in interrupt_on:
+            raise KeyboardInterrupt
+        client = MlflowClient(uri)
+        experiment_id = client.get_experiment_by_name(config.experiment).experiment_id
+        tags = {"mlflow.parentRunId": config.parent_run, **{k: str(v) for k, v in extras.tags.items()}}
+        run = client.create_run(experiment_id, tags=tags, run_name=config.default_run_name())
+        params = [Param(k, v) for k, v in config_params(config.to_dict()).items()]
+        client.log_batch(run.info.run_id, metrics=[Metric("best_val_acc", 0.5, 0, 0)], params=params)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return SimpleNamespace(run_id=run.info.run_id, metrics={"best_val_acc": 0.5})
+
+    train_fn.calls = calls
+    return train_fn
+
+
+def test_a_stopped_list_continues_from_its_parents_children_and_a_finished_one_starts_anew(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    experiment = load_experiment(str(write(tmp_path / "seeds.yaml", {"defaults": TINY, "seeds": [0, 1, 2]})))
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_experiment(experiment, train_fn=logging_stand_in(mlflow_store, interrupt_on={1}))
+    client = MlflowClient(mlflow_store)
+    (parent,) = client.search_runs([client.get_experiment_by_name("seeds").experiment_id], "tags.`zoo.role` = 'sweep'")
+    assert parent.info.status == "KILLED"
+    trainer = logging_stand_in(mlflow_store)
+    sweep = engine.run_experiment(experiment, train_fn=trainer)  # the same command again
+    assert (sweep.name, sweep.parent_run_id, sweep.study) == ("seeds", parent.info.run_id, None)
+    assert trainer.calls == [1, 2]  # only the runs not ended yet
+    assert sorted(o.number for o in sweep.outcomes) == [0, 1, 2]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    again = engine.run_experiment(experiment, train_fn=logging_stand_in(mlflow_store))
+    assert again.name == "seeds-2"  # a finished sweep's command starts a new sweep
+    assert again.parent_run_id != parent.info.run_id
+    options = engine.SweepOptions(storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    shared = engine.run_experiment(experiment, options, logging_stand_in(mlflow_store))
+    assert shared.name == "seeds-3"  # a study never takes a plain loop's name (nor a loop a study's parent)
 
 
 def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> None:
     experiment = load_experiment(str(search_file(tmp_path, trials=1, defaults={**TINY, "tracking": False})))
-    sweep = engine.open_sweep(experiment, engine.SweepOptions())
-    sweep.study.ask()  # another worker took the one slot
+    storage = studies.open_storage("memory", None)
+    study, name, _ = studies.open_study(experiment, storage, None, 0, lambda name: None, lambda name: False)
+    study.ask()  # another worker took the one slot
     trainer = stand_in()
-    engine.run_worker(sweep, engine.SweepOptions(), trainer)
+    sweep = engine.Sweep(name, experiment, None, study=study)
+    studies.work(study, engine.trial_objective(sweep, engine.SweepOptions(), trainer), fail_fast=False)
     assert trainer.calls == []
+    assert studies.ended(study) == ([], 1)  # the slot is still the other worker's
 
 
 # -- real training: MLflow's records --------------------------------------------------------

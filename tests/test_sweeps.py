@@ -308,5 +308,5 @@ def test_without_tracking_a_sweep_has_no_parent(tmp_path: Path) -> None:
         train_fn=lambda c, extras=None: SimpleNamespace(run_id=None, metrics={"best_val_acc": 0.5}),
     )
     assert sweep.parent_run_id is None
-    assert sweep.storage_url == "memory"
-    assert [t.state.name for t in sweep.study.trials] == ["COMPLETE", "COMPLETE"]
+    assert sweep.study is None  # a plain loop: no study, in memory or on disk
+    assert [o.state for o in sweep.outcomes] == ["COMPLETE", "COMPLETE"]

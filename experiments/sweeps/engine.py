@@ -1,24 +1,21 @@
-"""`run_experiment`: every run of an experiment file, as the trials of an Optuna study, on any number of workers.
+"""`run_experiment`: every run of an experiment file under one MLflow parent run, in a loop or as Optuna trials.
 
-Each trial is a child of one MLflow parent run (for seeds, grids and searches),
-created by the zoo, not by an integration, so that a trial on any process of any
-machine finds its parent in the study (`experiments.sweeps.study`).
+- A list of runs (seeds, a grid, ``runs:``) on one worker is a plain loop over its configs.
+  Running a stopped sweep's command again trains only the runs it has not ended (its parent's
+  children say which); a finished sweep's command starts a new sweep (``NAME-2``).
+- A search, or a list shared by ``--workers N``, ``--storage`` or ``--sweep``, is the trials of
+  an Optuna study (`experiments.sweeps.study`): N workers on this machine
+  (`experiments.sweeps.workers`), the same command on more machines joining the same study.
 
-- One worker (the default) runs the trials in this process.
-- ``--workers N`` runs N workers on this machine (`experiments.sweeps.workers`),
-  each with its own GPU or its share of the CPU cores; this process is one of them.
-- The same command on more machines, with one ``--storage`` and ``--sweep``,
-  joins the same study: N machines x M workers, no trial run twice.
-
-A failed trial is recorded FAILED and the others go on (``--fail-fast`` stops the
-sweep instead); a pruned one ends KILLED with the pruner's reason. Whichever
-process sees the last trial end summarises the sweep into the parent run
-(`experiments.sweeps.report`).
+A failed run is recorded FAILED and the others go on (``--fail-fast`` stops the sweep); a
+pruned one ends KILLED with the pruner's reason. Whichever process sees the last run end
+summarises the sweep into the parent run (`experiments.sweeps.report`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -31,39 +28,30 @@ from typing import Any
 import optuna
 import torch
 
-from experiments.config import ConfigError, ExperimentFile
-from experiments.config.secrets import mask_text
+from experiments.config import ConfigError, ExperimentConfig, ExperimentFile
 from experiments.signals import handle_unless_ignored, restore
 from experiments.sweeps import study as studies
-from experiments.sweeps.report import finish_sweep, objective, parent_params
-from experiments.sweeps.trials import Pruned, TrialReporter, config_for, trial_run_name
-from experiments.sweeps.workers import THREADS_ENV, stop_workers, wait_for_workers
-from experiments.tracking.errors import TrackingError
-from experiments.tracking.heartbeat import Owner, beating
-from experiments.tracking.names import (
-    NOTE_TAG,
-    ROLE_TAG,
-    SWEEP_ROLE,
-    SWEEP_TAG,
-    THREADS_TAG,
-    TRIAL_STATE_TAG,
-    TRIAL_TAG,
-    WORKER_TAG,
+from experiments.sweeps.report import finish_sweep, parent_params
+from experiments.sweeps.trials import (
+    Outcome,
+    Pruned,
+    Sweep,
+    TrialReporter,
+    choose_name,
+    fingerprint,
+    objective,
+    sampled_config,
 )
-from experiments.tracking.runs import TrackedRun, describe_experiment, ensure_experiment
-from experiments.tracking.source import source_facts
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.sweeps.workers import THREADS_ENV, stop_workers, wait_for_workers
+from experiments.tracking import sweep_records as records
+from experiments.tracking.errors import TrackingError
+from experiments.tracking.heartbeat import Owner
+from experiments.tracking.names import SWEEP_DONE_METRIC, SWEEP_PLAN_TAG, SWEEP_TAG, THREADS_TAG, TRIAL_TAG, WORKER_TAG
+from experiments.tracking.store import resolve_tracking_uri
 from experiments.training.runner import RunExtras, TrainResult, train
 
 TrainFn = Callable[..., TrainResult]
 """What trains one run: `experiments.training.runner.train` or a stand-in (``fn(config, extras=...)``)."""
-
-STOP_ATTR = "zoo.stop"
-"""Study attribute: why every worker should stop (``--fail-fast`` after a failed trial)."""
-
-
-class NothingLeft(Exception):
-    """A worker asked for a trial after the last slot was taken: it ends the trial unrun and stops."""
 
 
 @dataclass
@@ -73,8 +61,8 @@ class SweepOptions:
     Attributes:
         workers: Worker processes on this machine.
         storage: The study storage URL; ``None`` for the default beside the MLflow store.
-        name: The study's name; ``None`` for the file's name (a finished sweep of it starts a new one).
-        fail_fast: Stop the sweep at the first failed trial.
+        name: The sweep's name; ``None`` for the file's name (a finished sweep of it starts a new one).
+        fail_fast: Stop the sweep at the first failed run.
         worker_index: Set in a worker process that another ``zoo run`` started.
     """
 
@@ -107,100 +95,71 @@ def tracking_uri_of(experiment: ExperimentFile) -> str | None:
     return resolve_tracking_uri(first.tracking_uri) if first.tracking else None
 
 
-def choose_name(storage: optuna.storages.BaseStorage, experiment: ExperimentFile) -> str:
-    """The study a plain ``zoo run FILE`` continues, or the new one it starts.
-
-    The file's own name, while that study runs this experiment and is not
-    finished; else ``NAME-2``, ``NAME-3``, ...: running a finished sweep's command
-    again starts a new sweep, running a stopped one's continues it.
-
-    Args:
-        storage: The study storage.
-        experiment: The experiment file.
-
-    Returns:
-        The study's name.
-    """
-    existing = set(optuna.study.get_all_study_names(storage))
-    plan = studies.fingerprint(experiment)
-    for number in range(1, 10_000):
-        name = experiment.name if number == 1 else f"{experiment.name}-{number}"
-        if name not in existing:
-            return name
-        attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
-        finished = f"{studies.LOCK_PREFIX}{name}/finished" in existing
-        if attrs.get(studies.PLAN_ATTR) == plan and not finished:
-            return name
-    raise TrackingError(f"no free sweep name for '{experiment.name}' in the storage; pass --sweep NAME")
-
-
-def create_parent(experiment: ExperimentFile, name: str, tracking_uri: str | None) -> str | None:
-    """The sweep's MLflow parent run: what it is, its file, its description. Created once, by the study's creator.
+def create_parent(experiment: ExperimentFile, name: str, plan: str | None, uri: str | None) -> str | None:
+    """The sweep's MLflow parent run, created once, by the process that starts the sweep.
 
     Args:
         experiment: The experiment file.
         name: The sweep's name.
-        tracking_uri: The MLflow store; ``None`` without tracking.
+        plan: Its `experiments.sweeps.trials.fingerprint`, tagged on a plain loop's parent (a study keeps its own).
+        uri: The MLflow store; ``None`` without tracking.
 
     Returns:
-        The parent's run id, or ``None`` (no tracking, or a plain list of runs).
+        Its run id, or ``None`` (no tracking, or runs listed without seeds, grid or search).
     """
-    if tracking_uri is None or not experiment.is_sweep:
+    if uri is None or not experiment.is_sweep:
         return None
-    tags = {ROLE_TAG: SWEEP_ROLE, SWEEP_TAG: name}
-    if experiment.description:
-        tags[NOTE_TAG] = experiment.description
-    parent = TrackedRun.create(experiment.runs[0].experiment, name, tags, tracking_uri)
-    parent.log_params(parent_params(experiment))
-    parent.set_tags(source_facts())
-    text = Path(experiment.source).read_text(encoding="utf-8")
-    parent.log_text(mask_text(text), f"sweep/{Path(experiment.source).name}")  # a tracking_uri: in it, masked
-    return parent.run_id
+    source = Path(experiment.source)
+    return records.create_parent(
+        experiment.runs[0].experiment,
+        name,
+        uri,
+        plan=plan,
+        params=parent_params(experiment),
+        file=(source.name, source.read_text(encoding="utf-8")),
+        description=experiment.description,
+    )
 
 
-def open_sweep(experiment: ExperimentFile, options: SweepOptions) -> studies.Sweep:
-    """Create or join the sweep's study (and its parent run).
+def parent_state(experiment: ExperimentFile, name: str, uri: str | None) -> tuple[str | None, bool] | None:
+    """What the MLflow parent of the sweep called ``name`` runs, if there is one (`choose_name`'s lookup).
 
     Args:
         experiment: The experiment file.
-        options: How the sweep runs.
+        name: A sweep's name.
+        uri: The MLflow store; ``None`` without tracking.
 
     Returns:
-        The open sweep.
+        ``None`` for no such parent, else ``(its plan, whether it is finished)``; a study's parent has
+        no plan (its study holds it), so that a plain loop never continues it.
     """
-    tracking_uri = tracking_uri_of(experiment)
-    url = options.storage or (studies.default_storage(tracking_uri) if tracking_uri is not None else None)
-    if url is None:  # no tracking and no storage: a study in memory, for this process only
-        if options.workers > 1:
-            raise ConfigError(
-                "--workers needs a study storage shared by the processes: pass --storage "
-                "sqlite:///PATH/optuna.db (or turn tracking on)"
-            )
-        url = "memory"
-    with studies.quiet_optuna():
-        if url == "memory":
-            storage: Any = optuna.storages.InMemoryStorage()
-            name = options.name or experiment.name
-            study = optuna.create_study(
-                storage=storage,
-                study_name=name,
-                direction=studies.direction_of(experiment),
-                sampler=studies.sampler_for(experiment, 0),
-                pruner=studies.pruner_for(experiment),
-            )
-            studies.enqueue_slots(study, experiment)
-            return studies.Sweep(study, storage, name, url, None, experiment, created=True)
-        name = options.name or choose_name(studies.open_storage(url, tracking_uri), experiment)
-        sweep = studies.create_or_join(
-            experiment,
-            name,
-            url,
-            worker=options.worker_index or 0,
-            create_parent=lambda: create_parent(experiment, name, tracking_uri),
-        )
-    if tracking_uri is not None and experiment.description:
-        client = get_client(tracking_uri)
-        describe_experiment(client, ensure_experiment(client, experiment.runs[0].experiment), experiment.description)
+    parent = records.find_parent(experiment.runs[0].experiment, name, uri) if uri is not None else None
+    return None if parent is None else (parent.data.tags.get(SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics)
+
+
+def open_list(experiment: ExperimentFile, uri: str | None) -> Sweep:
+    """Start a plain loop's sweep, or continue the stopped one of the same plan: its parent and what ended.
+
+    Args:
+        experiment: The experiment file (a list of runs).
+        uri: Its MLflow store.
+
+    Returns:
+        The sweep, with the outcomes of the runs its parent's children already ended.
+    """
+    sweep = Sweep(experiment.name, experiment, uri)
+    if uri is None or not experiment.is_sweep:
+        return sweep
+    plan = fingerprint(experiment)
+    sweep.name = choose_name(experiment.name, plan, lambda name: parent_state(experiment, name, uri))
+    if (found := records.find_parent(experiment.runs[0].experiment, sweep.name, uri)) is None:
+        sweep.parent_run_id = create_parent(experiment, sweep.name, plan, uri)
+        return sweep
+    sweep.parent_run_id, metric = found.info.run_id, f"best_{objective(experiment)[0]}"
+    for number, run in sorted(records.ended_children(found.info.run_id, uri).items()):
+        done = run.info.status == "FINISHED"
+        value = run.data.metrics.get(metric) if done else None
+        sweep.outcomes.append(Outcome(number, "COMPLETE" if done else "FAIL", value, run_id=run.info.run_id))
     return sweep
 
 
@@ -209,8 +168,8 @@ def run_experiment(
     options: SweepOptions | None = None,
     train_fn: TrainFn = train,
     workers: Sequence[subprocess.Popen[bytes]] = (),
-) -> studies.Sweep:
-    """Run an experiment file's trials until the study has them all; this process is one worker.
+) -> Sweep:
+    """Run an experiment file's runs (or trials) until every one has ended; this process is one worker.
 
     Args:
         experiment: The experiment file, expanded and validated.
@@ -221,40 +180,85 @@ def run_experiment(
             stopped at a batch end when this process is told to stop.
 
     Returns:
-        The sweep (its study holds every trial; `sweep_report.sweep_rows` reads them).
+        The sweep: its parent run and how each run ended (`experiments.sweeps.report.print_results` shows it).
 
     Raises:
+        ConfigError: ``--workers`` below 1, or several workers without a storage to share.
         TrackingError: If a started worker failed.
     """
     options = options or SweepOptions()
     if options.workers < 1:
         raise ConfigError(f"--workers {options.workers} is not allowed; give a whole number of at least 1")
+    if threads := os.environ.get(THREADS_ENV):
+        torch.set_num_threads(int(threads))
+    uri = tracking_uri_of(experiment)
+    storage = None
     try:
-        sweep = open_sweep(experiment, options)
-        tracking_uri = tracking_uri_of(experiment)
-        if options.worker_index is not None:  # a started worker: trials only; the process that started it reports
-            run_worker(sweep, options, train_fn)
-            return sweep
-        with parent_alive(sweep, tracking_uri), stop_on_signals():
-            run_worker(sweep, options, train_fn)
+        # A search, or a list that other workers or machines share: an Optuna study.
+        if (
+            experiment.samples
+            or options.workers > 1
+            or options.storage
+            or options.name
+            or options.worker_index is not None
+        ):
+            url = options.storage or (studies.default_storage(uri) if uri is not None else "memory")
+            if url == "memory" and options.workers > 1:  # no tracking and no storage: this process's memory
+                raise ConfigError(
+                    "--workers needs a study storage shared by the processes: pass --storage "
+                    "sqlite:///PATH/optuna.db (or turn tracking on)"
+                )
+            storage = studies.open_storage(url, uri)
+            study, name, parent = studies.open_study(
+                experiment,
+                storage,
+                options.name,
+                options.worker_index or 0,
+                lambda name: create_parent(experiment, name, None, uri),
+                lambda name: parent_state(experiment, name, uri) is not None,
+            )
+            sweep = Sweep(name, experiment, uri, parent, study=study)
+            if options.worker_index is not None:  # a started worker: trials only; the process that started it reports
+                studies.work(study, trial_objective(sweep, options, train_fn), options.fail_fast)
+                return sweep
+        else:
+            sweep = open_list(experiment, uri)
+        with records.parent_alive(sweep.parent_run_id, uri, lambda: running(sweep.study)), stop_on_signals():
+            if sweep.study is not None:
+                studies.work(sweep.study, trial_objective(sweep, options, train_fn), options.fail_fast)
+            else:
+                run_list(sweep, options, train_fn)
             codes = wait_for_workers(workers)
     except BaseException:
         stop_workers(workers)
         raise
-    failed = [index for index, code in enumerate(codes, 1) if code != 0]
-    if failed:
+    if failed := [index for index, code in enumerate(codes, 1) if code != 0]:
         raise TrackingError(
-            f"sweep '{sweep.name}': worker(s) {failed} exited with "
-            f"{[codes[i - 1] for i in failed]}; their output above says why; run the same command "
-            f"again to continue the sweep"
+            f"sweep '{sweep.name}': worker(s) {failed} exited with {[codes[i - 1] for i in failed]}; their output "
+            f"above says why; run the same command again to continue the sweep"
         )
-    finish_sweep(sweep, tracking_uri)
+    if sweep.study is not None:
+        sweep.outcomes, sweep.pending = studies.ended(sweep.study)
+    if not sweep.pending and (storage is None or studies.take_finish(storage, sweep.name)):
+        finish_sweep(sweep)
     return sweep
+
+
+def running(study: optuna.Study | None) -> bool:
+    """Whether a trial of a sweep's study runs, in any process (``None``, a plain loop: none other).
+
+    Args:
+        study: The sweep's study, if it has one.
+
+    Returns:
+        True while one does.
+    """
+    return study is not None and bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """SIGTERM (a scheduler's stop) as Ctrl-C between trials; during one, the trial's own handler defers it.
+    """SIGTERM (a scheduler's stop) as Ctrl-C between runs; during one, the run's own handler defers it.
 
     Yields:
         Nothing.
@@ -270,156 +274,108 @@ def stop_on_signals() -> Iterator[None]:
         restore(previous)
 
 
-@contextlib.contextmanager
-def parent_alive(sweep: studies.Sweep, tracking_uri: str | None) -> Iterator[None]:
-    """Keep the parent run RUNNING and beating while this machine works on the sweep.
-
-    On Ctrl-C or SIGTERM it is marked KILLED, on a failure (``--fail-fast``) FAILED, unless
-    trials of other processes still run (the sweep goes on elsewhere); running the command
-    again continues it.
+def run_list(sweep: Sweep, options: SweepOptions, train_fn: TrainFn) -> None:
+    """Train every listed run that has not ended yet, in order, one after the other.
 
     Args:
-        sweep: The open sweep.
-        tracking_uri: The MLflow store.
-
-    Yields:
-        Nothing.
-    """
-    client = studies.mlflow_client(tracking_uri)
-    parent_id = sweep.parent_run_id
-    if client is None or tracking_uri is None or parent_id is None:  # no client is no tracking_uri
-        yield
-        return
-    client.update_run(parent_id, status="RUNNING")
-    try:
-        with beating(client, parent_id, Owner.here()):
-            yield
-    except KeyboardInterrupt:
-        if studies.counts(sweep.study)["running"] == 0:
-            TrackedRun(parent_id, tracking_uri).end("KILLED")
-        raise
-    except Exception:  # --fail-fast, or the sweep's own machinery (its storage) failed
-        if studies.counts(sweep.study)["running"] == 0:
-            TrackedRun(parent_id, tracking_uri).end("FAILED")
-        raise
-
-
-def run_worker(sweep: studies.Sweep, options: SweepOptions, train_fn: TrainFn) -> None:
-    """Ask the study for trials and train them until no slot is left (or the sweep is told to stop).
-
-    Args:
-        sweep: The open sweep.
+        sweep: The open sweep (`open_list`).
         options: How the sweep runs (``fail_fast``).
         train_fn: Trains one run.
     """
-    threads = os.environ.get(THREADS_ENV)
-    if threads:
-        torch.set_num_threads(int(threads))
-    study = sweep.study
-
-    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if study.user_attrs.get(STOP_ATTR) or not study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
-        ):
-            study.stop()
-
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        with studies.quiet_optuna():
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial comes back as a waiting one
-    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)) and not study.user_attrs.get(
-        STOP_ATTR
-    ):
-        with studies.quiet_optuna(), contextlib.suppress(NothingLeft):
-            study.optimize(
-                lambda trial: run_trial(trial, sweep, options, train_fn),
-                callbacks=[stop_when_done],
-                catch=() if options.fail_fast else (Exception,),
-            )
+    done, total = {o.number for o in sweep.outcomes}, len(sweep.experiment.runs)
+    for index, config in enumerate(sweep.experiment.runs):
+        if index not in done:
+            reporter = TrialReporter(*objective(sweep.experiment))
+            try:
+                value = train_run(sweep, config, index, f"run {index + 1}/{total}", reporter, train_fn, options)
+                sweep.outcomes.append(Outcome(index, "COMPLETE", value, run_id=reporter.run_id or ""))
+            except Exception:
+                sweep.outcomes.append(Outcome(index, "FAIL", run_id=reporter.run_id or ""))
+                if options.fail_fast:
+                    raise
 
 
-def run_trial(trial: optuna.Trial, sweep: studies.Sweep, options: SweepOptions, train_fn: TrainFn) -> float:
-    """The objective: train the trial's config as a child run; its value is its best epoch.
+def trial_objective(sweep: Sweep, options: SweepOptions, train_fn: TrainFn) -> Callable[[optuna.Trial], float]:
+    """The study's objective: train the trial's listed run or sampled config; its value is its best epoch.
 
     Args:
-        trial: The trial Optuna handed out.
-        sweep: The open sweep.
+        sweep: The open sweep (with its study).
         options: How the sweep runs.
         train_fn: Trains one run.
 
     Returns:
-        The best value of the objective over the run's epochs.
-
-    Raises:
-        NothingLeft: The trial is surplus (every slot was taken).
-        Pruned: The pruner stopped it.
+        ``objective(trial) -> value``.
     """
-    if studies.SLOT_ATTR not in trial.user_attrs:
-        trial.set_user_attr(studies.ENDING_ATTR, "surplus")
-        sweep.study.stop()
-        raise NothingLeft(f"trial {trial.number}: every slot of the sweep was taken")
-    experiment = sweep.experiment
-    config, values = config_for(trial, experiment)
-    changes: dict[str, Any] = {"run_name": trial_run_name(trial.number, values, config)} if values else {}
-    if sweep.parent_run_id:
-        changes["parent_run"] = sweep.parent_run_id
-    config = config.replace(**changes) if changes else config
-    metric, direction = objective(experiment)
-    reporter = TrialReporter(trial, metric, direction, experiment.search.pruner if experiment.search else "none")
+    experiment, study = sweep.experiment, sweep.study
+    assert study is not None  # a study's sweep
+    pruner, goal = experiment.search.pruner if experiment.search else "none", objective(experiment)
+
+    def run(trial: optuna.Trial) -> float:
+        if studies.SLOT_ATTR not in trial.user_attrs:  # asked after the last slot was taken: ends unrun
+            study.stop()
+            raise optuna.TrialPruned(f"trial {trial.number}: every slot of the sweep was taken")
+        slot, total = int(trial.user_attrs[studies.SLOT_ATTR]), experiment.trials
+        config = sampled_config(trial, experiment) if experiment.samples else experiment.runs[slot]
+        label = f"trial {trial.number} ({slot + 1}/{total})" if experiment.samples else f"run {slot + 1}/{total}"
+        try:
+            return train_run(sweep, config, trial.number, label, TrialReporter(*goal, pruner, trial), train_fn, options)
+        except KeyboardInterrupt:
+            study.enqueue_trial(trial.params, user_attrs={studies.SLOT_ATTR: slot})  # the command's re-run takes it
+            raise
+
+    return run
+
+
+def train_run(
+    sweep: Sweep,
+    config: ExperimentConfig,
+    number: int,
+    label: str,
+    reporter: TrialReporter,
+    train_fn: TrainFn,
+    options: SweepOptions,
+) -> float:
+    """Train one run as a child of the sweep's parent, record how it ended in its run, and return its value.
+
+    Args:
+        sweep: The open sweep.
+        config: The run's config.
+        number: Its trial number (a listed run's index in a plain loop), tagged ``zoo.trial``.
+        label: How the line before its epochs names it (``run 2/6``, ``trial 3 (4/8)``).
+        reporter: Keeps its epochs' values (and reports them to its trial).
+        train_fn: Trains one run.
+        options: How the sweep runs (``fail_fast``: a failure stops the sweep).
+
+    Returns:
+        The best value of the objective over the run's epochs.
+    """
+    config = config.replace(parent_run=sweep.parent_run_id) if sweep.parent_run_id else config
     # The trial number is bookkeeping, a tag: as a param it would differ between every two children.
-    extras = RunExtras(
-        tags={
-            SWEEP_TAG: sweep.name,
-            TRIAL_TAG: trial.number,
-            WORKER_TAG: str(Owner.here()),
-            THREADS_TAG: torch.get_num_threads(),
-        },
-        callbacks=[reporter],
-    )
-    total = experiment.trials
-    slot = trial.user_attrs[studies.SLOT_ATTR] + 1
-    what = f"trial {trial.number} ({slot}/{total})" if experiment.search else f"run {slot}/{total}"
-    print(f"== {what}: {config.run_name or config.default_run_name()} ({config.model})", flush=True)
+    tags = {
+        SWEEP_TAG: sweep.name,
+        TRIAL_TAG: number,
+        WORKER_TAG: str(Owner.here()),
+        THREADS_TAG: torch.get_num_threads(),
+    }
+    print(f"== {label}: {config.run_name or config.default_run_name()} ({config.model})", flush=True)
     try:
-        result = train_fn(config, extras=extras)
-    except KeyboardInterrupt:
-        studies.requeue_interrupted(sweep.study, trial)  # a re-run of the command continues with it
-        raise
+        result = train_fn(config, extras=RunExtras(tags=tags, callbacks=[reporter]))
     except Pruned:
-        tag_trial(trial, "PRUNED", tracking_uri_of(experiment))
+        records.record_trial_end(reporter.run_id, sweep.tracking_uri, "PRUNED", {})
         raise
     except Exception as exc:
-        tag_trial(trial, "FAIL", tracking_uri_of(experiment))
-        if options.fail_fast:
-            sweep.study.set_user_attr(STOP_ATTR, f"trial {trial.number} failed: {type(exc).__name__}")
+        records.record_trial_end(reporter.run_id, sweep.tracking_uri, "FAIL", {})
+        if options.fail_fast and sweep.study is not None:  # every worker stops after its trial
+            sweep.study.set_user_attr(studies.STOP_ATTR, f"trial {number} failed: {type(exc).__name__}")
         then = "the sweep stops (--fail-fast)" if options.fail_fast else "its run is FAILED; the sweep goes on"
         print(
-            f"zoo: trial {trial.number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {then}",
+            f"zoo: trial {number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {then}",
             file=sys.stderr,
         )
         raise
+    metric, reporter.run_id = reporter.metric, reporter.run_id or result.run_id
     value = reporter.best
     if value is None:  # a stand-in trainer without epochs: its summary says it
-        value = float(result.metrics.get(f"best_{metric}", result.metrics.get(metric, float("nan"))))
-    tag_trial(trial, "COMPLETE", tracking_uri_of(experiment), {f"best_{metric}": value})
+        value = float(result.metrics.get(f"best_{metric}", result.metrics.get(metric, math.nan)))
+    records.record_trial_end(reporter.run_id, sweep.tracking_uri, "COMPLETE", {f"best_{metric}": value})
     return value
-
-
-def tag_trial(trial: optuna.Trial, state: str, tracking_uri: str | None, value: dict[str, float] | None = None) -> None:
-    """Write how a trial ended into its MLflow run (Optuna knows; the MLflow UI should too).
-
-    Args:
-        trial: The Optuna trial that just ended.
-        state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
-        tracking_uri: The store of its run; ``None`` without tracking.
-        value: The trial's value as a metric (``best_val_acc``), where the run does not hold it yet,
-            so that ``zoo compare --parent`` ranks the trials by it.
-    """
-    run_id = trial.user_attrs.get(studies.MLFLOW_RUN_ATTR)
-    client = studies.mlflow_client(tracking_uri)
-    if run_id and client is not None:
-        with contextlib.suppress(Exception):
-            client.set_tag(run_id, TRIAL_STATE_TAG, state)
-            held = client.get_run(run_id).data.metrics
-            for key, number in (value or {}).items():
-                if key not in held:
-                    client.log_metric(run_id, key, number)

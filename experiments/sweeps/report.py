@@ -1,7 +1,7 @@
-"""What a sweep's parent run holds once its last trial ended: the best trial, the groups, the plots, the tables.
+"""A sweep's results: what its parent run holds once its last run ended, and what ``zoo run`` prints.
 
-Done once, by whichever process sees the last trial end first (a lock in the
-study storage decides), so that N machines summarise one sweep once:
+The summary is written once, by whichever process sees the last run end first (a lock in
+the study storage decides between processes), so that N machines summarise one sweep once:
 
 - params ``best.trial`` and ``best.<field>`` (the best trial's sampled values), and
   the metric ``best_<objective>``;
@@ -11,7 +11,7 @@ study storage decides), so that N machines summarise one sweep once:
   (``test_acc``, ``best_val_acc``, ``test_loss``): ``vs/<group>/<metric>/diff``, ``ci_low``,
   ``ci_high``, ``p``, ``p_adjusted``, ``prob_a_beats_b`` (`experiments.analysis.stats`), and
   for ``test_acc`` the same under their first names, ``vs/<group>/diff`` and so on;
-- artifacts under ``sweep/``: the experiment file, ``trials.csv`` (Optuna's trials),
+- artifacts under ``sweep/``: the experiment file, ``trials.csv`` (every run or trial, best first),
   ``groups.csv`` (the table ``zoo run`` prints), ``pairs.csv`` (the pairs with their
   verdicts, one row per pair and metric), for a random search ``expected_max.png`` (with the metric
   ``expected_best_<objective>`` by number of trials) and, for a search with at least two
@@ -35,15 +35,22 @@ from matplotlib.figure import Figure
 from mlflow.entities import Run
 from optuna.trial import TrialState
 
-from experiments.analysis.compare import find_runs, group_keys, is_lower_better
-from experiments.analysis.grouping import GROUP_METRICS, Comparison, compare_metrics, group_rows, pair_rows
+from experiments.analysis.compare import compare_rows, find_runs, group_keys, is_lower_better, repeated_configs
+from experiments.analysis.grouping import (
+    GROUP_METRICS,
+    Comparison,
+    compare_metrics,
+    group_rows,
+    pair_rows,
+    verdict_report,
+)
 from experiments.analysis.plots import plot_expected_max
 from experiments.analysis.stats import expected_max
 from experiments.analysis.tables import format_table
 from experiments.config import ExperimentFile
-from experiments.sweeps import study as studies
+from experiments.sweeps.trials import Outcome, Sweep, objective
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import PARENT_TAG
+from experiments.tracking.names import PARENT_TAG, SWEEP_DONE_METRIC, SWEEP_FILE_ARTIFACT
 from experiments.tracking.runs import TrackedRun
 
 
@@ -74,21 +81,6 @@ def parent_params(experiment: ExperimentFile) -> dict[str, str]:
     return params
 
 
-def children(sweep: studies.Sweep, tracking_uri: str) -> list[Run]:
-    """The sweep's child runs in MLflow.
-
-    Args:
-        sweep: The open sweep (its study and parent run).
-        tracking_uri: Its MLflow store.
-
-    Returns:
-        The runs whose parent is the sweep's parent run (every child of every process).
-    """
-    return find_runs(
-        sweep.experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'", tracking_uri
-    )
-
-
 def metric_label(values: tuple[str, ...]) -> str:
     """A group's values as the last part of an MLflow metric name (letters, digits, ``_-. /`` only).
 
@@ -101,82 +93,54 @@ def metric_label(values: tuple[str, ...]) -> str:
     return re.sub(r"[^A-Za-z0-9_.\- ]", "_", "_".join(values))[:200]
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The sweep's best completed trial (its objective at its best epoch).
+def best_trial(sweep: Sweep) -> Outcome | None:
+    """The sweep's best completed run or trial (its objective at its best epoch).
 
     Args:
-        study: The sweep's Optuna study.
+        sweep: The sweep, its outcomes as this process saw them last.
 
     Returns:
-        The trial, or ``None`` before one completed.
+        The outcome, or ``None`` before one completed.
     """
-    complete = [
-        (t, t.value)
-        for t in studies.finished_trials(study)
-        if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
-    ]
-    if not complete:
-        return None
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-    best, _ = max(complete, key=lambda pair: sign * pair[1])
-    return best
+    complete = [o for o in sweep.outcomes if o.state == "COMPLETE" and o.value is not None and not math.isnan(o.value)]
+    sign = -1.0 if objective(sweep.experiment)[1] == "minimize" else 1.0
+    return max(complete, key=lambda o: sign * (o.value or 0.0), default=None)
 
 
-def finish_sweep(sweep: studies.Sweep, tracking_uri: str | None) -> bool:
-    """Summarise the sweep into its parent run, once, if its last trial has ended.
+def finish_sweep(sweep: Sweep) -> None:
+    """Summarise the sweep into its parent run (its last run has ended; this process was chosen to).
 
     Args:
-        sweep: The open sweep (its study and parent run).
-        tracking_uri: Its MLflow store.
-
-    Returns:
-        Whether this call summarised it (else it is not done yet, or another process did).
+        sweep: The sweep, every run ended.
     """
-    if not studies.is_done(sweep.study):
-        return False
-    if sweep.storage_url != "memory" and not studies.exclusive(sweep.storage, f"{sweep.name}/finished"):
-        return False
-    if tracking_uri is None or sweep.parent_run_id is None:
-        return True
-    parent = TrackedRun(sweep.parent_run_id, tracking_uri)
-    runs = children(sweep, tracking_uri)
-    metric, _ = objective(sweep.experiment)
-    best = best_trial(sweep.study)
-    if best is not None and best.value is not None:  # best_trial returns a trial with a value
+    if sweep.tracking_uri is None or sweep.parent_run_id is None:
+        return
+    experiment, parent = sweep.experiment, TrackedRun(sweep.parent_run_id, sweep.tracking_uri)
+    runs = find_runs(
+        experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'", sweep.tracking_uri
+    )
+    metric, direction = objective(experiment)
+    best = best_trial(sweep)
+    if best is not None and best.value is not None:
         parent.log_params({"best.trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
         parent.log_metrics({f"best_{metric}": float(best.value)})
-    now = studies.counts(sweep.study)
-    parent.log_metrics(
-        {"sweep.complete": now["complete"], "sweep.pruned": now["pruned"], "sweep.failed": now["failed"]}
-    )
-    if runs and not sweep.experiment.samples:  # seeds and grids form groups; every sampled trial is its own
+    if runs and not experiment.samples:  # seeds and grids form groups; every sampled trial is its own
         comparisons = sweep_comparisons(runs)
         rows, columns = group_rows(runs, group_keys(runs), comparison=comparisons[0] if comparisons else None)
         parent.log_metrics(group_metrics(rows, group_keys(runs)))
-        parent.log_text(format_table(rows, columns, "csv") + "\n", "sweep/groups.csv")
+        parent.log_text(format_table(rows, columns, "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/groups.csv")
         if comparisons and comparisons[0].pairs:
             parent.log_metrics(pair_metrics(comparisons))
             pairs, pair_columns = pair_rows(comparisons)
-            parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", "sweep/pairs.csv")
-    log_study_artifacts(parent, sweep.study, plots=sweep.experiment.samples)
-    if sweep.experiment.search is not None and sweep.experiment.search.sampler == "random":
-        log_expected_max(parent, sweep.study, *objective(sweep.experiment))
-    parent.end("FAILED" if now["failed"] else "FINISHED")
-    return True
-
-
-def objective(experiment: ExperimentFile) -> tuple[str, str]:
-    """The sweep's objective metric and direction (listed runs: their monitor).
-
-    Args:
-        experiment: The experiment file.
-
-    Returns:
-        ``(metric, direction)``.
-    """
-    if experiment.search is not None:
-        return experiment.search.objective, experiment.search.direction
-    return experiment.runs[0].monitor, studies.direction_of(experiment)
+            parent.log_text(format_table(pairs, pair_columns, "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/pairs.csv")
+    parent.log_text(format_table(*sweep_rows(sweep), "csv") + "\n", f"{SWEEP_FILE_ARTIFACT}/trials.csv")
+    if sweep.study is not None and experiment.samples:
+        log_study_plots(parent, sweep.study)
+    if sweep.study is not None and experiment.search is not None and experiment.search.sampler == "random":
+        log_expected_max(parent, sweep.study, metric, direction)
+    counts = {"sweep.pruned": sweep.count("PRUNED"), "sweep.failed": sweep.count("FAIL")}
+    parent.log_metrics({**counts, SWEEP_DONE_METRIC: sweep.count("COMPLETE")})  # last: the sweep is finished
+    parent.end("FAILED" if sweep.count("FAIL") else "FINISHED")
 
 
 def group_metrics(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, float]:
@@ -269,24 +233,21 @@ def log_expected_max(parent: TrackedRun, study: optuna.Study, metric: str, direc
         parent.log_metrics({f"expected_best_{metric}": value}, step=n)
     if curve:
         with tempfile.TemporaryDirectory() as folder:
-            parent.log_artifact(plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), "sweep")
+            parent.log_artifact(
+                plot_expected_max(curve, metric, Path(folder) / "expected_max.png"), SWEEP_FILE_ARTIFACT
+            )
     return curve
 
 
-def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) -> None:
-    """Upload the trials table and, for a search, Optuna's importance and parallel-coordinate plots.
+def log_study_plots(parent: TrackedRun, study: optuna.Study) -> None:
+    """Upload Optuna's parameter-importance and parallel-coordinate plots of a search (two trials at least).
 
     Args:
         parent: The sweep's parent run.
-        study: The sweep's Optuna study.
-        plots: Draw the plots (a search samples values; listed runs have none to plot).
+        study: The search's Optuna study.
     """
-    frame = study.trials_dataframe(attrs=("number", "value", "params", "state", "user_attrs", "duration"))
-    frame = frame[[c for c in frame.columns if not c.startswith("user_attrs_") or c == "user_attrs_zoo.mlflow_run_id"]]
-    parent.log_text(frame.to_csv(index=False), "sweep/trials.csv")
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not plots or len(finished) < 2:
-        return  # nothing sampled, or too few trials to compare
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+        return  # too few trials to compare
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         for name, plot in (
@@ -303,37 +264,93 @@ def log_study_artifacts(parent: TrackedRun, study: optuna.Study, plots: bool) ->
                 import matplotlib.pyplot as plt  # deferred: Optuna draws with pyplot; its figure is closed here
 
                 plt.close(figure)
-                parent.log_artifact(path, "sweep")
+                parent.log_artifact(path, SWEEP_FILE_ARTIFACT)
 
 
-def sweep_rows(sweep: studies.Sweep, tracking_uri: str | None) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per trial of the sweep, best first: number, state, value, sampled values, run.
+def sweep_rows(sweep: Sweep) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per ended run or trial of the sweep, best first: number, state, value, sampled values, run.
 
     Args:
-        sweep: The open sweep (its study and parent run).
-        tracking_uri: Its MLflow store.
+        sweep: The sweep, its outcomes as this process saw them last.
 
     Returns:
         ``(rows, columns)`` for `experiments.analysis.tables.format_table`.
     """
     metric, direction = objective(sweep.experiment)
-    trials = studies.finished_trials(sweep.study)
-    names = sorted({k for t in trials for k in t.params})
-    rows = []
-    for t in trials:
-        row = {
-            "trial": t.number,
-            "state": t.state.name,
-            metric: t.value,
-            **{k: t.params.get(k) for k in names},
-            "run_id": t.user_attrs.get(studies.MLFLOW_RUN_ATTR, ""),
-        }
-        rows.append(row)
+    valued = [o for o in sweep.outcomes if o.value is not None and not math.isnan(o.value)]
     lower = direction == "minimize" or is_lower_better(metric)
-    ranked = sorted(
-        [r for r in rows if isinstance(r[metric], float) and not math.isnan(r[metric])],
-        key=lambda r: r[metric],
-        reverse=not lower,
-    )
-    rows = ranked + [r for r in rows if r not in ranked]
+    ordered = sorted(valued, key=lambda o: o.value or 0.0, reverse=not lower)
+    ordered += [o for o in sweep.outcomes if o not in valued]
+    names = sorted({k for o in ordered for k in o.params})
+    rows = [
+        {
+            "trial": o.number,
+            "state": o.state,
+            metric: o.value,
+            **{k: o.params.get(k) for k in names},
+            "run_id": o.run_id,
+        }
+        for o in ordered
+    ]
     return rows, ["trial", "state", metric, *names, "run_id"]
+
+
+def print_plan(experiment: ExperimentFile) -> None:
+    """Print what a run of the file would do (``zoo run --dry-run``): its runs, or its search.
+
+    Args:
+        experiment: The experiment file.
+    """
+    search = experiment.search
+    if search is not None and experiment.samples:
+        base = experiment.runs[0]
+        print(
+            f"search of {base.model} on {base.data}: {search.trials} trials, sampler {search.sampler}, "
+            f"pruner {search.pruner}, objective {search.direction} {search.objective}"
+        )
+        rows = [
+            {"field": k, "distribution": d.describe(), "base value": getattr(base, k)} for k, d in search.space.items()
+        ]
+        print(format_table(rows, ["field", "distribution", "base value"]))
+        return
+    columns = ["run_name", "model", "data", "epochs", "batch_size", "lr", "seed", "experiment"]
+    print(format_table([{**c.to_dict(), "run_name": c.default_run_name()} for c in experiment.runs], columns))
+
+
+def print_results(sweep: Sweep) -> None:
+    """Print what ``zoo run`` shows at the end: the runs side by side, the groups and their verdicts, the best trial.
+
+    Args:
+        sweep: The sweep as `experiments.sweeps.engine.run_experiment` returned it.
+    """
+    experiment, uri = sweep.experiment, sweep.tracking_uri
+    if uri is not None:
+        ids = {o.run_id for o in sweep.outcomes}
+        runs = [r for r in find_runs(experiment.runs[0].experiment, uri=uri) if r.info.run_id in ids]
+        grouped = bool(sweep.parent_run_id) and not experiment.samples
+        if runs:
+            # Where runs repeat a configuration (seeds), the groups' verdicts judge, not the luckiest run.
+            print(format_table(*compare_rows(runs, mark_best=not (grouped and repeated_configs(runs)))))
+        if runs and grouped:
+            print(f"\nparent run {sweep.parent_run_id}; mean, std and 95% CI over seeds:")
+            comparisons = sweep_comparisons(runs)
+            first = comparisons[0] if comparisons else None
+            print(format_table(*group_rows(runs, group_keys(runs), ci_as_text=True, comparison=first)))
+            if first is not None and first.pairs:
+                print(verdict_report(comparisons))
+    if experiment.samples or uri is None:
+        print(f"\nsweep '{sweep.name}': trials, best first:")
+        print(format_table(*sweep_rows(sweep)))
+    best = best_trial(sweep)
+    if best is not None and experiment.is_sweep and not (experiment.seeds and not experiment.samples):
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        print(
+            f"\nbest trial {best.number}: {objective(experiment)[0]} {best.value:.4g}"
+            + (f" ({shown})" if shown else "")
+            + (f"; parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")
+        )
+    if sweep.pending:
+        print(
+            f"\n{len(sweep.outcomes)} of {experiment.trials} trials done; the sweep '{sweep.name}' goes on in "
+            f"other processes (run this command again to join it)"
+        )

@@ -145,3 +145,13 @@ UI_APP = "zoo"
 
 UI_AUTH_APP = "zoo-auth"
 """The same with MLflow's basic-auth (``mlflow server --app-name zoo-auth``), for a team server."""
+
+# -- sweeps
+SWEEP_PLAN_TAG = "zoo.sweep_plan"
+"""On a sweep's parent: the digest of what it runs, so that only the same plan continues it under its name."""
+
+SWEEP_DONE_METRIC = "sweep.complete"
+"""On a sweep's parent, logged with its summary: a parent that has it is finished (its command starts ``NAME-2``)."""
+
+SWEEP_FILE_ARTIFACT = "sweep"
+"""The parent's artifact folder: the experiment file, ``trials.csv``, ``groups.csv``, ``pairs.csv``, the plots."""
