@@ -27,7 +27,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from experiments.config import load_experiment
+from experiments.config.experiment import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
 

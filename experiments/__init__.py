@@ -18,9 +18,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ExperimentConfig": "experiments.config",
-    "load_config": "experiments.config",
-    "load_experiment": "experiments.config",
+    "ExperimentConfig": "experiments.config.schema",
+    "load_config": "experiments.config.schema",
+    "load_experiment": "experiments.config.experiment",
     "TrainResult": "experiments.training.runner",
     "train": "experiments.training.runner",
     "resume": "experiments.training.runner",
@@ -32,7 +32,8 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): `import experiments.cli` must not load torch through this package.
+    # The one lazy package (PEP 562): these names are the library's Python API (`from experiments import
+    # train`), and the `zoo` command, which lives in this package, must start without torch and pydantic.
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
-from experiments.config import load_experiment
+from experiments.config.experiment import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
 from experiments.tracking.runs import config_params

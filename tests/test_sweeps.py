@@ -14,7 +14,8 @@ from conftest import copy_mlflow_store
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import main
-from experiments.config import SHIPPED_DIR, ConfigError, load_experiment
+from experiments.config.errors import ConfigError
+from experiments.config.experiment import SHIPPED_DIR, load_experiment
 
 TINY = {
     "data": "digits",

@@ -10,13 +10,9 @@ import argparse
 import sys
 
 from experiments.commands import SUMMARIES, positive_int
-from experiments.config import (
-    SHIPPED_DIR,
-    ConfigError,
-    add_config_flags,
-    load_experiment,
-    overrides_from_args,
-)
+from experiments.config.errors import ConfigError
+from experiments.config.experiment import SHIPPED_DIR, load_experiment
+from experiments.config.flags import add_config_flags, overrides_from_args
 from experiments.sweeps import workers
 
 

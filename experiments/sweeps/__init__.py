@@ -1,4 +1,4 @@
-"""Sweeps: every run of an experiment file as the trials of one Optuna study, on any number of workers.
+"""Sweeps: an experiment file's runs under one parent run: a loop on one worker, an Optuna study across many.
 
 A trial calls training (`experiments.training.runner.train`); this layer sits above it.
 
@@ -8,24 +8,6 @@ A trial calls training (`experiments.training.runner.train`); this layer sits ab
 - `workers`: ``--workers N`` processes on this machine, each with its GPU or share of the cores.
 - `report`: what the parent run records when the last trial ends (params, grouped means, best trial).
 
-Loaded on first use: every module here but `workers` imports Optuna, torch and MLflow.
+This package re-exports nothing: `workers` (the CLI's start) must load without Optuna and torch,
+which every other module here imports.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "SweepOptions": "engine",
-    "run_experiment": "engine",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: `from experiments.sweeps import workers` (the CLI's start) must not load Optuna and torch.
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"experiments.sweeps.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

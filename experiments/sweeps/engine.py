@@ -28,7 +28,9 @@ from typing import Any
 import optuna
 import torch
 
-from experiments.config import ConfigError, ExperimentConfig, ExperimentFile
+from experiments.config.errors import ConfigError
+from experiments.config.experiment import ExperimentFile
+from experiments.config.schema import ExperimentConfig
 from experiments.signals import handle_unless_ignored, restore
 from experiments.sweeps import study as studies
 from experiments.sweeps.report import finish_sweep, parent_params

@@ -47,7 +47,7 @@ from experiments.analysis.grouping import (
 from experiments.analysis.plots import plot_expected_max
 from experiments.analysis.stats import expected_max
 from experiments.analysis.tables import format_table
-from experiments.config import ExperimentFile
+from experiments.config.experiment import ExperimentFile
 from experiments.sweeps.trials import Outcome, Sweep, objective
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import PARENT_TAG, SWEEP_DONE_METRIC, SWEEP_FILE_ARTIFACT

@@ -33,7 +33,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.config import ExperimentFile
+from experiments.config.experiment import ExperimentFile
 from experiments.config.secrets import mask_text, mask_uri
 from experiments.sweeps.trials import MLFLOW_RUN_ATTR, Outcome, choose_name, fingerprint, objective
 from experiments.tracking import sweep_records as records

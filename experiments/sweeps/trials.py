@@ -12,7 +12,8 @@ import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback
 
-from experiments.config import ExperimentConfig, ExperimentFile
+from experiments.config.experiment import ExperimentFile
+from experiments.config.schema import ExperimentConfig
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.runs import EndedEarly
 
