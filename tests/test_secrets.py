@@ -484,7 +484,7 @@ def test_a_traceback_that_escapes_the_zoo_command_has_its_passwords_masked(tmp_p
     script = (
         "import sys\n"
         "from experiments import cli\n"
-        "cli.build_parser = lambda: (_ for _ in ()).throw(RuntimeError('cannot reach ' + sys.argv[1]))\n"
+        "cli.build_parser = lambda *_: (_ for _ in ()).throw(RuntimeError('cannot reach ' + sys.argv[1]))\n"
         "sys.exit(cli.main([]))\n"
     )
     uri = f"postgresql://zoo:{CANARY}@db.example/mlflow"

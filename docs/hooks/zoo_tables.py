@@ -10,7 +10,7 @@ A page asks for a table with a marker, an HTML comment on a line of its own:
   device, so nothing is downloaded. The tables are HTML, sorted
   and filtered in the browser by ``docs/javascripts/model_tables.js``.
 - ``<!-- zoo:config-table -->``: every field of the experiment config class
-  (`experiments.config.ExperimentConfig`) with its type, default and meaning;
+  (`experiments.config.schema.ExperimentConfig`) with its type, default and meaning;
   ``<!-- zoo:config-table package.module.ClassName -->`` names another pydantic model.
 - ``<!-- zoo:api-modules PACKAGE -->``: a mkdocstrings ``::: module`` block for
   the package and every module in it, found on disk, so that the API reference
@@ -40,7 +40,7 @@ log = logging.getLogger("mkdocs.hooks.zoo_tables")
 
 MODELS_MARKER = "<!-- zoo:models-table -->"
 CONFIG_MARKER = re.compile(r"<!--\s*zoo:config-table(?:\s+(?P<target>[\w.:]+))?\s*-->")
-DEFAULT_CONFIG_CLASS = "experiments.config.ExperimentConfig"
+DEFAULT_CONFIG_CLASS = "experiments.config.schema.ExperimentConfig"
 API_MARKER = re.compile(r"<!--\s*zoo:api-modules\s+(?P<package>[\w.]+)\s*-->")
 
 
@@ -329,7 +329,7 @@ def config_rows(cls: Any) -> list[dict[str, str]]:
         parts = (field.annotation, *typing.get_args(field.annotation))
         choices = next((typing.get_args(p) for p in parts if typing.get_origin(p) is typing.Literal), ())
         meaning = (field.description or "") + ("; one of " + ", ".join(f"`{c}`" for c in choices) if choices else "")
-        flag = "--" + name.replace("_", "-")  # as experiments.config.flag_name writes it
+        flag = "--" + name.replace("_", "-")  # as experiments.config.flags.flag_name writes it
         rows.append(
             {
                 "field": f"`{name}`",
@@ -347,7 +347,7 @@ def config_table(target: str = DEFAULT_CONFIG_CLASS) -> str:
 
     Args:
         target: Dotted path of the pydantic model, such as
-            ``"experiments.config.ExperimentConfig"``.
+            ``"experiments.config.schema.ExperimentConfig"``.
 
     Returns:
         The table; or, while the config module does not exist yet, a note saying so.
