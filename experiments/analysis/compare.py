@@ -14,7 +14,14 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import PARENT_TAG, ROLE_TAG, SWEEP_ROLE, SWEEP_TAG, TRIAL_STATE_TAG
+from experiments.tracking.names import (
+    PARENT_TAG,
+    ROLE_TAG,
+    SWEEP_OBJECTIVE_PARAM,
+    SWEEP_ROLE,
+    SWEEP_TAG,
+    TRIAL_STATE_TAG,
+)
 from experiments.tracking.store import open_store, resolve_tracking_uri
 
 SUMMARY_METRICS = ("epochs", "best_val_acc", "test_acc", "test_loss", "train_time_s")
@@ -230,5 +237,5 @@ def sweep_trials(parent: Run, uri: str | None = None) -> tuple[list[Run], str]:
         ``(children, metric)``: ``best_<objective>`` of the sweep (``best_val_acc`` by default).
     """
     runs = find_runs(None, f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", uri)
-    objective = parent.data.params.get("sweep.objective", "maximize val_acc").split()[-1]
+    objective = parent.data.params.get(SWEEP_OBJECTIVE_PARAM, "maximize val_acc").split()[-1]
     return runs, f"best_{objective}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import SUMMARIES, add_tracking_uri_argument
+from experiments.tracking.names import SWEEP_SAMPLER_PARAM
 from registry.errors import ZooError
 
 if TYPE_CHECKING:  # for the annotation only: the CLI's parser loads without MLflow
@@ -210,7 +211,7 @@ def _expected_max(parent: Run, runs: list[Run], metric: str, fmt: str) -> int:
     best = "min" if compare.is_lower_better(metric) else "max"
     column = f"expected {best} {metric}"
     print(format_table([{"trials": n, column: v} for n, v in enumerate(curve, start=1)], ["trials", column], fmt))
-    sampler = parent.data.params.get("sweep.sampler", "none")
+    sampler = parent.data.params.get(SWEEP_SAMPLER_PARAM, "none")
     if fmt in ("table", "markdown"):
         print(
             f"\nexpected best of n trials drawn from the {len(curve)} finished ones (Dodge et al., Show Your "

@@ -48,7 +48,16 @@ from experiments.sweeps.workers import THREADS_ENV, stop_workers, wait_for_worke
 from experiments.tracking import sweep_records as records
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner
-from experiments.tracking.names import SWEEP_DONE_METRIC, SWEEP_PLAN_TAG, SWEEP_TAG, THREADS_TAG, TRIAL_TAG, WORKER_TAG
+from experiments.tracking.names import (
+    STUDY_STOP_ATTR,
+    SWEEP_DONE_METRIC,
+    SWEEP_PLAN_TAG,
+    SWEEP_TAG,
+    THREADS_TAG,
+    TRIAL_SLOT_ATTR,
+    TRIAL_TAG,
+    WORKER_TAG,
+)
 from experiments.tracking.store import resolve_tracking_uri
 from experiments.training.runner import RunExtras, TrainResult, train
 
@@ -313,16 +322,16 @@ def trial_objective(sweep: Sweep, options: SweepOptions, train_fn: TrainFn) -> C
     pruner, goal = experiment.search.pruner if experiment.search else "none", objective(experiment)
 
     def run(trial: optuna.Trial) -> float:
-        if studies.SLOT_ATTR not in trial.user_attrs:  # asked after the last slot was taken: ends unrun
+        if TRIAL_SLOT_ATTR not in trial.user_attrs:  # asked after the last slot was taken: ends unrun
             study.stop()
             raise optuna.TrialPruned(f"trial {trial.number}: every slot of the sweep was taken")
-        slot, total = int(trial.user_attrs[studies.SLOT_ATTR]), experiment.trials
+        slot, total = int(trial.user_attrs[TRIAL_SLOT_ATTR]), experiment.trials
         config = sampled_config(trial, experiment) if experiment.samples else experiment.runs[slot]
         label = f"trial {trial.number} ({slot + 1}/{total})" if experiment.samples else f"run {slot + 1}/{total}"
         try:
             return train_run(sweep, config, trial.number, label, TrialReporter(*goal, pruner, trial), train_fn, options)
         except KeyboardInterrupt:
-            study.enqueue_trial(trial.params, user_attrs={studies.SLOT_ATTR: slot})  # the command's re-run takes it
+            study.enqueue_trial(trial.params, user_attrs={TRIAL_SLOT_ATTR: slot})  # the command's re-run takes it
             raise
 
     return run
@@ -368,7 +377,7 @@ def train_run(
     except Exception as exc:
         records.record_trial_end(reporter.run_id, sweep.tracking_uri, "FAIL", {})
         if options.fail_fast and sweep.study is not None:  # every worker stops after its trial
-            sweep.study.set_user_attr(studies.STOP_ATTR, f"trial {number} failed: {type(exc).__name__}")
+            sweep.study.set_user_attr(STUDY_STOP_ATTR, f"trial {number} failed: {type(exc).__name__}")
         then = "the sweep stops (--fail-fast)" if options.fail_fast else "its run is FAILED; the sweep goes on"
         print(
             f"zoo: trial {number} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {then}",

@@ -50,7 +50,16 @@ from experiments.analysis.tables import format_table
 from experiments.config.experiment import ExperimentFile
 from experiments.sweeps.trials import Outcome, Sweep, objective
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import PARENT_TAG, SWEEP_DONE_METRIC, SWEEP_FILE_ARTIFACT
+from experiments.tracking.names import (
+    PARENT_TAG,
+    SEARCH_PARAM_PREFIX,
+    SWEEP_DONE_METRIC,
+    SWEEP_FILE_ARTIFACT,
+    SWEEP_OBJECTIVE_PARAM,
+    SWEEP_SAMPLER_PARAM,
+    VERSUS_METRIC_PREFIX,
+    sweep_param,
+)
 from experiments.tracking.runs import TrackedRun
 
 
@@ -66,18 +75,18 @@ def parent_params(experiment: ExperimentFile) -> dict[str, str]:
     search = experiment.search
     metric, direction = objective(experiment)
     params = {
-        "sweep.file": Path(experiment.source).name,
-        "sweep.trials": str(experiment.trials),
-        "sweep.models": json.dumps(sorted({c.model for c in experiment.runs})),
-        "sweep.objective": f"{direction} {metric}",
+        sweep_param("file"): Path(experiment.source).name,
+        sweep_param("trials"): str(experiment.trials),
+        sweep_param("models"): json.dumps(sorted({c.model for c in experiment.runs})),
+        SWEEP_OBJECTIVE_PARAM: f"{direction} {metric}",
     }
     if experiment.seeds:
-        params["sweep.seeds"] = json.dumps(experiment.seeds)
+        params[sweep_param("seeds")] = json.dumps(experiment.seeds)
     if experiment.grid:
-        params["sweep.grid"] = json.dumps(experiment.grid, sort_keys=True)
+        params[sweep_param("grid")] = json.dumps(experiment.grid, sort_keys=True)
     if search is not None:
-        params.update({f"search.{k}": d.describe() for k, d in search.space.items()})
-        params.update({"sweep.sampler": search.sampler, "sweep.pruner": search.pruner})
+        params.update({f"{SEARCH_PARAM_PREFIX}{k}": d.describe() for k, d in search.space.items()})
+        params.update({SWEEP_SAMPLER_PARAM: search.sampler, sweep_param("pruner"): search.pruner})
     return params
 
 
@@ -138,7 +147,7 @@ def finish_sweep(sweep: Sweep) -> None:
         log_study_plots(parent, sweep.study)
     if sweep.study is not None and experiment.search is not None and experiment.search.sampler == "random":
         log_expected_max(parent, sweep.study, metric, direction)
-    counts = {"sweep.pruned": sweep.count("PRUNED"), "sweep.failed": sweep.count("FAIL")}
+    counts = {sweep_param("pruned"): sweep.count("PRUNED"), sweep_param("failed"): sweep.count("FAIL")}
     parent.log_metrics({**counts, SWEEP_DONE_METRIC: sweep.count("COMPLETE")})  # last: the sweep is finished
     parent.end("FAILED" if sweep.count("FAIL") else "FINISHED")
 
@@ -205,9 +214,9 @@ def pair_metrics(comparisons: list[Comparison]) -> dict[str, float]:
             for name in PAIR_FIGURES:
                 value = float(getattr(pair, name))
                 if math.isfinite(value):
-                    metrics[f"vs/{label}/{comparison.metric}/{name}"] = value
+                    metrics[f"{VERSUS_METRIC_PREFIX}{label}/{comparison.metric}/{name}"] = value
                     if i == 0:
-                        metrics[f"vs/{label}/{name}"] = value
+                        metrics[f"{VERSUS_METRIC_PREFIX}{label}/{name}"] = value
     return metrics
 
 

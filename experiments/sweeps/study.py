@@ -5,8 +5,8 @@ hands trials to any number of workers on any number of machines. Each guarantee 
 an operation Optuna's storage makes atomic:
 
 - **One creator, one plan.** ``create_study(load_if_exists=False)`` succeeds for exactly one
-  process. It stores the plan (`PLAN_ATTR`), creates the MLflow parent run, enqueues the
-  trials, and writes the parent's id (`PARENT_ATTR`) last; every other process waits for
+  process. It stores the plan (`STUDY_PLAN_ATTR`), creates the MLflow parent run, enqueues the
+  trials, and writes the parent's id (`STUDY_PARENT_ATTR`) last; every other process waits for
   that id, and joins only if its plan is the same.
 - **Every trial once.** Every trial the sweep owes is enqueued up front (`enqueue_trial`,
   one per slot: a listed run's index, or an empty slot for the sampler to fill);
@@ -35,26 +35,21 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config.experiment import ExperimentFile
 from experiments.config.secrets import mask_text, mask_uri
-from experiments.sweeps.trials import MLFLOW_RUN_ATTR, Outcome, choose_name, fingerprint, objective
+from experiments.sweeps.trials import Outcome, choose_name, fingerprint, objective
 from experiments.tracking import sweep_records as records
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import interval, stale_after
+from experiments.tracking.names import (
+    STUDY_PARENT_ATTR,
+    STUDY_PLAN_ATTR,
+    STUDY_STOP_ATTR,
+    TRIAL_RUN_ATTR,
+    TRIAL_SLOT_ATTR,
+)
 from experiments.tracking.store import check_database, resolve_tracking_uri, sqlite_path
 
 STUDY_FILE = "optuna.db"
 """The default storage's file, beside the local MLflow store (``mlflow.db``)."""
-
-PARENT_ATTR = "zoo.parent_run_id"
-"""Study attribute: the MLflow parent run's id ("" without one). Written last by the creator."""
-
-PLAN_ATTR = "zoo.plan"
-"""Study attribute: the `fingerprint` of the experiment it runs."""
-
-SLOT_ATTR = "zoo.slot"
-"""Trial attribute: the slot a trial fills (0 .. trials - 1; a listed run's index); none on a surplus trial."""
-
-STOP_ATTR = "zoo.stop"
-"""Study attribute: why every worker should stop (``--fail-fast`` after a failed trial)."""
 
 LOCK_PREFIX = "zoo-lock:"
 """Names of the lock studies (never optimised; one per decision that must be taken once)."""
@@ -142,7 +137,7 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
         reason = (
             f"its sweep worker died (trial {trial.number}; no heartbeat for {stale_after():g} s); the trial runs again"
         )
-        records.mark_dead(trial.user_attrs.get(MLFLOW_RUN_ATTR), tracking_uri, reason)
+        records.mark_dead(trial.user_attrs.get(TRIAL_RUN_ATTR), tracking_uri, reason)
         retry(study, trial)
 
     for attempt in range(CREATE_ATTEMPTS):
@@ -236,7 +231,9 @@ def open_study(
         if candidate not in optuna.study.get_all_study_names(storage):
             return ("", True) if taken(candidate) else None
         attrs = optuna.load_study(study_name=candidate, storage=storage).user_attrs
-        return attrs.get(PLAN_ATTR), LOCK_PREFIX + f"{candidate}/finished" in optuna.study.get_all_study_names(storage)
+        return attrs.get(STUDY_PLAN_ATTR), LOCK_PREFIX + f"{candidate}/finished" in optuna.study.get_all_study_names(
+            storage
+        )
 
     name = name or choose_name(experiment.name, plan, lookup)
     try:
@@ -248,29 +245,29 @@ def open_study(
             directions=[objective(experiment)[1]],
             load_if_exists=False,
         )
-        study.set_user_attr(PLAN_ATTR, plan)
+        study.set_user_attr(STUDY_PLAN_ATTR, plan)
         parent = create_parent(name)
         for slot in range(experiment.trials):
-            study.enqueue_trial({}, user_attrs={SLOT_ATTR: slot})
-        study.set_user_attr(PARENT_ATTR, parent or "")  # last: joiners wait for it
+            study.enqueue_trial({}, user_attrs={TRIAL_SLOT_ATTR: slot})
+        study.set_user_attr(STUDY_PARENT_ATTR, parent or "")  # last: joiners wait for it
         return study, name, parent
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name, pruner=pruner_for(experiment))
     study.sampler = sampler_for(experiment, worker, len(study.get_trials(deepcopy=False)))
     deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while PARENT_ATTR not in (attrs := study.user_attrs):
+    while STUDY_PARENT_ATTR not in (attrs := study.user_attrs):
         if time.monotonic() > deadline:
             raise TrackingError(
                 f"sweep '{name}' was never set up (its creator stopped while setting it up); "
                 f"pass --sweep NEW_NAME to start a new sweep"
             )
         time.sleep(0.5)
-    if attrs.get(PLAN_ATTR) != plan:
+    if attrs.get(STUDY_PLAN_ATTR) != plan:
         raise TrackingError(
             f"sweep '{name}' runs another experiment (a different file, overrides or search); "
             f"pass --sweep NEW_NAME to start a new sweep"
         )
-    return study, name, attrs[PARENT_ATTR] or None
+    return study, name, attrs[STUDY_PARENT_ATTR] or None
 
 
 def ended(study: optuna.Study) -> tuple[list[Outcome], int]:
@@ -284,11 +281,11 @@ def ended(study: optuna.Study) -> tuple[list[Outcome], int]:
     """
     newest: dict[int, FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False):  # by number
-        if SLOT_ATTR in trial.user_attrs:
-            newest[trial.user_attrs[SLOT_ATTR]] = trial
+        if TRIAL_SLOT_ATTR in trial.user_attrs:
+            newest[trial.user_attrs[TRIAL_SLOT_ATTR]] = trial
     done = sorted((t for t in newest.values() if t.state.is_finished()), key=lambda t: t.number)
     outcomes = [
-        Outcome(t.number, t.state.name, t.value, dict(t.params), t.user_attrs.get(MLFLOW_RUN_ATTR, "")) for t in done
+        Outcome(t.number, t.state.name, t.value, dict(t.params), t.user_attrs.get(TRIAL_RUN_ATTR, "")) for t in done
     ]
     return outcomes, len(newest) - len(done)
 
@@ -306,7 +303,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.Trial], float], fail_f
 
     def waiting() -> bool:
         return (
-            bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) and STOP_ATTR not in study.user_attrs
+            bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            and STUDY_STOP_ATTR not in study.user_attrs
         )
 
     def stop_when_done(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -15,10 +15,8 @@ from lightning.pytorch.callbacks import Callback
 from experiments.config.experiment import ExperimentFile
 from experiments.config.schema import ExperimentConfig
 from experiments.tracking.errors import TrackingError
+from experiments.tracking.names import TRIAL_RUN_ATTR
 from experiments.tracking.runs import EndedEarly
-
-MLFLOW_RUN_ATTR = "zoo.mlflow_run_id"
-"""Trial attribute: the MLflow child run of the trial."""
 
 
 @dataclass
@@ -171,7 +169,7 @@ class TrialReporter(Callback):
         """Keep the run's MLflow id, in the trial too (a dead worker's run is marked KILLED by it)."""
         self.run_id = getattr(trainer.logger, "run_id", None)
         if stage == "fit" and self.run_id and self.trial is not None:
-            self.trial.set_user_attr(MLFLOW_RUN_ATTR, self.run_id)
+            self.trial.set_user_attr(TRIAL_RUN_ATTR, self.run_id)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Keep (and report) the epoch's value; stop the trial if the pruner says so."""

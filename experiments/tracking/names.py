@@ -155,3 +155,45 @@ SWEEP_DONE_METRIC = "sweep.complete"
 
 SWEEP_FILE_ARTIFACT = "sweep"
 """The parent's artifact folder: the experiment file, ``trials.csv``, ``groups.csv``, ``pairs.csv``, the plots."""
+
+SWEEP_PARAM_PREFIX = "sweep."
+"""The parent's params (``sweep.file``, ``sweep.seeds``, ...) and counts (``sweep.pruned``); see `sweep_param`."""
+
+SWEEP_OBJECTIVE_PARAM = "sweep.objective"
+"""On a sweep's parent: ``"maximize val_acc"``, the direction and metric its trials were judged by."""
+
+SWEEP_SAMPLER_PARAM = "sweep.sampler"
+"""On a search's parent: its sampler (``tpe``, ``random``, ``grid``)."""
+
+SEARCH_PARAM_PREFIX = "search."
+"""On a search's parent: one param per searched field, its distribution (``search.lr``)."""
+
+VERSUS_METRIC_PREFIX = "vs/"
+"""On a sweep's parent: the pairwise figures, ``vs/GROUP/METRIC/FIGURE``."""
+
+STUDY_PARENT_ATTR = "zoo.parent_run_id"
+"""Optuna study attribute: the MLflow parent run's id ("" without one). Written last by the creator."""
+
+STUDY_PLAN_ATTR = "zoo.plan"
+"""Optuna study attribute: the digest of the experiment it runs."""
+
+STUDY_STOP_ATTR = "zoo.stop"
+"""Optuna study attribute: why every worker should stop (``--fail-fast`` after a failed trial)."""
+
+TRIAL_SLOT_ATTR = "zoo.slot"
+"""Optuna trial attribute: the slot a trial fills (0 .. trials - 1; a listed run's index)."""
+
+TRIAL_RUN_ATTR = "zoo.mlflow_run_id"
+"""Optuna trial attribute: the MLflow child run of the trial."""
+
+
+def sweep_param(name: str) -> str:
+    """A sweep parent's param or count: ``sweep_param("seeds")`` is ``"sweep.seeds"``.
+
+    Args:
+        name: The part after the prefix.
+
+    Returns:
+        The full name.
+    """
+    return SWEEP_PARAM_PREFIX + name
