@@ -30,10 +30,13 @@ from experiments.config.errors import ConfigError
 from experiments.config.files import load_yaml, read_yaml
 from experiments.config.secrets import mask_values
 
-EPOCH_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
+EpochMetric = Literal["train_loss_epoch", "train_acc", "val_loss", "val_acc"]
 """The figures every epoch logs; a search's objective may be any of them."""
 
-MONITORED_METRICS = ("val_acc", "val_loss")
+EPOCH_METRICS: tuple[str, ...] = typing.get_args(EpochMetric)
+"""`EpochMetric`'s names, in that order."""
+
+MonitoredMetric = Literal["val_acc", "val_loss"]
 """What checkpointing and early stopping can watch: they act at validation's end, before the epoch's
 training figures are computed."""
 
@@ -139,7 +142,7 @@ class ExperimentConfig(BaseModel):
     )  # fmt: skip
     log_grad_norms: bool = _field(False, "log per-stage gradient norms (grad_norm/STAGE) every optimizer step")
     # -- callbacks -----------------------------------------------------------
-    monitor: Literal["val_acc", "val_loss"] = _field("val_acc", "metric that checkpointing and early stopping watch")
+    monitor: MonitoredMetric = _field("val_acc", "metric that checkpointing and early stopping watch")
     monitor_mode: Literal["max", "min"] = _field("max", "whether the monitored metric should go up or down")
     early_stopping: bool = _field(True, "stop when the monitored metric stops improving")
     patience: int = _field(5, "early-stopping patience in epochs", ge=0)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, model_validator
 
 from experiments.config.errors import ConfigError
-from experiments.config.schema import EPOCH_METRICS, ExperimentConfig, field_names
+from experiments.config.schema import EPOCH_METRICS, EpochMetric, ExperimentConfig, field_names
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 """Kinds of a search dimension: a float on a log scale, a float, a whole number, one of a list."""
@@ -139,7 +139,7 @@ class Search(BaseModel):
     space: dict[str, Distribution]
     trials: StrictInt = Field(ge=1)
     sampler: Literal["tpe", "random", "grid"] = "tpe"
-    objective: Literal["train_loss_epoch", "train_acc", "val_loss", "val_acc"]
+    objective: EpochMetric
     direction: Literal["maximize", "minimize"]
     pruner: Literal["median", "hyperband", "none"] = "median"
 
