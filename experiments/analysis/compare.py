@@ -15,12 +15,12 @@ from mlflow.exceptions import MlflowException
 
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
-    PARENT_TAG,
     ROLE_TAG,
     SWEEP_OBJECTIVE_PARAM,
     SWEEP_ROLE,
-    SWEEP_TAG,
     TRIAL_STATE_TAG,
+    children_filter,
+    sweep_parents_filter,
 )
 from experiments.tracking.store import open_store, resolve_tracking_uri
 
@@ -215,7 +215,7 @@ def sweep_parent(run_id: str | None = None, name: str | None = None, uri: str | 
     if run_id is not None:
         runs = find_runs(None, f"attributes.run_id = '{run_id}'", uri)
     else:
-        runs = find_runs(None, f"tags.`{SWEEP_TAG}` = '{name}' and tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'", uri)
+        runs = find_runs(None, sweep_parents_filter(str(name)), uri)
     runs = [r for r in runs if r.data.tags.get(ROLE_TAG) == SWEEP_ROLE]
     if not runs:
         what = f"run '{run_id}'" if run_id else f"sweep '{name}'"
@@ -236,6 +236,6 @@ def sweep_trials(parent: Run, uri: str | None = None) -> tuple[list[Run], str]:
     Returns:
         ``(children, metric)``: ``best_<objective>`` of the sweep (``best_val_acc`` by default).
     """
-    runs = find_runs(None, f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", uri)
+    runs = find_runs(None, children_filter(parent.info.run_id), uri)
     objective = parent.data.params.get(SWEEP_OBJECTIVE_PARAM, "maximize val_acc").split()[-1]
     return runs, f"best_{objective}"

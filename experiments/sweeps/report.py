@@ -51,13 +51,13 @@ from experiments.config.experiment import ExperimentFile
 from experiments.sweeps.trials import Outcome, Sweep, objective
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
-    PARENT_TAG,
     SEARCH_PARAM_PREFIX,
     SWEEP_DONE_METRIC,
     SWEEP_FILE_ARTIFACT,
     SWEEP_OBJECTIVE_PARAM,
     SWEEP_SAMPLER_PARAM,
     VERSUS_METRIC_PREFIX,
+    children_filter,
     sweep_param,
 )
 from experiments.tracking.runs import TrackedRun
@@ -125,9 +125,7 @@ def finish_sweep(sweep: Sweep) -> None:
     if sweep.tracking_uri is None or sweep.parent_run_id is None:
         return
     experiment, parent = sweep.experiment, TrackedRun(sweep.parent_run_id, sweep.tracking_uri)
-    runs = find_runs(
-        experiment.runs[0].experiment, f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'", sweep.tracking_uri
-    )
+    runs = find_runs(experiment.runs[0].experiment, children_filter(sweep.parent_run_id), sweep.tracking_uri)
     metric, direction = objective(experiment)
     best = best_trial(sweep)
     if best is not None and best.value is not None:

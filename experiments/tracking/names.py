@@ -197,3 +197,27 @@ def sweep_param(name: str) -> str:
         The full name.
     """
     return SWEEP_PARAM_PREFIX + name
+
+
+def sweep_parents_filter(name: str) -> str:
+    """MLflow's filter for the parent runs of the sweep called ``name``.
+
+    Args:
+        name: The sweep's name.
+
+    Returns:
+        A ``filter_string`` for ``search_runs``.
+    """
+    return f"tags.`{SWEEP_TAG}` = '{name}' and tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'"
+
+
+def children_filter(parent_run_id: str) -> str:
+    """MLflow's filter for the child runs of a parent (a sweep's trials).
+
+    Args:
+        parent_run_id: The parent's run id.
+
+    Returns:
+        A ``filter_string`` for ``search_runs``.
+    """
+    return f"tags.`{PARENT_TAG}` = '{parent_run_id}'"

@@ -16,7 +16,6 @@ from experiments.tracking.heartbeat import Owner, beating
 from experiments.tracking.names import (
     KILLED_REASON_TAG,
     NOTE_TAG,
-    PARENT_TAG,
     ROLE_TAG,
     SWEEP_FILE_ARTIFACT,
     SWEEP_PLAN_TAG,
@@ -24,6 +23,8 @@ from experiments.tracking.names import (
     SWEEP_TAG,
     TRIAL_STATE_TAG,
     TRIAL_TAG,
+    children_filter,
+    sweep_parents_filter,
 )
 from experiments.tracking.runs import TrackedRun, describe_experiment, ensure_experiment
 from experiments.tracking.source import source_facts
@@ -85,7 +86,7 @@ def find_parent(experiment: str, name: str, uri: str) -> Run | None:
         return None
     runs = client.search_runs(
         [found.experiment_id],
-        filter_string=f"tags.`{SWEEP_TAG}` = '{name}' and tags.`{ROLE_TAG}` = '{SWEEP_ROLE}'",
+        filter_string=sweep_parents_filter(name),
         max_results=1,
     )
     return runs[0] if runs else None
@@ -105,7 +106,7 @@ def ended_children(parent_run_id: str, uri: str) -> dict[int, Run]:
     parent = client.get_run(parent_run_id)
     runs = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        filter_string=children_filter(parent_run_id),
         order_by=["attributes.start_time ASC"],
         max_results=50_000,
     )
