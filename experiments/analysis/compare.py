@@ -212,11 +212,8 @@ def sweep_parent(run_id: str | None = None, name: str | None = None, uri: str | 
     Raises:
         TrackingError: If no sweep has that id or name.
     """
-    if run_id is not None:
-        runs = find_runs(None, f"attributes.run_id = '{run_id}'", uri)
-    else:
-        runs = find_runs(None, sweep_parents_filter(str(name)), uri)
-    runs = [r for r in runs if r.data.tags.get(ROLE_TAG) == SWEEP_ROLE]
+    by = f"attributes.run_id = '{run_id}'" if run_id is not None else sweep_parents_filter(str(name))
+    runs = [r for r in find_runs(None, by, uri) if r.data.tags.get(ROLE_TAG) == SWEEP_ROLE]
     if not runs:
         what = f"run '{run_id}'" if run_id else f"sweep '{name}'"
         raise TrackingError(

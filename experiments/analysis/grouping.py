@@ -36,18 +36,6 @@ QUALITY_METRICS = ("test_acc", "best_val_acc", "test_loss")
 """Summary metrics of how good a run is, each compared pair by pair; budgets (epochs, time) are not."""
 
 
-def param_key(name: str) -> str:
-    """A param name without MLflow's ``params.`` prefix.
-
-    Args:
-        name: ``model`` or ``params.model``.
-
-    Returns:
-        ``model``.
-    """
-    return name[len("params.") :] if name.startswith("params.") else name
-
-
 def check_group_keys(runs: list[Run], keys: Sequence[str]) -> list[str]:
     """Check that every key is a param of the runs.
 
@@ -56,13 +44,13 @@ def check_group_keys(runs: list[Run], keys: Sequence[str]) -> list[str]:
         keys: Param names to group by.
 
     Returns:
-        The names without ``params.``.
+        The names without MLflow's ``params.`` prefix (``params.model`` is ``model``).
 
     Raises:
         TrackingError: Naming the unknown param and the known ones.
     """
     known = sorted({k for r in runs for k in r.data.params})
-    out = [param_key(k) for k in keys]
+    out = [k.removeprefix("params.") for k in keys]
     for key in out:
         if key not in known:
             raise TrackingError(f"--group-by {key}: no run has that param; params: {', '.join(known)}")
@@ -276,19 +264,7 @@ MARKS_LEGEND = (
     "* best: its lead over every other group is significant; = tied for best (no detectable difference); "
     "? cannot tell or confounded"
 )
-"""What the group table's marks mean, printed under it."""
-
-
-def marks_legend(metric: str) -> str:
-    """The legend printed under the group table, naming the metric its marks rest on.
-
-    Args:
-        metric: The sort metric.
-
-    Returns:
-        Which metric the marks rest on, then `MARKS_LEGEND`.
-    """
-    return f"marks on {metric}: {MARKS_LEGEND}"
+"""What the group table's marks mean, printed under it after the metric they rest on."""
 
 
 def group_rows(
@@ -328,11 +304,10 @@ def group_rows(
         row["runs"] = len(members)
         for metric in metrics:
             group = describe([r.data.metrics.get(metric) for r in members])
-            row[f"{metric} mean"] = None if math.isnan(group.mean) else group.mean
-            row[f"{metric} std"] = None if math.isnan(group.std) else group.std
-            low, high = (None, None) if math.isnan(group.ci_low) else (group.ci_low, group.ci_high)
-            row[f"{metric} ci_low"], row[f"{metric} ci_high"] = low, high
-            row[f"{metric} 95% CI"] = "" if low is None else f"{low:.4g}..{high:.4g}"
+            for figure in ("mean", "std", "ci_low", "ci_high"):
+                value = getattr(group, figure)
+                row[f"{metric} {figure}"] = None if math.isnan(value) else value
+            row[f"{metric} 95% CI"] = _interval(group.ci_low, group.ci_high)
         rows.append(row)
     lower = is_lower_better(sort)
     rows.sort(key=lambda r: _rank_key(math.nan if r[f"{sort} mean"] is None else r[f"{sort} mean"], lower))
@@ -341,20 +316,17 @@ def group_rows(
     return rows, columns
 
 
-def pair_rows(
-    comparisons: Comparison | Sequence[Comparison], ci_as_text: bool = False
-) -> tuple[list[dict[str, Any]], list[str]]:
+def pair_rows(comparisons: Sequence[Comparison], ci_as_text: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """The pairwise table: one row per pair and metric, the figures a verdict rests on.
 
     Args:
-        comparisons: From `compare_metrics` (or one from `compare_run_groups`).
+        comparisons: From `compare_metrics`.
         ci_as_text: Intervals as one text column each (for a terminal).
 
     Returns:
         ``(rows, columns)``, the ``metric`` column first; the Holm, paired and bootstrap
         columns only where they apply.
     """
-    comparisons = [comparisons] if isinstance(comparisons, Comparison) else list(comparisons)
     pairs = [pair for c in comparisons for pair in c.pairs]
     rows = []
     for comparison in comparisons:
@@ -382,16 +354,15 @@ def _interval(low: float, high: float) -> str:
     return "" if math.isnan(low) else f"{low:.4g}..{high:.4g}"
 
 
-def verdict_lines(comparisons: Comparison | Sequence[Comparison]) -> list[str]:
+def verdict_lines(comparisons: Sequence[Comparison]) -> list[str]:
     """One line per pair and metric (``A vs B (METRIC): verdict``), each followed by its notes.
 
     Args:
-        comparisons: From `compare_metrics` (or one from `compare_run_groups`).
+        comparisons: From `compare_metrics`.
 
     Returns:
         Lines to print, metric by metric, then how the p-values were adjusted.
     """
-    comparisons = [comparisons] if isinstance(comparisons, Comparison) else list(comparisons)
     lines = []
     for comparison in comparisons:
         where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
@@ -418,7 +389,7 @@ def verdict_report(comparisons: Sequence[Comparison], fmt: str = "table") -> str
         The block, starting with an empty line.
     """
     rows, columns = pair_rows(comparisons, ci_as_text=True)
-    legend = marks_legend(comparisons[0].metric)
+    legend = f"marks on {comparisons[0].metric}: {MARKS_LEGEND}"
     return f"\n{legend}\n\n{format_table(rows, columns, fmt)}\n\n" + "\n".join(verdict_lines(comparisons))
 
 

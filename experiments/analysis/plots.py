@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Run
 
 from experiments.analysis.budgets import at_label
-from experiments.analysis.grouping import Comparison, check_group_keys, groups_of, mean_curve
+from experiments.analysis.grouping import Comparison, check_group_keys, group_label, groups_of, mean_curve
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import GRAD_NORM_PREFIX
 from experiments.tracking.readback import curve
@@ -43,19 +43,17 @@ def plot_curves(
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         for r in runs:
-            history = curve(r.info.run_id, metric, uri)
-            if history:
-                ax.plot(
-                    list(history),
-                    list(history.values()),
-                    marker="o",
-                    label=f"{r.info.run_name} ({r.info.run_id[:8]})",
-                )
+            if history := curve(r.info.run_id, metric, uri):
+                ax.plot(list(history), list(history.values()), marker="o", label=_run_label(r))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     return _save(fig, path)
+
+
+def _run_label(run: Run) -> str:
+    return f"{run.info.run_name} ({run.info.run_id[:8]})"
 
 
 def _histories(runs: list[Run], metric: str, uri: str | None) -> list[dict[int, float]]:
@@ -74,12 +72,6 @@ def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return out
-
-
-def _label(keys: Sequence[str], values: tuple[str, ...], n: int) -> str:
-    return (
-        ", ".join(values if len(keys) == 1 else [f"{k}={v}" for k, v in zip(keys, values, strict=True)]) + f" (n={n})"
-    )
 
 
 def plot_group_curves(
@@ -104,14 +96,14 @@ def plot_group_curves(
     keys = check_group_keys(runs, keys)
     fig, axes = _figure(len(metrics), width=4.5)
     for values, members in groups_of(runs, keys).items():
-        label = _label(keys, values, len(members))
+        label = f"{group_label(keys, values)} (n={len(members)})"
         for ax, metric in zip(axes, metrics, strict=True):
             steps, means, lows, highs = mean_curve(_histories(members, metric, uri))
             if not steps:
                 continue
-            x = steps  # epoch curves count epochs from 1, as the summary does
-            (line,) = ax.plot(x, means, marker="o", label=label)
-            ax.fill_between(x, lows, highs, color=line.get_color(), alpha=0.2)
+            # The steps are epochs counted from 1, as the summary counts them.
+            (line,) = ax.plot(steps, means, marker="o", label=label)
+            ax.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.2)
     for ax, metric in zip(axes, metrics, strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -141,15 +133,8 @@ def plot_group_runs(comparison: Comparison, path: str | Path) -> Path:
         ax.scatter([x - 0.15 + o for o in offsets], values, s=18, color="0.35", zorder=3)
         if stats.n:
             low, high = (stats.mean, stats.mean) if math.isnan(stats.ci_low) else (stats.ci_low, stats.ci_high)
-            ax.errorbar(
-                x + 0.15,
-                stats.mean,
-                yerr=[[stats.mean - low], [high - stats.mean]],
-                fmt="o",
-                color="C0",
-                capsize=4,
-                zorder=3,
-            )
+            spread = [[stats.mean - low], [high - stats.mean]]
+            ax.errorbar(x + 0.15, stats.mean, yerr=spread, fmt="o", color="C0", capsize=4, zorder=3)
     labels = [f"{g} {comparison.marks.get(g, '')}".strip() + f"\n(n={s.n})" for g, s in comparison.groups.items()]
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     where = f" at {at_label(comparison.at)}" if comparison.at is not None else ""
@@ -216,10 +201,10 @@ def plot_grad_norms(runs: list[Run], path: str | Path, keys: Sequence[str] = (),
     if not parts:
         raise TrackingError("no run logged gradient norms; train with --log-grad-norms (log_grad_norms: true)")
     keys = check_group_keys(runs, keys) if keys else []
-    series = groups_of(runs, keys) if keys else {(f"{r.info.run_name} ({r.info.run_id[:8]})",): [r] for r in runs}
+    series = groups_of(runs, keys) if keys else {(_run_label(r),): [r] for r in runs}
     fig, axes = _figure(len(parts), width=3.6)
     for values, members in series.items():
-        label = _label(keys, values, len(members)) if keys else values[0]
+        label = f"{group_label(keys, values)} (n={len(members)})" if keys else values[0]
         for ax, part in zip(axes, parts, strict=True):
             steps, means, lows, highs = mean_curve(_histories(members, GRAD_NORM_PREFIX + part, uri))
             if not steps:

@@ -174,15 +174,11 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     Returns:
         Adjusted p-values, in the input order.
     """
-    p = np.asarray(pvalues, dtype=float)
-    out = p.copy()
+    p = np.array(pvalues, dtype=float)  # a copy: the adjusted values replace the raw ones in it
     index = np.flatnonzero(~np.isnan(p))
-    m = index.size
-    running = 0.0
-    for rank, i in enumerate(index[np.argsort(p[index], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return [float(v) for v in out]
+    order = index[np.argsort(p[index], kind="stable")]  # smallest first
+    p[order] = np.minimum(1.0, np.maximum.accumulate((order.size - np.arange(order.size)) * p[order]))
+    return [float(v) for v in p]
 
 
 def two_sample_power(n: np.ndarray | float, effect: float, alpha: float = ALPHA) -> np.ndarray:
@@ -302,13 +298,13 @@ def _add_paired(
     if len(set(seeds_a)) != len(seeds_a) or sorted(map(str, seeds_a)) != sorted(map(str, seeds_b)):
         return  # not the same seeds once each: nothing to pair
     by_seed = {str(s): v for s, v in zip(seeds_b, b, strict=True)}
-    matched = [(va, by_seed[str(s)]) for s, va in zip(seeds_a, a, strict=True)]
-    pairs = [(float(u), float(v)) for u, v in matched if u is not None and v is not None]
-    pairs = [(u, v) for u, v in pairs if not (math.isnan(u) or math.isnan(v))]
-    if len(pairs) < 2:
+    # One row per seed, (A, B); None becomes NaN, and a seed either group lacks a value for is left out.
+    matched = np.array([(va, by_seed[str(s)]) for s, va in zip(seeds_a, a, strict=True)], dtype=float).reshape(-1, 2)
+    matched = matched[~np.isnan(matched).any(axis=1)]
+    if len(matched) < 2:
         return
-    u, v = np.array(pairs).T
-    pair.paired_n = len(pairs)
+    u, v = matched.T
+    pair.paired_n = len(matched)
     pair.paired_diff = float(np.mean(u - v))
     if np.ptp(u - v) > 0:
         pair.paired_p = float(stats.ttest_rel(u, v).pvalue)
@@ -376,14 +372,14 @@ def compare_table(
     Returns:
         One `PairStats` per pair, in order.
     """
-    out = []
-    for a, b in pairs:
-        pair_seeds = (seeds[a], seeds[b]) if seeds else None
-        why = (confounded or {}).get((a, b))
-        out.append(compare_pair(groups[a], groups[b], (a, b), lower_is_better, pair_seeds, why))
-    for pair, adjusted in zip(out, holm([p.p for p in out]), strict=True):
+    whys = [(confounded or {}).get(pair) for pair in pairs]
+    out = [
+        compare_pair(groups[a], groups[b], (a, b), lower_is_better, (seeds[a], seeds[b]) if seeds else None, why)
+        for (a, b), why in zip(pairs, whys, strict=True)
+    ]
+    for pair, adjusted, why in zip(out, holm([p.p for p in out]), whys, strict=True):
         pair.p_adjusted = adjusted
-        decide(pair, lower_is_better, (confounded or {}).get((pair.a, pair.b)))
+        decide(pair, lower_is_better, why)
     return out
 
 
