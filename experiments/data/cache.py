@@ -48,11 +48,8 @@ def cache_key(lines: Iterable[str]) -> str:
     Returns:
         A 24-character hex key.
     """
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode("utf-8", "surrogateescape"))
-        digest.update(b"\n")
-    return digest.hexdigest()[:24]
+    text = "".join(f"{line}\n" for line in lines)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
 @dataclass
@@ -85,13 +82,8 @@ def read_entry(path: Path) -> CachedImages:
     """
     with open(path / "meta.json", encoding="utf-8") as handle:
         meta = json.load(handle)
-    return CachedImages(
-        path,
-        np.load(path / "images.npy", mmap_mode="r"),
-        np.load(path / "labels.npy"),
-        np.load(path / "is_test.npy"),
-        meta,
-    )
+    images = np.load(path / "images.npy", mmap_mode="r")
+    return CachedImages(path, images, np.load(path / "labels.npy"), np.load(path / "is_test.npy"), meta)
 
 
 def write_arrays(folder: Path, labels: np.ndarray, is_test: np.ndarray, meta: dict[str, Any]) -> None:

@@ -110,12 +110,12 @@ class ImageDataModule(L.LightningDataModule):
         )  # fmt: skip
         self._preprocess = Preprocess.from_preset(self.preset, images.classes)
 
-    def _ready(self) -> tuple[ImageSet, Split]:
+    def _ready(self) -> tuple[ImageSet, Split, Preprocess]:
         if self._split is None:
             self.setup()
-        if self._images is None or self._split is None:  # cannot happen: setup() sets both
+        if self._images is None or self._split is None or self._preprocess is None:  # cannot happen: setup() sets all
             raise RuntimeError("the data module did not set itself up")
-        return self._images, self._split
+        return self._images, self._split, self._preprocess
 
     @property
     def classes(self) -> list[str]:
@@ -130,9 +130,7 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def preprocess(self) -> Preprocess:
         """The eval transform (resize + normalise, with the class names); a fresh copy on the CPU."""
-        self._ready()
-        preset = self.preset
-        return Preprocess(preset.image_size, preset.mean, preset.std, self.classes, preset.interpolation)
+        return Preprocess.from_preset(self.preset, self.classes)
 
     def summary(self) -> dict[str, Any]:
         """Describe the data: see `experiments.data.split.summarize`, plus the preset.
@@ -141,7 +139,7 @@ class ImageDataModule(L.LightningDataModule):
             ``source``, ``classes``, ``num_train``, ``num_val``, ``num_test``, ``per_class``,
             ``image_size`` (decoded (H, W)), ``cache_key``, ``cache_path``, ``preset`` and more.
         """
-        images, split = self._ready()
+        images, split, _ = self._ready()
         return {**summarize(images, split), "preset": self.preset.name, "input_size": self.preset.image_size}
 
     def parts(self) -> list[PartDescription]:
@@ -150,11 +148,11 @@ class ImageDataModule(L.LightningDataModule):
         Returns:
             One description per part (what a run records as its datasets).
         """
-        images, split = self._ready()
+        images, split, _ = self._ready()
         return describe_parts(images, split)
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader[tuple[Tensor, int]]:
-        images, split = self._ready()
+        images, split, _ = self._ready()
         indices = getattr(split, part)
         dataset: CachedImageDataset | FileImageDataset
         collate: Callable[[Any], tuple[Tensor, Tensor]] | None
@@ -233,11 +231,7 @@ class ImageDataModule(L.LightningDataModule):
         """
         if self.preset.augment and epoch is not None:
             images = augment_batch(images, augmentation_generator(self.seed, epoch, batch_index))
-        if self._preprocess is None:
-            self._ready()
-        preprocess = self._preprocess
-        if preprocess is None:  # cannot happen: setup() builds it
-            raise RuntimeError("the data module did not set itself up")
+        preprocess = self._ready()[2]
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)
         output: Tensor = preprocess(images)

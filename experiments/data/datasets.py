@@ -100,8 +100,7 @@ class FileImageDataset(Dataset[tuple[torch.Tensor, int]]):
     def __init__(self, source: FileSource, indices: np.ndarray, image_size: tuple[int, int]) -> None:
         self.files = [source.files[i] for i in np.asarray(indices)]
         self.reader = source.reader()
-        height, width = image_size
-        self.image_size = (height, width)
+        self.image_size = image_size
 
     def __len__(self) -> int:
         return len(self.files)

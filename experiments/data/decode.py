@@ -8,6 +8,7 @@ images come out as RGB.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from collections.abc import Sequence
@@ -98,11 +99,9 @@ def decode_image(data: bytes) -> torch.Tensor:
     """
     if data[:3] == _JPEG_MAGIC:
         _check_pixels(jpeg_pixels(data))
-    if decode_jpeg is not None and data[:3] == _JPEG_MAGIC:
-        try:
-            return _decode_jpegs([data])[0]
-        except RuntimeError:
-            pass  # PIL reads some JPEGs (odd markers, arithmetic coding) that libjpeg-turbo refuses
+        if decode_jpeg is not None:
+            with contextlib.suppress(RuntimeError):  # PIL reads some JPEGs (odd markers) that libjpeg-turbo refuses
+                return _decode_jpegs([data])[0]
     try:
         return _decode_pil(data)
     except UnreadableImage:
@@ -123,10 +122,8 @@ def decode_images(datas: Sequence[bytes]) -> list[torch.Tensor | None]:
     if decode_jpeg is not None and all(
         data[:3] == _JPEG_MAGIC and (jpeg_pixels(data) or 0) <= MAX_PIXELS for data in datas
     ):
-        try:
+        with contextlib.suppress(RuntimeError):  # one bad image fails the chunk: decode it image by image
             return list(_decode_jpegs(datas))
-        except RuntimeError:
-            pass  # one bad image fails the chunk: decode it image by image
     decoded: list[torch.Tensor | None] = []
     for data in datas:
         try:

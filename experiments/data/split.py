@@ -15,6 +15,9 @@ import numpy as np
 from experiments.data.errors import DataError
 from experiments.data.load import ImageSet, load_images
 
+PARTS = ("train", "val", "test")
+"""The split's parts, as `Split` names them."""
+
 TEST_SEED = 0
 """The test part (drawn or limited) never depends on the run's seed, so runs with
 different seeds are evaluated on the same images."""
@@ -133,11 +136,8 @@ def summarize(images: ImageSet, split: Split) -> dict[str, Any]:
         ``num_test``, ``per_class`` (class -> {"train", "val", "test"}), ``image_size``
         (decoded (H, W)), ``in_memory``, ``cache_key``, ``cache_path``, ``test_drawn``, ``skipped``.
     """
-    per_class = {name: {"train": 0, "val": 0, "test": 0} for name in images.classes}
-    for part in ("train", "val", "test"):
-        counts = np.bincount(images.labels[getattr(split, part)], minlength=len(images.classes))
-        for name, count in zip(images.classes, counts, strict=True):
-            per_class[name][part] = int(count)
+    counts = {p: np.bincount(images.labels[getattr(split, p)], minlength=len(images.classes)) for p in PARTS}
+    per_class = {name: {p: int(c[i]) for p, c in counts.items()} for i, name in enumerate(images.classes)}
     return {
         "source": images.source,
         "description": images.description,

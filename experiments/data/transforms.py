@@ -98,27 +98,20 @@ def resolve_preset(
     """
     if preset not in PRESETS:
         raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    result = PRESETS[preset]
-    if pretrained_cfg:
-        cfg: dict[str, Any] = {}
-        if pretrained_cfg.get("mean") is not None:
-            cfg["mean"] = _triple("mean", pretrained_cfg["mean"])
-        if pretrained_cfg.get("std") is not None:
-            cfg["std"] = _triple("std", pretrained_cfg["std"])
-        if pretrained_cfg.get("input_size"):
-            cfg["image_size"] = int(pretrained_cfg["input_size"][-1])
-        if pretrained_cfg.get("interpolation") in INTERPOLATIONS:
-            cfg["interpolation"] = pretrained_cfg["interpolation"]
-        result = replace(result, **cfg)
-    if image_size is not None:  # a validated config's: a whole number of pixels, 1 to MAX_IMAGE_SIZE
-        result = replace(result, image_size=image_size)
-    if mean is not None:
-        result = replace(result, mean=_triple("mean", mean))
-    if std is not None:
-        result = replace(result, std=_triple("std", std))
-    if augment is not None:
-        result = replace(result, augment=bool(augment))
-    return result
+    cfg = pretrained_cfg or {}
+    changes: dict[str, Any] = {  # the weights' settings, then the explicit ones over them; None changes nothing
+        "mean": cfg.get("mean"),
+        "std": cfg.get("std"),
+        "image_size": int(cfg["input_size"][-1]) if cfg.get("input_size") else None,
+        "interpolation": cfg.get("interpolation") if cfg.get("interpolation") in INTERPOLATIONS else None,
+    }
+    # image_size from a validated config: a whole number of pixels, 1 to MAX_IMAGE_SIZE
+    explicit = {"mean": mean, "std": std, "image_size": image_size, "augment": augment}
+    changes.update({k: v for k, v in explicit.items() if v is not None})
+    for name in ("mean", "std"):
+        if changes[name] is not None:
+            changes[name] = _triple(name, changes[name])
+    return replace(PRESETS[preset], **{k: v for k, v in changes.items() if v is not None})
 
 
 class Preprocess(nn.Module):
