@@ -71,19 +71,15 @@ def _load_batch(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
-def is_cifar_batches(path: Path) -> bool:
-    """Whether ``path`` is a ``cifar-10-batches-py`` folder (or a folder holding one).
+def cifar_batches_dir(path: Path) -> Path | None:
+    """The ``cifar-10-batches-py`` folder that ``path`` is or holds.
 
     Args:
         path: A folder.
 
     Returns:
-        True if the batch files are there.
+        The folder with the batch files, or None if they are not there.
     """
-    return _batches_dir(path) is not None
-
-
-def _batches_dir(path: Path) -> Path | None:
     for candidate in (path, path / "cifar-10-batches-py"):
         if (candidate / "batches.meta").is_file() and (candidate / "test_batch").is_file():
             return candidate
@@ -102,7 +98,7 @@ def load_cifar_batches(path: str | os.PathLike[str]) -> ArraySource:
     Raises:
         DataError: A batch file is missing or unreadable.
     """
-    folder = _batches_dir(Path(path))
+    folder = cifar_batches_dir(Path(path))
     if folder is None:
         raise DataError(f"{path} holds no cifar-10-batches-py (batches.meta, data_batch_1..5, test_batch)")
     classes = list(_load_batch(folder / "batches.meta")["label_names"])
@@ -136,7 +132,7 @@ def download_cifar10(root: Path) -> Path:
     Raises:
         DataError: It is not there and cannot be downloaded (offline).
     """
-    folder = _batches_dir(root)
+    folder = cifar_batches_dir(root)
     if folder is not None:
         return folder
     try:
@@ -163,13 +159,6 @@ def load_digits() -> ArraySource:
     digits = sklearn_digits()
     gray = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
     images = np.ascontiguousarray(np.repeat(gray[:, None], 3, axis=1))
-    labels = digits.target.astype(np.int64)
-    return ArraySource(
-        "scikit-learn digits (8x8, offline)",
-        [str(i) for i in range(10)],
-        images,
-        labels,
-        np.zeros(len(labels), dtype=bool),
-        ["digits sklearn-1797"],
-        layout="classes",
-    )
+    labels, is_test = digits.target.astype(np.int64), np.zeros(len(digits.target), dtype=bool)
+    classes, description = [str(i) for i in range(10)], "scikit-learn digits (8x8, offline)"
+    return ArraySource(description, classes, images, labels, is_test, ["digits sklearn-1797"], layout="classes")

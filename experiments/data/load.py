@@ -76,7 +76,7 @@ def _resolve(source: str) -> FileSource | arrays.ArraySource:
     if source == "cifar10":
         return arrays.load_cifar_batches(arrays.download_cifar10(cache.cache_dir() / "cifar10"))
     path = Path(source).expanduser()
-    if path.is_dir() and arrays.is_cifar_batches(path):
+    if path.is_dir() and arrays.cifar_batches_dir(path):
         return arrays.load_cifar_batches(path)
     if not path.exists():
         raise DataError(
@@ -135,19 +135,15 @@ def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path)
     cache.write_arrays(folder, np.array(labels), np.array(is_test), {"skipped": skipped, "image_size": list(size)})
 
 
-def _check_resized_arrays_fit(count: int, size: tuple[int, int], description: str) -> None:
-    """Refuse, before allocating, a resize of in-memory arrays that would not fit the cache bound."""
-    needed = count * 3 * size[0] * size[1]
-    if needed > MAX_CACHE_BYTES:
-        raise DataError(
-            f"decoding {count:,} images of {description} at {size[0]}x{size[1]} takes {needed / 2**30:,.1f} GiB, "
-            f"more than the cache's {MAX_CACHE_BYTES // 2**30} GiB; lower decode_size"
-        )
-
-
 def _store_arrays(source: arrays.ArraySource, size: tuple[int, int] | None, folder: Path) -> None:
     images = source.images
     if size is not None and tuple(images.shape[-2:]) != size:
+        needed = len(images) * 3 * size[0] * size[1]
+        if needed > MAX_CACHE_BYTES:  # refused before the resize allocates it
+            raise DataError(
+                f"decoding {len(images):,} images of {source.description} at {size[0]}x{size[1]} takes "
+                f"{needed / 2**30:,.1f} GiB, more than the cache's {MAX_CACHE_BYTES // 2**30} GiB; lower decode_size"
+            )
         images = np.concatenate(
             [fit_to_size(torch.from_numpy(images[i : i + 4096]), size).numpy() for i in range(0, len(images), 4096)]
         )
@@ -193,8 +189,6 @@ def load_images(source: str, *, decode_size: int | None = None, in_memory: bool 
         raise DataError(f"decode_size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, not {decode_size!r}")
     resolved = _resolve(source)
     size = (decode_size, decode_size) if decode_size else None
-    if size is not None and isinstance(resolved, arrays.ArraySource):
-        _check_resized_arrays_fit(len(resolved.labels), size, resolved.description)
     key = cache.cache_key([*resolved.signature, f"decoder {DECODER_VERSION}", f"size {size}"])
     has_test = resolved.layout == "split"
     cached = (cache.cache_dir() / "data" / key / "meta.json").is_file()
