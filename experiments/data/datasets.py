@@ -99,7 +99,7 @@ class FileImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __init__(self, source: FileSource, indices: np.ndarray, image_size: tuple[int, int]) -> None:
         self.files = [source.files[i] for i in np.asarray(indices)]
-        self.reader = source.reader()
+        self.source = source
         self.image_size = image_size
 
     def __len__(self) -> int:
@@ -109,7 +109,7 @@ class FileImageDataset(Dataset[tuple[torch.Tensor, int]]):
         for attempt in range(len(self.files)):
             item = self.files[(index + attempt) % len(self.files)]
             try:
-                image = decode_image(self.reader.read(item.location))
+                image = decode_image(self.source.read(item.location))
             except UnreadableImage as exc:
                 warnings.warn(f"skipped unreadable image {item.key} ({exc})", stacklevel=2)
                 continue

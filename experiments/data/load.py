@@ -5,6 +5,7 @@ Decoded once into the cache, or (for data too large to cache) listed for per-ima
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -94,35 +95,31 @@ def _warn_skipped(skipped: list[str], description: str) -> None:
 
 def _decode_files(files: FileSource, size: tuple[int, int] | None, folder: Path) -> None:
     """Decode every file into ``folder/images.npy``, unreadable ones left out."""
-    reader = files.reader()
     images: np.memmap[Any, np.dtype[np.uint8]] | None = None  # sized at the first readable image
     labels: list[int] = []
     is_test: list[bool] = []
     skipped: list[str] = []
-    try:
-        for start in range(0, len(files.files), DECODE_CHUNK):
-            chunk: list[ImageFile] = []
-            datas: list[bytes] = []
-            for item in files.files[start : start + DECODE_CHUNK]:
-                try:
-                    datas.append(reader.read(item.location))
-                    chunk.append(item)
-                except UnreadableImage:  # larger than the read bound
-                    skipped.append(item.key)
-            for item, image in zip(chunk, decode_images(datas), strict=True):
-                if image is None:
-                    skipped.append(item.key)
-                    continue
-                if size is None:  # the first readable image's size
-                    size = (int(image.shape[-2]), int(image.shape[-1]))
-                if images is None:
-                    shape = (len(files.files), 3, *size)
-                    images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, shape)
-                images[len(labels)] = fit_to_size(image, size).numpy()
-                labels.append(item.label)
-                is_test.append(item.is_test)
-    finally:
-        reader.close()
+    for start in range(0, len(files.files), DECODE_CHUNK):
+        chunk: list[ImageFile] = []
+        datas: list[bytes] = []
+        for item in files.files[start : start + DECODE_CHUNK]:
+            try:
+                datas.append(files.read(item.location))
+                chunk.append(item)
+            except UnreadableImage:  # larger than the read bound
+                skipped.append(item.key)
+        for item, image in zip(chunk, decode_images(datas), strict=True):
+            if image is None:
+                skipped.append(item.key)
+                continue
+            if size is None:  # the first readable image's size
+                size = (int(image.shape[-2]), int(image.shape[-1]))
+            if images is None:
+                shape = (len(files.files), 3, *size)
+                images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, shape)
+            images[len(labels)] = fit_to_size(image, size).numpy()
+            labels.append(item.label)
+            is_test.append(item.is_test)
     if images is None or size is None:  # both are set at the first readable image
         raise DataError(f"no readable image in {files.path}; {LAYOUT_HELP}")
     if skipped:  # the file was sized for every image: rewrite it without the gaps
@@ -152,15 +149,9 @@ def _store_arrays(source: arrays.ArraySource, size: tuple[int, int] | None, fold
 
 
 def _first_size(files: FileSource) -> tuple[int, int]:
-    reader = files.reader()
-    try:
-        for item in files.files:
-            try:
-                return image_size_of(reader.read(item.location))
-            except UnreadableImage:
-                continue
-    finally:
-        reader.close()
+    for item in files.files:
+        with contextlib.suppress(UnreadableImage):
+            return image_size_of(files.read(item.location))
     raise DataError(f"no readable image in {files.path}; {LAYOUT_HELP}")
 
 

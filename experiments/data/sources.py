@@ -77,31 +77,12 @@ class FileSource:
         layout = "train/ + test/" if self.layout == "split" else "class folders"
         return f"{self.kind} {self.path} ({layout})"
 
+    # The listing's open zip, reused: reading a 60,000-member directory again costs most of a second.
     archive: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
-
-    def reader(self) -> FileReader:
-        """Open a reader of this source's bytes (one per process).
-
-        Returns:
-            The reader.
-        """
-        return FileReader(self.path if self.kind == "zip" else None, self.archive)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "archive": None}  # an open zip does not travel to worker processes
-
-
-class FileReader:
-    """Reads image bytes from a zip (opened once, lazily, per process) or from files."""
-
-    def __init__(self, zip_path: Path | None, archive: zipfile.ZipFile | None = None) -> None:
-        self.zip_path = zip_path
-        # Reuse the listing's open zip: reading a 60,000-member directory again costs most of a second.
-        self._zip = archive
-        self._pid = os.getpid() if archive is not None else -1
+    _pid: int = field(default_factory=os.getpid, init=False, repr=False, compare=False)  # the process that opened it
 
     def read(self, location: str) -> bytes:
-        """Return the bytes of one image.
+        """Return the bytes of one image (a zip is opened once per process, lazily).
 
         Args:
             location: A zip member name or a file path.
@@ -112,26 +93,21 @@ class FileReader:
         Raises:
             UnreadableImage: If the file is larger than `MAX_IMAGE_BYTES`.
         """
-        if self.zip_path is None:
+        if self.kind == "folder":
             with open(location, "rb") as handle:
                 data = handle.read(MAX_IMAGE_BYTES + 1)
         else:
-            if self._zip is None or self._pid != os.getpid():
+            if self.archive is None or self._pid != os.getpid():
                 # A zip handle must not be shared across forked DataLoader workers.
-                self._zip = zipfile.ZipFile(self.zip_path)
-                self._pid = os.getpid()
-            with self._zip.open(location) as member:  # at most the bound: a member's stated size may lie
+                self.archive, self._pid = zipfile.ZipFile(self.path), os.getpid()
+            with self.archive.open(location) as member:  # at most the bound: a member's stated size may lie
                 data = member.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:
             raise UnreadableImage(f"larger than {MAX_IMAGE_BYTES // 2**20} MiB")
         return data
 
-    def close(self) -> None:
-        """Forget the zip (the source that listed it keeps it open for the next reader)."""
-        self._zip = None
-
     def __getstate__(self) -> dict[str, Any]:
-        return {"zip_path": self.zip_path, "_zip": None, "_pid": -1}
+        return {**self.__dict__, "archive": None}  # an open zip does not travel to worker processes
 
 
 def _is_skipped(parts: tuple[str, ...]) -> bool:
