@@ -110,12 +110,9 @@ class FileSource:
         return {**self.__dict__, "archive": None}  # an open zip does not travel to worker processes
 
 
-def _is_skipped(parts: tuple[str, ...]) -> bool:
-    """Hidden files and folders (.DS_Store, ._x), __MACOSX/ and non-images are not data."""
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return True
-    name = parts[-1]
-    return "." not in name or name[name.rindex(".") :].lower() not in IMAGE_EXTENSIONS
+def _is_image(name: str) -> bool:
+    """Whether a file's name ends as an image's does; hidden files (.DS_Store, ._x) are not data."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _unsafe_member(name: str) -> bool:
@@ -151,7 +148,7 @@ def _list_zip(archive: zipfile.ZipFile) -> tuple[dict[str, tuple[str, str]], set
         folder = name.rpartition("/")[0]
         if folder not in dirs:
             dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        if _is_skipped(parts):
+        if not _is_image(parts[-1]):
             continue
         if info.file_size > MAX_IMAGE_BYTES:
             large.append(info.filename)
@@ -172,9 +169,9 @@ def _list_folder(path: Path) -> tuple[dict[str, tuple[str, str]], set[str]]:
         prefix = "" if rel == "." else rel + "/"
         dirs.update(prefix + d for d in subdirs)
         for name in names:
-            key = prefix + name
-            if _is_skipped(tuple(key.split("/"))):
+            if not _is_image(name):
                 continue
+            key = prefix + name
             full = os.path.join(folder, name)
             stat = os.stat(full)
             if stat.st_size > MAX_IMAGE_BYTES:
@@ -256,18 +253,14 @@ def list_image_files(path: str | os.PathLike[str]) -> FileSource:
     if not files:
         raise DataError(f"no images found in {path}; {LAYOUT_HELP}")
     top = _children(dirs, "")
-    if "train" in top:
-        layout, parts = "split", {False: _classes_under(files, dirs, "train/", path)}
-        if "test" in top:
-            parts[True] = _classes_under(files, dirs, "test/", path)
-            _check_same_classes(parts[False], parts[True], path)
-    else:
-        layout, parts = "classes", {False: _classes_under(files, dirs, "", path)}
-    classes = sorted(parts[False])
-    if not any(parts[False].values()):
+    parts = {False: _classes_under(files, dirs, "train/" if "train" in top else "", path)}
+    if "train" in top and "test" in top:
+        parts[True] = _classes_under(files, dirs, "test/", path)
+        _check_same_classes(parts[False], parts[True], path)
+    if not parts[False]:
         raise DataError(f"no images found in {path}; {LAYOUT_HELP}")
-    if layout == "split" and True not in parts:
-        layout = "classes"  # train/ alone: a test part is drawn from it, as from class folders
+    layout = "split" if True in parts else "classes"  # train/ alone: a test part is drawn, as from class folders
+    classes = sorted(parts[False])
     label = {c: i for i, c in enumerate(classes)}
     images = [
         ImageFile(key, label[c], is_test, files[key][0])
