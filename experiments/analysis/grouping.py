@@ -235,6 +235,10 @@ def compare_metrics(
     return out
 
 
+OUTCOME_MARKS = {"no difference": "=", "cannot tell": "?", "confounded": "?"}
+"""The mark a group not told apart from the best gets, by its pair's outcome."""
+
+
 def best_marks(best: str, best_runs: int, pairs: Sequence[PairStats]) -> dict[str, str]:
     """Marks for the group table from the best group's pairs with every other.
 
@@ -251,13 +255,7 @@ def best_marks(best: str, best_runs: int, pairs: Sequence[PairStats]) -> dict[st
         return {}
     if all(p.outcome == "better" for p in pairs):
         return {best: "*"}
-    marks = {best: "="}
-    for pair in pairs:
-        if pair.outcome == "no difference":
-            marks[pair.b] = "="
-        elif pair.outcome in ("cannot tell", "confounded"):
-            marks[pair.b] = "?"
-    return marks
+    return {best: "=", **{p.b: OUTCOME_MARKS[p.outcome] for p in pairs if p.outcome in OUTCOME_MARKS}}
 
 
 MARKS_LEGEND = (
