@@ -11,6 +11,7 @@ wall time stay within the budget.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -120,10 +121,6 @@ def _last_epoch_within(run: Run, kind: str, amount: float, uri: str | None) -> i
         if not flops or not epochs:
             return 0  # a run from before budgets were recorded
         return min(int(epochs), math.floor(amount * epochs / flops))
-    spent, last = 0.0, 0
-    for step, seconds in curve(run.info.run_id, "epoch_time_s", uri).items():
-        spent += seconds
-        if spent > amount:
-            break
-        last = step
-    return last
+    times = curve(run.info.run_id, "epoch_time_s", uri)  # sorted by epoch
+    within = [step for step, spent in zip(times, itertools.accumulate(times.values()), strict=True) if spent <= amount]
+    return within[-1] if within else 0

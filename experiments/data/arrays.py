@@ -111,9 +111,7 @@ def load_cifar_batches(path: str | os.PathLike[str]) -> ArraySource:
     is_test = np.concatenate(
         [np.full(len(b["labels"]), n == "test_batch") for n, b in zip(names, batches, strict=True)]
     )
-    order = np.argsort(classes, kind="stable")  # class names are sorted everywhere
-    remap = np.empty_like(order)
-    remap[order] = np.arange(len(order))
+    remap = np.argsort(np.argsort(classes, kind="stable"))  # each label's rank among the sorted class names
     signature = ["cifar-batches"] + [
         f"{n} {(folder / n).stat().st_size} {(folder / n).stat().st_mtime_ns}" for n in names
     ]
