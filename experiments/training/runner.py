@@ -167,20 +167,16 @@ def record_start(
     """
     spec = registry.get_spec(config.model)
     summary = dm.summary()
-    params: dict[str, Any] = config_params(experiment_params(config, module, dm))
-    params.update(
-        {
-            "model.family": spec.family,
-            "model.num_params": sum(p.numel() for p in module.model.parameters()),
-            "model.pretrained": spec.pretrained or "none",
-            "data.num_classes": dm.num_classes,
-            "data.num_train": summary["num_train"],
-            "data.num_val": summary["num_val"],
-            "data.num_test": summary["num_test"],
-            "data.image_size": "x".join(map(str, summary["image_size"])),
-            **(extra_params or {}),
-        }
-    )
+    params: dict[str, Any] = {
+        **config_params(experiment_params(config, module, dm)),
+        "model.family": spec.family,
+        "model.num_params": sum(p.numel() for p in module.model.parameters()),
+        "model.pretrained": spec.pretrained or "none",
+        "data.num_classes": dm.num_classes,
+        **{f"data.{part}": summary[part] for part in ("num_train", "num_val", "num_test")},
+        "data.image_size": "x".join(map(str, summary["image_size"])),
+        **(extra_params or {}),
+    }
     run.log_params({k: v for k, v in params.items() if k not in run.recorded.params})
     run.set_tags({**source_facts(), DATA_CACHE_TAG: summary.get("cache_key", "")})
     if not restart:
