@@ -11,14 +11,14 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from experiments.config.schema import EPOCH_METRICS as CONFIG_EPOCH_METRICS
+from experiments.config.schema import EPOCH_METRICS
 from experiments.tracking.names import BEST_WEIGHTS_ARTIFACT, LAST_STATE_ARTIFACT
 from experiments.tracking.runs import Run
 from experiments.training.atomic import save_safetensors
 from experiments.training.finetune import weights_to_save
 
-EPOCH_METRICS = CONFIG_EPOCH_METRICS
-"""Epoch figures, logged with the epoch as MLflow step, counted from 1 as ``epochs`` and ``epoch_of_best`` are."""
+EPOCH_LINE = {"train_loss": "train_loss_epoch", "train_acc": "train_acc", "val_loss": "val_loss", "val_acc": "val_acc"}
+"""The figures `EpochLines` prints: label to the epoch metric it shows."""
 
 
 class RunRecorder(Callback):
@@ -116,6 +116,7 @@ class RunRecorder(Callback):
         if trainer.current_epoch <= self.run.recorded.last_epoch:
             self._refresh_best(trainer, pl_module)
             return
+        # The epoch figures, logged with the epoch as MLflow step, counted from 1 as `epochs` and `epoch_of_best` are.
         figures = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
         figures["epoch_time_s"] = self._epoch_time
         if trainer.optimizers and self.log_lr:
@@ -187,13 +188,7 @@ class EpochLines(Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        shown = {
-            "train_loss": "train_loss_epoch",
-            "train_acc": "train_acc",
-            "val_loss": "val_loss",
-            "val_acc": "val_acc",
-        }
-        figures = "  ".join(f"{label} {float(metrics[key]):.4g}" for label, key in shown.items() if key in metrics)
+        figures = "  ".join(f"{label} {float(metrics[key]):.4g}" for label, key in EPOCH_LINE.items() if key in metrics)
         print(
             f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {figures}  "
             f"({time.perf_counter() - self._started:.1f} s)",

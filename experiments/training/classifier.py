@@ -20,12 +20,17 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch.optim import SGD, Adam, AdamW, Optimizer
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 import registry
 from experiments.config.schema import ExperimentConfig, from_dict
 from experiments.training.finetune import check_model, param_groups
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+"""The optimizer of each of the config's ``optimizer`` names (SGD also takes its momentum and nesterov)."""
 
 
 class Classifier(L.LightningModule):
@@ -189,15 +194,8 @@ class Classifier(L.LightningModule):
         """
         c = self.config
         params = param_groups(self.model, c)  # frozen parameters left out; the head may have head_lr
-        optimizer: torch.optim.Optimizer
-        if c.optimizer == "sgd":
-            optimizer = torch.optim.SGD(
-                params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
-            )
-        elif c.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        momentum: dict[str, Any] = {"momentum": c.momentum, "nesterov": c.nesterov} if c.optimizer == "sgd" else {}
+        optimizer = OPTIMIZERS[c.optimizer](params, lr=c.lr, weight_decay=c.weight_decay, **momentum)
         if c.schedule == "none" and c.warmup_epochs == 0:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -205,11 +203,9 @@ class Classifier(L.LightningModule):
         if c.schedule == "onecycle":
             pct = min(0.9, warmup / total) if warmup else 0.3
             max_lr = [g["lr"] for g in optimizer.param_groups]
-            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=max_lr, total_steps=total, pct_start=pct
-            )
+            scheduler: Any = OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
         else:
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
+            scheduler = LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

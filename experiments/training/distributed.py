@@ -26,29 +26,20 @@ RUN_ID_ENV = "ZOO_RUN_ID"
 """Environment variable through which rank 0 hands its run id to the processes Lightning starts."""
 
 
-def global_rank() -> int:
-    """This process's global rank, read before Lightning starts (0 for a plain run).
+def is_rank_zero() -> bool:
+    """Whether this process creates and writes the run: global rank 0, read before Lightning starts.
 
     Returns:
-        ``$RANK`` (torchrun), else ``$SLURM_PROCID`` inside a multi-task SLURM job, else 0 only
-        when both ``$NODE_RANK`` and ``$LOCAL_RANK`` are 0 or unset (Lightning's launcher).
+        True where ``$RANK`` (torchrun) is 0, else ``$SLURM_PROCID`` inside a multi-task SLURM job,
+        else where both ``$NODE_RANK`` and ``$LOCAL_RANK`` are 0 or unset (Lightning's launcher,
+        and a plain run).
     """
     env = os.environ
     if env.get("RANK", "").isdigit():
-        return int(env["RANK"])
+        return int(env["RANK"]) == 0
     if env.get("SLURM_PROCID", "").isdigit() and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
-        return int(env["SLURM_PROCID"])
-    node, local = int(env.get("NODE_RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0)
-    return 0 if node == 0 and local == 0 else max(1, node + local)
-
-
-def is_rank_zero() -> bool:
-    """Whether this process creates and writes the run.
-
-    Returns:
-        True on global rank 0.
-    """
-    return global_rank() == 0
+        return int(env["SLURM_PROCID"]) == 0
+    return int(env.get("NODE_RANK", "0") or 0) == 0 and int(env.get("LOCAL_RANK", "0") or 0) == 0
 
 
 class FollowerRun(Run):

@@ -126,16 +126,8 @@ def evaluate_run(
     """
     uri = require_writable(tracking_uri) if log else open_store(tracking_uri)
     source = readback.get_run(run_id, uri)
-    changes = {
-        k: v
-        for k, v in {
-            "data": data,
-            "limit_per_class": limit_per_class,
-            "batch_size": batch_size,
-            "accelerator": accelerator,
-        }.items()
-        if v is not None
-    }
+    asked = {"data": data, "limit_per_class": limit_per_class, "batch_size": batch_size, "accelerator": accelerator}
+    changes = {k: v for k, v in asked.items() if v is not None}
     config = readback.run_config(run_id, uri, **changes, weights=None, tracking_uri=uri, progress_bar=False)
     state, info = readback.best_weights(run_id, uri)
     module, _dm, metrics = run_test_pass(config, state, list(info.get("class_names") or []))

@@ -111,22 +111,6 @@ def param_groups(model: torch.nn.Module, config: ExperimentConfig) -> list[dict[
     return [*groups, {"params": head, "lr": config.head_lr}]
 
 
-def trainer_options(config: ExperimentConfig) -> dict[str, Any]:
-    """Trainer arguments for clipping and accumulation.
-
-    Args:
-        config: The `ExperimentConfig`.
-
-    Returns:
-        ``gradient_clip_val``, ``gradient_clip_algorithm``, ``accumulate_grad_batches``.
-    """
-    return {
-        "gradient_clip_val": config.grad_clip,
-        "gradient_clip_algorithm": config.grad_clip_algorithm,
-        "accumulate_grad_batches": config.accumulate_grad_batches,
-    }
-
-
 class FreezeStages(BaseFinetuning):
     """Freeze the stem and stages (or the whole backbone) before training; never unfreeze.
 
@@ -154,6 +138,10 @@ class EMA(EMAWeightAveraging):
 
     Args:
         decay: The EMA decay per optimizer step.
+
+    Attributes:
+        validated: The averaged weights of the last validation (the registry model's keys), or ``None``
+            before one.
     """
 
     def __init__(self, decay: float) -> None:
@@ -174,14 +162,6 @@ class EMA(EMAWeightAveraging):
         self.validated = {k: v.detach().cpu().clone() for k, v in model_of(pl_module).state_dict().items()}
         super().on_validation_epoch_end(trainer, pl_module)
 
-    def averaged_state(self) -> dict[str, torch.Tensor] | None:
-        """The averaged weights of the last validation (the registry model's keys), or ``None`` before one.
-
-        Returns:
-            A state dict.
-        """
-        return self.validated
-
 
 def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
     """The weights that were just validated: the EMA's when the run keeps one.
@@ -194,10 +174,8 @@ def weights_to_save(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[st
         The model's state dict.
     """
     for callback in trainer.callbacks:  # type: ignore[attr-defined]  # Lightning sets it without declaring it
-        if isinstance(callback, EMA):
-            state = callback.averaged_state()
-            if state is not None:
-                return state
+        if isinstance(callback, EMA) and callback.validated is not None:
+            return callback.validated
     return model_of(pl_module).state_dict()
 
 

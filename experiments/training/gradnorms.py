@@ -64,15 +64,10 @@ def stage_of_parameters(model: torch.nn.Module) -> dict[str, list[torch.nn.Param
     """
     stages = list(getattr(model, "stages", []))
     head = model.get_classifier() if isinstance(model, HasClassifier) else None
-    names = {id(m): n for n, m in model.named_children()}
     groups: dict[str, list[torch.nn.Parameter]] = {}
-    for _name, child in model.named_children():
-        if stages and not any(child is s for s in stages) and child is not head:
-            key = "stem"
-        elif child is head:
-            key = "head"
-        else:
-            key = names[id(child)]
+    for name, child in model.named_children():
+        in_stem = bool(stages) and not any(child is s for s in stages)
+        key = "head" if child is head else "stem" if in_stem else name
         params = [p for p in child.parameters() if p.requires_grad]
         if params:
             groups.setdefault(key, []).extend(params)

@@ -37,8 +37,6 @@ BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 BF16_CUDA_CAPABILITY = (8, 0)
 """The first CUDA compute capability with bf16 tensor cores (Ampere)."""
 
-MIXED_PRECISIONS = ("bf16-mixed", "16-mixed")
-
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags, as Linux lists them.
@@ -130,7 +128,7 @@ def resolve_channels_last(channels_last: bool | None, kind: str, precision: str)
     """
     if channels_last is not None:
         return channels_last
-    return kind == "cpu" or (kind == "cuda" and precision in MIXED_PRECISIONS)
+    return kind == "cpu" or (kind == "cuda" and precision in ("bf16-mixed", "16-mixed"))
 
 
 def resolve_hardware(config: ExperimentConfig) -> ExperimentConfig:

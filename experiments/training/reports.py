@@ -53,16 +53,9 @@ def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict[s
     """
     rows = []
     for i, name in enumerate(class_names):
-        total = int(confusion[i].sum())
-        correct = int(confusion[i, i])
-        rows.append(
-            {
-                "class": name,
-                "correct": correct,
-                "total": total,
-                "accuracy": round(correct / total, 4) if total else float("nan"),
-            }
-        )
+        correct, total = int(confusion[i, i]), int(confusion[i].sum())
+        accuracy = round(correct / total, 4) if total else float("nan")
+        rows.append({"class": name, "correct": correct, "total": total, "accuracy": accuracy})
     return rows
 
 

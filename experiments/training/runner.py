@@ -52,6 +52,11 @@ from registry.info import count_flops
 
 C = TypeVar("C", bound=Callback)
 
+DATA_FIELDS = ("batch_size", "val_fraction", "seed", "limit_per_class", "decode_size")
+"""Config fields that `ImageDataModule` takes under the same names: what is read and how it is split, ..."""
+PREPROCESS_FIELDS = ("preset", "image_size", "mean", "std", "augment")
+"""... and what the images become (`experiments.data.transforms.resolve_preset`)."""
+
 LOG_EVERY_N_STEPS = 50
 """Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
 
@@ -104,21 +109,11 @@ def build_datamodule(config: ExperimentConfig) -> ImageDataModule:
     Returns:
         The data module, after ``prepare_data()`` and ``setup("fit")``.
     """
-    pretrained_cfg = registry.model_info(config.model)["pretrained_cfg"] or None
     dm = ImageDataModule(
         config.data,
-        batch_size=config.batch_size,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        limit_per_class=config.limit_per_class,
         workers=int(config.workers) if config.workers.isdigit() else "auto",
-        preset=config.preset,
-        image_size=config.image_size,
-        mean=config.mean,
-        std=config.std,
-        augment=config.augment,
-        decode_size=config.decode_size,
-        pretrained_cfg=pretrained_cfg,
+        pretrained_cfg=registry.model_info(config.model)["pretrained_cfg"] or None,
+        **{name: getattr(config, name) for name in (*DATA_FIELDS, *PREPROCESS_FIELDS)},
     )
     dm.prepare_data()
     dm.setup("fit")
@@ -172,20 +167,16 @@ def record_start(
     """
     spec = registry.get_spec(config.model)
     summary = dm.summary()
-    params: dict[str, Any] = config_params(experiment_params(config, module, dm))
-    params.update(
-        {
-            "model.family": spec.family,
-            "model.num_params": sum(p.numel() for p in module.model.parameters()),
-            "model.pretrained": spec.pretrained or "none",
-            "data.num_classes": dm.num_classes,
-            "data.num_train": summary["num_train"],
-            "data.num_val": summary["num_val"],
-            "data.num_test": summary["num_test"],
-            "data.image_size": "x".join(map(str, summary["image_size"])),
-            **(extra_params or {}),
-        }
-    )
+    params: dict[str, Any] = {
+        **config_params(experiment_params(config, module, dm)),
+        "model.family": spec.family,
+        "model.num_params": sum(p.numel() for p in module.model.parameters()),
+        "model.pretrained": spec.pretrained or "none",
+        "data.num_classes": dm.num_classes,
+        **{f"data.{part}": summary[part] for part in ("num_train", "num_val", "num_test")},
+        "data.image_size": "x".join(map(str, summary["image_size"])),
+        **(extra_params or {}),
+    }
     run.log_params({k: v for k, v in params.items() if k not in run.recorded.params})
     run.set_tags({**source_facts(), DATA_CACHE_TAG: summary.get("cache_key", "")})
     if not restart:
@@ -317,7 +308,9 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],  # checkpoints written beside their target, then renamed: whole or not at all
         enable_model_summary=is_verbose(),
         log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, steps_per_epoch)),
-        **finetune.trainer_options(config),
+        gradient_clip_val=config.grad_clip,
+        gradient_clip_algorithm=config.grad_clip_algorithm,
+        accumulate_grad_batches=config.accumulate_grad_batches,
     )
 
 
