@@ -21,9 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "data",
-        help=SUMMARIES["data"],
-        description="Decode a data source once into the cache and describe it.",
+        "data", help=SUMMARIES["data"], description="Decode a data source once into the cache and describe it."
     )
     parser.add_argument(
         "source",

@@ -23,9 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "train",
-        help=SUMMARIES["train"],
-        description="Train a registered model; every config field has a flag.",
+        "train", help=SUMMARIES["train"], description="Train a registered model; every config field has a flag."
     )
     parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="registered model name (zoo models)")
     parser.add_argument("--config", metavar="FILE", help="YAML file of config fields; flags override it")
@@ -34,21 +32,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_config_flags(parser, skip=("model",))
     parser.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """The run's config: the ``--config`` file, then the flags.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        The validated `ExperimentConfig`.
-    """
-    overrides = overrides_from_args(args)
-    if args.config:
-        return load_config(args.config, **overrides)
-    return from_dict(overrides, source="command line")
 
 
 def print_result(result: TrainResult) -> None:
@@ -72,16 +55,19 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    config = None
+    overrides = overrides_from_args(args)
+    config: ExperimentConfig | None = None
     if args.resume:
-        extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
+        extra = [k for k in overrides if k != "tracking_uri"] + (["model"] if "model" in args else [])
         if extra or args.config:
             given = flag_name(extra[0]) if extra else "--config"
             raise ConfigError(
                 f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)"
             )
+    elif args.config:  # the --config file, then the flags; a bad value is one line now, before torch loads
+        config = load_config(args.config, **overrides)
     else:
-        config = config_from_args(args)  # a bad value is one line now, before torch loads
+        config = from_dict(overrides, source="command line")
     # Deferred: the CLI's parser (and a bad flag) answers without loading torch and MLflow.
     from experiments.training import distributed, runner
 
