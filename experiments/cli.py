@@ -67,13 +67,10 @@ def build_parser(full: Collection[str] = SUMMARIES) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
     parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also print the libraries' own output "
-        "(Lightning, MLflow, Optuna: INFO lines, "
-        "deprecation warnings, the model summary)",
-    )
+        "-v", "--verbose", action="store_true",
+        help="also print the libraries' own output (Lightning, MLflow, Optuna: INFO lines, deprecation warnings, "
+        "the model summary)",
+    )  # fmt: skip
     for name, summary in SUMMARIES.items():
         if name not in full:
             subparsers.add_parser(name, help=summary)

@@ -27,7 +27,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--sort",
         metavar="METRIC",
-        default=None,
         help="metric to rank by (losses and times ascending); default test_acc, or a sweep's "
         "objective with --parent/--sweep",
     )

@@ -69,7 +69,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--reverse", action="store_true", help="sort in descending order")
     parser.add_argument(
         "--columns",
-        default=None,
         metavar="COLUMN[,COLUMN]|all",
         help=f"columns to print (default: {', '.join(TABLE_COLUMNS)} in the table, all of them otherwise)",
     )

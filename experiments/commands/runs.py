@@ -29,7 +29,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--older-than",
         type=non_negative_seconds,
         metavar="S",
-        default=None,
         help=f"seconds without a heartbeat that make a run on another host stale (default "
         f"{heartbeat.STALE_AFTER_BEATS} beats = {heartbeat.stale_after():g} s)",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import format_table
 from experiments.commands import SUMMARIES
@@ -11,9 +10,6 @@ from experiments.config.errors import ConfigError
 from experiments.config.flags import add_config_flags, flag_name, overrides_from_args
 from experiments.config.schema import ExperimentConfig, from_dict, load_config
 from experiments.config.secrets import mask_uri
-
-if TYPE_CHECKING:  # the type only: the runner itself is imported when a run starts
-    from experiments.training.runner import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,18 +28,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_config_flags(parser, skip=("model",))
     parser.set_defaults(run=run)
-
-
-def print_result(result: TrainResult) -> None:
-    """Print a finished run's summary.
-
-    Args:
-        result: The `TrainResult`.
-    """
-    rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]
-    print(format_table(rows, ["metric", "value"]))
-    if result.run_id:
-        print(f"run {result.run_id} in {mask_uri(result.tracking_uri)}; compare runs with `zoo compare`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = runner.resume(args.resume, getattr(args, "tracking_uri", None)) if config is None else runner.train(config)
     if distributed.is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
-        print_result(result)
+        print(format_table([{"metric": k, "value": v} for k, v in result.metrics.items()], ["metric", "value"]))
+        if result.run_id:
+            print(f"run {result.run_id} in {mask_uri(result.tracking_uri)}; compare runs with `zoo compare`")
     return 0

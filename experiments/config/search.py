@@ -179,8 +179,10 @@ class Search(BaseModel):
                     f"objective takes {{metric: NAME, direction: maximize|minimize}}, not {dict(objective)}"
                 )
             objective, direction = objective["metric"], objective.get("direction")
-        if direction is None and objective in EPOCH_METRICS:
-            direction = default_direction(str(objective), base)
+        if direction is None and objective == base.monitor:  # the way the config's monitor_mode says
+            direction = "maximize" if base.monitor_mode == "max" else "minimize"
+        elif direction is None and objective in EPOCH_METRICS:  # losses down, accuracies up
+            direction = "minimize" if str(objective).endswith(("_loss", "_loss_epoch")) else "maximize"
         values = {k: v for k, v in data.items() if v is not None}
         defaults = {"sampler": data.get("sampler") or "tpe", "pruner": data.get("pruner") or "median"}
         return {**values, **defaults, "objective": objective, "direction": direction}
@@ -211,21 +213,6 @@ class Search(BaseModel):
         return [
             dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.space[k].choices for k in keys))
         ]
-
-
-def default_direction(metric: str, base: ExperimentConfig) -> str:
-    """Which way a metric improves: the config's ``monitor_mode`` for its monitor, else down for losses.
-
-    Args:
-        metric: An epoch metric.
-        base: The config the trials start from.
-
-    Returns:
-        ``maximize`` or ``minimize``.
-    """
-    if metric == base.monitor:
-        return "maximize" if base.monitor_mode == "max" else "minimize"
-    return "minimize" if metric.endswith("_loss") or metric.endswith("_loss_epoch") else "maximize"
 
 
 def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -> Search:
