@@ -177,10 +177,7 @@ def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
     if not isinstance(data, Mapping) or not (
-        (isinstance(data.get("runs"), list) and data["runs"])
-        or data.get("grid")
-        or data.get("seeds")
-        or data.get("search")
+        (isinstance(data.get("runs"), list) and data["runs"]) or any(data.get(k) for k in ("grid", "seeds", "search"))
     ):
         raise ConfigError(
             f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "
