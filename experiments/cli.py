@@ -34,19 +34,7 @@ class OneLineParser(argparse.ArgumentParser):
         Args:
             message: argparse's description of the problem.
         """
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
-
-
-def one_line(message: str) -> str:
-    r"""An error message on one line: a user's value may hold line breaks; they are shown escaped.
-
-    Args:
-        message: An error's text, which may hold a user's value.
-
-    Returns:
-        The message with every unprintable character (``\n``, ``\f``, ...) written as an escape.
-    """
-    return console.printable(message)
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {console.printable(message)} (see {self.prog} --help)\n")
 
 
 def masked_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
@@ -79,13 +67,10 @@ def build_parser(full: Collection[str] = SUMMARIES) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
     parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also print the libraries' own output "
-        "(Lightning, MLflow, Optuna: INFO lines, "
-        "deprecation warnings, the model summary)",
-    )
+        "-v", "--verbose", action="store_true",
+        help="also print the libraries' own output (Lightning, MLflow, Optuna: INFO lines, deprecation warnings, "
+        "the model summary)",
+    )  # fmt: skip
     for name, summary in SUMMARIES.items():
         if name not in full:
             subparsers.add_parser(name, help=summary)
@@ -121,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {one_line(mask_text(str(exc)))}", file=sys.stderr)
+        print(f"zoo: error: {console.printable(mask_text(str(exc)))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
@@ -130,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         print(
-            f"zoo: error: {one_line(mask_text(str(exc)))}; free some space, then continue a run with "
+            f"zoo: error: {console.printable(mask_text(str(exc)))}; free some space, then continue a run with "
             f"`zoo train --resume RUN_ID` (its last whole state is kept)",
             file=sys.stderr,
         )

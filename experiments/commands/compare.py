@@ -27,7 +27,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--sort",
         metavar="METRIC",
-        default=None,
         help="metric to rank by (losses and times ascending); default test_acc, or a sweep's "
         "objective with --parent/--sweep",
     )
@@ -104,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         ZooError: ``--vs`` or ``--at`` without ``--group-by``, or a bad ``--at`` (exit code 2).
     """
-    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
-        compare,
-        plots,
-    )
+    from experiments.analysis import compare, plots  # deferred: the CLI's parser loads without torch and MLflow
 
     at = _at(args.at)
     if args.expected_max and not (args.parent or args.sweep):
@@ -168,10 +164,7 @@ def _at(at: list[str] | None) -> tuple[str, float] | None:
 
 
 def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str, float] | None) -> int:
-    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
-        grouping,
-        plots,
-    )
+    from experiments.analysis import grouping, plots  # deferred: the CLI's parser loads without torch and MLflow
 
     comparisons = grouping.compare_metrics(runs, args.group_by, sort, args.metric, args.vs, at, args.tracking_uri)
     comparison = comparisons[0]  # on the sort metric: the group table's marks, the plot of runs
@@ -199,10 +192,7 @@ def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str
 
 
 def _expected_max(parent: Run, runs: list[Run], metric: str, fmt: str) -> int:
-    from experiments.analysis import (  # deferred: the CLI's parser loads without torch and MLflow
-        compare,
-        stats,
-    )
+    from experiments.analysis import compare, stats  # deferred: the CLI's parser loads without torch and MLflow
 
     finished = [r for r in runs if r.info.status == "FINISHED"]
     curve = stats.expected_max([r.data.metrics.get(metric) for r in finished], compare.is_lower_better(metric))

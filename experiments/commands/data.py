@@ -21,9 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "data",
-        help=SUMMARIES["data"],
-        description="Decode a data source once into the cache and describe it.",
+        "data", help=SUMMARIES["data"], description="Decode a data source once into the cache and describe it."
     )
     parser.add_argument(
         "source",
@@ -32,12 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of each class held out for validation")
     parser.add_argument("--seed", type=field_type("seed"), default=0, help="seed of the validation split")
-    parser.add_argument(
-        "--limit-per-class", type=positive_int, default=None, help="at most this many images per class per part"
-    )
-    parser.add_argument(
-        "--decode-size", type=field_type("decode_size"), default=None, help="decode every image to SIZE x SIZE"
-    )
+    parser.add_argument("--limit-per-class", type=positive_int, help="at most this many images per class per part")
+    parser.add_argument("--decode-size", type=field_type("decode_size"), help="decode every image to SIZE x SIZE")
     parser.add_argument(
         "--test-fraction", type=float, default=0.2, help="share drawn as test where the source has none"
     )

@@ -20,30 +20,10 @@ from experiments.analysis.tables import format_table
 from experiments.commands import SUMMARIES
 
 COLUMNS = (
-    "name",
-    "family",
-    "block",
-    "layers",
-    "groups",
-    "stem",
-    "attn",
-    "aa",
-    "norm",
-    "params",
-    "gflops",
-    "input",
-    "pretrained",
-    "source",
-    "tag",
-    "top1",
-    "top1_source",
-    "license",
-    "train_img_s",
-    "infer_img_s",
-    "throughput_source",
-    "tags",
-    "description",
-)
+    "name", "family", "block", "layers", "groups", "stem", "attn", "aa", "norm", "params", "gflops", "input",
+    "pretrained", "source", "tag", "top1", "top1_source", "license", "train_img_s", "infer_img_s",
+    "throughput_source", "tags", "description",
+)  # fmt: skip
 """Every column of a model card, in the order `--format csv/json/markdown` prints them."""
 
 TABLE_COLUMNS = ("name", "family", "params", "gflops", "input", "pretrained")
@@ -65,9 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "models",
-        help=SUMMARIES["models"],
-        description="Print the model cards. Columns: " + ", ".join(COLUMNS) + ".",
+        "models", help=SUMMARIES["models"], description="Print the model cards. Columns: " + ", ".join(COLUMNS) + "."
     )
     parser.add_argument("pattern", nargs="?", default=None, help="fnmatch wildcard, such as 'resnet*'")
     which = parser.add_mutually_exclusive_group()
@@ -91,7 +69,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--reverse", action="store_true", help="sort in descending order")
     parser.add_argument(
         "--columns",
-        default=None,
         metavar="COLUMN[,COLUMN]|all",
         help=f"columns to print (default: {', '.join(TABLE_COLUMNS)} in the table, all of them otherwise)",
     )

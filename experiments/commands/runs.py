@@ -29,7 +29,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--older-than",
         type=non_negative_seconds,
         metavar="S",
-        default=None,
         help=f"seconds without a heartbeat that make a run on another host stale (default "
         f"{heartbeat.STALE_AFTER_BEATS} beats = {heartbeat.stale_after():g} s)",
     )
@@ -51,27 +50,22 @@ def run(args: argparse.Namespace) -> int:
     from experiments.tracking import readback  # deferred: the CLI's parser loads without MLflow
 
     older_than = args.older_than if args.older_than is not None else heartbeat.stale_after()
-    rows = []
-    for found_run, age, reason in readback.stale_runs(args.experiment, older_than, args.mark_stale, args.tracking_uri):
-        rows.append(
-            {
-                "run_id": found_run.info.run_id,
-                "run_name": found_run.info.run_name,
-                "experiment_id": found_run.info.experiment_id,
-                "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
-                "silent_s": round(age),
-                "why": reason,
-                "status": "KILLED" if args.mark_stale else "RUNNING",
-            }
-        )
+    stale = readback.stale_runs(args.experiment, older_than, args.mark_stale, args.tracking_uri)
+    rows = [
+        {
+            "run_id": found_run.info.run_id,
+            "run_name": found_run.info.run_name,
+            "experiment_id": found_run.info.experiment_id,
+            "last_heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - age)),
+            "silent_s": round(age),
+            "why": reason,
+            "status": "KILLED" if args.mark_stale else "RUNNING",
+        }
+        for found_run, age, reason in stale
+    ]
+    columns = ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "why", "status"]
     if rows or args.format != "table":
-        print(
-            format_table(
-                rows,
-                ["run_id", "run_name", "experiment_id", "last_heartbeat", "silent_s", "why", "status"],
-                args.format,
-            )
-        )
+        print(format_table(rows, columns, args.format))
     else:
         print(f"no stale RUNNING run (processes gone, or silent for more than {older_than:g} s)")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from experiments.analysis.tables import format_table
 from experiments.commands import SUMMARIES
@@ -11,9 +10,6 @@ from experiments.config.errors import ConfigError
 from experiments.config.flags import add_config_flags, flag_name, overrides_from_args
 from experiments.config.schema import ExperimentConfig, from_dict, load_config
 from experiments.config.secrets import mask_uri
-
-if TYPE_CHECKING:  # the type only: the runner itself is imported when a run starts
-    from experiments.training.runner import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,9 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         subparsers: The `zoo` parser's subparsers.
     """
     parser = subparsers.add_parser(
-        "train",
-        help=SUMMARIES["train"],
-        description="Train a registered model; every config field has a flag.",
+        "train", help=SUMMARIES["train"], description="Train a registered model; every config field has a flag."
     )
     parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="registered model name (zoo models)")
     parser.add_argument("--config", metavar="FILE", help="YAML file of config fields; flags override it")
@@ -34,33 +28,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_config_flags(parser, skip=("model",))
     parser.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """The run's config: the ``--config`` file, then the flags.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        The validated `ExperimentConfig`.
-    """
-    overrides = overrides_from_args(args)
-    if args.config:
-        return load_config(args.config, **overrides)
-    return from_dict(overrides, source="command line")
-
-
-def print_result(result: TrainResult) -> None:
-    """Print a finished run's summary.
-
-    Args:
-        result: The `TrainResult`.
-    """
-    rows = [{"metric": k, "value": v} for k, v in result.metrics.items()]
-    print(format_table(rows, ["metric", "value"]))
-    if result.run_id:
-        print(f"run {result.run_id} in {mask_uri(result.tracking_uri)}; compare runs with `zoo compare`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,20 +39,25 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success.
     """
-    config = None
+    overrides = overrides_from_args(args)
+    config: ExperimentConfig | None = None
     if args.resume:
-        extra = [k for k in overrides_from_args(args) if k != "tracking_uri"] + (["model"] if "model" in args else [])
+        extra = [k for k in overrides if k != "tracking_uri"] + (["model"] if "model" in args else [])
         if extra or args.config:
             given = flag_name(extra[0]) if extra else "--config"
             raise ConfigError(
                 f"--resume continues the run with its own config; drop {given} (only --tracking-uri is allowed)"
             )
+    elif args.config:  # the --config file, then the flags; a bad value is one line now, before torch loads
+        config = load_config(args.config, **overrides)
     else:
-        config = config_from_args(args)  # a bad value is one line now, before torch loads
+        config = from_dict(overrides, source="command line")
     # Deferred: the CLI's parser (and a bad flag) answers without loading torch and MLflow.
     from experiments.training import distributed, runner
 
     result = runner.resume(args.resume, getattr(args, "tracking_uri", None)) if config is None else runner.train(config)
     if distributed.is_rank_zero():  # the other DDP ranks ran the same command; one summary is enough
-        print_result(result)
+        print(format_table([{"metric": k, "value": v} for k, v in result.metrics.items()], ["metric", "value"]))
+        if result.run_id:
+            print(f"run {result.run_id} in {mask_uri(result.tracking_uri)}; compare runs with `zoo compare`")
     return 0

@@ -54,18 +54,7 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
     """
     from experiments.tracking.store import resolve_tracking_uri  # deferred: the CLI's parser loads without MLflow
 
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--app-name",
-        UI_APP,
-    ]
+    argv = [sys.executable, "-m", "mlflow", "ui", "--host", HOST, "--port", str(port), "--app-name", UI_APP]
     env = {
         **os.environ,
         "MLFLOW_BACKEND_STORE_URI": resolve_tracking_uri(tracking_uri),
@@ -132,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = handle_unless_ignored(STOP_SIGNALS, on_signal)  # under nohup, SIGHUP stays ignored
     try:
-        code = server.wait()
-        return code
+        return server.wait()
     except KeyboardInterrupt:
         return 0
     finally:

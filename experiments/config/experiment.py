@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, V
 
 from experiments.config.errors import ConfigError
 from experiments.config.files import read_yaml
-from experiments.config.schema import ExperimentConfig, field_names, from_dict
-from experiments.config.search import Search, parse_search
+from experiments.config.schema import ExperimentConfig, from_dict
+from experiments.config.search import Search, parse_search, refuse_non_fields
 
 
 @dataclass
@@ -111,10 +111,7 @@ class WrittenFile(BaseModel):
     @field_validator("grid")
     @classmethod
     def _fields(cls, grid: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
-        for key in grid or {}:
-            if key not in field_names() or key == "seed":
-                hint = "use 'seeds:' for seeds" if key == "seed" else "see docs/training.md for the fields"
-                raise ConfigError(f"grid key '{key}' is not a config field; {hint}")
+        refuse_non_fields(grid or {}, "grid", "use 'seeds:' for seeds")
         return grid
 
 
@@ -180,10 +177,7 @@ def load_experiment(name_or_path: str, *, trials: int | None = None, **overrides
     path = find_experiment_file(name_or_path)
     data = read_yaml(path)
     if not isinstance(data, Mapping) or not (
-        (isinstance(data.get("runs"), list) and data["runs"])
-        or data.get("grid")
-        or data.get("seeds")
-        or data.get("search")
+        (isinstance(data.get("runs"), list) and data["runs"]) or any(data.get(k) for k in ("grid", "seeds", "search"))
     ):
         raise ConfigError(
             f"experiment file '{path}' needs a non-empty list under 'runs:', or a 'grid:', 'seeds:' "

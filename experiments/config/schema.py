@@ -365,13 +365,10 @@ def machine_memory_bytes() -> int:
 
 def _check_folder(name: str, path: str) -> None:
     """A folder that exists, or can be made: no part of it may be a file."""
-    current = os.path.abspath(path)
-    while not os.path.exists(current):
-        if os.path.dirname(current) == current:
-            return
-        current = os.path.dirname(current)
-    if not os.path.isdir(current):
-        raise ConfigError(f"{name}: '{current}' is a file, not a folder; give a folder for the checkpoints")
+    folder = Path(os.path.abspath(path))
+    existing = next((part for part in (folder, *folder.parents) if part.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"{name}: '{existing}' is a file, not a folder; give a folder for the checkpoints")
 
 
 def _resolves_to_cpu(accelerator: str) -> bool:

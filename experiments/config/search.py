@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, model_validator
@@ -34,6 +34,23 @@ from experiments.config.schema import EPOCH_METRICS, EpochMetric, ExperimentConf
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 """Kinds of a search dimension: a float on a log scale, a float, a whole number, one of a list."""
+
+
+def refuse_non_fields(keys: Iterable[str], what: str, seed_hint: str) -> None:
+    """Refuse a key of a file's ``search:`` or ``grid:`` that is not a config field, or is ``seed`` (swept another way).
+
+    Args:
+        keys: The keys as written.
+        what: ``search`` or ``grid``, as the error names the key.
+        seed_hint: What the error says to do instead of sweeping ``seed`` this way.
+
+    Raises:
+        ConfigError: For the first such key.
+    """
+    for key in keys:
+        if key not in field_names() or key == "seed":
+            hint = seed_hint if key == "seed" else "see docs/training.md for the fields"
+            raise ConfigError(f"{what} key '{key}' is not a config field; {hint}")
 
 
 class Distribution(BaseModel):
@@ -153,13 +170,7 @@ class Search(BaseModel):
             raise ConfigError(
                 "'search:' must map config fields to distributions, such as lr: {loguniform: [1.0e-4, 1.0e-1]}"
             )
-        for key in spec:
-            if key not in field_names() or key == "seed":
-                hint = "seeds are not searched: give --seed, or one file per seed"
-                raise ConfigError(
-                    f"search key '{key}' is not a config field; "
-                    f"{hint if key == 'seed' else 'see docs/training.md for the fields'}"
-                )
+        refuse_non_fields(spec, "search", "seeds are not searched: give --seed, or one file per seed")
         objective = base.monitor if data.get("objective") is None else data["objective"]
         direction = None
         if isinstance(objective, Mapping):
@@ -168,8 +179,10 @@ class Search(BaseModel):
                     f"objective takes {{metric: NAME, direction: maximize|minimize}}, not {dict(objective)}"
                 )
             objective, direction = objective["metric"], objective.get("direction")
-        if direction is None and objective in EPOCH_METRICS:
-            direction = default_direction(str(objective), base)
+        if direction is None and objective == base.monitor:  # the way the config's monitor_mode says
+            direction = "maximize" if base.monitor_mode == "max" else "minimize"
+        elif direction is None and objective in EPOCH_METRICS:  # losses down, accuracies up
+            direction = "minimize" if str(objective).endswith(("_loss", "_loss_epoch")) else "maximize"
         values = {k: v for k, v in data.items() if v is not None}
         defaults = {"sampler": data.get("sampler") or "tpe", "pruner": data.get("pruner") or "median"}
         return {**values, **defaults, "objective": objective, "direction": direction}
@@ -202,21 +215,6 @@ class Search(BaseModel):
         ]
 
 
-def default_direction(metric: str, base: ExperimentConfig) -> str:
-    """Which way a metric improves: the config's ``monitor_mode`` for its monitor, else down for losses.
-
-    Args:
-        metric: An epoch metric.
-        base: The config the trials start from.
-
-    Returns:
-        ``maximize`` or ``minimize``.
-    """
-    if metric == base.monitor:
-        return "maximize" if base.monitor_mode == "max" else "minimize"
-    return "minimize" if metric.endswith("_loss") or metric.endswith("_loss_epoch") else "maximize"
-
-
 def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -> Search:
     """Read and check a file's ``search:``, ``trials:``, ``sampler:``, ``objective:`` and ``pruner:``.
 
@@ -232,22 +230,18 @@ def parse_search(data: Mapping[str, Any], base: ExperimentConfig, source: str) -
         ConfigError: Naming the key at fault.
     """
     spec = data.get("search")
-    for key in ("grid", "seeds"):
-        if data.get(key):
-            clash = (
-                [k for k in spec if k in (data.get("grid") or {})]
-                if key == "grid" and isinstance(spec, Mapping)
-                else []
-            )
-            what = f"'{clash[0]}' is in both 'search:' and 'grid:'" if clash else f"'search:' and '{key}:' together"
-            raise ConfigError(
-                f"experiment file '{source}': {what}; a file either searches or lists its runs: move it to one of them"
-            )
+    together = next((key for key in ("grid", "seeds") if data.get(key)), None)
+    if together:
+        clash = [k for k in spec if k in data["grid"]] if together == "grid" and isinstance(spec, Mapping) else []
+        what = f"'{clash[0]}' is in both 'search:' and 'grid:'" if clash else f"'search:' and '{together}:' together"
+        raise ConfigError(
+            f"experiment file '{source}': {what}; a file either searches or lists its runs: move it to one of them"
+        )
     if len(data.get("runs") or [{}]) != 1:
         raise ConfigError(
             f"experiment file '{source}': a search starts from one config; give 'defaults:' (and at most one run)"
         )
-    keys = {"space": data.get("search"), **{k: data.get(k) for k in ("trials", "sampler", "objective", "pruner")}}
+    keys = {"space": spec, **{k: data.get(k) for k in ("trials", "sampler", "objective", "pruner")}}
     lists: list[Any] = (
         [d.get("choice") for d in spec.values() if isinstance(d, Mapping)] if isinstance(spec, Mapping) else []
     )
