@@ -483,19 +483,13 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         Its id.
     """
     found = client.get_experiment_by_name(name)
-    if found is not None and found.lifecycle_stage == "deleted":
-        client.restore_experiment(found.experiment_id)
-    return found.experiment_id if found is not None else _create_experiment(client, name)
-
-
-def _create_experiment(client: MlflowClient, name: str) -> str:
-    """Create an experiment (a model-training one, as MLflow's UI tells them apart).
-
-    If another process created it first, use theirs.
-    """
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
     try:
         return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-    except MlflowException:
+    except MlflowException:  # another process created it first: use theirs
         found = client.get_experiment_by_name(name)
         if found is None:
             raise

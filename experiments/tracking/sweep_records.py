@@ -84,11 +84,7 @@ def find_parent(experiment: str, name: str, uri: str) -> Run | None:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=sweep_parents_filter(name),
-        max_results=1,
-    )
+    runs = client.search_runs([found.experiment_id], filter_string=sweep_parents_filter(name), max_results=1)
     return runs[0] if runs else None
 
 
