@@ -12,9 +12,8 @@ timm's, which torchvision shares for the plain ResNet, so that their weights loa
 these blocks key for key.
 """
 
-from __future__ import annotations
-
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -63,11 +62,12 @@ def projection(
 class _Residual(nn.Module):
     """What both blocks share after their convolutions: attention, drop path, the skip, the ReLU."""
 
-    se: nn.Module | None
-    drop_path: nn.Module | None
-    downsample: nn.Module | None
-    relu: nn.Module
-    residual: bool
+    if TYPE_CHECKING:  # for mypy only: TorchScript cannot read a class annotation of a module
+        se: nn.Module | None
+        drop_path: nn.Module | None
+        downsample: nn.Module | None
+        relu: nn.Module
+        residual: bool
     preact: bool = False
 
     def _tail(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -23,10 +23,13 @@ Builder arguments:
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from registry import register_model
 from zoo.blocks import Bottleneck
-from zoo.models.factory import arch, create_resnet, scratch_meta
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args
 
 _CIFAR = {"stem_width": 16, "channels": (16, 32, 64), "preact": True}
 PRERESNET164 = arch(Bottleneck, (18, 18, 18), **_CIFAR)
@@ -40,12 +43,18 @@ _INPUT = (3, 32, 32)
         "preresnet", PRERESNET164, "Pre-activation ResNet-164 for CIFAR (Bottleneck, 18-18-18), random init"
     ),
 )
+@takes_timm_args
 def preresnet164_scratch(
-    num_classes: int = 10, *, stem: str = "cifar", zero_init_last: bool = False, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "cifar",
+    zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Pre-activation ResNet-164 (He et al. 2016): 18 bottlenecks per stage at 16/32/64 planes, 1.7M parameters."""
     return create_resnet(
-        PRERESNET164, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        PRERESNET164, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
@@ -55,10 +64,16 @@ def preresnet164_scratch(
         "preresnet", PRERESNET1001, "Pre-activation ResNet-1001 for CIFAR (Bottleneck, 111-111-111), random init"
     ),
 )
+@takes_timm_args
 def preresnet1001_scratch(
-    num_classes: int = 10, *, stem: str = "cifar", zero_init_last: bool = False, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "cifar",
+    zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Pre-activation ResNet-1001 (He et al. 2016): 111 bottlenecks per stage at 16/32/64 planes, 10.2M parameters."""
     return create_resnet(
-        PRERESNET1001, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        PRERESNET1001, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
