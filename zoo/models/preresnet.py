@@ -19,6 +19,14 @@ Builder arguments:
         identity. Off by default: the paper initialises as He et al. 2015, and a
         pre-activation block's identity path already carries the signal unchanged.
     drop_path_rate: Stochastic depth of the last block (earlier blocks get less); 0 is off.
+    pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights; a
+        ``*_scratch`` model takes only ``False`` (timm's builders take it).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: Only the model's own reduction (32; 8 with the ``cifar`` stem): no dilated stages yet.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
