@@ -122,6 +122,20 @@ def test_feature_maps_and_feature_info_equal_timms(arch: str) -> None:
     assert expected[-1].abs().max() > 1e-3  # the comparison is not of two zeros
 
 
+@pytest.mark.parametrize(("arch", "output_stride"), [(a, 8 if i % 2 else 16) for i, a in enumerate(SHALLOW)])
+def test_dilated_feature_maps_equal_timms(arch: str, output_stride: int) -> None:
+    torch.manual_seed(0)
+    reference = timm.create_model(arch, pretrained=False, features_only=True, output_stride=output_stride)
+    reference = randomise_norms(reference)
+    model = registry.create_model(f"{arch}_scratch", num_classes=1000, features_only=True, output_stride=output_stride)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    assert model.feature_info.get_dicts() == reference.feature_info.get_dicts()
+    with torch.no_grad():
+        for mine, theirs in zip(model.eval()(X), reference(X), strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-5)
+    assert model.feature_info.reduction()[-1] == output_stride
+
+
 @pytest.mark.parametrize("arch", DEEP)
 def test_deep_members_feature_info_equals_timms_on_the_meta_device(arch: str) -> None:
     with torch.device("meta"):
@@ -203,7 +217,7 @@ def test_head_hidden_size_reset_classifier_and_global_pool() -> None:
     ("kwargs", "message"),
     [
         ({"pretrained": True}, "has no weights; use its *_timm_pretrained twin"),
-        ({"output_stride": 16}, "output_stride=16 needs dilated stages"),
+        ({"output_stride": 16}, "output_stride must be one of [1, 2, 4, 8] for this model, got 16"),
         ({"global_pool": "median"}, "unknown global_pool 'median'"),
         ({"cardinality": 2}, "it takes: num_classes, stem, residual, zero_init_last, pretrained, in_chans"),
     ],

@@ -21,7 +21,7 @@ says so:
   downloads are not run offline; a scratch model takes ``in_chans=1``.
 - torchvision's backbone tests (``get_graph_node_names``, ``create_feature_extractor`` in
   train and eval mode): here and in tests/test_backbones.py.
-- exception: ``output_stride`` 8 or 16 (dilated stages) is refused with one line: not built yet.
+- ``output_stride`` 8 and 16 (dilated stages): tests/test_backbones.py, equal to timm's.
 """
 
 from collections.abc import Iterator
@@ -105,8 +105,11 @@ def test_in_chans_on_a_scratch_model_and_its_exceptions() -> None:
     assert model(torch.randn(1, 1, 32, 32)).shape == (1, 5)
     with pytest.raises(registry.ModelArgumentError, match="in_chans"):
         registry.create_model("resnet26_timm_pretrained", pretrained=False, in_chans=1)
-    with pytest.raises(registry.ModelArgumentError, match="dilated stages"):
-        registry.create_model("resnet26_scratch", output_stride=16)
+    dilated = registry.create_model("resnet26_scratch", output_stride=16).eval()
+    with torch.no_grad():
+        assert dilated.forward_features(torch.randn(1, 3, 64, 64)).shape[-1] == 4
+    with pytest.raises(registry.ModelArgumentError, match=r"output_stride must be one of \[4, 8, 16, 32\]"):
+        registry.create_model("resnet26_scratch", output_stride=64)
 
 
 def test_torchvisions_feature_extraction_in_train_and_eval_mode() -> None:

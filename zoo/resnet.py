@@ -149,6 +149,28 @@ def scratch_cfg(stem: str, in_chans: int, reduction: int, num_classes: int, firs
     }
 
 
+def check_output_stride(output_stride: int | None, stem_reduction: int, num_stages: int) -> int:
+    """Check an ``output_stride`` against the reductions a ResNet can stop at.
+
+    Args:
+        output_stride: Asked for; ``None`` for the model's own.
+        stem_reduction: What the stem reduces (4 for ``imagenet``, 1 for ``cifar``).
+        num_stages: Stages; each after the first halves the map.
+
+    Returns:
+        The output stride (the model's own for ``None``).
+
+    Raises:
+        ModelArgumentError: If the model cannot stop at it; the message lists those it can.
+    """
+    allowed = [stem_reduction << i for i in range(num_stages)]
+    if output_stride is None:
+        return allowed[-1]
+    if output_stride not in allowed:
+        raise ModelArgumentError(f"output_stride must be one of {allowed} for this model, got {output_stride!r}")
+    return output_stride
+
+
 def take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
     """Which of `count` feature maps to take, as timm's ``feature_take_indices`` reads `indices`.
 
@@ -234,6 +256,8 @@ class ResNet(nn.Module):
             of convolutions only (``bn1`` is an identity: the first block normalises its
             input), and a final norm and ReLU (``norm``, ``final_act``) before the pooling.
         global_pool: ``"avg"``, ``"max"`` or ``""`` (no pooling, with ``num_classes=0``).
+        output_stride: The last map's reduction: ``None`` for the model's own (32, or 8 with the
+            ``cifar`` stem); smaller dilates the later stages instead of striding them, as timm's.
 
     Modules are registered in the order they run (``conv1``, ``bn1``, ``act1``, ``maxpool``,
     ``layer1`` ..., ``norm``, ``final_act``, ``global_pool``, ``fc``), so that tools which run
@@ -281,6 +305,7 @@ class ResNet(nn.Module):
         drop_rate: float = 0.0,
         preact: bool = False,
         global_pool: str = "avg",
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         num_classes = check_num_classes(num_classes)
@@ -344,20 +369,35 @@ class ResNet(nn.Module):
         ]
         """timm's description of the feature maps: channels, reduction and the module that gives each."""
         total, index = sum(layers), 0
+        output_stride = check_output_stride(output_stride, reduction, len(layers))
+        dilation = previous_dilation = 1
         for stage_index in range(MAX_STAGES):
             if stage_index >= len(layers):
                 setattr(self, f"layer{stage_index + 1}", nn.Identity())
                 continue
+            stage_stride = 2 if stage_index > 0 else 1
+            if reduction >= output_stride:  # timm's rule: past the output stride, dilate instead of striding
+                dilation, stage_stride = dilation * stage_stride, 1
+            else:
+                reduction *= stage_stride
             stage = []
             for position in range(layers[stage_index]):
-                stride = 2 if stage_index > 0 and position == 0 else 1
                 drop_path = drop_path_rate * index / max(total - 1, 1)
                 stage.append(
-                    block(in_channels, planes[stage_index], stride, residual, drop_path=drop_path, **block_args)
+                    block(
+                        in_channels,
+                        planes[stage_index],
+                        stage_stride if position == 0 else 1,
+                        residual,
+                        drop_path=drop_path,
+                        dilation=dilation,
+                        first_dilation=previous_dilation,
+                        **block_args,
+                    )
                 )
+                previous_dilation = dilation
                 in_channels = planes[stage_index] * block.expansion
                 index += 1
-            reduction *= 2 if stage_index > 0 else 1
             setattr(self, f"layer{stage_index + 1}", nn.Sequential(*stage))
             self.feature_info.append(
                 {"num_chs": in_channels, "reduction": reduction, "module": f"layer{stage_index + 1}"}

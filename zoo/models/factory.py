@@ -32,7 +32,7 @@ TIMM_ARGS = (
 """The keywords every scratch builder takes besides its own, as timm's builders take them.
 
 ``pretrained`` (only ``False``: a scratch model has no weights), ``in_chans``,
-``global_pool`` (``"avg"``, ``"max"``, ``""``), ``output_stride`` (only the model's own),
+``global_pool`` (``"avg"``, ``"max"``, ``""``), ``output_stride`` (dilated stages below 32),
 ``features_only`` and ``out_indices`` (a backbone, see `backbone`)."""
 
 
@@ -167,8 +167,8 @@ def create_resnet(
         architecture: From `arch`.
         num_classes: Classes of the head.
         pretrained: Must be ``False``: a scratch model has no weights.
-        output_stride: Must be ``None`` or the model's own reduction (32, or 8 with the
-            ``cifar`` stem): dilated stages are not built yet.
+        output_stride: The last map's reduction (``None``: the model's own, 32, or 8 with the
+            ``cifar`` stem); smaller dilates the later stages, as timm's.
         features_only: Return a backbone of the feature maps (see `backbone`).
         out_indices: Which feature maps.
         **kwargs: `ResNet` arguments (``stem``, ``zero_init_last``, ``drop_path_rate``,
@@ -181,13 +181,7 @@ def create_resnet(
         raise ModelArgumentError(
             "a *_scratch model has no weights; use its *_timm_pretrained twin, or weights=PATH for your own"
         )
-    model = ResNet(num_classes=num_classes, **architecture, **kwargs)
-    own = model.feature_info[-1]["reduction"]
-    if output_stride not in (None, own):
-        raise ModelArgumentError(
-            f"output_stride={output_stride!r} needs dilated stages, which the zoo does not build yet; "
-            f"this model's is {own}"
-        )
+    model = ResNet(num_classes=num_classes, output_stride=output_stride, **architecture, **kwargs)
     return backbone(model, features_only, out_indices)
 
 

@@ -17,7 +17,7 @@ Builder arguments (each builder takes only those its signature names):
     timm_name: timm's weights to load (``architecture.tag``).
     in_chans: Input channels of a ``*_scratch`` model (3).
     global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
-    output_stride: Only the model's own reduction (32; 8 with the ``cifar`` stem): no dilated stages yet.
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
     features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
         each stage's feature maps; see ``docs/backbones.md``.
     out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
