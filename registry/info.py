@@ -111,7 +111,8 @@ def measure(name: str, frozen_kwargs: tuple[tuple[str, Any], ...]) -> tuple[int,
         model = build(spec, kwargs)
     num_params = sum(p.numel() for p in model.parameters())
     flops = count_flops(model, spec.input_size)
-    pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    # What the weights expect: a scratch model's own cfg (its input size, for timm's tools) is no card's.
+    pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {}) if spec.is_pretrained else {}
     top1, source = published_top1(spec.pretrained)
     card = {
         "block": dict(getattr(model, "block_settings", None) or {}),  # the zoo's ResNet has them

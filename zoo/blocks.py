@@ -12,9 +12,8 @@ timm's, which torchvision shares for the plain ResNet, so that their weights loa
 these blocks key for key.
 """
 
-from __future__ import annotations
-
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -33,6 +32,7 @@ def projection(
     avg_down: bool = False,
     norm_layer: str | NormLayer = "batchnorm",
     preact: bool = False,
+    dilation: int = 1,
 ) -> nn.Sequential:
     """The projection shortcut (``downsample``): a 1x1 convolution and norm, after an average pool for ResNet-D.
 
@@ -46,6 +46,8 @@ def projection(
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
         preact: Leave out the norm: a pre-activation block's shortcut convolves the block's
             already normalised input, and its sum is normalised by the next block.
+        dilation: The block's dilation: above 1 at stride 1, `avg_down` averages 2x2 at
+            stride 1 (zero-padded on the right and bottom, as timm's ``AvgPool2dSame``).
 
     Returns:
         ``Sequential(conv, norm)`` (keys ``0.weight``, ``1.*``), or with `avg_down`
@@ -57,17 +59,20 @@ def projection(
     if not avg_down:
         return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), *tail)
     pool: nn.Module = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1 else nn.Identity()
+    if stride == 1 and dilation > 1:  # a dilated stage's first block: timm's same-padded 2x2/1 average (AvgPool2dSame)
+        pool = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.AvgPool2d(2, 1))
     return nn.Sequential(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False), *tail)
 
 
 class _Residual(nn.Module):
     """What both blocks share after their convolutions: attention, drop path, the skip, the ReLU."""
 
-    se: nn.Module | None
-    drop_path: nn.Module | None
-    downsample: nn.Module | None
-    relu: nn.Module
-    residual: bool
+    if TYPE_CHECKING:  # for mypy only: TorchScript cannot read a class annotation of a module
+        se: nn.Module | None
+        drop_path: nn.Module | None
+        downsample: nn.Module | None
+        relu: nn.Module
+        residual: bool
     preact: bool = False
 
     def _tail(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -117,6 +122,8 @@ class Bottleneck(_Residual):
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
         avg_down: The average-pool projection shortcut (ResNet-D).
         preact: The pre-activation order (each norm and ReLU before its convolution).
+        dilation: Dilation of the 3x3 convolution in a dilated stage (timm's ``output_stride``).
+        first_dilation: The 3x3's dilation in the stage's first block (the previous stage's); default `dilation`.
     """
 
     expansion = 4
@@ -137,19 +144,30 @@ class Bottleneck(_Residual):
         norm_layer: str | NormLayer = "batchnorm",
         avg_down: bool = False,
         preact: bool = False,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
         norm = get_norm_layer(norm_layer)
+        first_dilation = first_dilation or dilation
         inner = int(math.floor(width * (width_per_group / 64)) * cardinality)
         first = inner // reduce_first
         out_channels = width * self.expansion
-        aa = create_aa(aa_layer, inner, stride) if stride != 1 else None
+        # timm anti-aliases where the stride is, or where the dilation starts (a stride-1 blur).
+        aa = create_aa(aa_layer, inner, stride) if stride != 1 or first_dilation != dilation else None
         # The same norms either way; pre-activation moves each before its convolution.
         normed = (in_channels, first, inner) if preact else (first, inner, out_channels)
         self.conv1 = nn.Conv2d(in_channels, first, 1, bias=False)
         self.bn1 = norm(normed[0])
         self.conv2 = nn.Conv2d(
-            first, inner, 3, stride=1 if aa is not None else stride, padding=1, groups=cardinality, bias=False
+            first,
+            inner,
+            3,
+            stride=1 if aa is not None else stride,
+            padding=first_dilation,
+            dilation=first_dilation,
+            groups=cardinality,
+            bias=False,
         )
         self.bn2 = norm(normed[1])
         self.aa = aa
@@ -162,7 +180,9 @@ class Bottleneck(_Residual):
         self.preact = preact
         needs_projection = residual and (stride != 1 or in_channels != out_channels)
         self.downsample = (
-            projection(in_channels, out_channels, stride, avg_down, norm, preact) if needs_projection else None
+            projection(in_channels, out_channels, stride, avg_down, norm, preact, dilation)
+            if needs_projection
+            else None
         )
 
     def zero_init_last(self) -> None:
@@ -223,6 +243,8 @@ class BasicBlock(_Residual):
         norm_layer: ``"batchnorm"``, ``"groupnorm"`` or a callable taking the channel count.
         avg_down: The average-pool projection shortcut (ResNet-D).
         preact: Must be ``False``: the pre-activation order is the `Bottleneck`'s.
+        dilation: Dilation of the second convolution (and of the first, after the stage's first block).
+        first_dilation: The first convolution's dilation in the stage's first block; default `dilation`.
     """
 
     expansion = 1
@@ -243,8 +265,11 @@ class BasicBlock(_Residual):
         norm_layer: str | NormLayer = "batchnorm",
         avg_down: bool = False,
         preact: bool = False,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ) -> None:
         super().__init__()
+        first_dilation = first_dilation or dilation
         if preact:
             raise ModelArgumentError("BasicBlock has no pre-activation order; use Bottleneck with preact=True")
         if cardinality != 1 or width_per_group != 64:
@@ -254,18 +279,28 @@ class BasicBlock(_Residual):
             )
         norm = get_norm_layer(norm_layer)
         first = width // reduce_first
-        aa = create_aa(aa_layer, first, stride) if stride != 1 else None
-        self.conv1 = nn.Conv2d(in_channels, first, 3, stride=1 if aa is not None else stride, padding=1, bias=False)
+        aa = create_aa(aa_layer, first, stride) if stride != 1 or first_dilation != dilation else None
+        self.conv1 = nn.Conv2d(
+            in_channels,
+            first,
+            3,
+            stride=1 if aa is not None else stride,
+            padding=first_dilation,
+            dilation=first_dilation,
+            bias=False,
+        )
         self.bn1 = norm(first)
         self.aa = aa
-        self.conv2 = nn.Conv2d(first, width, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(first, width, 3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = norm(width)
         self.se = create_attn(attn_layer, width)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
         needs_projection = residual and (stride != 1 or in_channels != width)
-        self.downsample = projection(in_channels, width, stride, avg_down, norm) if needs_projection else None
+        self.downsample = (
+            projection(in_channels, width, stride, avg_down, norm, dilation=dilation) if needs_projection else None
+        )
 
     def zero_init_last(self) -> None:
         """Zero the last norm's scale so the block starts as an identity."""

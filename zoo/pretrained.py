@@ -53,7 +53,8 @@ def timm_pretrained_cfg(timm_name: str) -> dict[str, Any]:
     if cfg is None:
         raise WeightsError(unknown_tag_message(timm_name, timm.list_pretrained(f"{timm_name.split('.')[0]}.*")))
     full: dict[str, Any] = cfg.to_dict()  # type: ignore[no-untyped-call]  # timm's PretrainedCfg.to_dict has no hints
-    keys = ("input_size", "interpolation", "crop_pct", "mean", "std", "num_classes", "hf_hub_id", "license")
+    keys = ["input_size", "pool_size", "interpolation", "crop_pct", "mean", "std", "num_classes", "hf_hub_id"]
+    keys.append("license")
     return {"source": "timm", "tag": timm_name, **{k: full[k] for k in keys if k in full}}
 
 
@@ -158,5 +159,5 @@ def build_timm_pretrained(
         cfg["weights"] = "download"
     if model.num_classes != num_classes:
         model.reset_classifier(num_classes)
-    model.pretrained_cfg = cfg
+    model.pretrained_cfg = {**model.pretrained_cfg, **cfg}  # timm's keys for the layout, the weights' for the input
     return model

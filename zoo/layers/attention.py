@@ -5,8 +5,6 @@ timm's (``timm/layers/squeeze_excite.py``, ``timm/layers/eca.py``), so that SE-R
 SE-ResNeXt, ECA-ResNet and ResNet-RS weights load key for key.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable
 

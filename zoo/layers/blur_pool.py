@@ -6,8 +6,6 @@ ResNet-Blur), as timm's ``timm/layers/blur_pool.py`` does. Neither has weights: 
 filter is a non-persistent buffer, so the state dict is the same as without anti-aliasing.
 """
 
-from __future__ import annotations
-
 from math import comb
 
 import torch
@@ -36,7 +34,7 @@ class BlurPool2d(nn.Module):
         self.channels = channels
         self.stride = stride
         pad = ((stride - 1) + (filt_size - 1)) // 2
-        self.padding = (pad, pad, pad, pad)
+        self.padding = [pad, pad, pad, pad]
         coeffs = torch.tensor([comb(filt_size - 1, k) for k in range(filt_size)], dtype=torch.float32)
         coeffs = coeffs / 2 ** (filt_size - 1)
         blur = (coeffs[:, None] * coeffs[None, :])[None, None].repeat(channels, 1, 1, 1)

@@ -1,7 +1,5 @@
 """Stochastic depth (Huang et al., 2016): drop a block's residual branch per sample."""
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 
@@ -32,7 +30,8 @@ class DropPath(nn.Module):
         if self.drop_prob == 0.0 or not self.training:
             return x
         keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)  # a list, not a tuple sum: TorchScript compiles it
+        mask = x.new_empty(shape).bernoulli_(keep)
         return x * mask.div_(keep)
 
     def extra_repr(self) -> str:

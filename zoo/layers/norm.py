@@ -1,7 +1,5 @@
 """The norm layer of a block and a stem: BatchNorm, or GroupNorm with 32 groups (timm's ``resnet50_gn``)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from functools import partial
 

@@ -16,8 +16,6 @@ The pool after it: a 3x3/2 max-pool; a 3x3/2 convolution, norm and ReLU instead
 or a stride-1 max-pool followed by a blur pool (``"blur"``).
 """
 
-from __future__ import annotations
-
 from torch import nn
 
 from registry.errors import ModelArgumentError

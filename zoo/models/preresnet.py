@@ -19,14 +19,25 @@ Builder arguments:
         identity. Off by default: the paper initialises as He et al. 2015, and a
         pre-activation block's identity path already carries the signal unchanged.
     drop_path_rate: Stochastic depth of the last block (earlier blocks get less); 0 is off.
+    pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights; a
+        ``*_scratch`` model takes only ``False`` (timm's builders take it).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from registry import register_model
 from zoo.blocks import Bottleneck
-from zoo.models.factory import arch, create_resnet, scratch_meta
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args
 
 _CIFAR = {"stem_width": 16, "channels": (16, 32, 64), "preact": True}
 PRERESNET164 = arch(Bottleneck, (18, 18, 18), **_CIFAR)
@@ -40,12 +51,18 @@ _INPUT = (3, 32, 32)
         "preresnet", PRERESNET164, "Pre-activation ResNet-164 for CIFAR (Bottleneck, 18-18-18), random init"
     ),
 )
+@takes_timm_args
 def preresnet164_scratch(
-    num_classes: int = 10, *, stem: str = "cifar", zero_init_last: bool = False, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "cifar",
+    zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Pre-activation ResNet-164 (He et al. 2016): 18 bottlenecks per stage at 16/32/64 planes, 1.7M parameters."""
     return create_resnet(
-        PRERESNET164, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        PRERESNET164, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
@@ -55,10 +72,16 @@ def preresnet164_scratch(
         "preresnet", PRERESNET1001, "Pre-activation ResNet-1001 for CIFAR (Bottleneck, 111-111-111), random init"
     ),
 )
+@takes_timm_args
 def preresnet1001_scratch(
-    num_classes: int = 10, *, stem: str = "cifar", zero_init_last: bool = False, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "cifar",
+    zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Pre-activation ResNet-1001 (He et al. 2016): 111 bottlenecks per stage at 16/32/64 planes, 10.2M parameters."""
     return create_resnet(
-        PRERESNET1001, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        PRERESNET1001, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )

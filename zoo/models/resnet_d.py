@@ -15,14 +15,23 @@ Builder arguments (each builder takes only those its signature names):
     pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights.
     weights: A local ``.safetensors``/``.pth`` file instead of timm's download.
     timm_name: timm's weights to load (``architecture.tag``).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from registry import register_model
 from zoo.blocks import Bottleneck
-from zoo.models.factory import arch, create_resnet, scratch_meta, timm_twin
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args, timm_twin
 
 RESNET50C = arch(Bottleneck, (3, 4, 6, 3), stem_width=32, stem_type="deep")
 RESNET50S = arch(Bottleneck, (3, 4, 6, 3), stem_width=64, stem_type="deep")
@@ -34,72 +43,114 @@ RESNET26T = arch(Bottleneck, (2, 2, 2, 2), stem_width=32, stem_type="deep_tiered
 
 
 @register_model(**scratch_meta("resnet_d", RESNET50C, "ResNet-50-C, random init"))
+@takes_timm_args
 def resnet50c_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-50-C: ResNet-50 with a deep 32-wide stem of three 3x3 convolutions, random init."""
     return create_resnet(
-        RESNET50C, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET50C, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET50S, "ResNet-50-S, random init"))
+@takes_timm_args
 def resnet50s_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-50-S: ResNet-50 with a deep 64-wide stem of three 3x3 convolutions, random init."""
     return create_resnet(
-        RESNET50S, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET50S, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET50D, "ResNet-50-D, random init"))
+@takes_timm_args
 def resnet50d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-50-D: the deep 32-wide stem and the average-pool shortcut, random init."""
     return create_resnet(
-        RESNET50D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET50D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET101D, "ResNet-101-D, random init"))
+@takes_timm_args
 def resnet101d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-101-D: ResNet-101 with the deep stem and the average-pool shortcut, random init."""
     return create_resnet(
-        RESNET101D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET101D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET152D, "ResNet-152-D, random init"))
+@takes_timm_args
 def resnet152d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-152-D: ResNet-152 with the deep stem and the average-pool shortcut, random init."""
     return create_resnet(
-        RESNET152D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET152D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET200D, "ResNet-200-D, random init"))
+@takes_timm_args
 def resnet200d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-200-D: ResNet-200 with the deep stem and the average-pool shortcut, random init."""
     return create_resnet(
-        RESNET200D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET200D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_d", RESNET26T, "ResNet-26-T, random init"))
+@takes_timm_args
 def resnet26t_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-26-T: ResNet-26 with the tiered deep stem (24, 32, 64) and the average-pool shortcut, random init."""
     return create_resnet(
-        RESNET26T, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNET26T, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 

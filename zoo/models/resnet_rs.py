@@ -12,17 +12,25 @@ Builder arguments (each builder takes only those its signature names):
     pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights.
     weights: A local ``.safetensors``/``.pth`` file instead of timm's download.
     timm_name: timm's weights to load (``architecture.tag``).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
+
+from torch import nn
 
 from registry import register_model
 from zoo.blocks import Bottleneck
 from zoo.layers.attention import SEModule
-from zoo.models.factory import arch, create_resnet, scratch_meta, timm_twin
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args, timm_twin
 
 SE_RS = partial(SEModule, rd_ratio=0.25)
 """ResNet-RS's squeeze-excitation: a hidden layer a quarter as wide as the block's output."""
@@ -35,22 +43,34 @@ RESNETRS101 = arch(
 
 
 @register_model(**scratch_meta("resnet_rs", RESNETRS50, "ResNet-RS-50, random init"))
+@takes_timm_args
 def resnetrs50_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-RS-50: ResNet-50-D, squeeze-excitation 1/4 wide and a convolution for the stem's pool, random init."""
     return create_resnet(
-        RESNETRS50, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNETRS50, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnet_rs", RESNETRS101, "ResNet-RS-101, random init"))
+@takes_timm_args
 def resnetrs101_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNet-RS-101: ResNet-101-D, squeeze-excitation 1/4 wide and a convolution for the stem's pool, random init."""
     return create_resnet(
-        RESNETRS101, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNETRS101, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 

@@ -13,14 +13,23 @@ Builder arguments (each builder takes only those its signature names):
     pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights.
     weights: A local ``.safetensors``/``.pth`` file instead of timm's download.
     timm_name: timm's weights to load (``architecture.tag``).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from registry import register_model
 from zoo.blocks import Bottleneck
-from zoo.models.factory import arch, create_resnet, scratch_meta, timm_twin
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args, timm_twin
 
 RESNEXT50_32X4D = arch(Bottleneck, (3, 4, 6, 3), cardinality=32, width_per_group=4)
 RESNEXT101_32X8D = arch(Bottleneck, (3, 4, 23, 3), cardinality=32, width_per_group=8)
@@ -30,52 +39,82 @@ WIDE_RESNET101_2 = arch(Bottleneck, (3, 4, 23, 3), width_per_group=128)
 
 
 @register_model(**scratch_meta("resnext", RESNEXT50_32X4D, "ResNeXt-50 32x4d, random init"))
+@takes_timm_args
 def resnext50_32x4d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNeXt-50 32x4d: 32 groups of 4 channels in the first stage's 3x3, random init."""
     return create_resnet(
-        RESNEXT50_32X4D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNEXT50_32X4D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnext", RESNEXT101_32X8D, "ResNeXt-101 32x8d, random init"))
+@takes_timm_args
 def resnext101_32x8d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNeXt-101 32x8d: 32 groups of 8 channels, stages of 3-4-23-3 blocks, random init."""
     return create_resnet(
-        RESNEXT101_32X8D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNEXT101_32X8D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("resnext", RESNEXT101_64X4D, "ResNeXt-101 64x4d, random init"))
+@takes_timm_args
 def resnext101_64x4d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ResNeXt-101 64x4d: 64 groups of 4 channels, stages of 3-4-23-3 blocks, random init."""
     return create_resnet(
-        RESNEXT101_64X4D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        RESNEXT101_64X4D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("wide_resnet", WIDE_RESNET50_2, "Wide ResNet-50-2, random init"))
+@takes_timm_args
 def wide_resnet50_2_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Wide ResNet-50-2: ResNet-50 with twice the inner width of every bottleneck, random init."""
     return create_resnet(
-        WIDE_RESNET50_2, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        WIDE_RESNET50_2, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("wide_resnet", WIDE_RESNET101_2, "Wide ResNet-101-2, random init"))
+@takes_timm_args
 def wide_resnet101_2_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """Wide ResNet-101-2: ResNet-101 with twice the inner width of every bottleneck, random init."""
     return create_resnet(
-        WIDE_RESNET101_2, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        WIDE_RESNET101_2, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 

@@ -14,14 +14,23 @@ Builder arguments (each builder takes only those its signature names):
     pretrained: ``False`` builds a ``*_timm_pretrained`` architecture without weights.
     weights: A local ``.safetensors``/``.pth`` file instead of timm's download.
     timm_name: timm's weights to load (``architecture.tag``).
+    in_chans: Input channels of a ``*_scratch`` model (3).
+    global_pool: Pooling before the head: ``"avg"``, ``"max"`` or ``""`` (none, with ``num_classes=0``).
+    output_stride: The last map's reduction (32; 8 with the ``cifar`` stem); 8 or 16 dilates the later stages.
+    features_only: Return a backbone (timm's ``FeatureListNet``) whose forward gives the stem's and
+        each stage's feature maps; see ``docs/backbones.md``.
+    out_indices: Which feature maps a backbone returns (0 the stem's, 1.. the stages'); all by default.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from registry import register_model
 from zoo.blocks import Bottleneck
-from zoo.models.factory import arch, create_resnet, scratch_meta, timm_twin
-from zoo.resnet import ResNet
+from zoo.models.factory import arch, create_resnet, scratch_meta, takes_timm_args, timm_twin
 
 SERESNET50 = arch(Bottleneck, (3, 4, 6, 3), attn_layer="se")
 SERESNET152D = arch(Bottleneck, (3, 8, 36, 3), stem_width=32, stem_type="deep", avg_down=True, attn_layer="se")
@@ -41,62 +50,108 @@ ECARESNET101D = arch(Bottleneck, (3, 4, 23, 3), stem_width=32, stem_type="deep",
 
 
 @register_model(**scratch_meta("seresnet", SERESNET50, "SE-ResNet-50, random init"))
+@takes_timm_args
 def seresnet50_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """SE-ResNet-50: ResNet-50 with squeeze-excitation in every block, random init."""
     return create_resnet(
-        SERESNET50, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        SERESNET50, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("seresnet", SERESNET152D, "SE-ResNet-152-D, random init"))
+@takes_timm_args
 def seresnet152d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """SE-ResNet-152-D: ResNet-152-D with squeeze-excitation in every block, random init."""
     return create_resnet(
-        SERESNET152D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        SERESNET152D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("seresnext", SERESNEXT50_32X4D, "SE-ResNeXt-50 32x4d, random init"))
+@takes_timm_args
 def seresnext50_32x4d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """SE-ResNeXt-50 32x4d: ResNeXt-50 32x4d with squeeze-excitation in every block, random init."""
     return create_resnet(
-        SERESNEXT50_32X4D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        SERESNEXT50_32X4D,
+        num_classes,
+        stem=stem,
+        zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        **kwargs,
     )
 
 
 @register_model(**scratch_meta("seresnext", SERESNEXT101D_32X8D, "SE-ResNeXt-101-D 32x8d, random init"))
+@takes_timm_args
 def seresnext101d_32x8d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """SE-ResNeXt-101-D 32x8d: ResNeXt-101 32x8d with the D stem and shortcut and squeeze-excitation, random init."""
     return create_resnet(
-        SERESNEXT101D_32X8D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        SERESNEXT101D_32X8D,
+        num_classes,
+        stem=stem,
+        zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        **kwargs,
     )
 
 
 @register_model(**scratch_meta("ecaresnet", ECARESNET50D, "ECA-ResNet-50-D, random init"))
+@takes_timm_args
 def ecaresnet50d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ECA-ResNet-50-D: ResNet-50-D with efficient channel attention in every block, random init."""
     return create_resnet(
-        ECARESNET50D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        ECARESNET50D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
 @register_model(**scratch_meta("ecaresnet", ECARESNET101D, "ECA-ResNet-101-D, random init"))
+@takes_timm_args
 def ecaresnet101d_scratch(
-    num_classes: int = 10, *, stem: str = "imagenet", zero_init_last: bool = True, drop_path_rate: float = 0.0
-) -> ResNet:
+    num_classes: int = 10,
+    *,
+    stem: str = "imagenet",
+    zero_init_last: bool = True,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
     """ECA-ResNet-101-D: ResNet-101-D with efficient channel attention in every block, random init."""
     return create_resnet(
-        ECARESNET101D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate
+        ECARESNET101D, num_classes, stem=stem, zero_init_last=zero_init_last, drop_path_rate=drop_path_rate, **kwargs
     )
 
 
