@@ -63,12 +63,16 @@ BLOCK = re.compile(r"(?P<fence>`{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", r
 HOME = "/home/you"
 """Where the docs' outputs say the newcomer's folder is."""
 
+CACHE = "~/.cache/zoo"
+"""Where the docs' outputs say the data cache is (the user's cache folder)."""
+
 
 @dataclass
 class FirstRun:
-    """What the commands printed, and the folder they ran in."""
+    """What the commands printed, the folder they ran in, and their data cache."""
 
     folder: Path
+    cache: Path
     outputs: dict[str, str]
 
 
@@ -87,7 +91,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory, zoo_cache_dir: Path) -> 
             code, out = finish([*ZOO, *argv], logs / f"{number}.log", timeout=1200, cwd=folder)
             assert code == 0, f"{written}:\n{out[-3000:]}"
             outputs[written] = out
-        yield FirstRun(folder, outputs)
+        yield FirstRun(folder, zoo_cache_dir, outputs)
 
 
 def test_a_first_run_in_an_empty_folder_leaves_one_folder_that_every_command_finds(
@@ -132,7 +136,7 @@ def checked_blocks() -> list[tuple[str, int, str, str]]:
     return found
 
 
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|\b(?:nan|-?inf)\b")
 ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")
 OUTCOME = re.compile(r"\b(?:no difference|better|worse|cannot tell|confounded)$")
 PAIR_ROW = re.compile(r"^(?P<metric>\S+) {2,}(?P<a>\S+) {2,}(?P<b>\S+)(?P<rest> {2,}.*)$")
@@ -140,23 +144,23 @@ VERDICT = re.compile(r"^(?P<a>\S+) vs (?P<b>\S+) (?P<metric>\(\w+\)): .*$")
 MARK = re.compile(r"^[*=?] {2,}")
 
 
-def shape(line: str, folder: Path | None = None) -> str:
+def shape(line: str, places: dict[str, str] | None = None) -> str:
     """A printed line with what changes from run to run and machine to machine taken out.
 
-    Figures (counts, times, metrics, intervals) and run ids become ``#``; the folder of the
-    run becomes `HOME`; the words that follow from the figures (a pair's outcome, a
+    Figures (counts, times, metrics, intervals) and run ids become ``#``; the folders of the
+    run become what the docs write (`HOME`, `CACHE`); the words that follow from the figures (a pair's outcome, a
     verdict's text, a group's best mark) become ``~``, and so do model names in a pair's
     order (``A vs B``: the better one comes first); spaces that align columns become one.
 
     Args:
         line: A line of output.
-        folder: The folder the command ran in (its path reads as `HOME`).
+        places: Each folder of the run, and what the docs write for it.
 
     Returns:
         The line's shape.
     """
-    if folder is not None:
-        line = line.replace(str(folder), HOME)
+    for place, written in (places or {}).items():
+        line = line.replace(place, written)
     line = MARK.sub("~ ", line.rstrip())
     row = PAIR_ROW.match(line) if OUTCOME.search(line) else None
     if row:  # a row of the pairs table: metric, a, b, figures, outcome
@@ -184,25 +188,32 @@ def test_the_extractor_and_the_shapes_read_as_the_docs_mean() -> None:
         == shape("test_acc  b  a  3  0.2  better")
         == "test_acc a b # # ~"
     )
-    assert shape("run dad26452095c42debe71acb94ca15e70 in sqlite:////tmp/x/zoo-runs/mlflow.db", Path("/tmp/x")) == (
+    assert shape("run dad26452095c42debe71acb94ca15e70 in sqlite:////tmp/x/zoo-runs/mlflow.db", {"/tmp/x": HOME}) == (
         "run # in sqlite:///" + HOME + "/zoo-runs/mlflow.db"
     )
     assert shape("------------  ------") == "-- --"
+    assert shape("best_val_acc  a  b  3  3  0.9  0.9  0  nan..nan  nan  nan  0.5  no difference") == (
+        "best_val_acc a b # # # # # #..# # # # ~"
+    )
 
 
 def test_the_docs_printed_outputs_have_the_shape_of_what_the_commands_print(first_run: FirstRun) -> None:
     blocks = checked_blocks()
+    places = {str(first_run.folder): HOME, str(first_run.cache): CACHE}
     pages = {page for page, *_ in blocks}
     assert {"docs/quickstart.md", "docs/tracking.md"} <= pages, pages
     for page, line, command, block in blocks:
         where = f"{page}:{line} (`{command}`)"
         assert command in first_run.outputs, f"{where}: no check runs this command; add it to COMMANDS"
-        printed = Counter(shape(ln, first_run.folder) for ln in first_run.outputs[command].splitlines() if ln.strip())
+        printed = Counter(shape(ln, places) for ln in first_run.outputs[command].splitlines() if ln.strip())
         shown = [ln for ln in block.splitlines() if ln.strip()]
         elided = any(ln.strip() == "..." for ln in shown)
         written = Counter(shape(ln) for ln in shown if ln.strip() != "...")
         missing = written - printed
-        assert not missing, f"{where}: the page shows lines the command no longer prints: {sorted(missing)}"
+        near = sorted(ln for ln in printed if ln.split()[:1] in [m.split()[:1] for m in missing])
+        assert not missing, (
+            f"{where}: the page shows lines the command no longer prints: {sorted(missing)}; it prints {near}"
+        )
         if not elided:
             left_out = printed - written
             assert not left_out, (
