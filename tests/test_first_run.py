@@ -138,63 +138,102 @@ def checked_blocks() -> list[tuple[str, int, str, str]]:
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|\b(?:nan|-?inf)\b")
 ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")
-OUTCOME = re.compile(r"\b(?:no difference|better|worse|cannot tell|confounded)$")
-PAIR_ROW = re.compile(r"^(?P<metric>\S+) {2,}(?P<a>\S+) {2,}(?P<b>\S+)(?P<rest> {2,}.*)$")
+OUTCOMES = ("no difference", "better", "worse", "cannot tell", "confounded")
 VERDICT = re.compile(r"^(?P<a>\S+) vs (?P<b>\S+) (?P<metric>\(\w+\)): .*$")
-MARK = re.compile(r"^[*=?] {2,}")
+RULE = re.compile(r"^-+(?: +-+)*$")
+"""A table's line under its header: one run of dashes per column."""
+
+
+def _text(text: str) -> str:
+    """Figures and ids as ``#``, aligning spaces as one, a rule's dashes as ``--``."""
+    return re.sub(r"-{2,}", "--", " ".join(NUMBER.sub("#", ID.sub("#", text)).split()))
+
+
+def _cell(cell: str) -> str:
+    """A table cell's shape: a figure, a mark (``*``, ``=``, ``?``) or a cell left empty is ``#``; an outcome ``~``."""
+    cell = cell.strip()
+    if cell in OUTCOMES:
+        return "~"
+    return "#" if cell in ("", "*", "=", "?") else _text(cell)
+
+
+def shapes(text: str, places: dict[str, str] | None = None) -> list[str]:
+    """The lines a command printed, with what changes from run to run and machine to machine taken out.
+
+    Figures (counts, times, metrics, intervals) and run ids become ``#``; the folders of the run
+    become what the docs write (`HOME`, `CACHE`); in a table (a header, a rule of dashes, rows
+    up to a blank line), each cell is read at its column, and a cell that holds a figure, a mark
+    or nothing (a test that had too few runs) is ``#``, an outcome ``~``, and a pair's two
+    groups come in name order (the better one comes first); a verdict's text is ``~``.
+
+    Args:
+        text: What the command printed, or a page's block of it.
+        places: Each folder of the run, and what the docs write for it.
+
+    Returns:
+        The shape of each line that is not blank.
+    """
+    for place, written in (places or {}).items():
+        text = text.replace(place, written)
+    lines = [line.rstrip() for line in text.splitlines()]
+    found, columns = [], list[int]()
+    for number, line in enumerate(lines):
+        if not line.strip() or line.strip() == "...":
+            columns = []
+            if line.strip():
+                found.append("...")
+            continue
+        if RULE.match(line) and number > 0 and lines[number - 1].strip():
+            columns = [m.start() for m in re.finditer(r"-+", line)]
+            found.append(_text(line))
+            continue
+        if columns:  # a row: its cells where the rule's columns start
+            cells = [_cell(line[a:b]) for a, b in zip(columns, [*columns[1:], len(line)], strict=True)]
+            if len(cells) > 3 and cells[-1] == "~":  # a row of the pairs table: metric, a, b, ..., outcome
+                cells[1:3] = sorted(cells[1:3])
+            found.append(" ".join(cells))
+            continue
+        verdict = VERDICT.match(line)
+        if verdict:
+            a, b = sorted((verdict.group("a"), verdict.group("b")))
+            line = f"{a} vs {b} {verdict.group('metric')}: ~"
+        found.append(_text(line))
+    return found
 
 
 def shape(line: str, places: dict[str, str] | None = None) -> str:
-    """A printed line with what changes from run to run and machine to machine taken out.
-
-    Figures (counts, times, metrics, intervals) and run ids become ``#``; the folders of the
-    run become what the docs write (`HOME`, `CACHE`); the words that follow from the figures (a pair's outcome, a
-    verdict's text, a group's best mark) become ``~``, and so do model names in a pair's
-    order (``A vs B``: the better one comes first); spaces that align columns become one.
+    """One line's shape, as `shapes` reads a line outside a table.
 
     Args:
         line: A line of output.
         places: Each folder of the run, and what the docs write for it.
 
     Returns:
-        The line's shape.
+        Its shape.
     """
-    for place, written in (places or {}).items():
-        line = line.replace(place, written)
-    line = MARK.sub("~ ", line.rstrip())
-    row = PAIR_ROW.match(line) if OUTCOME.search(line) else None
-    if row:  # a row of the pairs table: metric, a, b, figures, outcome
-        a, b = sorted((row.group("a"), row.group("b")))
-        line = OUTCOME.sub("~", f"{row.group('metric')}  {a}  {b}{row.group('rest')}")
-    verdict = VERDICT.match(line)
-    if verdict:
-        a, b = sorted((verdict.group("a"), verdict.group("b")))
-        line = f"{a} vs {b} {verdict.group('metric')}: ~"
-    line = NUMBER.sub("#", ID.sub("#", line))
-    return re.sub(r"-{2,}", "--", " ".join(line.split()))
+    return shapes(line, places)[0]
 
 
 def test_the_extractor_and_the_shapes_read_as_the_docs_mean() -> None:
     assert shape("s1-resnet_tiny_scratch (18fd30ad)  resnet_tiny_scratch  130,002  0.9094  25.56  FINISHED") == (
         "s#-resnet_tiny_scratch (#) resnet_tiny_scratch # # # FINISHED"
     )
-    assert shape("=     resnet_tiny_scratch  3     0.892   0.8543..0.9297") == "~ resnet_tiny_scratch # # #..#"
-    assert shape("*  resnet_tiny_scratch  3  0.9  0.8..0.95") == "~ resnet_tiny_scratch # # #..#"
     assert shape("a vs b (test_acc): no detectable difference: about 22 runs") == "a vs b (test_acc): ~"
     assert shape("b vs a (test_acc): b better than a (p = 0.01)") == "a vs b (test_acc): ~"
     assert shape("b vs a (test_loss): no detectable difference") != shape("a vs b (test_acc): ~")
-    assert (
-        shape("test_acc  a  b  3  -0.01  no difference")
-        == shape("test_acc  b  a  3  0.2  better")
-        == "test_acc a b # # ~"
-    )
     assert shape("run dad26452095c42debe71acb94ca15e70 in sqlite:////tmp/x/zoo-runs/mlflow.db", {"/tmp/x": HOME}) == (
         "run # in sqlite:///" + HOME + "/zoo-runs/mlflow.db"
     )
-    assert shape("------------  ------") == "-- --"
-    assert shape("best_val_acc  a  b  3  3  0.9  0.9  0  nan..nan  nan  nan  0.5  no difference") == (
-        "best_val_acc a b # # # # # #..# # # # ~"
+    groups = "best  model  runs  mean\n----  -----  ----  ----\n=     a      3     0.89\n*     b      3     nan\n"
+    assert shapes(groups) == ["best model runs mean", "-- -- -- --", "# a # #", "# b # #"]
+    pairs = (
+        "metric    a  b  p      paired_p  outcome\n"
+        "--------  -  -  -----  --------  -------------\n"
+        "test_acc  a  b  0.3    0.25      no difference\n"
+        "test_acc  b  a  0.01             better\n"
     )
+    assert shapes(pairs)[2:] == ["test_acc a b # # ~", "test_acc a b # # ~"]  # an empty cell is a figure
+    assert shapes("x\n...\ny") == ["x", "...", "y"]
 
 
 def test_the_docs_printed_outputs_have_the_shape_of_what_the_commands_print(first_run: FirstRun) -> None:
@@ -205,10 +244,10 @@ def test_the_docs_printed_outputs_have_the_shape_of_what_the_commands_print(firs
     for page, line, command, block in blocks:
         where = f"{page}:{line} (`{command}`)"
         assert command in first_run.outputs, f"{where}: no check runs this command; add it to COMMANDS"
-        printed = Counter(shape(ln, places) for ln in first_run.outputs[command].splitlines() if ln.strip())
-        shown = [ln for ln in block.splitlines() if ln.strip()]
-        elided = any(ln.strip() == "..." for ln in shown)
-        written = Counter(shape(ln) for ln in shown if ln.strip() != "...")
+        printed = Counter(shapes(first_run.outputs[command], places))
+        shown = shapes(block)
+        elided = "..." in shown
+        written = Counter(ln for ln in shown if ln != "...")
         missing = written - printed
         near = sorted(ln for ln in printed if ln.split()[:1] in [m.split()[:1] for m in missing])
         assert not missing, (
