@@ -21,12 +21,15 @@ from servers import free_port
 def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("ZOO_RUNS_DIR", raising=False)
     argv, env = ui_command(5123)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--port") + 1] == "5123"
-    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path / 'zoo-runs' / 'mlflow.db'}"  # the runs folder
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["DO_NOT_TRACK"] == "true"
+    (tmp_path / "mlflow.db").touch()  # a store already in the working folder is the one the UI shows
+    assert ui_command(5123)[1]["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert ui_command(5000, None)[1]["MLFLOW_BACKEND_STORE_URI"] == "http://127.0.0.1:9"
 

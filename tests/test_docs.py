@@ -2,7 +2,8 @@
 
 - The site is built in this process with MkDocs' own build function and
   ``strict=True``, after registering an extra model, which must then appear in the
-  generated model table: the table comes from the registry, not from a page.
+  generated model table: the table comes from the registry, not from a page. The
+  quickstart's ``zoo models`` listing is what the command prints during the build.
 - Every ```` ```python ```` block of ``docs/**/*.md`` and ``README.md`` is executed,
   page by page in a fresh process (blocks of one page share a namespace, as a
   reader running them in order would), in a temporary working directory with
@@ -227,6 +228,15 @@ def test_site_builds_and_the_model_table_comes_from_the_registry(site: Path) -> 
 
 
 @pytest.mark.slow
+def test_the_quickstart_shows_what_zoo_models_prints_when_the_docs_are_built(site: Path) -> None:
+    html = (site / "quickstart" / "index.html").read_text(encoding="utf-8")
+    names = registry.list_models()
+    assert len(names) > 60  # the zoo's own models (the page once showed 11 of them, typed by hand)
+    for name in names:
+        assert name in html, f"{name} is missing from the quickstart's zoo models listing"
+
+
+@pytest.mark.slow
 def test_training_page_lists_every_config_field_from_the_config_class(site: Path) -> None:
     from experiments.config.schema import ExperimentConfig
 
@@ -251,6 +261,8 @@ def test_site_has_every_page_and_no_marker_is_left(site: Path) -> None:
         assert "zoo:models-table" not in html, page
         assert "zoo:config-table" not in html, page
         assert "zoo:api-modules" not in html, page
+        assert "zoo:output" not in html, page
+        assert "zoo:checked-output" not in html, page
     reference = (site / "reference" / "registry" / "index.html").read_text(encoding="utf-8")
     assert 'id="registry.core.create_model"' in reference  # mkdocstrings rendered the docstrings
     # The notebook is rendered with the outputs it was committed with (mkdocs-jupyter, execute: false).

@@ -349,7 +349,8 @@ def test_a_wrong_postgresql_password_is_one_line_for_the_store_and_the_study_sto
         assert f"{what} postgresql+psycopg2://postgres:***@{host}/" in line
         assert "password" in line  # the refusal, and the fix (PGPASSWORD, ~/.pgpass, PGSERVICE)
         assert canary not in out + err
-    assert not (tmp_path / "mlruns").exists()  # no run was created
+    assert not (tmp_path / "mlruns").exists()  # no run was created (its artifacts would be here
+    assert not (tmp_path / "zoo-runs" / "mlruns").exists()  # or, with the default store, in the runs folder)
 
     # The password from PGPASSWORD, none in the URI: the run lands in the database.
     monkeypatch.setenv("PGPASSWORD", canary)

@@ -4,7 +4,8 @@ Stores that are corrupt, truncated, not SQLite, not MLflow's, in a folder that
 does not exist (never created), on a server that accepts and never answers, or
 on a closed port. A read-only store can be read (``zoo compare``), and a command
 that writes to it says so. ``--weights runs:/ID`` reads the run from the
-``--tracking-uri`` it is given.
+``--tracking-uri`` it is given. The default store is one folder (``./zoo-runs/``, or
+``$ZOO_RUNS_DIR``), and a ``./mlflow.db`` already in use stays where it is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
 from experiments.cli import main
+from experiments.sweeps.study import default_storage
+from experiments.tracking.store import RUNS_DIR_ENV, artifact_location, open_store, resolve_tracking_uri
 
 from cli_errors import one_error_line
 
@@ -221,3 +224,69 @@ def test_a_store_whose_writer_was_killed_mid_write_is_recovered_not_refused(
         assert "half_written" not in tables
         assert {"experiments", "runs"} <= tables
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# -- the default store: one folder for a new user, a store in use kept where it is --------------
+
+
+def test_the_default_store_is_one_runs_folder_and_a_store_in_use_stays_where_it_is(
+    mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "work"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(RUNS_DIR_ENV, raising=False)
+    # An empty folder: the store, its artifacts and the study storage in ./zoo-runs/, made on first use.
+    assert resolve_tracking_uri() == f"sqlite:///{here / 'zoo-runs' / 'mlflow.db'}"
+    assert default_storage(None) == f"sqlite:///{here / 'zoo-runs' / 'optuna.db'}"
+    assert artifact_location(resolve_tracking_uri(), "my runs/v2") == str(here / "zoo-runs" / "mlruns" / "my_runs_v2")
+    assert list(here.iterdir()) == []  # resolving creates nothing
+    assert open_store() == resolve_tracking_uri()
+    assert sorted(p.name for p in here.iterdir()) == ["zoo-runs"]
+    assert (here / "zoo-runs" / "mlflow.db").is_file()
+    # $ZOO_RUNS_DIR names the folder; --tracking-uri and $MLFLOW_TRACKING_URI name the store itself.
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "elsewhere" / "runs"))
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere' / 'runs' / 'mlflow.db'}"
+    assert default_storage("http://127.0.0.1:9") == f"sqlite:///{tmp_path / 'elsewhere' / 'runs' / 'optuna.db'}"
+    assert (tmp_path / "elsewhere" / "runs").is_dir()  # a server's study storage needs the folder now
+    assert resolve_tracking_uri("sqlite:////given/mlflow.db") == "sqlite:////given/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert resolve_tracking_uri() == "http://127.0.0.1:9"
+    assert artifact_location("http://127.0.0.1:9", "zoo") is None  # a server keeps its own artifact root
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    # A store already here (the zoo's default before the runs folder) is still the default, unless named.
+    shutil.copy(mlflow_template, here / "mlflow.db")
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere' / 'runs' / 'mlflow.db'}"  # named
+    monkeypatch.delenv(RUNS_DIR_ENV)
+    assert resolve_tracking_uri() == f"sqlite:///{here / 'mlflow.db'}"
+    assert default_storage(None) == f"sqlite:///{here / 'optuna.db'}"  # beside it, as before
+    (here / "optuna.db").touch()  # a server's study storage already here stays here too
+    assert default_storage("http://127.0.0.1:9") == f"sqlite:///{here / 'optuna.db'}"
+
+
+def test_a_store_in_use_in_the_working_folder_keeps_its_runs_and_artifacts_there(
+    mlflow_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the store is ./mlflow.db, found as the working folder's store
+    result = train(ExperimentConfig(**TINY))
+    assert result.tracking_uri == mlflow_store
+    run = MlflowClient(mlflow_store).get_run(result.run_id)
+    assert run.info.artifact_uri.startswith(str(tmp_path / "mlruns") + "/")
+    assert not (tmp_path / "zoo-runs").exists()
+
+
+def test_a_runs_folder_that_cannot_be_made_is_one_line_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "a-file" / "runs"))
+    for argv in (["compare"], ["train", "resnet_tiny_scratch", "--data", "digits", "--epochs", "1"]):
+        code, err, _ = cli(argv, capsys)
+        assert code == 2, (argv, err)
+        line = one_error_line(err)
+        assert f"cannot make the runs folder {tmp_path / 'a-file' / 'runs'}" in line
+        assert RUNS_DIR_ENV in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

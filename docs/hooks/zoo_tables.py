@@ -15,6 +15,13 @@ A page asks for a table with a marker, an HTML comment on a line of its own:
 - ``<!-- zoo:api-modules PACKAGE -->``: a mkdocstrings ``::: module`` block for
   the package and every module in it, found on disk, so that the API reference
   covers a new module without editing a page.
+- ``<!-- zoo:output zoo ARGS -->``: what the command ``zoo ARGS`` prints, run at build
+  time as a user runs it, as a code block (for commands that only read, such as
+  ``zoo models``: the listing cannot fall behind the registry).
+- ``<!-- zoo:checked-output zoo ARGS -->``, on the line before a code block the page
+  writes itself (what a command that trains prints, too slow for a build): the marker is
+  dropped from the page; ``tests/test_first_run.py`` runs the command and fails when
+  the block no longer has the shape of what it prints.
 
 A model registered in code (or shipped by a plugin through the ``zoo.models``
 entry point) appears in the table without editing a page. The hook runs in the
@@ -30,6 +37,9 @@ import importlib
 import importlib.util
 import logging
 import re
+import shlex
+import subprocess
+import sys
 import types
 import typing
 import warnings
@@ -42,6 +52,10 @@ MODELS_MARKER = "<!-- zoo:models-table -->"
 CONFIG_MARKER = re.compile(r"<!--\s*zoo:config-table(?:\s+(?P<target>[\w.:]+))?\s*-->")
 DEFAULT_CONFIG_CLASS = "experiments.config.schema.ExperimentConfig"
 API_MARKER = re.compile(r"<!--\s*zoo:api-modules\s+(?P<package>[\w.]+)\s*-->")
+OUTPUT_MARKER = re.compile(r"^<!--\s*zoo:output\s+zoo\s+(?P<args>[^>]*?)\s*-->[ \t]*$", re.MULTILINE)
+CHECKED_MARKER = re.compile(r"^<!--\s*zoo:checked-output\s+zoo\s+(?P<args>[^>]*?)\s*-->[ \t]*\n", re.MULTILINE)
+OUTPUT_TIMEOUT_S = 120
+"""Seconds a ``zoo:output`` command may take (``zoo models`` takes about one)."""
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
@@ -60,6 +74,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs
     if MODELS_MARKER in markdown:
         markdown = markdown.replace(MODELS_MARKER, models_table())
     markdown = API_MARKER.sub(lambda m: api_modules(m.group("package")), markdown)
+    markdown = OUTPUT_MARKER.sub(lambda m: command_output(m.group("args")), markdown)
+    markdown = CHECKED_MARKER.sub("", markdown)
     return CONFIG_MARKER.sub(lambda m: config_table(m.group("target") or DEFAULT_CONFIG_CLASS), markdown)
 
 
@@ -126,6 +142,29 @@ def api_modules(package: str) -> str:
         options = ["show_submodules: false"] + (["members: false"] if hide else [])
         blocks.append(f"::: {name}\n    options:\n" + "".join(f"      {option}\n" for option in options))
     return "\n".join(blocks)
+
+
+# -- printed outputs -------------------------------------------------------------------
+
+
+def command_output(args: str) -> str:
+    """Run ``zoo ARGS`` as a user would (a fresh process, this environment) and show what it prints.
+
+    Args:
+        args: The command's arguments, as written on a command line.
+
+    Returns:
+        A ``text`` code block with its standard output.
+
+    Raises:
+        RuntimeError: The command failed: the build stops rather than show an error as output.
+    """
+    argv = [sys.executable, "-m", "experiments.cli", *shlex.split(args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=OUTPUT_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"zoo_tables: `zoo {args}` exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    log.info("zoo_tables: generated the output of `zoo %s` (%d lines)", args, done.stdout.count("\n"))
+    return "```text\n" + done.stdout.rstrip("\n") + "\n```"
 
 
 # -- the model zoo table -----------------------------------------------------------

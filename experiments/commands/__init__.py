@@ -36,7 +36,10 @@ def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
         parser: The subcommand's parser.
     """
     parser.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow store; default $MLFLOW_TRACKING_URI or ./mlflow.db"
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db if one is here, "
+        "else mlflow.db in $ZOO_RUNS_DIR (./zoo-runs)",
     )
 
 

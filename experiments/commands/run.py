@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="URL",
         help="Optuna storage the workers share: sqlite:///PATH/optuna.db "
         "(one machine) or postgresql://... (a team); default: "
-        "optuna.db beside the MLflow store",
+        "optuna.db beside a SQLite MLflow store (else in $ZOO_RUNS_DIR, ./zoo-runs)",
     )
     sweep.add_argument(
         "--sweep",

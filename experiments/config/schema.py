@@ -177,7 +177,10 @@ class ExperimentConfig(BaseModel):
     # -- tracking ------------------------------------------------------------
     tracking: bool = _field(True, "record the run in MLflow (off: local checkpoints only)", plumbing=True)
     tracking_uri: str | None = _field(
-        None, "MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db", plumbing=True
+        None,
+        "MLflow store; default $MLFLOW_TRACKING_URI, else ./mlflow.db if one is here, else mlflow.db in "
+        "$ZOO_RUNS_DIR (./zoo-runs)",
+        plumbing=True,
     )
     experiment: str = _field("zoo", "MLflow experiment name", plumbing=True)
     run_name: str | None = _field(None, "MLflow run name; default MODEL-sSEED", plumbing=True)

@@ -6,7 +6,7 @@ the run's class count and builder arguments and loads the run's best weights
 go through MLflow's Model Registry to the run that produced the version.
 
 The registry calls a resolver with the URI and the model's name only; the store
-they are read from is ``$MLFLOW_TRACKING_URI`` (or ``./mlflow.db``), unless the
+they are read from is the default store (`resolve_tracking_uri`), unless the
 caller names one with `weights_store` (the runner does, with the run's
 ``--tracking-uri``).
 """
@@ -57,8 +57,8 @@ def resolve_run_weights(uri: str, model_name: str) -> ResolvedWeights:
     """Best weights of a run, with the builder arguments they were trained with.
 
     Args:
-        uri: ``runs:/RUN_ID``, in the store `weights_store` names (default ``$MLFLOW_TRACKING_URI``
-            or ``./mlflow.db``).
+        uri: ``runs:/RUN_ID``, in the store `weights_store` names (default: the default store,
+            `resolve_tracking_uri`).
         model_name: The model they are asked for.
 
     Returns:

@@ -91,7 +91,7 @@ def tracking_uri_of(experiment: ExperimentFile) -> str | None:
         experiment: The experiment file.
 
     Returns:
-        The store's URI, resolved (``$MLFLOW_TRACKING_URI`` or ``./mlflow.db`` when the config names none).
+        The store's URI, resolved (the default store when the config names none).
 
     Raises:
         ConfigError: If its runs name different stores or experiments.

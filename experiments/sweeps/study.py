@@ -46,7 +46,7 @@ from experiments.tracking.names import (
     TRIAL_RUN_ATTR,
     TRIAL_SLOT_ATTR,
 )
-from experiments.tracking.store import check_database, resolve_tracking_uri, sqlite_path
+from experiments.tracking.store import check_database, make_runs_folder, resolve_tracking_uri, sqlite_path
 
 STUDY_FILE = "optuna.db"
 """The default storage's file, beside the local MLflow store (``mlflow.db``)."""
@@ -94,14 +94,20 @@ def heartbeat_ok() -> Iterator[None]:
 def default_storage(tracking_uri: str | None) -> str:
     """The study storage when ``--storage`` is not given: ``optuna.db`` beside the local MLflow store.
 
+    With a tracking server (or a database server) there is no such folder: a ``./optuna.db``
+    already in use stays the storage, else it goes in the runs folder (made if need be).
+
     Args:
         tracking_uri: The MLflow store.
 
     Returns:
-        ``sqlite:///DIR/optuna.db``, where DIR holds ``mlflow.db`` (the working directory for a server).
+        ``sqlite:///DIR/optuna.db``, where DIR holds ``mlflow.db``, else as above.
     """
     path = sqlite_path(resolve_tracking_uri(tracking_uri))
-    return f"sqlite:///{(path.parent if path is not None else Path.cwd()) / STUDY_FILE}"
+    if path is not None:
+        return f"sqlite:///{path.parent / STUDY_FILE}"
+    here = Path.cwd() / STUDY_FILE
+    return f"sqlite:///{here if here.exists() else make_runs_folder() / STUDY_FILE}"
 
 
 def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStorage:

@@ -66,7 +66,7 @@ from experiments.tracking.names import (
     digest_tag,
 )
 from experiments.tracking.readback import get_run, sha256_of
-from experiments.tracking.store import get_client, resolve_tracking_uri
+from experiments.tracking.store import artifact_location, get_client, resolve_tracking_uri
 
 PARAM_VALUE_LIMIT = 6000
 """MLflow's maximum length of a param value (Lightning truncates to 250; the zoo does not)."""
@@ -473,7 +473,7 @@ class TrackedRun(Run):
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """An experiment's id, created (as a model-training one) or restored from deletion if need be.
+    """An experiment's id, created (as a model-training one, its artifacts beside a SQLite store) or restored.
 
     Args:
         client: An `MlflowClient` of the store.
@@ -488,7 +488,11 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
             client.restore_experiment(found.experiment_id)
         return found.experiment_id
     try:
-        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location(client.tracking_uri, name),  # beside a SQLite store, kept whole
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
     except MlflowException:  # another process created it first: use theirs
         found = client.get_experiment_by_name(name)
         if found is None:

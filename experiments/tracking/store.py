@@ -1,8 +1,10 @@
 """The MLflow store: which one, reached in seconds or refused in one line, created once.
 
-The default store is MLflow's own default, a SQLite file ``mlflow.db`` in the
-working directory, given as an explicit absolute URI (Lightning's logger would
-otherwise fall back to a file store, which current MLflow refuses).
+The default store is a SQLite file ``mlflow.db`` in the runs folder (`runs_folder`:
+``$ZOO_RUNS_DIR``, else ``./zoo-runs/``), created on first use, with the artifacts and the
+study storage beside it, so that a first run leaves one folder in the working directory. A
+``./mlflow.db`` already here is a store in use: it stays the default. The URI is explicit and
+absolute (Lightning's logger would otherwise fall back to a file store, which MLflow refuses).
 
 `open_store` runs once per process and store, before anything else touches it:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import sqlite3
 import time
 import urllib.error
@@ -54,11 +57,35 @@ DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "mssql")
 LOCK_TIMEOUT_S = 300.0
 """Seconds to wait for another process creating a SQLite store (its migration takes seconds)."""
 
+RUNS_DIR_ENV = "ZOO_RUNS_DIR"
+"""The variable that names the runs folder (default `RUNS_DIR` in the working directory)."""
+
+RUNS_DIR = "zoo-runs"
+"""The runs folder's default name: the MLflow store, its artifacts and the study storage."""
+
+STORE_FILE = "mlflow.db"
+"""The SQLite file of the default MLflow store."""
+
+ARTIFACTS_DIR = "mlruns"
+"""The folder beside a SQLite store that holds the artifacts of the experiments the zoo creates there."""
+
 _READY: set[str] = set()
 
 
+def runs_folder() -> Path:
+    """The folder the zoo keeps its stores in when none is named: ``$ZOO_RUNS_DIR``, else ``./zoo-runs``.
+
+    Returns:
+        The folder, absolute (it may not exist yet: the first run makes it).
+    """
+    return Path(os.environ.get(RUNS_DIR_ENV) or RUNS_DIR).expanduser().absolute()
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking store to use: the argument, ``$MLFLOW_TRACKING_URI``, or ``mlflow.db`` here.
+    """The tracking store to use: the argument, ``$MLFLOW_TRACKING_URI``, or the default store.
+
+    The default is ``./mlflow.db`` where one is already in use (and ``$ZOO_RUNS_DIR`` is not
+    set), else ``mlflow.db`` in `runs_folder`.
 
     Args:
         uri: An explicit URI, or ``None``.
@@ -69,7 +96,51 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return "sqlite:///" + str(Path.cwd() / "mlflow.db")
+    here = Path.cwd() / STORE_FILE
+    if here.exists() and not os.environ.get(RUNS_DIR_ENV):  # a store in use where it is keeps working
+        return "sqlite:///" + str(here)
+    return "sqlite:///" + str(runs_folder() / STORE_FILE)
+
+
+def make_runs_folder() -> Path:
+    """Create `runs_folder` (with its parents) if it does not exist.
+
+    Returns:
+        The folder.
+
+    Raises:
+        TrackingError: It cannot be made (a file of that name, no permission).
+    """
+    folder = runs_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(
+            f"cannot make the runs folder {folder} ({exc.strerror or exc}); set {RUNS_DIR_ENV} to a writable "
+            f"folder, or pass --tracking-uri"
+        ) from None
+    return folder
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: ``mlruns/NAME`` beside a SQLite store, so the store stays whole.
+
+    MLflow's own default is ``./mlruns`` in whatever folder the process runs in, which would
+    scatter one store's artifacts over every working directory it is used from. Experiments
+    whose names differ only in odd characters share a folder; their runs' ids keep them apart.
+
+    Args:
+        uri: The resolved tracking URI.
+        experiment: The experiment's name.
+
+    Returns:
+        The folder, or ``None`` (MLflow's default) for a server or a database server's store.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).lstrip(".") or "experiment"
+    return str(path.parent / ARTIFACTS_DIR / folder)
 
 
 def get_client(uri: str | None = None) -> MlflowClient:
@@ -111,6 +182,8 @@ def open_store(uri: str | None = None) -> str:
         check_database(resolved, "tracking store", "--tracking-uri")
     path = sqlite_path(resolved)
     if path is not None:
+        if path.parent == runs_folder():  # the default folder is made on first use; any other must exist
+            make_runs_folder()
         check_sqlite_file(resolved, path)
         try:
             if path.is_file() and path.stat().st_size and not writable(path):
