@@ -144,7 +144,7 @@ def test_the_authenticated_team_server(
     with pytest.raises(requests.HTTPError, match="403"):  # through the server's artifact proxy
         bob.log_artifact(run.info.run_id, str(fake), str(Path(BEST_WEIGHTS_ARTIFACT).parent))
     with pytest.raises(MlflowException, match=r"Permission denied|PERMISSION_DENIED|403"):
-        bob.set_tag(run.info.run_id, "zoo.sha256.weights/best.safetensors", "0" * 64)
+        bob.set_tag(run.info.run_id, "mlflow.zoo.sha256.weights/best.safetensors", "0" * 64)
     as_user(monkeypatch, "alice", ALICE_PASSWORD)
     assert main(["predict", "--run", run.info.run_id, str(write_image(tmp_path))]) == 0  # the weights are alice's
 

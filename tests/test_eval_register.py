@@ -130,7 +130,7 @@ def test_register_with_an_alias_and_load_it_by_models_uri(trained, capsys) -> No
         assert torch.equal(by_alias.state_dict()[key], value)
         assert torch.equal(by_version.state_dict()[key], value)
     # the registered version is the run's logged model too (loadable with MLflow alone)
-    assert version.source == client.get_run(result.run_id).data.tags["zoo.logged_model_uri"]
+    assert version.source == client.get_run(result.run_id).data.tags["mlflow.zoo.logged_model_uri"]
 
 
 def test_registering_again_moves_the_alias(trained, capsys) -> None:

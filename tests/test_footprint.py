@@ -72,7 +72,7 @@ def test_a_finished_run_stores_at_most_twice_its_fp32_weights(mlflow_store: str,
     # What a user needs is all there: the weights, the logged model, the test report.
     assert registry.create_model("resnet_tiny_scratch", weights=f"runs:/{result.run_id}").num_classes == 10
     tags = mlflow.get_run(result.run_id).data.tags
-    assert mlflow.pytorch.load_model(tags["zoo.logged_model_uri"]) is not None
+    assert mlflow.pytorch.load_model(tags["mlflow.zoo.logged_model_uri"]) is not None
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "test")} >= {
         "test/confusion_matrix.png",
         "test/per_class_accuracy.csv",

@@ -168,5 +168,5 @@ def test_test_figures_and_the_logged_model_are_fp32_after_bf16_training(mlflow_s
     assert evaluated.accuracy == pytest.approx(result.metrics["test_acc"], abs=1e-6)
     # The same fp32 computation: equal to float precision (a bf16 test pass is off by about 1e-5 here).
     assert evaluated.loss == pytest.approx(result.metrics["test_loss"], rel=1e-6, abs=0)
-    served = mlflow.pytorch.load_model(mlflow.get_run(result.run_id).data.tags["zoo.logged_model_uri"])
+    served = mlflow.pytorch.load_model(mlflow.get_run(result.run_id).data.tags["mlflow.zoo.logged_model_uri"])
     assert all(p.dtype == torch.float32 and p.is_contiguous() for p in served.parameters())

@@ -194,8 +194,8 @@ def test_ddp_on_two_cpu_processes_is_one_run_written_by_rank_zero(mlflow_store: 
     assert run.info.status == "FINISHED"
     assert run.data.params["strategy"] == "ddp"
     assert run.data.params["devices"] == "2"
-    assert run.data.tags["zoo.world_size"] == "2"
-    assert run.data.tags["zoo.global_batch_size"] == "32"
+    assert run.data.tags["mlflow.zoo.world_size"] == "2"
+    assert run.data.tags["mlflow.zoo.global_batch_size"] == "32"
     for key in CURVES:  # written once per epoch, by rank 0 alone
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
     # Sharded: each rank sees half the data, so two ranks of 16 take as many steps as one process of 32.

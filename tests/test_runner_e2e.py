@@ -98,13 +98,13 @@ def test_params_describe_the_experiment_with_the_values_used(runs) -> None:
     tags = run.data.tags
     assert tags["mlflow.runName"] == "resnet_tiny_scratch-s0"
     assert tags["note"] == LONG_NOTE
-    assert tags["zoo.data_cache_key"]
+    assert tags["mlflow.zoo.data_cache_key"]
     assert tags["mlflow.user"]
     assert tags["mlflow.source.type"] == "LOCAL"
     for lib in ("torch", "lightning", "timm", "mlflow"):
-        assert tags[f"zoo.version.{lib}"]
+        assert tags[f"mlflow.zoo.version.{lib}"]
     assert len(tags["mlflow.source.git.commit"]) == 40
-    assert tags["zoo.git_dirty"] in ("true", "false")
+    assert tags["mlflow.source.git.dirty"] in ("true", "false")
 
 
 def test_epoch_curves_have_an_explicit_epoch_axis(runs) -> None:
@@ -169,7 +169,7 @@ def test_logged_model_gives_test_step_logits_on_raw_images(runs) -> None:
     from experiments.training.runner import build_datamodule
 
     first, _, client = runs
-    uri = client.get_run(first.run_id).data.tags["zoo.logged_model_uri"]
+    uri = client.get_run(first.run_id).data.tags["mlflow.zoo.logged_model_uri"]
     logged = mlflow.pytorch.load_model(uri)
     dm = build_datamodule(first.config)
     dm.setup("test")
@@ -243,7 +243,7 @@ def test_the_logged_model_loads_without_unpickling_and_equals_the_runs_weights_a
     from experiments.serving.loading import load_run_model
 
     first, _, client = runs
-    uri = client.get_run(first.run_id).data.tags["zoo.logged_model_uri"]
+    uri = client.get_run(first.run_id).data.tags["mlflow.zoo.logged_model_uri"]
     local = Path(mlflow.artifacts.download_artifacts(uri))
     assert (local / "data" / "model.pt2").is_file()  # MLflow's pt2 format (torch.export), no model.pth
     assert not list(local.rglob("*.pth"))

@@ -349,7 +349,7 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
     assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1"]
     for child in children:
         assert child.info.status == "KILLED"
-        assert child.data.tags["zoo.trial_state"] == "PRUNED"
+        assert child.data.tags["mlflow.zoo.trial_state"] == "PRUNED"
         assert "pruned by the median pruner after epoch 2" in child.data.tags["zoo.ended_early"]
         assert child.info.run_name.startswith(f"t{child.data.tags['zoo.trial']} lr=")
         assert 1e-4 <= float(child.data.params["lr"]) <= 1e-1
@@ -387,9 +387,9 @@ def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(
     runs = client.search_runs([client.get_experiment_by_name("longer").experiment_id])
     children = [r for r in runs if r.data.tags.get("zoo.sweep") == "pair" and r.data.tags.get("zoo.role") is None]
     assert sorted(r.data.tags["zoo.trial"] for r in children) == ["0", "1", "2", "3"]  # four trials, none twice
-    workers = {r.data.tags["zoo.worker"].split()[1] for r in children}
+    workers = {r.data.tags["mlflow.zoo.worker"].split()[1] for r in children}
     assert len(workers) == 2
-    assert {r.data.tags["zoo.torch_threads"] for r in children} == {"1"}
+    assert {r.data.tags["mlflow.zoo.torch_threads"] for r in children} == {"1"}
     assert not (tmp_path / "optuna.db").exists()  # no worker fell back to the default storage
     client = MlflowClient(mlflow_store)
 

@@ -82,6 +82,6 @@ def test_a_network_export_cannot_trace_is_logged_as_a_pickle_with_a_warning(monk
     with caplog.at_level(logging.WARNING, logger=reports.__name__):
         assert reports.log_serving_model(run, dm, module) == "models:/m-1"
     assert calls == ["pt2", "pickle"]
-    assert tags == {"zoo.logged_model_uri": "models:/m-1"}
+    assert tags == {"mlflow.zoo.logged_model_uri": "models:/m-1"}
     assert "cannot be exported for MLflow's pt2 format (Could not guard on data-dependent expression" in caplog.text
     assert "more lines" not in caplog.text

@@ -90,7 +90,7 @@ def test_two_machines_share_one_search_on_postgresql_and_an_mlflow_server(team, 
     assert all(r.info.status == "FINISHED" for r in children)
     assert sorted(r.data.tags["zoo.trial"] for r in children) == sorted(str(t.number) for t in complete)
     assert {r.info.run_id for r in children} == {t.user_attrs["zoo.mlflow_run_id"] for t in complete}
-    hosts = {r.data.tags["zoo.worker"].split()[1] for r in children}
+    hosts = {r.data.tags["mlflow.zoo.worker"].split()[1] for r in children}
     assert len(hosts) == 2  # both "machines" trained
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "sweep")}
     assert {"sweep/trials.csv", "sweep/search.yaml"} <= artifacts  # through the server's artifact proxy

@@ -20,6 +20,7 @@ from experiments.tracking.names import (
     SWEEP_ROLE,
     TRIAL_STATE_TAG,
     children_filter,
+    read_tag,
     sweep_parents_filter,
 )
 from experiments.tracking.store import open_store, resolve_tracking_uri
@@ -172,7 +173,7 @@ def compare_rows(
         row.update({k: p.get(k) for k in varying})
         row.update({k: (int(m[k]) if k == "epochs" and k in m else m.get(k)) for k in SUMMARY_METRICS})
         # A pruned trial ends KILLED in MLflow (there is no PRUNED status there); the table says what it was.
-        row["status"] = "PRUNED" if r.data.tags.get(TRIAL_STATE_TAG) == "PRUNED" else r.info.status
+        row["status"] = "PRUNED" if read_tag(r.data.tags, TRIAL_STATE_TAG) == "PRUNED" else r.info.status
         row[sort] = m.get(sort)
         rows.append(row)
     lower = is_lower_better(sort)

@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser(
         "runs",
         help=SUMMARIES["runs"],
-        description="A run's process names itself in the run (zoo.owner) and writes a "
+        description="A run's process names itself in the run (mlflow.zoo.owner) and writes a "
         "heartbeat tag while it lives. A RUNNING run is stale when its process "
         "is gone from this host, or, for another host, when its heartbeat is old.",
     )

@@ -57,6 +57,7 @@ from experiments.tracking.names import (
     TRIAL_SLOT_ATTR,
     TRIAL_TAG,
     WORKER_TAG,
+    read_tag,
 )
 from experiments.tracking.store import resolve_tracking_uri
 from experiments.training.runner import RunExtras, TrainResult, train
@@ -145,7 +146,9 @@ def parent_state(experiment: ExperimentFile, name: str, uri: str | None) -> tupl
         no plan (its study holds it), so that a plain loop never continues it.
     """
     parent = records.find_parent(experiment.runs[0].experiment, name, uri) if uri is not None else None
-    return None if parent is None else (parent.data.tags.get(SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics)
+    if parent is None:
+        return None
+    return read_tag(parent.data.tags, SWEEP_PLAN_TAG), SWEEP_DONE_METRIC in parent.data.metrics
 
 
 def open_list(experiment: ExperimentFile, uri: str | None) -> Sweep:

@@ -2,8 +2,10 @@
 
 A process killed without a word (SIGKILL, a lost node, a full disk that takes the
 status write with it) cannot mark its run; it stays RUNNING in MLflow. While a
-run is alive a background thread writes the time into its ``zoo.heartbeat``
-tag, and the run's ``zoo.owner`` tag names its process (``HOST PID TOKEN``).
+run is alive a background thread writes the time (UTC, ISO 8601) into its
+``mlflow.zoo.heartbeat`` tag, and the run's ``mlflow.zoo.owner`` tag names its
+process (``HOST PID TOKEN``); runs logged before hold ``zoo.heartbeat`` (Unix
+seconds) and ``zoo.owner``, which are read as well.
 A run is dead when its owner's process is gone from this host, or, for an owner
 on another host, when its heartbeat is older than a few beats. ``zoo runs
 --stale`` lists dead RUNNING runs and ``--mark-stale`` marks them KILLED;
@@ -21,10 +23,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from experiments.tracking.errors import TrackingError
-from experiments.tracking.names import HEARTBEAT_TAG, KILLED_REASON_TAG, OWNER_TAG
+from experiments.tracking.names import HEARTBEAT_TAG, KILLED_REASON_TAG, OWNER_TAG, read_tag
 
 if TYPE_CHECKING:  # types only: `zoo runs --help` reads the defaults here without loading MLflow
     from mlflow.entities import Run
@@ -116,6 +119,37 @@ class Owner:
         return True
 
 
+def beat_time(seconds: float) -> str:
+    """A heartbeat's value: the time in UTC, readable on a run's record.
+
+    Args:
+        seconds: Unix time.
+
+    Returns:
+        Such as ``2026-12-08T02:13:17.123+00:00`` (ISO 8601, milliseconds).
+    """
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_beat_time(text: str | None) -> float | None:
+    """Read a heartbeat back: `beat_time`'s form, or the Unix seconds that runs logged before hold.
+
+    Args:
+        text: The tag's value.
+
+    Returns:
+        Unix time, or ``None`` for a missing or unreadable tag.
+    """
+    if text is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(text)
+    with contextlib.suppress(ValueError):
+        moment = datetime.fromisoformat(text)
+        return moment.timestamp() if moment.tzinfo is not None else None
+    return None
+
+
 def beat(client: MlflowClient, run_id: str, owner: Owner | None = None) -> None:
     """Write the time into the run's heartbeat tag (and, for a shared run, who beat).
 
@@ -125,7 +159,7 @@ def beat(client: MlflowClient, run_id: str, owner: Owner | None = None) -> None:
         owner: Also write this process as the owner (a sweep's parent, which any of its
             processes keeps alive).
     """
-    client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.3f}")
+    client.set_tag(run_id, HEARTBEAT_TAG, beat_time(time.time()))
     if owner is not None:
         client.set_tag(run_id, OWNER_TAG, str(owner))
 
@@ -171,11 +205,8 @@ def last_sign_of_life(run: Run) -> float:
     Returns:
         Unix time in seconds.
     """
-    tag = run.data.tags.get(HEARTBEAT_TAG)
-    if tag is not None:
-        with contextlib.suppress(ValueError):
-            return float(tag)
-    return (run.info.start_time or 0) / 1000.0
+    seconds = parse_beat_time(read_tag(run.data.tags, HEARTBEAT_TAG))
+    return seconds if seconds is not None else (run.info.start_time or 0) / 1000.0
 
 
 def why_dead(run: Run, older_than: float | None = None) -> str | None:
@@ -190,7 +221,7 @@ def why_dead(run: Run, older_than: float | None = None) -> str | None:
     """
     if run.info.status != "RUNNING":
         return None
-    owner = Owner.parse(run.data.tags.get(OWNER_TAG))
+    owner = Owner.parse(read_tag(run.data.tags, OWNER_TAG))
     alive = owner.is_alive_here() if owner else None
     if owner is not None and alive is False:
         return f"its process {owner.pid} on this host is gone"
@@ -222,7 +253,7 @@ def claim(client: MlflowClient, run: Run, settle_s: float = CLAIM_SETTLE_S) -> O
         TrackingError: If another live process owns the run, or claims it at the same moment.
     """
     run_id = run.info.run_id
-    current = Owner.parse(run.data.tags.get(OWNER_TAG))
+    current = Owner.parse(read_tag(run.data.tags, OWNER_TAG))
     if run.info.status == "RUNNING" and why_dead(run) is None:
         where = f"process {current.pid} on {current.host}" if current else "another process"
         raise TrackingError(

@@ -3,10 +3,20 @@
 Code that writes or reads a run uses these constants, never the bare strings,
 so a renamed tag cannot leave a reader behind. MLflow's own tags (``mlflow.*``)
 are the ones its UI reads: the parent of a nested run, the run's note, the git
-commit.
+commit and whether it was dirty.
+
+A run's page in MLflow's UI lists every tag except ``mlflow.*`` ones. So the zoo's
+own tags a researcher reads (`VISIBLE_TAGS`: the model, the sweep and trial, why a
+run failed or stopped) keep their ``zoo.*`` names, and its plumbing (owner and
+heartbeat, versions, digests, the data cache, the logged model's URI, ...) is
+written under `HIDDEN_TAG_PREFIX`, or under MLflow's own name where it has one.
+Runs logged before that hold the plumbing as ``zoo.*``: readers go through
+`read_tag`, which accepts either name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 # -- artifacts of a run ------------------------------------------------------------
 CONFIG_ARTIFACT = "config.yaml"
@@ -24,8 +34,8 @@ BEST_WEIGHTS_ARTIFACT = "weights/best.safetensors"
 WEIGHTS_INFO_ARTIFACT = "weights/model.json"
 """What the best weights fit: model name, builder arguments, class names, preprocessing."""
 
-DIGEST_TAG_PREFIX = "zoo.sha256."
-"""``zoo.sha256.<artifact path>``: the SHA-256 (hex) of a file as the run wrote it (see `DIGESTED_ARTIFACTS`)."""
+DIGEST_TAG_PREFIX = "mlflow.zoo.sha256."
+"""``mlflow.zoo.sha256.<artifact path>``: the SHA-256 (hex) of a file as the run wrote it (see `DIGESTED_ARTIFACTS`)."""
 
 TEST_REPORT_DIR = "test"
 """Folder of the test report: the confusion matrix and the per-class accuracy."""
@@ -48,7 +58,7 @@ def digest_tag(artifact_path: str) -> str:
         artifact_path: Such as `BEST_WEIGHTS_ARTIFACT`.
 
     Returns:
-        ``zoo.sha256.weights/best.safetensors`` and the like.
+        ``mlflow.zoo.sha256.weights/best.safetensors`` and the like.
     """
     return DIGEST_TAG_PREFIX + artifact_path
 
@@ -66,24 +76,24 @@ EVAL_ROLE = "eval"
 EVAL_OF_TAG = "zoo.eval_of"
 """On an eval run: the id of the run whose weights it evaluated."""
 
-LOGGED_MODEL_TAG = "zoo.logged_model_uri"
+LOGGED_MODEL_TAG = "mlflow.zoo.logged_model_uri"
 """The URI of the run's logged model (``models:/m-...``)."""
 
-HEARTBEAT_TAG = "zoo.heartbeat"
-"""Unix time (seconds) of a live run's last sign of life."""
+HEARTBEAT_TAG = "mlflow.zoo.heartbeat"
+"""When a live run last showed a sign of life, in UTC: ``2026-12-08T02:13:17.123+00:00`` (older runs: Unix seconds)."""
 
 KILLED_REASON_TAG = "zoo.killed_reason"
 """Why ``zoo runs --mark-stale`` marked a run KILLED."""
 
-GIT_DIRTY_TAG = "zoo.git_dirty"
+GIT_DIRTY_TAG = "mlflow.source.git.dirty"
 """``true`` when the code that ran had uncommitted changes."""
 
-VERSION_TAG_PREFIX = "zoo.version."
-"""``zoo.version.<library>``: the versions that trained the run."""
+VERSION_TAG_PREFIX = "mlflow.zoo.version."
+"""``mlflow.zoo.version.<library>``: the versions that trained the run."""
 
-WORLD_SIZE_TAG = "zoo.world_size"
-GLOBAL_BATCH_TAG = "zoo.global_batch_size"
-STRATEGY_TAG = "zoo.strategy"
+WORLD_SIZE_TAG = "mlflow.zoo.world_size"
+GLOBAL_BATCH_TAG = "mlflow.zoo.global_batch_size"
+STRATEGY_TAG = "mlflow.zoo.strategy"
 
 REGISTERED_RUN_TAG = "zoo.run_id"
 """On a registered model version: the run it came from."""
@@ -105,7 +115,7 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 GRAD_NORM_PREFIX = "grad_norm/"
 """``grad_norm/<stage>``: per-stage gradient norms (``--log-grad-norms``)."""
 
-OWNER_TAG = "zoo.owner"
+OWNER_TAG = "mlflow.zoo.owner"
 """``HOST PID TOKEN`` of the process that writes a RUNNING run (one at a time: see `heartbeat.claim`)."""
 
 FAILURE_TAG = "zoo.failure"
@@ -121,13 +131,13 @@ SWEEP_TAG = "zoo.sweep"
 TRIAL_TAG = "zoo.trial"
 """On a child run: its trial number in the study."""
 
-TRIAL_STATE_TAG = "zoo.trial_state"
+TRIAL_STATE_TAG = "mlflow.zoo.trial_state"
 """On a child run: the trial's end as Optuna has it (COMPLETE, PRUNED, FAIL)."""
 
-WORKER_TAG = "zoo.worker"
+WORKER_TAG = "mlflow.zoo.worker"
 """On a child run: ``HOST PID TOKEN`` of the worker process that trained it."""
 
-THREADS_TAG = "zoo.torch_threads"
+THREADS_TAG = "mlflow.zoo.torch_threads"
 """On a child run: the torch threads its worker used (a machine's cores shared out among its workers)."""
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"
@@ -137,7 +147,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """The kind of the experiments the zoo creates: model training (MLflow's UI tells GenAI ones apart)."""
 
-DATA_CACHE_TAG = "zoo.data_cache_key"
+DATA_CACHE_TAG = "mlflow.zoo.data_cache_key"
 """The content key of the run's decoded-image cache (which cache folder its images came from)."""
 
 UI_APP = "zoo"
@@ -147,7 +157,7 @@ UI_AUTH_APP = "zoo-auth"
 """The same with MLflow's basic-auth (``mlflow server --app-name zoo-auth``), for a team server."""
 
 # -- sweeps
-SWEEP_PLAN_TAG = "zoo.sweep_plan"
+SWEEP_PLAN_TAG = "mlflow.zoo.sweep_plan"
 """On a sweep's parent: the digest of what it runs, so that only the same plan continues it under its name."""
 
 SWEEP_DONE_METRIC = "sweep.complete"
@@ -185,6 +195,63 @@ TRIAL_SLOT_ATTR = "zoo.slot"
 
 TRIAL_RUN_ATTR = "zoo.mlflow_run_id"
 """Optuna trial attribute: the MLflow child run of the trial."""
+
+
+# -- which tags a run's page shows ---------------------------------------------------
+HIDDEN_TAG_PREFIX = "mlflow.zoo."
+"""The zoo's plumbing tags: MLflow's UI leaves every ``mlflow.*`` tag off a run's page and its tables."""
+
+VISIBLE_TAGS = (
+    MODEL_TAG,
+    ROLE_TAG,
+    EVAL_OF_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+    FAILURE_TAG,
+    ENDED_EARLY_TAG,
+    KILLED_REASON_TAG,
+)
+"""The zoo's tags a run's page shows, each where it applies (a trained run shows only ``zoo.model``)."""
+
+LEGACY_TAG_PREFIX = "zoo."
+"""Where the plumbing tags were before they moved under `HIDDEN_TAG_PREFIX` (runs logged before still hold them)."""
+
+LEGACY_GIT_DIRTY_TAG = "zoo.git_dirty"
+"""`GIT_DIRTY_TAG` in runs logged before it took MLflow's own name."""
+
+
+def legacy_tag(name: str) -> str | None:
+    """The name a tag had in runs logged before the plumbing moved under ``mlflow.*``.
+
+    Args:
+        name: A tag's name now, such as `OWNER_TAG` or ``digest_tag(...)``.
+
+    Returns:
+        ``zoo.owner`` for ``mlflow.zoo.owner``, ``zoo.git_dirty`` for `GIT_DIRTY_TAG`;
+        ``None`` for a tag that kept its name.
+    """
+    if name == GIT_DIRTY_TAG:
+        return LEGACY_GIT_DIRTY_TAG
+    if name.startswith(HIDDEN_TAG_PREFIX):
+        return LEGACY_TAG_PREFIX + name[len(HIDDEN_TAG_PREFIX) :]
+    return None
+
+
+def read_tag(tags: Mapping[str, str], name: str) -> str | None:
+    """A run's tag by its name now, else by the name runs logged before gave it.
+
+    Args:
+        tags: The run's tags (``run.data.tags``).
+        name: The tag's name now.
+
+    Returns:
+        Its value, or ``None`` when the run has it under neither name.
+    """
+    value = tags.get(name)
+    old = legacy_tag(name)
+    if value is None and old is not None:
+        value = tags.get(old)
+    return value
 
 
 def sweep_param(name: str) -> str:

@@ -38,6 +38,7 @@ from experiments.tracking.names import (
     CONFIG_ARTIFACT,
     WEIGHTS_INFO_ARTIFACT,
     digest_tag,
+    read_tag,
 )
 from experiments.tracking.store import get_client, resolve_tracking_uri
 from registry.weights import read_weights_file
@@ -292,7 +293,7 @@ def check_digest(record: Run, artifact_path: str, path: Path) -> None:
     Raises:
         TrackingError: In one line naming the file, when the digests differ.
     """
-    expected = record.data.tags.get(digest_tag(artifact_path))
+    expected = read_tag(record.data.tags, digest_tag(artifact_path))
     if expected is None:
         return
     found = sha256_of(path)

@@ -17,7 +17,7 @@ copy each, overwritten in place):
 - ``test/confusion_matrix.png``, ``test/per_class_accuracy.csv``
 - ``error/traceback.txt`` on failure
 - the logged model (``mlflow.pytorch``; an MLflow LoggedModel linked to the run,
-  its URI in the tag ``zoo.logged_model_uri``)
+  its URI in the tag ``mlflow.zoo.logged_model_uri``)
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from experiments.tracking.names import (
     RUN_NAME_TAG,
     TRACEBACK_ARTIFACT,
     digest_tag,
+    read_tag,
 )
 from experiments.tracking.readback import get_run, sha256_of
 from experiments.tracking.store import artifact_location, get_client, resolve_tracking_uri
@@ -326,7 +327,7 @@ class TrackedRun(Run):
             frozenset(record.data.params),
             max((m.step for m in epochs), default=0) - 1,
             "test_acc" in record.data.metrics,
-            LOGGED_MODEL_TAG in record.data.tags,
+            read_tag(record.data.tags, LOGGED_MODEL_TAG) is not None,
         )
         client.update_run(run_id, status="RUNNING")
         return cls(run_id, resolved, recorded)
@@ -354,7 +355,7 @@ class TrackedRun(Run):
         """Upload a file through the store's artifact repository (local folder or server).
 
         The weights and ``model.json`` get their SHA-256 recorded in a tag once uploaded
-        (``zoo.sha256.<path>``): every reader checks the file against it.
+        (``mlflow.zoo.sha256.<path>``): every reader checks the file against it.
         """
         target = "/".join(filter(None, [artifact_path, Path(path).name]))
         digest = sha256_of(path) if target in DIGESTED_ARTIFACTS else None
@@ -529,7 +530,7 @@ def register_version(run: MlflowRun, name: str, alias: str | None = None, uri: s
     """
     client = get_client(uri)
     run_id = run.info.run_id
-    logged = run.data.tags.get(LOGGED_MODEL_TAG)
+    logged = read_tag(run.data.tags, LOGGED_MODEL_TAG)
     tags = {MODEL_TAG: run.data.params.get("model", ""), REGISTERED_RUN_TAG: run_id}
     for key in ("test_acc", "best_val_acc"):
         if key in run.data.metrics:

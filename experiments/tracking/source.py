@@ -18,7 +18,7 @@ def source_facts() -> dict[str, str]:
     """Git commit and dirty flag of the code that runs, and library versions.
 
     Returns:
-        Tags: the commit in MLflow's own tag, ``zoo.git_dirty``, ``zoo.version.<lib>``.
+        Tags: the commit and the dirty flag in MLflow's own tags, ``mlflow.zoo.version.<lib>``.
     """
     facts: dict[str, str] = {}
     root = Path(__file__).resolve().parents[2]

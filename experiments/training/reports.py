@@ -138,7 +138,7 @@ def log_serving_model(run: Run, dm: ImageDataModule, module: Classifier) -> str:
         module: The `Classifier`, holding the best weights.
 
     Returns:
-        The logged model's URI (also in the run's tag ``zoo.logged_model_uri``).
+        The logged model's URI (also in the run's tag ``mlflow.zoo.logged_model_uri``).
     """
     run_id = str(run.run_id)
     mlflow.set_tracking_uri(str(run.uri))  # mlflow.pytorch writes through the fluent API
