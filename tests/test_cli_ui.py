@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from experiments.commands.ui import ui_command
+from experiments.tracking.ui_app import index_page
 
 from procs import ZOO, running, wait_for
 from servers import free_port
@@ -34,6 +36,33 @@ def test_ui_binds_localhost_with_telemetry_off(monkeypatch: pytest.MonkeyPatch, 
     assert ui_command(5000, None)[1]["MLFLOW_BACKEND_STORE_URI"] == "http://127.0.0.1:9"
 
 
+def test_ui_starts_one_server_process_and_no_job_runner_unless_the_user_asks(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("MLFLOW_WORKERS", raising=False)
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    env = ui_command(5123, f"sqlite:///{tmp_path / 'mlflow.db'}")[1]
+    assert env["MLFLOW_WORKERS"] == "1"  # `mlflow ui --workers` through MLflow's own variable
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_WORKERS", "4")
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    env = ui_command(5123, f"sqlite:///{tmp_path / 'mlflow.db'}")[1]
+    assert (env["MLFLOW_WORKERS"], env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]) == ("4", "true")
+
+
+def test_the_ui_page_opens_on_model_training_with_the_assistant_closed(tmp_path) -> None:
+    (tmp_path / "index.html").write_text("<html><head><title>MLflow</title></head><body></body></html>")
+    html = index_page(str(tmp_path))
+    assert html.startswith("<html><head><script>")
+    script = html[len("<html><head><script>") : html.index("</script>")]
+    start = script.index("Object.entries(") + len("Object.entries(")
+    defaults = json.loads(script[start : script.index(")) if", start)])
+    assert defaults == {
+        "mlflow.workflowType_v1": '"machine_learning"',
+        "mlflow.assistant.panelOpen_v1": "false",
+        "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+    }
+    assert "getItem(key) === null" in script  # a browser's own choice stays
+
+
 def test_the_store_uri_reaches_the_ui_server_through_its_environment_not_argv(monkeypatch, tmp_path) -> None:
     secret = "postgresql+psycopg2://zoo:CANARY-ui-8d1f@db.example/mlflow"
     argv, env = ui_command(5123, secret)
@@ -53,6 +82,9 @@ def test_a_signal_to_zoo_ui_stops_mlflows_server_and_all_its_workers(
         wait_for(lambda: healthy(port), ui, log, timeout=180)
         server = list(processes_under(ui.pid))
         assert server, "zoo ui started no server process"
+        commands = [cmdline(pid) for pid in server]
+        assert not [c for c in commands if "huey" in c or "jobs" in c], commands  # no job runner, no consumers
+        assert len(server) <= 3, commands  # `mlflow ui`, one uvicorn server, at most one helper of Python's
         store = mlflow_store[len("sqlite:///") :]  # a store URI may hold a password: never on a command line
         assert not [pid for pid in server if store in cmdline(pid)], [cmdline(pid) for pid in server]
         os.kill(ui.pid, signum)  # to zoo ui only, as a terminal or a job scheduler sends it

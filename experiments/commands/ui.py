@@ -1,4 +1,4 @@
-"""`zoo ui`: the MLflow UI for the same store, on 127.0.0.1, usage telemetry off.
+"""`zoo ui`: the MLflow UI for the same store, on 127.0.0.1, usage telemetry off, only what a viewer needs.
 
 The server runs in a process group of its own, so that Ctrl-C, SIGTERM and SIGHUP
 to ``zoo ui`` stop the server and every worker it started, not just ``zoo ui``.
@@ -25,6 +25,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 HOST = "127.0.0.1"
 
+VIEWER_DEFAULTS = {
+    "MLFLOW_WORKERS": "1",  # `mlflow ui --workers`: MLflow's default of 4 serves a team, not one browser
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # the GenAI job runner: 7 processes, ~1.6 GB, unused by runs
+}
+"""MLflow server settings (its documented environment variables) for one local viewer; a user's own value wins."""
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ui`` subcommand.
@@ -47,7 +53,8 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
 
     Returns:
         ``(argv, env)``: bound to 127.0.0.1 only, the zoo's app (MLflow's server whose
-        UI defaults to *Model training*), MLflow's telemetry and ``DO_NOT_TRACK`` off.
+        UI defaults to *Model training*, its Assistant closed), MLflow's telemetry and
+        ``DO_NOT_TRACK`` off, one server process and no job runner (`VIEWER_DEFAULTS`).
         The store's URI, which may hold a password, is in the environment
         (``MLFLOW_BACKEND_STORE_URI``, which MLflow's command reads), never in ``argv``:
         ``ps`` shows a command line to every user of the machine.
@@ -56,6 +63,7 @@ def ui_command(port: int, tracking_uri: str | None = None) -> tuple[list[str], d
 
     argv = [sys.executable, "-m", "mlflow", "ui", "--host", HOST, "--port", str(port), "--app-name", UI_APP]
     env = {
+        **VIEWER_DEFAULTS,
         **os.environ,
         "MLFLOW_BACKEND_STORE_URI": resolve_tracking_uri(tracking_uri),
         "MLFLOW_DISABLE_TELEMETRY": "true",

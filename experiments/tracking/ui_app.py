@@ -1,12 +1,14 @@
-"""MLflow's tracking server, with experiments opening on their runs: the app behind ``zoo ui``.
+"""MLflow's tracking server, with experiments opening on their runs and no assistant: the app behind ``zoo ui``.
 
 MLflow 3.17's UI has one switch for the whole browser, *GenAI* or *Model training*,
 kept in the browser's ``localStorage`` and set to GenAI until the user flips it; it
 decides whether an experiment opens on a traces overview or on its runs table (the
 experiment's own ``mlflow.experimentKind`` tag, which the zoo sets, is read only when
-that switch is absent). This app is MLflow's own server, unchanged except that its
-page sets the switch to *Model training* when the browser has never chosen one. A
-user who flips it keeps their choice.
+that switch is absent). MLflow 3.17 and later also open their *Assistant* side
+panel by themselves on a browser's first visit. This app is MLflow's own server,
+unchanged except that its page sets the switch to *Model training* and the panel
+closed when the browser has never chosen (`UI_DEFAULTS`). A user who flips the
+switch or opens the panel keeps their choice.
 
 It is registered as an MLflow app plugin (entry point group ``mlflow.app``, the
 mechanism of MLflow's ``basic-auth`` app) under the name
@@ -36,17 +38,26 @@ WORKFLOW_TYPE_KEY = "mlflow.workflowType_v1"
 MODEL_TRAINING = "machine_learning"
 """The switch's value for *Model training*."""
 
-DEFAULT_WORKFLOW_SCRIPT = (
+ASSISTANT_PANEL_KEY = "mlflow.assistant.panelOpen_v1"
+"""Where MLflow's UI keeps whether its *Assistant* side panel is open (JSON ``true``/``false``)."""
+
+ASSISTANT_AUTO_OPENED_KEY = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"
+"""Set once MLflow's UI has opened the Assistant by itself: while absent, the first page load opens it."""
+
+UI_DEFAULTS = {WORKFLOW_TYPE_KEY: MODEL_TRAINING, ASSISTANT_PANEL_KEY: False, ASSISTANT_AUTO_OPENED_KEY: True}
+"""What the page sets in the browser's ``localStorage`` where the browser holds nothing yet."""
+
+DEFAULTS_SCRIPT = (
     "<script>"
-    f"if (window.localStorage.getItem({json.dumps(WORKFLOW_TYPE_KEY)}) === null) "
-    f"window.localStorage.setItem({json.dumps(WORKFLOW_TYPE_KEY)}, {json.dumps(json.dumps(MODEL_TRAINING))});"
+    f"for (const [key, value] of Object.entries({json.dumps({k: json.dumps(v) for k, v in UI_DEFAULTS.items()})})) "
+    "if (window.localStorage.getItem(key) === null) window.localStorage.setItem(key, value);"
     "</script>"
 )
-"""Runs before MLflow's own scripts: *Model training* unless the browser chose already."""
+"""Runs before MLflow's own scripts: `UI_DEFAULTS`, each unless the browser chose already."""
 
 
 def index_page(static_folder: str) -> str:
-    """MLflow's ``index.html`` with :data:`DEFAULT_WORKFLOW_SCRIPT` as the first thing in its head.
+    """MLflow's ``index.html`` with :data:`DEFAULTS_SCRIPT` as the first thing in its head.
 
     Args:
         static_folder: The folder of MLflow's built UI.
@@ -56,11 +67,11 @@ def index_page(static_folder: str) -> str:
     """
     with open(os.path.join(static_folder, "index.html"), encoding="utf-8") as page:
         html = page.read()
-    return html.replace("<head>", "<head>" + DEFAULT_WORKFLOW_SCRIPT, 1)
+    return html.replace("<head>", "<head>" + DEFAULTS_SCRIPT, 1)
 
 
 def with_model_training_default(app: Flask) -> Flask:
-    """Serve the UI's page (MLflow's endpoint ``serve``) with the switch's default set.
+    """Serve the UI's page (MLflow's endpoint ``serve``) with `UI_DEFAULTS` set where the browser has none.
 
     Args:
         app: MLflow's Flask app.
