@@ -5,7 +5,9 @@ seeded sweep of ``zoo run`` (``lr`` x two seeds), all on the offline digits data
 ``zoo ui`` serves it (a second process: the server is the point); headless Chromium
 opens it as a new user would, with nothing in the browser's storage, and checks:
 
-- the experiment opens on its runs table, not on MLflow's GenAI overview;
+- the experiment opens on its runs table, not on MLflow's GenAI overview, and no
+  page opens MLflow's Assistant panel by itself;
+- a run's page lists one tag of the zoo's, its model: the plumbing is out of the way;
 - a run's page lists its logged model, named after the registry model, and shows
   its source, user and commit; the runs table shows its datasets and its model;
 - the compare view of the two runs, with "Show diff only", lists ``lr`` alone;
@@ -109,6 +111,15 @@ def build_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     }
 
 
+ASSISTANT_OPEN = '[data-component-id="mlflow.assistant.chat_panel.close"]'
+"""The close button of MLflow's Assistant side panel: on the page while the panel is open."""
+
+
+def run_page_tags(page):
+    """The "Tags" section of a run's overview (its heading and the tags it lists)."""
+    return page.get_by_role("heading", name="Tags", exact=True).locator("xpath=..")
+
+
 def visible_prefix(page, name: str) -> str:
     """The part of a run-name link the name column shows (the rest is cut with an ellipsis)."""
     link = runs_table_name_links(page).filter(has_text=name).first
@@ -136,7 +147,7 @@ def test_what_a_researcher_looks_for_in_the_ui(
     shots = SHOTS or tmp_path / "screens"
     low, high = store["runs"]
     parent = store["parent"]
-    page = new_ui_page(chromium_browser, workflow_type=None)  # a browser that never saw MLflow's UI
+    page = new_ui_page(chromium_browser, workflow_type=None, quiet=False)  # a browser that never saw MLflow's UI
     try:
         with zoo_ui(mlflow_store, tmp_path / "ui") as base:
             # 7. From the experiments list, an experiment opens on its runs table.
@@ -160,6 +171,9 @@ def test_what_a_researcher_looks_for_in_the_ui(
                 expect(about_run_field(page, "Source").get_by_role("status")).to_have_text(commit[:7])
             metrics = run_metrics(page)
             assert float(metrics["best_val_acc"]) == pytest.approx(low.data.metrics["best_val_acc"], abs=1e-3)
+            expect(run_page_tags(page)).to_contain_text("zoo.model")
+            assert run_page_tags(page).inner_text().split() == ["Tags", "zoo.model", ":", "resnet_tiny_scratch"]
+            expect(page.locator(ASSISTANT_OPEN)).to_have_count(0)  # MLflow's own app has it open by now
             screenshot(page, shots / "mlflow_run_page.png")
 
             # 1. + 2. The runs table: each run's datasets and its model.
