@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -26,6 +27,7 @@ import registry
 from experiments import ExperimentConfig, train
 from experiments.analysis.compare import compare_rows
 from experiments.cli import main
+from experiments.sweeps import engine
 from experiments.tracking import heartbeat
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.names import (
@@ -189,3 +191,12 @@ def test_a_pruned_trial_logged_with_the_old_tag_name_reads_pruned(mlflow_store: 
     client.set_terminated(run_id, "KILLED")
     rows, _ = compare_rows([client.get_run(run_id)])
     assert rows[0]["status"] == "PRUNED"
+
+
+def test_a_sweep_parent_logged_with_the_old_plan_tag_keeps_its_plan(mlflow_store: str) -> None:
+    client = MlflowClient(mlflow_store)
+    experiment = client.create_experiment("old-plan")
+    parent = client.create_run(experiment, run_name="seeds", tags={"zoo.sweep": "seeds", "zoo.role": "sweep"})
+    client.set_tag(parent.info.run_id, "zoo.sweep_plan", "0123abcd")
+    listed = types.SimpleNamespace(runs=[types.SimpleNamespace(experiment="old-plan")])
+    assert engine.parent_state(listed, "seeds", mlflow_store) == ("0123abcd", False)  # the same plan continues it
