@@ -64,7 +64,7 @@ def interrupted_line(exc: KeyboardInterrupt) -> str:
     runs = exc.killed if isinstance(exc, Stopped) else []
     if not runs:
         return "zoo: interrupted"
-    return f"zoo: interrupted; marked KILLED: {one_line(', '.join(runs))}"
+    return f"zoo: interrupted; marked KILLED: {console.printable(', '.join(runs))}"
 
 
 def build_parser(full: Collection[str] = SUMMARIES) -> argparse.ArgumentParser:
