@@ -341,15 +341,13 @@ def print_results(sweep: Sweep) -> None:
             print(format_table(*compare_rows(runs, mark_best=not (grouped and repeated_configs(runs)))))
         if runs and grouped:
             keys = group_keys(runs)
-            print(
-                f"\nparent run {sweep.parent_run_id}; each quality metric's mean and 95% CI over seeds (std, "
-                f"epochs, time: zoo compare --experiment {experiment.runs[0].experiment} --group-by "
-                f"{' --group-by '.join(keys)} --wide):"
-            )
+            print(f"\nparent run {sweep.parent_run_id}; mean and 95% CI over seeds:")
             comparisons = sweep_comparisons(runs)
             first = comparisons[0] if comparisons else None
             quality = [c.metric for c in comparisons] or list(QUALITY_METRICS)
             print(format_table(*group_rows(runs, keys, quality, ci_as_text=True, comparison=first, compact=True)))
+            wide = f"zoo compare --experiment {experiment.runs[0].experiment} --group-by {' --group-by '.join(keys)}"
+            print(f"std, epochs and times too: {wide} --wide")
             if first is not None and first.pairs:
                 print(verdict_report(comparisons))
     if experiment.samples or uri is None:
