@@ -20,6 +20,7 @@ from typing import NoReturn
 from experiments import console
 from experiments.commands import SUMMARIES
 from experiments.config.secrets import mask_text
+from experiments.signals import Stopped
 from registry.errors import ZooError
 
 USAGE_ERROR = 2
@@ -49,6 +50,21 @@ def masked_excepthook(kind: type[BaseException], value: BaseException, tb: Trace
         tb: Its traceback.
     """
     sys.stderr.write(mask_text("".join(traceback.format_exception(kind, value, tb))))
+
+
+def interrupted_line(exc: KeyboardInterrupt) -> str:
+    """The one line a stopped command prints: ``zoo: interrupted``, and the runs it marked KILLED.
+
+    Args:
+        exc: The stop; a `Stopped` names the runs that ended KILLED on its way up.
+
+    Returns:
+        The line, without a traceback (``--verbose`` prints that before it).
+    """
+    runs = exc.killed if isinstance(exc, Stopped) else []
+    if not runs:
+        return "zoo: interrupted"
+    return f"zoo: interrupted; marked KILLED: {console.printable(', '.join(runs))}"
 
 
 def build_parser(full: Collection[str] = SUMMARIES) -> argparse.ArgumentParser:
@@ -108,8 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZooError as exc:
         print(f"zoo: error: {console.printable(mask_text(str(exc)))}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        print("zoo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if console.is_verbose():  # the libraries' and the zoo's own stack, as --verbose promises
+            masked_excepthook(type(exc), exc, exc.__traceback__)
+        print(interrupted_line(exc), file=sys.stderr)
         return 130
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):

@@ -41,3 +41,30 @@ def restore(previous: dict[int, Any]) -> None:
     """
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM on its way up to the `zoo` command, with the runs it left KILLED.
+
+    Each run that ends KILLED on the way adds itself (`killed`), so that the command's one
+    line, ``zoo: interrupted; marked KILLED: ...``, names them without reading the store again.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.killed: list[str] = []
+
+
+def killed(exc: BaseException, run: str) -> Stopped:
+    """The stop ``exc`` as a `Stopped` that names ``run`` among those it left KILLED.
+
+    Args:
+        exc: The stop as it arrived (a `KeyboardInterrupt`, Lightning's SIGTERM exit, or a `Stopped`).
+        run: How the command's line names the run (``s0-resnet_tiny_scratch (46b49a5e)``).
+
+    Returns:
+        ``exc`` itself if it is a `Stopped` already, else a new one; either way with ``run`` added.
+    """
+    stopped = exc if isinstance(exc, Stopped) else Stopped(*exc.args)
+    stopped.killed.append(run)
+    return stopped

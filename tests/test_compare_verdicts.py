@@ -51,10 +51,26 @@ def log_runs(
         client.set_terminated(run.info.run_id, "FINISHED")
 
 
-def compare_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
+def compare_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict] | dict[str, list[dict]]:
     capsys.readouterr()
     assert main(["compare", "--format", "json", *args]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def grouped_json(capsys: pytest.CaptureFixture, *args: str) -> dict[str, list[dict]]:
+    """``zoo compare --group-by ... --format json``: one shape, groups and pairs, with or without --vs."""
+    both = compare_json(capsys, *args)
+    assert isinstance(both, dict)
+    assert set(both) == {"groups", "pairs"}
+    return both
+
+
+def groups_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
+    return grouped_json(capsys, *args)["groups"]
+
+
+def pairs_json(capsys: pytest.CaptureFixture, *args: str) -> list[dict]:
+    return grouped_json(capsys, *args)["pairs"]
 
 
 @pytest.mark.floors
@@ -62,14 +78,14 @@ def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, ca
     good, bad = [0.90, 0.91, 0.92], [0.80, 0.82, 0.81]
     log_runs(mlflow_store, "lead", "big", good)
     log_runs(mlflow_store, "lead", "small", bad)
-    rows = {r["model"]: r for r in compare_json(capsys, "--experiment", "lead", "--group-by", "model")}
+    rows = {r["model"]: r for r in groups_json(capsys, "--experiment", "lead", "--group-by", "model")}
     assert rows["big"]["best"] == "*"
     assert rows["small"]["best"] == ""
     low, high = stats.t.interval(0.95, 2, loc=0.91, scale=stats.sem(good))
     assert (rows["big"]["test_acc ci_low"], rows["big"]["test_acc ci_high"]) == pytest.approx((low, high))
     assert rows["big"]["runs"] == 3
 
-    pairs = compare_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
+    pairs = pairs_json(capsys, "--experiment", "lead", "--group-by", "model", "--vs", "small")
     assert [p["metric"] for p in pairs] == ["test_acc", "test_loss"]  # the runs have no best_val_acc
     pair = pairs[0]
     welch = stats.ttest_ind(bad, good, equal_var=False)
@@ -85,7 +101,7 @@ def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, ca
     capsys.readouterr()
     assert main(["compare", "--experiment", "lead", "--group-by", "model"]) == 0
     out = capsys.readouterr().out
-    assert "test_acc 95% CI" in out
+    assert "test_acc mean (95% CI)" in out
     assert f"big vs small (test_acc): {pair['verdict']}" in out
     assert "* best: its lead over every other group is significant" in out
 
@@ -93,7 +109,7 @@ def test_a_clear_lead_is_marked_and_every_figure_is_scipys(mlflow_store: str, ca
 def test_three_seeds_of_noise_are_a_tie_not_a_star(mlflow_store: str, capsys) -> None:
     log_runs(mlflow_store, "tie", "resnet50", [0.61, 0.66, 0.63])
     log_runs(mlflow_store, "tie", "resnet101", [0.62, 0.60, 0.65])
-    rows = compare_json(capsys, "--experiment", "tie", "--group-by", "model")
+    rows = groups_json(capsys, "--experiment", "tie", "--group-by", "model")
     assert [r["best"] for r in rows] == ["=", "="]
     capsys.readouterr()
     assert main(["compare", "--experiment", "tie", "--group-by", "model"]) == 0
@@ -141,7 +157,7 @@ def test_two_metrics_can_get_two_different_verdicts(mlflow_store: str, capsys) -
     val_a, val_b = [0.80, 0.85, 0.90], [0.82, 0.86, 0.83]
     log_runs(mlflow_store, "two", "a", acc_a, more={"best_val_acc": val_a})
     log_runs(mlflow_store, "two", "b", acc_b, more={"best_val_acc": val_b})
-    pairs = compare_json(capsys, "--experiment", "two", "--group-by", "model", "--vs", "b")
+    pairs = pairs_json(capsys, "--experiment", "two", "--group-by", "model", "--vs", "b")
     assert [p["metric"] for p in pairs] == ["test_acc", "best_val_acc", "test_loss"]  # the sort metric first
     by_metric = {p["metric"]: p for p in pairs}
     figures = {"test_acc": (acc_b, acc_a), "best_val_acc": (val_b, val_a)}
@@ -175,7 +191,9 @@ def test_two_metrics_can_get_two_different_verdicts(mlflow_store: str, capsys) -
     assert any(line.startswith("a vs b (test_loss): a better than b (p = ") for line in lines)
     assert "Holm" not in out  # one pair per metric
 
-    with_csv = main(["compare", "--experiment", "two", "--group-by", "model", "--vs", "a", "--format", "csv"])
+    with_csv = main(
+        ["compare", "--experiment", "two", "--group-by", "model", "--vs", "a", "--format", "csv", "--table", "pairs"]
+    )
     assert with_csv == 0
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.startswith("metric,a,b,")
@@ -185,11 +203,11 @@ def test_two_metrics_can_get_two_different_verdicts(mlflow_store: str, capsys) -
 def test_metric_narrows_the_pairs_and_ranks_by_the_first(mlflow_store: str, capsys) -> None:
     log_runs(mlflow_store, "narrow", "a", [0.90, 0.91, 0.92], more={"best_val_acc": [0.5, 0.6, 0.7]})
     log_runs(mlflow_store, "narrow", "b", [0.80, 0.82, 0.81], more={"best_val_acc": [0.5, 0.6, 0.7]})
-    pairs = compare_json(capsys, "--experiment", "narrow", "--group-by", "model", "--vs", "a", "--metric", "test_loss")
+    pairs = pairs_json(capsys, "--experiment", "narrow", "--group-by", "model", "--vs", "a", "--metric", "test_loss")
     assert [p["metric"] for p in pairs] == ["test_loss"]
-    rows = compare_json(capsys, "--experiment", "narrow", "--group-by", "model", "--metric", "test_loss")
+    rows = groups_json(capsys, "--experiment", "narrow", "--group-by", "model", "--metric", "test_loss")
     assert [r["model"] for r in rows] == ["a", "b"]  # ranked by test_loss, lowest first
-    pairs = compare_json(
+    pairs = pairs_json(
         capsys, "--experiment", "narrow", "--group-by", "model", "--vs", "a", "--sort", "best_val_acc",
         "--metric", "test_loss",
     )  # fmt: skip
@@ -206,7 +224,7 @@ def test_a_metric_missing_in_some_runs_is_one_note(mlflow_store: str, capsys) ->
     notes = [line for line in lines if line.startswith("  note: ")]
     assert notes == ["  note: 1 run(s) of b with no value (NaN or missing) left out"]
     assert lines[lines.index(notes[0]) - 1].startswith("a vs b (best_val_acc): ")  # under its metric's verdict
-    pairs = compare_json(capsys, "--experiment", "missing", "--group-by", "model", "--vs", "b")
+    pairs = pairs_json(capsys, "--experiment", "missing", "--group-by", "model", "--vs", "b")
     best_val = next(p for p in pairs if p["metric"] == "best_val_acc")
     assert (best_val["n_a"], best_val["n_b"]) == (2, 3)
     assert best_val["p"] == pytest.approx(stats.ttest_ind([0.7, 0.72], [0.8, 0.81, 0.82], equal_var=False).pvalue)
@@ -219,7 +237,7 @@ def test_one_run_per_group_is_cannot_tell(mlflow_store: str, capsys) -> None:
     assert main(["compare", "--experiment", "single", "--group-by", "model"]) == 0
     out = capsys.readouterr().out
     assert "a vs b (test_acc): cannot tell: fewer than two runs (a has 1, b has 1)" in out
-    rows = compare_json(capsys, "--experiment", "single", "--group-by", "model")
+    rows = groups_json(capsys, "--experiment", "single", "--group-by", "model")
     assert [r["best"] for r in rows] == ["=", "?"]
 
 
@@ -238,10 +256,10 @@ def test_unequal_budgets_are_confounded_and_at_epoch_compares_fairly(mlflow_stor
     assert main(["compare", "--experiment", "notebook", "--group-by", "model"]) == 0
     out = capsys.readouterr().out
     assert "confounded: the budgets differ (epochs 6 vs 2, steps 60 vs 20)" in out
-    rows = compare_json(capsys, "--experiment", "notebook", "--group-by", "model")
+    rows = groups_json(capsys, "--experiment", "notebook", "--group-by", "model")
     assert "*" not in [r["best"] for r in rows]
 
-    (pair,) = compare_json(
+    (pair,) = pairs_json(
         capsys, "--experiment", "notebook", "--group-by", "model", "--at", "epoch", "2", "--vs", "resnet101"
     )
     at_2_101, at_2_50 = [c[1] for c in curves_101], [c[1] for c in curves_50]
@@ -266,7 +284,7 @@ def test_at_equal_flops_or_time_each_run_at_its_last_epoch_within(mlflow_store: 
     log_runs(mlflow_store, "equal", "deep", [0.6] * 3, {"epochs": 2, "train_flops": 6e12}, deep, epoch_time_s=30)
     log_runs(mlflow_store, "equal", "shallow", [0.7] * 3, {"epochs": 6, "train_flops": 6e12}, shallow, epoch_time_s=10)
     for at, deep_epoch, shallow_epoch in ((["flops", "6e12"], 2, 6), (["flops", "5e12"], 1, 5), (["time", "35"], 1, 3)):
-        (pair,) = compare_json(capsys, "--experiment", "equal", "--group-by", "model", "--at", *at, "--vs", "deep")
+        (pair,) = pairs_json(capsys, "--experiment", "equal", "--group-by", "model", "--at", *at, "--vs", "deep")
         assert pair["mean_a"] == pytest.approx(sum(c[deep_epoch - 1] for c in deep) / 3), at
         assert pair["mean_b"] == pytest.approx(sum(c[shallow_epoch - 1] for c in shallow) / 3), at
         assert pair["outcome"] != "confounded"
@@ -282,7 +300,7 @@ def test_nan_runs_are_counted_and_left_out(mlflow_store: str, capsys) -> None:
     assert main(["compare", "--experiment", "nan", "--group-by", "model"]) == 0
     out = capsys.readouterr().out
     assert out.count("note: 1 run(s) of a with no value (NaN or missing) left out") == 2  # test_acc, test_loss
-    pairs = compare_json(capsys, "--experiment", "nan", "--group-by", "model", "--vs", "a")
+    pairs = pairs_json(capsys, "--experiment", "nan", "--group-by", "model", "--vs", "a")
     for pair, b in zip(pairs, ([0.80, 0.81, 0.82], [0.2, 0.19, 0.18]), strict=True):
         a = [0.90, 0.91] if pair["metric"] == "test_acc" else [0.1, 0.09]
         assert pair["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
@@ -382,3 +400,75 @@ def test_a_random_search_logs_its_expected_maximum(mlflow_store: str) -> None:
     assert [(m.step, m.value) for m in history] == [(n, pytest.approx(v)) for n, v in enumerate(curve, start=1)]
     assert curve[0] == pytest.approx(0.6)
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")] == ["sweep/expected_max.png"]
+
+
+DIGITS = {  # the figures of a real `zoo run digits` (3 seeds each), as its runs record them
+    "resnet_tiny_scratch": ([0.9331, 0.9192, 0.9025], [0.9024, 0.9199, 0.892], [0.4712, 0.5683, 0.5154]),
+    "plain_tiny_scratch": ([0.9164, 0.9081, 0.8134], [0.899, 0.885, 0.7979], [0.6048, 0.595, 1.036]),
+}
+
+
+def log_digits(uri: str) -> None:
+    for model, (test_acc, best_val_acc, test_loss) in DIGITS.items():
+        more = {"best_val_acc": best_val_acc, "test_loss": test_loss, "train_time_s": [12.75, 17.25, 14.98]}
+        log_runs(uri, "digits", model, test_acc, more=more)
+
+
+def test_the_group_table_fits_a_terminal_and_wide_or_columns_give_the_rest(mlflow_store: str, capsys) -> None:
+    """By default each quality metric's mean (95% CI) and the runs: the two digits groups in under 120 characters."""
+    log_digits(mlflow_store)
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "digits", "--group-by", "model"]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) < 120, "\n".join(table)
+    header = table[0].split("  ")
+    assert [h.strip() for h in header if h.strip()] == [
+        "best", "model", "runs", "test_acc mean (95% CI)", "best_val_acc mean (95% CI)", "test_loss mean (95% CI)",
+    ]  # fmt: skip
+    mean = sum(DIGITS["resnet_tiny_scratch"][0]) / 3
+    low, high = stats.t.interval(0.95, 2, loc=mean, scale=stats.sem(DIGITS["resnet_tiny_scratch"][0]))
+    assert f"{mean:.4g} ({low:.4g}..{high:.4g})" in table[2]  # the best group first
+
+    assert main(["compare", "--experiment", "digits", "--group-by", "model", "--wide"]) == 0
+    wide = capsys.readouterr().out.split("\n\n")[0].splitlines()[0]
+    for column in ("test_acc std", "test_acc 95% CI", "epochs mean", "train_time_s mean", "train_time_s 95% CI"):
+        assert column in wide
+    assert main(["compare", "--experiment", "digits", "--group-by", "model", "--columns", "train_time_s,test_acc"]) == 0
+    chosen = capsys.readouterr().out.splitlines()[0].split("runs", 1)[1]
+    assert chosen.split() == ["train_time_s", "mean", "(95%", "CI)", "test_acc", "mean", "(95%", "CI)"]
+
+
+def test_the_json_holds_groups_and_pairs_with_or_without_vs_and_the_csv_one_table(mlflow_store: str, capsys) -> None:
+    log_digits(mlflow_store)
+    plain = grouped_json(capsys, "--experiment", "digits", "--group-by", "model")
+    against = grouped_json(capsys, "--experiment", "digits", "--group-by", "model", "--vs", "plain_tiny_scratch")
+    assert plain["groups"] == against["groups"]  # the same groups; the pairs follow --vs
+    assert [p["metric"] for p in plain["pairs"]] == ["test_acc", "best_val_acc", "test_loss"]
+    assert {(p["a"], p["b"]) for p in plain["pairs"]} == {("resnet_tiny_scratch", "plain_tiny_scratch")}
+    assert {(p["a"], p["b"]) for p in against["pairs"]} == {("plain_tiny_scratch", "resnet_tiny_scratch")}
+    assert {"test_acc mean", "test_acc std", "test_acc ci_low", "epochs mean"} <= plain["groups"][0].keys()
+
+    base = ["compare", "--experiment", "digits", "--group-by", "model", "--format", "csv"]
+    for extra, first in (([], "best,model,runs,"), (["--vs", "plain_tiny_scratch"], "best,model,runs,")):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 0
+        assert capsys.readouterr().out.startswith(first)  # groups by default, with or without --vs
+    assert main([*base, "--table", "pairs"]) == 0
+    assert capsys.readouterr().out.startswith("metric,a,b,")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--columns", "test_acc"], "--columns compares groups; add --group-by PARAM"),
+        (["--group-by", "model", "--columns", "nope"], "--columns nope: no run has that metric; metrics: "),
+        (["--group-by", "model", "--table", "pairs"], "--table picks the CSV file's table; --format table shows both"),
+    ],
+)
+def test_bad_table_choices_are_one_line(mlflow_store: str, capsys, args: list[str], message: str) -> None:
+    log_digits(mlflow_store)
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "digits", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"zoo: error: {message}"), captured.err
+    assert captured.err.count("\n") == 1

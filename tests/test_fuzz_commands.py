@@ -77,6 +77,8 @@ COMMAND_FLAGS = {
         "--format",
         "--group-by",
         "--vs",
+        "--columns",
+        "--table",
         "--at",
         "--plot",
         "--plot-grad-norms",

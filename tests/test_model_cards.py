@@ -188,7 +188,7 @@ def test_filter_sort_and_columns(capsys: pytest.CaptureFixture[str]) -> None:
         ["seresnext101d_32x8d_scratch", "se"],
         ["seresnext50_32x4d_scratch", "se"],
     ]
-    argv = ["models", "--filter", "top1>83", "--sort", "top1", "--reverse", "--format", "csv", "--columns", "name,top1"]
+    argv = ["models", "--filter", "top1>83", "--sort", "top1", "--format", "csv", "--columns", "name,top1"]
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[1:] == [
         "seresnet152d_timm_pretrained,83.702",

@@ -110,6 +110,33 @@ def test_sigterm_and_ctrl_c_save_the_state_and_mark_the_run_killed(
     assert state["state_dict"].keys() == state_dict(Path("checkpoints") / run.info.run_id / "last.ckpt").keys()
 
 
+def test_sigterm_to_zoo_run_digits_is_one_line_naming_the_killed_runs_and_no_traceback(
+    mlflow_store: str, tmp_path: Path
+) -> None:
+    """3b: the README's first command, every default on, stopped in its first run: one line, no library's stack."""
+    log = tmp_path / "run.log"
+    process = start(["run", "digits"], log)
+    try:
+        wait_for(lambda: "epoch 1/3" in log.read_text(), process, log, timeout=400)  # inside run 1's training
+        process.send_signal(signal.SIGTERM)  # to zoo itself, as a scheduler sends it
+        code = process.wait(timeout=180)
+    finally:
+        kill_group(process)
+    text = log.read_text()
+    assert code == 130, text[-3000:]
+    assert "Traceback" not in text, text
+    after = text[text.index("epoch 1/3") :].splitlines()[1:]  # what the stop printed, past the epoch lines
+    stop_lines = [line for line in after if not line.startswith("epoch ")]
+    assert len(stop_lines) == 1, text
+    client = MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    killed = {r.info.run_id[:8] for r in runs if r.info.status == "KILLED"}
+    assert len(killed) == 2  # the run it was training and the sweep's parent
+    assert stop_lines[0].startswith("zoo: interrupted; marked KILLED: run s0-resnet_tiny_scratch (")
+    assert all(run_id in stop_lines[0] for run_id in killed), stop_lines[0]
+    assert {r.info.status for r in runs} <= {"KILLED"}  # nothing left RUNNING
+
+
 def test_four_runs_started_at_once_on_a_new_store_and_a_cold_cache_all_finish(tmp_path: Path) -> None:
     """4: a new SQLite store and an empty data cache, four processes at the same moment."""
     (tmp_path / "new").mkdir()  # a new store in an existing folder (a missing folder is refused, not created)

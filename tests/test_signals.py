@@ -1,4 +1,4 @@
-"""A stop signal that the zoo was started with ignored stays ignored (nohup's SIGHUP, a background job's SIGINT)."""
+"""Stop signals: one the zoo was started with ignored stays ignored; a stop names the runs it killed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.signals import handle_unless_ignored, restore
+from experiments.cli import interrupted_line
+from experiments.signals import handle_unless_ignored, killed, restore
 from experiments.tracking.runs import NullRun
 from experiments.training.interrupts import StopSignals
 
@@ -44,3 +45,10 @@ def test_the_graceful_stop_of_training_keeps_an_ignored_sigint(sigint_ignored: N
         assert signal.getsignal(signal.SIGTERM) == stop.on_signal
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_stop_gathers_the_runs_it_killed_and_the_command_names_them_in_one_line() -> None:
+    stop = killed(KeyboardInterrupt(), "run s0 (46b49a5e)")
+    assert killed(stop, "sweep digits (82704d0d)") is stop  # the same stop on its way up
+    assert interrupted_line(stop) == "zoo: interrupted; marked KILLED: run s0 (46b49a5e), sweep digits (82704d0d)"
+    assert interrupted_line(KeyboardInterrupt()) == "zoo: interrupted"  # stopped before any run: nothing to name

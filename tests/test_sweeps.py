@@ -17,6 +17,9 @@ from experiments.cli import main
 from experiments.config.errors import ConfigError
 from experiments.config.experiment import SHIPPED_DIR, load_experiment
 
+QUALITY = ("test_acc", "best_val_acc", "test_loss")
+"""The group table's columns by default (each a mean and its 95% CI), the sort metric first."""
+
 TINY = {
     "data": "digits",
     "preset": "cifar",
@@ -203,7 +206,13 @@ def test_zoo_run_judges_the_groups_not_the_luckiest_seed(sweep) -> None:
     assert not any(line.startswith("*") for line in runs)  # no run crowned: two seeds of each model
     assert any(line.startswith("marks on test_acc: ") for line in lines)
     assert any(line.split()[:3] == ["metric", "a", "b"] for line in lines)  # the pairwise table
-    for metric in ("test_acc", "best_val_acc", "test_loss"):
+    start = next(i for i, line in enumerate(lines) if line.startswith("best  model  "))
+    groups = lines[start : lines.index("", start)]  # the group table, then the hint to --wide
+    assert groups[0].split("  runs  ")[1].split() == [w for m in QUALITY for w in (m, "mean", "(95%", "CI)")]
+    assert len(groups) == 5
+    assert max(len(line) for line in groups) < 120, "\n".join(groups)  # fits a terminal
+    assert groups[-1] == "std, epochs and times too: zoo compare --experiment twins --group-by model --wide"
+    for metric in QUALITY:
         assert sum(f"_tiny_scratch ({metric}): " in line for line in lines) == 1, metric
 
 
@@ -211,7 +220,7 @@ def test_group_by_statistics_equal_mlflow_search_runs(sweep, capsys) -> None:
     _, uri, _ = sweep
     capsys.readouterr()
     assert main(["compare", "--experiment", "twins", "--group-by", "model", "--format", "json"]) == 0
-    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)["groups"]}
     mlflow.set_tracking_uri(uri)
     df = mlflow.search_runs(experiment_names=["twins"])
     df = df[df["tags.zoo.role"].isna()]  # the training runs, not the parent

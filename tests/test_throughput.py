@@ -146,7 +146,6 @@ def test_zoo_models_sorts_and_prints_the_throughput_columns(capsys: pytest.Captu
                 "resnet*",
                 "--sort",
                 "infer_img_s",
-                "--reverse",
                 "--format",
                 "json",
                 "--columns",
@@ -158,6 +157,12 @@ def test_zoo_models_sorts_and_prints_the_throughput_columns(capsys: pytest.Captu
     rows = json.loads(capsys.readouterr().out)
     assert [set(row) for row in rows] == [{"name", "train_img_s", "infer_img_s", "throughput_source"}] * len(rows)
     figures = [row["infer_img_s"] for row in rows if row["infer_img_s"] is not None]
-    assert figures == sorted(figures, reverse=True)
+    assert figures == sorted(figures, reverse=True)  # a throughput: the fastest first
     assert all(row["infer_img_s"] is not None for row in rows[: len(figures)])  # the unmeasured last
+    assert main(["models", "resnet*", "--sort", "infer_img_s", "--reverse", "--format", "json"]) == 0
+    flipped = [row["infer_img_s"] for row in json.loads(capsys.readouterr().out) if row["infer_img_s"] is not None]
+    assert flipped == sorted(figures)  # --reverse: the slowest first, the unmeasured still last
+    assert main(["models", "resnet*", "--sort", "gflops", "--format", "json", "--columns", "gflops"]) == 0
+    sizes = [row["gflops"] for row in json.loads(capsys.readouterr().out)]
+    assert sizes == sorted(sizes)  # a size: the smallest first
     assert all(row["throughput_source"] for row in rows)

@@ -272,8 +272,12 @@ def group_rows(
     sort: str = "test_acc",
     ci_as_text: bool = False,
     comparison: Comparison | None = None,
+    compact: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per group: its param values, run count, and mean, std and 95% interval of each metric.
+
+    The compact table (``compact``) is what a terminal shows by default: one column per metric,
+    ``mean (low..high)``, so that two groups on three metrics fit in about 110 characters.
 
     Args:
         runs: The runs (training runs; see `experiments.analysis.compare.is_training_run`).
@@ -284,10 +288,12 @@ def group_rows(
         ci_as_text: One ``METRIC 95% CI`` column of text (for a terminal) instead of
             ``METRIC ci_low`` and ``METRIC ci_high`` numbers.
         comparison: The groups' `Comparison` on ``sort``, if already made.
+        compact: One ``METRIC mean (95% CI)`` column of text per metric instead of three or four.
 
     Returns:
         ``(rows, columns)``: columns are the mark, the keys, ``runs``, then ``METRIC mean``,
-        ``METRIC std`` and the interval for each metric; marks as `best_marks` gives them.
+        ``METRIC std`` and the interval for each metric (or the compact column); marks as
+        `best_marks` gives them.
     """
     keys = check_group_keys(runs, keys)
     metrics = [*metrics, *([sort] if sort not in metrics else [])]
@@ -306,12 +312,19 @@ def group_rows(
                 value = getattr(group, figure)
                 row[f"{metric} {figure}"] = None if math.isnan(value) else value
             row[f"{metric} 95% CI"] = _interval(group.ci_low, group.ci_high)
+            ci = f" ({row[f'{metric} 95% CI']})" if row[f"{metric} 95% CI"] else ""
+            row[f"{metric} {COMPACT}"] = "" if math.isnan(group.mean) else f"{group.mean:.4g}{ci}"
         rows.append(row)
     lower = is_lower_better(sort)
     rows.sort(key=lambda r: _rank_key(math.nan if r[f"{sort} mean"] is None else r[f"{sort} mean"], lower))
     interval = ("95% CI",) if ci_as_text else ("ci_low", "ci_high")
-    columns = ["best", *keys, "runs"] + [f"{m} {s}" for m in metrics for s in ("mean", "std", *interval)]
+    figures = (COMPACT,) if compact else ("mean", "std", *interval)
+    columns = ["best", *keys, "runs"] + [f"{m} {s}" for m in metrics for s in figures]
     return rows, columns
+
+
+COMPACT = "mean (95% CI)"
+"""The compact group table's one column per metric: ``METRIC mean (95% CI)``, such as ``0.918 (0.880..0.956)``."""
 
 
 def pair_rows(comparisons: Sequence[Comparison], ci_as_text: bool = False) -> tuple[list[dict[str, Any]], list[str]]:

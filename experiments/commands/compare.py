@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,9 @@ from experiments.analysis.tables import FORMATS, format_table
 from experiments.commands import SUMMARIES, add_tracking_uri_argument
 from experiments.tracking.names import SWEEP_SAMPLER_PARAM
 from registry.errors import ZooError
+
+TABLES = ("groups", "pairs")
+"""The two tables of ``zoo compare --group-by``: one row per group, one per pair and metric."""
 
 if TYPE_CHECKING:  # for the annotation only: the CLI's parser loads without MLflow
     from mlflow.entities import Run
@@ -60,8 +64,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--vs",
         metavar="GROUP",
-        help="with --group-by: hold this group against every other (default: the best); with "
-        "--format csv/json, print the pairs instead of the groups",
+        help="with --group-by: hold this group against every other (default: the best)",
+    )
+    parser.add_argument(
+        "--columns",
+        metavar="METRIC,...",
+        help="with --group-by: the summary metrics of the group table, in order (default: each one "
+        "compared pair by pair, --sort's first; each shown as its mean and 95%% CI)",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="with --group-by: the group table's every figure (mean, std and 95%% CI of each metric, "
+        "epochs and train_time_s too) instead of one mean (95%% CI) column per quality metric",
+    )
+    parser.add_argument(
+        "--table",
+        choices=TABLES,
+        help="with --group-by --format csv: which table (default groups); JSON holds both, as "
+        '{"groups": [...], "pairs": [...]}',
     )
     parser.add_argument(
         "--metric",
@@ -108,9 +129,12 @@ def run(args: argparse.Namespace) -> int:
     at = _at(args.at)
     if args.expected_max and not (args.parent or args.sweep):
         raise ZooError("--expected-max reads one search's trials; add --sweep NAME or --parent RUN_ID")
-    grouped_only = next((f for f, v in (("--vs", args.vs), ("--at", args.at), ("--metric", args.metric)) if v), None)
+    grouped = (("--vs", args.vs), ("--at", args.at), ("--metric", args.metric), ("--columns", args.columns))
+    grouped_only = next((f for f, v in (*grouped, ("--wide", args.wide), ("--table", args.table)) if v), None)
     if grouped_only and not args.group_by:
         raise ZooError(f"{grouped_only} compares groups; add --group-by PARAM (such as model)")
+    if args.table and args.format != "csv":
+        raise ZooError(f"--table picks the CSV file's table; --format {args.format} shows both (add --format csv)")
     sort = args.sort or "test_acc"
     if args.parent or args.sweep:
         parent = compare.sweep_parent(args.parent, args.sweep, args.tracking_uri)
@@ -163,20 +187,45 @@ def _at(at: list[str] | None) -> tuple[str, float] | None:
     return kind, amount
 
 
+def _columns(text: str | None, runs: list[Run]) -> list[str]:
+    """The metrics ``--columns`` names, each checked against the runs' metrics (none given: empty).
+
+    Raises:
+        ZooError: A name no run has, with the metrics they have.
+    """
+    if not text:
+        return []
+    known = {k for r in runs for k in r.data.metrics}
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names or [text]:
+        if name not in known:
+            raise ZooError(f"--columns {name}: no run has that metric; metrics: {', '.join(sorted(known))}")
+    return names
+
+
 def _grouped(args: argparse.Namespace, runs: list[Run], sort: str, at: tuple[str, float] | None) -> int:
     from experiments.analysis import grouping, plots  # deferred: the CLI's parser loads without torch and MLflow
 
     comparisons = grouping.compare_metrics(runs, args.group_by, sort, args.metric, args.vs, at, args.tracking_uri)
     comparison = comparisons[0]  # on the sort metric: the group table's marks, the plot of runs
     text = args.format in ("table", "markdown")
-    if args.vs and not text:
-        rows, columns = grouping.pair_rows(comparisons)
-        print(format_table(rows, columns, args.format))
+    compared = [c.metric for c in comparisons]
+    shown = _columns(args.columns, runs) or (
+        [*grouping.GROUP_METRICS, *[m for m in compared if m not in grouping.GROUP_METRICS]]
+        if args.wide or not text
+        else compared
+    )
+    rows, columns = grouping.group_rows(
+        runs, args.group_by, shown, sort=sort, ci_as_text=text, comparison=comparison, compact=text and not args.wide
+    )
+    if args.format == "json":  # one shape, with or without --vs: a script finds both tables
+        pair_table, pair_columns = grouping.pair_rows(comparisons)
+        both = {"groups": json.loads(format_table(rows, columns, "json"))}
+        both["pairs"] = json.loads(format_table(pair_table, pair_columns, "json"))
+        print(json.dumps(both, indent=2))
+    elif args.format == "csv" and args.table == "pairs":
+        print(format_table(*grouping.pair_rows(comparisons), "csv"))
     else:
-        shown = [*grouping.GROUP_METRICS, *[c.metric for c in comparisons if c.metric not in grouping.GROUP_METRICS]]
-        rows, columns = grouping.group_rows(
-            runs, args.group_by, shown, sort=sort, ci_as_text=text, comparison=comparison
-        )
         print(format_table(rows, columns, args.format))
     if text and comparison.pairs:
         print(grouping.verdict_report(comparisons, args.format))

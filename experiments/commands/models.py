@@ -26,6 +26,9 @@ COLUMNS = (
 )  # fmt: skip
 """Every column of a model card, in the order `--format csv/json/markdown` prints them."""
 
+BEST_FIRST = ("top1", "train_img_s", "infer_img_s")
+"""Columns where more is better: ``--sort`` puts the largest first (sizes, names and the rest: the smallest)."""
+
 TABLE_COLUMNS = ("name", "family", "params", "gflops", "input", "pretrained")
 """The columns of the terminal table unless ``--columns`` names others."""
 
@@ -64,9 +67,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "COLUMN>=N, <=, >, < for numbers such as 'gflops<5'; repeat to combine",
     )
     parser.add_argument(
-        "--sort", default="name", metavar="COLUMN[,COLUMN]", help="sort by these columns (default: name)"
+        "--sort",
+        default="name",
+        metavar="COLUMN[,COLUMN]",
+        help=f"sort by these columns, the best first: the largest for {', '.join(BEST_FIRST)}, the smallest "
+        "for sizes (params, gflops), A to Z for text (default: name)",
     )
-    parser.add_argument("--reverse", action="store_true", help="sort in descending order")
+    parser.add_argument("--reverse", action="store_true", help="flip --sort's order (empty cells stay last)")
     parser.add_argument(
         "--columns",
         metavar="COLUMN[,COLUMN]|all",
@@ -178,12 +185,13 @@ def row_filter(spec: str) -> Callable[[dict[str, object]], bool]:
 
 
 def sort_rows(rows: list[dict[str, object]], columns: Sequence[str], reverse: bool = False) -> list[dict[str, object]]:
-    """Sort rows by columns, numbers as numbers, empty cells last either way.
+    """Sort rows by columns, the best first: numbers as numbers, empty cells last either way.
 
     Args:
         rows: From `model_rows`.
-        columns: Column names, the first deciding first.
-        reverse: Descending order.
+        columns: Column names, the first deciding first; one of `BEST_FIRST` puts its largest
+            first, any other its smallest (or A to Z).
+        reverse: Flip each column's order.
 
     Returns:
         The rows, sorted (a new list).
@@ -193,7 +201,8 @@ def sort_rows(rows: list[dict[str, object]], columns: Sequence[str], reverse: bo
         present = [r for r in ordered if r[column] is not None]
         missing = [r for r in ordered if r[column] is None]
         numeric = all(isinstance(r[column], (int, float)) for r in present)
-        present.sort(key=lambda r: r[column] if numeric else str(r[column]).lower(), reverse=reverse)  # type: ignore[return-value,arg-type]
+        descending = (column in BEST_FIRST) != reverse
+        present.sort(key=lambda r: r[column] if numeric else str(r[column]).lower(), reverse=descending)  # type: ignore[return-value,arg-type]
         ordered = present + missing
     return ordered
 

@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from experiments.analysis.compare import compare_rows, find_runs, group_keys, is_lower_better, repeated_configs
 from experiments.analysis.grouping import (
     GROUP_METRICS,
+    QUALITY_METRICS,
     Comparison,
     compare_metrics,
     group_rows,
@@ -339,10 +340,14 @@ def print_results(sweep: Sweep) -> None:
             # Where runs repeat a configuration (seeds), the groups' verdicts judge, not the luckiest run.
             print(format_table(*compare_rows(runs, mark_best=not (grouped and repeated_configs(runs)))))
         if runs and grouped:
-            print(f"\nparent run {sweep.parent_run_id}; mean, std and 95% CI over seeds:")
+            keys = group_keys(runs)
+            print(f"\nparent run {sweep.parent_run_id}; mean and 95% CI over seeds:")
             comparisons = sweep_comparisons(runs)
             first = comparisons[0] if comparisons else None
-            print(format_table(*group_rows(runs, group_keys(runs), ci_as_text=True, comparison=first)))
+            quality = [c.metric for c in comparisons] or list(QUALITY_METRICS)
+            print(format_table(*group_rows(runs, keys, quality, ci_as_text=True, comparison=first, compact=True)))
+            wide = f"zoo compare --experiment {experiment.runs[0].experiment} --group-by {' --group-by '.join(keys)}"
+            print(f"std, epochs and times too: {wide} --wide")
             if first is not None and first.pairs:
                 print(verdict_report(comparisons))
     if experiment.samples or uri is None:

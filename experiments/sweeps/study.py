@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config.experiment import ExperimentFile
 from experiments.config.secrets import mask_text, mask_uri
+from experiments.console import is_verbose
 from experiments.sweeps.trials import Outcome, choose_name, fingerprint, objective
 from experiments.tracking import sweep_records as records
 from experiments.tracking.errors import TrackingError
@@ -75,8 +76,9 @@ _CREATION_RACE = (
 )
 """How PostgreSQL, MySQL and SQLite word a table or row that another process created a moment before."""
 
-# Optuna logs every trial at INFO: the zoo prints one line per trial itself.
-optuna.logging.set_verbosity(optuna.logging.ERROR)
+# Optuna logs every trial at INFO, and a stopped trial's stack as a warning: the zoo prints one line
+# per trial itself, and one when stopped. --verbose (set before the sweeps load) lets Optuna speak.
+optuna.logging.set_verbosity(optuna.logging.INFO if is_verbose() else optuna.logging.ERROR)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from experiments.config.secrets import mask_text
+from experiments.signals import killed
 from experiments.tracking.errors import TrackingError
 from experiments.tracking.heartbeat import Owner, beating, claim
 from experiments.tracking.names import (
@@ -409,7 +410,7 @@ class TrackedRun(Run):
         """Run the body and set the run's final status from how it ended.
 
         FINISHED when the body returns; KILLED on Ctrl-C or SIGTERM (Lightning's
-        `SIGTERMException`, or a `KeyboardInterrupt`: re-raised as `KeyboardInterrupt`) and when it
+        `SIGTERMException`, or a `KeyboardInterrupt`: re-raised as a `Stopped` that names it) and when it
         ends early on purpose (`EndedEarly`, with the reason in ``zoo.ended_early``; re-raised);
         FAILED on any other exception, with the reason in the tag ``zoo.failure`` and the
         traceback uploaded as ``error/traceback.txt`` (re-raised). A heartbeat tag is
@@ -432,7 +433,10 @@ class TrackedRun(Run):
                 self.end("FINISHED")
                 raise
             self.end("KILLED")
-            raise KeyboardInterrupt from exc
+            stopped = killed(exc, f"run {self.label()}")
+            if stopped is exc:
+                raise
+            raise stopped from exc
         except BaseException as exc:
             # A failure's text may hold a store's URI: written down with its password masked.
             reason = mask_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}")[:500]
@@ -444,6 +448,17 @@ class TrackedRun(Run):
             raise
         else:
             self.end("FINISHED")
+
+    def label(self) -> str:
+        """The run as the `zoo` command names it: ``NAME (first 8 of its id)``, or the id alone if the store cannot say.
+
+        Returns:
+            The run's name and short id.
+        """
+        try:
+            return f"{self.client.get_run(self.run_id).info.run_name} ({self.run_id[:8]})"
+        except Exception:  # a stop must not fail on a name: the id is enough to find the run
+            return self.run_id
 
     def end(self, status: str) -> bool:
         """Set the run's final status, trying again while the store refuses the write.

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from mlflow.entities import Run
 
 from experiments.config.secrets import mask_text
+from experiments.signals import killed
 from experiments.tracking.heartbeat import Owner, beating
 from experiments.tracking.names import (
     KILLED_REASON_TAG,
@@ -134,9 +135,16 @@ def parent_alive(parent_run_id: str | None, uri: str | None, others_running: Cal
         with beating(client, parent_run_id, Owner.here()):
             yield
     except BaseException as exc:
-        if not others_running():
-            TrackedRun(parent_run_id, uri).end("FAILED" if isinstance(exc, Exception) else "KILLED")
-        raise
+        if others_running():
+            raise
+        parent = TrackedRun(parent_run_id, uri)
+        parent.end("FAILED" if isinstance(exc, Exception) else "KILLED")
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        stopped = killed(exc, f"sweep {parent.label()}")
+        if stopped is exc:
+            raise
+        raise stopped from exc
 
 
 def record_trial_end(run_id: str | None, uri: str | None, state: str, metrics: Mapping[str, float]) -> None:
