@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,8 @@ from experiments.cli import main
 from experiments.config.experiment import load_experiment
 from experiments.sweeps import engine
 from experiments.sweeps import study as studies
+from experiments.sweeps.trials import fingerprint
+from experiments.tracking.names import STUDY_PARENT_ATTR, STUDY_PLAN_ATTR
 from experiments.tracking.runs import config_params
 
 from cli_errors import one_error_line
@@ -323,6 +326,28 @@ def test_a_worker_that_asks_after_the_last_slot_runs_nothing(tmp_path: Path) -> 
     assert studies.ended(study) == ([], 1)  # the slot is still the other worker's
 
 
+def test_a_worker_that_finds_the_study_being_set_up_joins_it_under_its_name(tmp_path: Path) -> None:
+    # Workers start together: one may find the study its peer created a moment ago, before the plan
+    # and the parent are written. It waits for them and joins, instead of starting NAME-2.
+    file = write(tmp_path / "seeds.yaml", {"defaults": {**TINY, "tracking": False}, "seeds": [0, 1]})
+    experiment = load_experiment(str(file))
+    storage = studies.open_storage("memory", None)
+    creating = optuna.create_study(storage=storage, study_name="seeds")  # the peer, mid-way
+
+    def finish_setting_up() -> None:
+        time.sleep(1.0)
+        creating.set_user_attr(STUDY_PLAN_ATTR, fingerprint(experiment))
+        creating.set_user_attr(STUDY_PARENT_ATTR, "")
+
+    peer = threading.Thread(target=finish_setting_up)
+    peer.start()
+    second_parent = lambda name: pytest.fail("a second parent")  # noqa: E731
+    _, name, parent = studies.open_study(experiment, storage, None, 1, second_parent, lambda name: False)
+    peer.join()
+    assert (name, parent) == ("seeds", None)
+    assert optuna.study.get_all_study_names(storage) == ["seeds"]
+
+
 # -- real training: MLflow's records --------------------------------------------------------
 
 
@@ -363,6 +388,30 @@ def test_children_under_one_parent_carry_their_trial_and_values_and_a_pruned_one
 
 @pytest.mark.slow
 @pytest.mark.floors
+def test_a_list_on_two_workers_with_every_default_runs_each_run_once_under_one_parent(
+    tmp_path: Path, zoo_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a user types: no --sweep, no store named, an empty folder. The two workers start at once
+    # and race to the study: they must share one sweep (not the file's name and NAME-2), and the
+    # runs folder must be made before the study storage in it opens.
+    here = tmp_path / "work"
+    here.mkdir()
+    write(here / "seeds.yaml", {"defaults": TINY, "seeds": [0, 1, 2, 3]})
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, log = finish(
+        [*ZOO, "run", "seeds.yaml", "--workers", "2"], tmp_path / "w2.log", cwd=here, ZOO_CACHE_DIR=str(zoo_cache_dir)
+    )
+    assert code == 0, log[-3000:]
+    assert sorted(p.name for p in here.iterdir()) == ["seeds.yaml", "zoo-runs"]
+    client = MlflowClient(f"sqlite:///{here / 'zoo-runs' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("seeds").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("zoo.role") == "sweep"]
+    assert [(p.info.run_name, p.info.status) for p in parents] == [("seeds", "FINISHED")]
+    children = [r for r in runs if r.data.tags.get("zoo.role") is None]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2", "3"]  # each run once
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+
+
 def test_two_workers_share_the_cores_and_a_killed_worker_is_retried(
     tmp_path: Path, mlflow_store: str, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

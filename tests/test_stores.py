@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments import ExperimentConfig, train
 from experiments.cli import main
-from experiments.sweeps.study import default_storage
+from experiments.sweeps.study import default_storage, open_storage
 from experiments.tracking.store import RUNS_DIR_ENV, artifact_location, open_store, resolve_tracking_uri
 
 from cli_errors import one_error_line
@@ -245,6 +245,10 @@ def test_the_default_store_is_one_runs_folder_and_a_store_in_use_stays_where_it_
     assert open_store() == resolve_tracking_uri()
     assert sorted(p.name for p in here.iterdir()) == ["zoo-runs"]
     assert (here / "zoo-runs" / "mlflow.db").is_file()
+    # The study storage opens before the MLflow store (zoo run --workers 2): it makes the folder too.
+    shutil.rmtree(here / "zoo-runs")
+    open_storage(default_storage(None), None)
+    assert sorted(p.name for p in (here / "zoo-runs").iterdir()) == ["optuna.db"]
     # $ZOO_RUNS_DIR names the folder; --tracking-uri and $MLFLOW_TRACKING_URI name the store itself.
     monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "elsewhere" / "runs"))
     assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere' / 'runs' / 'mlflow.db'}"

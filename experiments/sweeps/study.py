@@ -47,7 +47,13 @@ from experiments.tracking.names import (
     TRIAL_RUN_ATTR,
     TRIAL_SLOT_ATTR,
 )
-from experiments.tracking.store import check_database, make_runs_folder, resolve_tracking_uri, sqlite_path
+from experiments.tracking.store import (
+    check_database,
+    make_runs_folder,
+    resolve_tracking_uri,
+    runs_folder,
+    sqlite_path,
+)
 
 STUDY_FILE = "optuna.db"
 """The default storage's file, beside the local MLflow store (``mlflow.db``)."""
@@ -128,6 +134,8 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
     if url == "memory":
         return optuna.storages.InMemoryStorage()
     path, engine = sqlite_path(url), dict[str, Any]()
+    if path is not None and path.parent == runs_folder():  # the default, opened before the store that makes it
+        make_runs_folder()
     if path is not None and not path.parent.is_dir():
         raise TrackingError(
             f"study storage {mask_uri(url)}: its folder {path.parent} does not exist; create it, "
@@ -209,6 +217,22 @@ def pruner_for(experiment: ExperimentFile) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
 
 
+def set_up_attrs(study: optuna.Study) -> dict[str, Any]:
+    """A study's attributes once its creator has set it up (the parent's id is written last).
+
+    Args:
+        study: A study another process may still be setting up.
+
+    Returns:
+        Its attributes; without `STUDY_PARENT_ATTR` if its creator stopped first (waited for up to
+        `JOIN_TIMEOUT_S` seconds).
+    """
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while STUDY_PARENT_ATTR not in (attrs := study.user_attrs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return attrs
+
+
 def open_study(
     experiment: ExperimentFile,
     storage: optuna.storages.BaseStorage,
@@ -236,9 +260,13 @@ def open_study(
     plan = fingerprint(experiment)
 
     def lookup(candidate: str) -> tuple[str | None, bool] | None:
+        # The parent first: a study is made before its parent, so a parent seen here that belongs to a
+        # study (a worker starting beside this one) has that study in the names read next.
+        has_parent = taken(candidate)
         if candidate not in optuna.study.get_all_study_names(storage):
-            return ("", True) if taken(candidate) else None
-        attrs = optuna.load_study(study_name=candidate, storage=storage).user_attrs
+            return ("", True) if has_parent else None
+        # Another worker may be setting this study up right now: its plan is read once that is done.
+        attrs = set_up_attrs(optuna.load_study(study_name=candidate, storage=storage))
         return attrs.get(STUDY_PLAN_ATTR), LOCK_PREFIX + f"{candidate}/finished" in optuna.study.get_all_study_names(
             storage
         )
@@ -262,14 +290,12 @@ def open_study(
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name, pruner=pruner_for(experiment))
     study.sampler = sampler_for(experiment, worker, len(study.get_trials(deepcopy=False)))
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while STUDY_PARENT_ATTR not in (attrs := study.user_attrs):
-        if time.monotonic() > deadline:
-            raise TrackingError(
-                f"sweep '{name}' was never set up (its creator stopped while setting it up); "
-                f"pass --sweep NEW_NAME to start a new sweep"
-            )
-        time.sleep(0.5)
+    attrs = set_up_attrs(study)
+    if STUDY_PARENT_ATTR not in attrs:
+        raise TrackingError(
+            f"sweep '{name}' was never set up (its creator stopped while setting it up); "
+            f"pass --sweep NEW_NAME to start a new sweep"
+        )
     if attrs.get(STUDY_PLAN_ATTR) != plan:
         raise TrackingError(
             f"sweep '{name}' runs another experiment (a different file, overrides or search); "
