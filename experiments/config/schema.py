@@ -107,12 +107,21 @@ class ExperimentConfig(BaseModel):
     )  # fmt: skip
     # -- optimisation --------------------------------------------------------
     epochs: int = _field(10, "maximum number of epochs", ge=1)
-    optimizer: Literal["adam", "adamw", "sgd"] = _field("adam", "optimizer")
+    optimizer: Literal["adam", "adamw", "sgd", "lamb"] = _field("adam", "optimizer (lamb: timm's LAMB)")
     lr: float = _field(1e-3, "learning rate", ge=0)
     momentum: float = _field(0.9, "SGD momentum", ge=0)
     nesterov: bool = _field(False, "SGD with Nesterov momentum")
     weight_decay: float = _field(0.0, "weight decay", ge=0)
-    schedule: Literal["none", "cosine", "onecycle"] = _field("none", "learning-rate schedule")
+    decay_norm_bias: bool = _field(True, "weight decay on norm layers and biases too (off: as timm's recipes)")
+    schedule: Literal["none", "cosine", "onecycle", "step", "multistep"] = _field("none", "learning-rate schedule")
+    step_epochs: int = _field(30, "schedule step: multiply the learning rate by lr_gamma every N epochs", ge=1)
+    milestones: list[Annotated[int, Field(ge=1)]] | None = _field(
+        None, "schedule multistep: epochs at which the learning rate is multiplied by lr_gamma, e.g. 30,60",
+        min_length=1, fix="give whole numbers of epochs >= 1, e.g. 30,60",
+    )  # fmt: skip
+    lr_gamma: float = _field(
+        0.1, "factor of the step and multistep schedules", gt=0, le=1, fix="give a number in (0, 1]"
+    )
     warmup_epochs: float = _field(0.0, "linear warmup epochs before the schedule", ge=0)
     label_smoothing: float = _field(
         0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1, fix="give a number in [0, 1)"
@@ -248,6 +257,7 @@ class ExperimentConfig(BaseModel):
                 f"nesterov: only applies to optimizer sgd, not '{self.optimizer}'; "
                 "drop --nesterov or use --optimizer sgd"
             )
+        self._check_recipe()
         size = self.image_size or self.decode_size
         if size is not None:
             batch_bytes = self.batch_size * 3 * size * size * 4
@@ -284,6 +294,34 @@ class ExperimentConfig(BaseModel):
         if self.precision == "16-mixed" and _resolves_to_cpu(self.accelerator):
             raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
         return self
+
+    def _check_recipe(self) -> None:
+        """The training recipe's fields that only make sense together (schedule, decay)."""
+        if self.milestones is not None and self.schedule != "multistep":
+            raise ConfigError(
+                f"milestones: only apply to schedule multistep, not '{self.schedule}'; "
+                "drop --milestones or use --schedule multistep"
+            )
+        if self.schedule == "multistep":
+            if self.milestones is None:
+                raise ConfigError("schedule: multistep needs milestones; give --milestones EPOCH,EPOCH,...")
+            if self.milestones != sorted(set(self.milestones)):
+                raise ConfigError(f"milestones: {self.milestones} must go up, each once; e.g. 30,60")
+            if self.milestones[-1] >= self.epochs:
+                raise ConfigError(
+                    f"milestones: {self.milestones[-1]} is past the last epoch (epochs {self.epochs}); "
+                    f"give milestones below {self.epochs} or raise --epochs"
+                )
+        if self.schedule == "step" and self.step_epochs >= self.epochs:
+            raise ConfigError(
+                f"step_epochs: {self.step_epochs} is past the last epoch (epochs {self.epochs}), so the "
+                f"learning rate never steps; give step_epochs below {self.epochs} or raise --epochs"
+            )
+        if not self.decay_norm_bias and self.weight_decay == 0:
+            raise ConfigError(
+                "decay_norm_bias: off has no effect with weight_decay 0; drop --no-decay-norm-bias "
+                "or give --weight-decay"
+            )
 
     def validate(self) -> ExperimentConfig:  # type: ignore[override]  # pydantic's is a deprecated v1 classmethod
         """The config itself: it was checked when it was made (kept for the callers that chain it).

@@ -13,13 +13,15 @@ callback writes to MLflow with the epoch as step (an explicit epoch axis);
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from timm.optim import Lamb
 from torch.optim import SGD, Adam, AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 from torchmetrics import MeanMetric
@@ -29,7 +31,7 @@ import registry
 from experiments.config.schema import ExperimentConfig, from_dict
 from experiments.training.finetune import check_model, param_groups
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "lamb": Lamb}
 """The optimizer of each of the config's ``optimizer`` names (SGD also takes its momentum and nesterov)."""
 
 
@@ -205,17 +207,36 @@ class Classifier(L.LightningModule):
             max_lr = [g["lr"] for g in optimizer.param_groups]
             scheduler: Any = OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
         else:
-            scheduler = LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
+            steps = [round(e * total / c.epochs) for e in step_milestones(c)]
+            scheduler = LambdaLR(optimizer, lr_factor(c.schedule, warmup, total, steps, c.lr_gamma))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    """The per-step learning-rate multiplier: linear warmup, then constant or cosine.
+def step_milestones(config: ExperimentConfig) -> list[int]:
+    """The epochs at which the step and multistep schedules multiply the learning rate by ``lr_gamma``.
 
     Args:
-        schedule: ``"none"`` or ``"cosine"``.
+        config: The run's config.
+
+    Returns:
+        Epochs, increasing; empty for the other schedules.
+    """
+    if config.schedule == "step":
+        return list(range(config.step_epochs, config.epochs, config.step_epochs))
+    return list(config.milestones or []) if config.schedule == "multistep" else []
+
+
+def lr_factor(
+    schedule: str, warmup: int, total: int, milestones: Sequence[int] = (), gamma: float = 0.1
+) -> Callable[[int], float]:
+    """The per-step learning-rate multiplier: linear warmup, then constant, cosine or stepped.
+
+    Args:
+        schedule: ``"none"``, ``"cosine"``, ``"step"`` or ``"multistep"``.
         warmup: Warmup steps.
         total: Total optimisation steps.
+        milestones: Steps at which ``step`` and ``multistep`` multiply the rate by ``gamma``.
+        gamma: That factor.
 
     Returns:
         ``factor(step) -> float``.
@@ -227,6 +248,8 @@ def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
         if schedule == "cosine":
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if schedule in ("step", "multistep"):
+            return float(gamma ** bisect.bisect_right(milestones, step))
         return 1.0
 
     return factor
