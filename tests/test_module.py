@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from timm.loss import BinaryCrossEntropy
 from timm.optim import Lamb
 
 from experiments import ExperimentConfig
@@ -73,6 +75,25 @@ def test_optimizers(optimizer: str, cls: type) -> None:
     assert isinstance(built, cls)
     assert built.param_groups[0]["lr"] == 0.05
     assert built.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_bce_smooths_as_timms_and_takes_soft_targets_and_evaluation_stays_cross_entropy() -> None:
+    logits, labels = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    module = Classifier(ExperimentConfig(model="resnet_tiny_scratch", loss="bce", label_smoothing=0.1), 5)
+    expected = BinaryCrossEntropy(smoothing=0.1)(logits, labels)
+    assert module._loss(logits, labels) == pytest.approx(float(expected))
+    soft = F.one_hot(labels, 5).float()
+    assert module._loss(logits, soft) == pytest.approx(float(expected))  # smoothed here, not upstream
+    module.eval()
+    assert module._loss(logits, labels) == pytest.approx(float(F.cross_entropy(logits, labels)))
+
+
+def test_cross_entropy_on_soft_targets_equals_it_on_labels() -> None:
+    logits, labels = torch.randn(4, 3), torch.tensor([2, 0, 1, 1])
+    module = Classifier(ExperimentConfig(model="resnet_tiny_scratch", label_smoothing=0.2), 3)
+    hard = module._loss(logits, labels)
+    assert module._loss(logits, F.one_hot(labels, 3).float()) == pytest.approx(float(hard))
+    assert hard == pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.2)))
 
 
 def test_forward_and_predict_step_shapes() -> None:

@@ -123,8 +123,11 @@ class ExperimentConfig(BaseModel):
         0.1, "factor of the step and multistep schedules", gt=0, le=1, fix="give a number in (0, 1]"
     )
     warmup_epochs: float = _field(0.0, "linear warmup epochs before the schedule", ge=0)
+    loss: Literal["ce", "bce"] = _field(
+        "ce", "training loss: ce (cross-entropy) or bce (binary cross-entropy per class, on soft targets)"
+    )
     label_smoothing: float = _field(
-        0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1, fix="give a number in [0, 1)"
+        0.0, "label smoothing of the training loss (ce or bce)", ge=0, lt=1, fix="give a number in [0, 1)"
     )
     seed: int = _field(
         0, "seed of weights, split, shuffling and augmentation", ge=0, le=MAX_SEED,

@@ -96,23 +96,35 @@ class Classifier(L.LightningModule):
             return self._compiled(images)
         return self.model(images)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing if self.training else 0.0)
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss the config names, or plain cross-entropy outside training.
+
+        ``targets`` are labels ``(N,)`` or soft targets ``(N, C)`` (mixed batches). Binary
+        cross-entropy smooths as timm's ``BinaryCrossEntropy`` does (every class ``s / C``, the
+        true one ``1 - s`` more), on soft targets too, where timm's leaves smoothing upstream.
+        """
+        if not self.training:  # validation and test losses compare across runs whatever the recipe
+            return F.cross_entropy(logits, targets)
+        smoothing = self.config.label_smoothing
+        if self.config.loss == "ce":
+            return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        soft = targets if targets.is_floating_point() else F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, soft * (1 - smoothing) + smoothing / logits.shape[1])
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimisation step; logs ``train_loss_step``.
 
         Args:
-            batch: Preprocessed images and labels.
+            batch: Preprocessed images and labels (or soft targets, for a mixed batch).
             batch_idx: Index of the batch in the epoch.
 
         Returns:
             The loss.
         """
-        images, labels = batch
+        images, targets = batch
         logits = self(images)
-        loss = self._loss(logits, labels)
-        self.train_acc(logits, labels)
+        loss = self._loss(logits, targets)
+        self.train_acc(logits, targets if targets.ndim == 1 else targets.argmax(1))  # a mixed batch: its main class
         self.train_loss_mean(loss.detach())
         self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, logger=False)
@@ -122,8 +134,8 @@ class Classifier(L.LightningModule):
     def eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         """The step validation and test share: logits, ``{stage}_loss`` and ``{stage}_acc`` for the epoch.
 
-        The loss is without label smoothing (``self.training`` is off), so
-        validation and test losses compare across runs whatever the training recipe.
+        The loss is plain cross-entropy (``self.training`` is off), so validation and
+        test losses compare across runs whatever the training loss and smoothing.
 
         Args:
             batch: Preprocessed images and labels.
