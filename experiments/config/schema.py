@@ -92,6 +92,19 @@ class ExperimentConfig(BaseModel):
         fix="give three numbers (one per RGB channel, all > 0)",
     )  # fmt: skip
     augment: bool | None = _field(None, "random crop + flip while training; default: the preset's")
+    erase_prob: float = _field(
+        0.0, "random erasing: share of training images with a rectangle erased to noise", ge=0, le=1,
+        fix="give a number in [0, 1]",
+    )  # fmt: skip
+    mixup_alpha: float = _field(0.0, "mixup of training batches: Beta(alpha, alpha) weights; 0: off", ge=0)
+    cutmix_alpha: float = _field(0.0, "CutMix of training batches: Beta(alpha, alpha) box areas; 0: off", ge=0)
+    mixup_prob: float = _field(
+        1.0, "probability that a training batch is mixed (mixup or CutMix)", ge=0, le=1, fix="give a number in [0, 1]"
+    )
+    mixup_switch_prob: float = _field(
+        0.5, "with mixup and CutMix both on: probability of CutMix for a batch", ge=0, le=1,
+        fix="give a number in [0, 1]",
+    )  # fmt: skip
     decode_size: int | None = _field(
         None, "size images are decoded to in the cache; default: the source's", ge=1, le=MAX_IMAGE_SIZE, unit=" pixels"
     )
@@ -319,6 +332,12 @@ class ExperimentConfig(BaseModel):
             raise ConfigError(
                 f"step_epochs: {self.step_epochs} is past the last epoch (epochs {self.epochs}), so the "
                 f"learning rate never steps; give step_epochs below {self.epochs} or raise --epochs"
+            )
+        mixing = "mixup_alpha" if self.mixup_alpha > 0 else "cutmix_alpha" if self.cutmix_alpha > 0 else None
+        if mixing and self.batch_size < 2:
+            raise ConfigError(
+                f"{mixing}: mixing needs batch_size >= 2 (an image mixes with another of its batch), "
+                f"not batch_size {self.batch_size}; raise --batch-size or drop --{mixing.replace('_', '-')}"
             )
         if not self.decay_norm_bias and self.weight_decay == 0:
             raise ConfigError(

@@ -16,7 +16,15 @@ from experiments.data.digest import PartDescription, describe_parts
 from experiments.data.errors import DataError
 from experiments.data.load import ImageSet, load_images
 from experiments.data.split import Split, split_images, summarize
-from experiments.data.transforms import Preprocess, augment_batch, augmentation_generator, resolve_preset
+from experiments.data.transforms import (
+    STREAMS,
+    Mixing,
+    Preprocess,
+    augment_batch,
+    augmentation_generator,
+    erase_batch,
+    resolve_preset,
+)
 
 
 def _resolve_workers(workers: int | str, in_memory: bool) -> int:
@@ -54,6 +62,11 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: A pretrained model's cfg: its mean, std and input size beat the preset.
         test_fraction: Share of each class drawn as the test part where the source has none.
         in_memory: Cache decoded images (True), decode per image (False), or decide by size (None).
+        erase_prob: Share of training images with one rectangle erased to noise (`erase_batch`).
+        mixup_alpha: Mixup of training batches (`Mixing`); 0 is off.
+        cutmix_alpha: CutMix of training batches; 0 is off.
+        mixup_prob: Probability that a training batch is mixed.
+        mixup_switch_prob: With both on, probability of CutMix rather than mixup.
     """
 
     def __init__(
@@ -74,6 +87,11 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: dict[str, Any] | None = None,
         test_fraction: float = 0.2,
         in_memory: bool | None = None,
+        erase_prob: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        mixup_switch_prob: float = 0.5,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -86,6 +104,8 @@ class ImageDataModule(L.LightningDataModule):
         self.preset = resolve_preset(
             preset, image_size=image_size, mean=mean, std=std, augment=augment, pretrained_cfg=pretrained_cfg
         )
+        self.erase_prob = erase_prob
+        self.mixing = Mixing(mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
         self._images: ImageSet | None = None
         self._split: Split | None = None
         self._preprocess: Preprocess | None = None
@@ -202,37 +222,57 @@ class ImageDataModule(L.LightningDataModule):
         """
         return self._loader("test", shuffle=False)
 
+    @property
+    def augments(self) -> bool:
+        """Whether training batches change at all (crop and flip, erasing or mixing)."""
+        return self.preset.augment or self.erase_prob > 0 or self.mixing.active
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """Augment (training only), resize and normalise the batch on its device.
 
         Returns:
-            (float32 (N, 3, S, S) normalised, labels).
+            (float32 (N, 3, S, S) normalised, labels); a mixed training batch has soft
+            targets, float32 (N, num_classes), in place of its labels.
         """
         images, labels = batch
         trainer = self.trainer
-        if self.preset.augment and trainer is not None and trainer.training:
+        if self.augments and trainer is not None and trainer.training:
             # The batch's index within the epoch is restored on resume, so augmentation repeats exactly.
             batch_index = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-            return self.model_input(images, trainer.current_epoch, batch_index), labels
+            epoch = trainer.current_epoch
+            images = self.model_input(images, epoch, batch_index)
+            if not self.mixing.active:
+                return images, labels
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["mix"])
+            return self.mixing(images, labels, self.num_classes, generator)
         return self.model_input(images), labels
 
     def model_input(self, images: Tensor, epoch: int | None = None, batch_index: int = 0) -> Tensor:
         """A uint8 batch on its device as the model takes it: augmented for training, resized, normalised.
 
+        Crop and flip (the preset's ``augment``) work on the uint8 batch, random erasing on the
+        normalised one (as timm's recipes order them); each draws from its own stream of
+        `augmentation_generator`. Mixing changes the labels too, so `on_after_batch_transfer` does it.
+
         Args:
             images: uint8 (N, 3, H, W), on any device.
             epoch: The training epoch; with ``batch_index`` it seeds the augmentation (so a
-                resumed run repeats it). None for an evaluation batch: never augmented (nor is
-                any batch of a preset without augmentation).
+                resumed run repeats it). None for an evaluation batch: never augmented (nor
+                cropped and flipped is any batch of a preset without augmentation).
             batch_index: The batch's index within the epoch.
 
         Returns:
             float32 (N, 3, S, S), normalised, on the batch's device.
         """
         if self.preset.augment and epoch is not None:
-            images = augment_batch(images, augmentation_generator(self.seed, epoch, batch_index))
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["crop_flip"])
+            images = augment_batch(images, generator)
         preprocess = self._ready()[2]
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)
         output: Tensor = preprocess(images)
+        if self.erase_prob > 0 and epoch is not None:
+            output = erase_batch(
+                output, augmentation_generator(self.seed, epoch, batch_index, STREAMS["erase"]), self.erase_prob
+            )
         return output
