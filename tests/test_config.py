@@ -93,6 +93,8 @@ def test_yaml_round_trip() -> None:
         ({"lr_gamma": 1.5}, "lr_gamma: 1.5 is not allowed; give a number in (0, 1]"),
         ({"decay_norm_bias": False}, "decay_norm_bias: off has no effect with weight_decay 0"),
         ({"loss": "focal"}, "loss: 'focal' is not allowed; choose one of: ce, bce"),
+        ({"auto_augment": "randaug"}, "auto_augment: 'randaug' is not allowed; choose one of: none, randaugment"),
+        ({"augment_magnitude": 31}, "augment_magnitude: 31 is not allowed; give at most 30"),
         ({"erase_prob": 1.5}, "erase_prob: 1.5 is not allowed; give a number in [0, 1]"),
         ({"mixup_prob": -0.1}, "mixup_prob: -0.1 is not allowed; give a number in [0, 1]"),
         ({"cutmix_alpha": 1.0, "batch_size": 1}, "cutmix_alpha: mixing needs batch_size >= 2"),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from timm.data.mixup import mixup_target
+from torchvision.transforms import v2
 
 from experiments.data.datamodule import ImageDataModule
 from experiments.data.datasets import SeededSampler
@@ -24,6 +25,7 @@ from experiments.data.transforms import (
     Preprocess,
     augment_batch,
     augmentation_generator,
+    auto_augment_batch,
     erase_batch,
     resolve_preset,
 )
@@ -112,6 +114,36 @@ def test_augment_batch_crops_and_flips_each_image() -> None:
         padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
         windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(augmented, w) or torch.equal(augmented, w.flip(-1)) for w in windows)
+
+
+@pytest.mark.parametrize("policy", ["randaugment", "trivialaugment"])
+def test_auto_augment_gives_each_image_torchvisions_transform_under_its_own_seed(policy: str) -> None:
+    images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8)
+    before = torch.random.get_rng_state()
+    out = auto_augment_batch(images, augmentation_generator(0, 0, 0, STREAMS["auto_augment"]), policy, magnitude=9)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator is left alone
+    assert out.dtype == torch.uint8
+    assert out.shape == images.shape
+    again = auto_augment_batch(images, augmentation_generator(0, 0, 0, STREAMS["auto_augment"]), policy, magnitude=9)
+    assert torch.equal(out, again)
+    seeds = torch.randint(0, 2**62, (12,), generator=augmentation_generator(0, 0, 0, STREAMS["auto_augment"]))
+    transform = v2.RandAugment(num_ops=2, magnitude=9) if policy == "randaugment" else v2.TrivialAugmentWide()
+    with torch.random.fork_rng(devices=[]):
+        for image, seed, augmented in zip(images, seeds.tolist(), out, strict=True):
+            torch.manual_seed(seed)
+            assert torch.equal(transform(image), augmented)  # torchvision's own transform, image by image
+    assert sum(not torch.equal(a, b) for a, b in zip(images, out, strict=True)) >= 6
+
+
+def test_auto_augment_in_the_hook_and_a_bad_name() -> None:
+    dm = ImageDataModule("digits", batch_size=32, auto_augment="randaugment")  # no crop and flip
+    images, labels = next(iter(dm.val_dataloader()))
+    first = transfer(dm, (images, labels), training=True, epoch=0, step=1)[0]
+    assert not torch.equal(first, dm.preprocess(images))
+    assert torch.equal(first, transfer(dm, (images, labels), training=True, epoch=0, step=1)[0])
+    assert torch.equal(transfer(dm, (images, labels), training=False)[0], dm.preprocess(images))
+    with pytest.raises(DataError, match="unknown auto_augment 'randaug'; choose one of none, randaugment"):
+        ImageDataModule("digits", auto_augment="randaug")
 
 
 def test_erase_batch_erases_one_rectangle_of_a_share_of_the_images_as_the_generator_says() -> None:

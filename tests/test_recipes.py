@@ -25,6 +25,8 @@ RECIPE = {
     "mixup_prob": "0.9",
     "mixup_switch_prob": "0.5",
     "erase_prob": "0.25",
+    "auto_augment": "randaugment",
+    "augment_magnitude": "7",
 }
 FLAGS = [
     "--data", "digits", "--preset", "cifar", "--augment", "--limit-per-class", "8", "--batch-size", "16",
@@ -32,6 +34,7 @@ FLAGS = [
     "--optimizer", "lamb", "--weight-decay", "0.02", "--no-decay-norm-bias", "--schedule", "step",
     "--step-epochs", "1", "--lr-gamma", "0.5", "--loss", "bce", "--label-smoothing", "0.1",
     "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--mixup-prob", "0.9", "--erase-prob", "0.25",
+    "--auto-augment", "randaugment", "--augment-magnitude", "7",
 ]  # fmt: skip
 
 

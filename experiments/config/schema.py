@@ -92,6 +92,10 @@ class ExperimentConfig(BaseModel):
         fix="give three numbers (one per RGB channel, all > 0)",
     )  # fmt: skip
     augment: bool | None = _field(None, "random crop + flip while training; default: the preset's")
+    auto_augment: Literal["none", "randaugment", "trivialaugment"] = _field(
+        "none", "RandAugment (2 operations) or TrivialAugment of training images (torchvision's)"
+    )
+    augment_magnitude: int = _field(9, "RandAugment's magnitude, 0 to 30", ge=0, le=30)
     erase_prob: float = _field(
         0.0, "random erasing: share of training images with a rectangle erased to noise", ge=0, le=1,
         fix="give a number in [0, 1]",

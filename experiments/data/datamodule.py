@@ -17,11 +17,13 @@ from experiments.data.errors import DataError
 from experiments.data.load import ImageSet, load_images
 from experiments.data.split import Split, split_images, summarize
 from experiments.data.transforms import (
+    AUTO_AUGMENTS,
     STREAMS,
     Mixing,
     Preprocess,
     augment_batch,
     augmentation_generator,
+    auto_augment_batch,
     erase_batch,
     resolve_preset,
 )
@@ -62,6 +64,8 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: A pretrained model's cfg: its mean, std and input size beat the preset.
         test_fraction: Share of each class drawn as the test part where the source has none.
         in_memory: Cache decoded images (True), decode per image (False), or decide by size (None).
+        auto_augment: ``randaugment`` or ``trivialaugment`` of training images (`auto_augment_batch`).
+        augment_magnitude: RandAugment's magnitude, 0 to 30.
         erase_prob: Share of training images with one rectangle erased to noise (`erase_batch`).
         mixup_alpha: Mixup of training batches (`Mixing`); 0 is off.
         cutmix_alpha: CutMix of training batches; 0 is off.
@@ -87,6 +91,8 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: dict[str, Any] | None = None,
         test_fraction: float = 0.2,
         in_memory: bool | None = None,
+        auto_augment: str = "none",
+        augment_magnitude: int = 9,
         erase_prob: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
@@ -104,7 +110,9 @@ class ImageDataModule(L.LightningDataModule):
         self.preset = resolve_preset(
             preset, image_size=image_size, mean=mean, std=std, augment=augment, pretrained_cfg=pretrained_cfg
         )
-        self.erase_prob = erase_prob
+        if auto_augment not in AUTO_AUGMENTS:
+            raise DataError(f"unknown auto_augment {auto_augment!r}; choose one of {', '.join(AUTO_AUGMENTS)}")
+        self.auto_augment, self.augment_magnitude, self.erase_prob = auto_augment, augment_magnitude, erase_prob
         self.mixing = Mixing(mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
         self._images: ImageSet | None = None
         self._split: Split | None = None
@@ -224,8 +232,8 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def augments(self) -> bool:
-        """Whether training batches change at all (crop and flip, erasing or mixing)."""
-        return self.preset.augment or self.erase_prob > 0 or self.mixing.active
+        """Whether training batches change at all (crop and flip, RandAugment or TrivialAugment, erasing, mixing)."""
+        return self.preset.augment or self.auto_augment != "none" or self.erase_prob > 0 or self.mixing.active
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """Augment (training only), resize and normalise the batch on its device.
@@ -250,7 +258,8 @@ class ImageDataModule(L.LightningDataModule):
     def model_input(self, images: Tensor, epoch: int | None = None, batch_index: int = 0) -> Tensor:
         """A uint8 batch on its device as the model takes it: augmented for training, resized, normalised.
 
-        Crop and flip (the preset's ``augment``) work on the uint8 batch, random erasing on the
+        Crop and flip (the preset's ``augment``), then RandAugment or TrivialAugment, work on the
+        uint8 batch, random erasing on the
         normalised one (as timm's recipes order them); each draws from its own stream of
         `augmentation_generator`. Mixing changes the labels too, so `on_after_batch_transfer` does it.
 
@@ -267,6 +276,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.preset.augment and epoch is not None:
             generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["crop_flip"])
             images = augment_batch(images, generator)
+        if self.auto_augment != "none" and epoch is not None:
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["auto_augment"])
+            images = auto_augment_batch(images, generator, self.auto_augment, self.augment_magnitude)
         preprocess = self._ready()[2]
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms import v2
 
 from experiments.data.errors import DataError
 
@@ -282,8 +283,39 @@ def augmentation_generator(seed: int, epoch: int, batch_index: int, stream: int 
     return torch.Generator().manual_seed(mixed % (2**63))
 
 
-STREAMS = {"crop_flip": 0, "erase": 1, "mix": 2}
+STREAMS = {"crop_flip": 0, "erase": 1, "mix": 2, "auto_augment": 3}
 """The `augmentation_generator` stream of each batch augmentation."""
+
+
+AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
+"""The config's ``auto_augment`` names: torchvision's ``RandAugment`` and ``TrivialAugmentWide``."""
+
+
+def auto_augment_batch(images: Tensor, generator: torch.Generator, policy: str, magnitude: int = 9) -> Tensor:
+    """RandAugment (2 operations at ``magnitude``) or TrivialAugment, each image its own draw.
+
+    torchvision's ``transforms.v2`` classes take a uint8 batch but draw one operation for all
+    of it from torch's global generator; so each image is transformed alone, under a forked
+    global CPU generator seeded from ``generator`` (the one per-image Python loop of the data
+    path, paid only with ``auto_augment`` on). The operations run where the batch is.
+
+    Args:
+        images: uint8 (N, C, H, W), on any device.
+        generator: CPU generator, seeded by the caller.
+        policy: ``"randaugment"`` or ``"trivialaugment"``.
+        magnitude: RandAugment's magnitude, 0 to 30 (TrivialAugment draws its own).
+
+    Returns:
+        The augmented batch, same shape, dtype and device.
+    """
+    transform = v2.RandAugment(num_ops=2, magnitude=magnitude) if policy == "randaugment" else v2.TrivialAugmentWide()
+    seeds = torch.randint(0, 2**62, (images.shape[0],), generator=generator).tolist()
+    with torch.random.fork_rng(devices=[]):  # the global CPU generator is left as it was
+        augmented = []
+        for image, seed in zip(images, seeds, strict=True):
+            torch.manual_seed(seed)
+            augmented.append(transform(image))
+    return torch.stack(augmented)
 
 
 def erase_batch(

@@ -56,7 +56,15 @@ DATA_FIELDS = ("batch_size", "val_fraction", "seed", "limit_per_class", "decode_
 """Config fields that `ImageDataModule` takes under the same names: what is read and how it is split, ..."""
 PREPROCESS_FIELDS = ("preset", "image_size", "mean", "std", "augment")
 """... and what the images become (`experiments.data.transforms.resolve_preset`) ..."""
-AUGMENT_FIELDS = ("erase_prob", "mixup_alpha", "cutmix_alpha", "mixup_prob", "mixup_switch_prob")
+AUGMENT_FIELDS = (
+    "auto_augment",
+    "augment_magnitude",
+    "erase_prob",
+    "mixup_alpha",
+    "cutmix_alpha",
+    "mixup_prob",
+    "mixup_switch_prob",
+)
 """... and what training batches become besides the preset's crop and flip."""
 
 LOG_EVERY_N_STEPS = 50
