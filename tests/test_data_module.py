@@ -146,6 +146,31 @@ def test_auto_augment_in_the_hook_and_a_bad_name() -> None:
         ImageDataModule("digits", auto_augment="randaug")
 
 
+def test_repeated_augmentation_repeats_each_shuffled_index_and_keeps_the_epochs_length() -> None:
+    sampler = SeededSampler(10, seed=0, repeats=3)
+    order = list(sampler)
+    assert len(order) == 10
+    assert order[:9:3] == order[1:9:3] == order[2:9:3]  # each index three times in a row
+    assert order[9] == order[::3][-1]
+    assert len(set(order)) == 4
+    assert order[::3] == list(SeededSampler(10, seed=0))[:4]  # the shuffle's first quarter-plus, repeated
+    dm = ImageDataModule("digits", batch_size=30, preset="cifar", repeated_augment=3)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert torch.equal(images[0], images[1])  # the loader repeats the image ...
+    x = transfer(dm, (images, torch.zeros(30, dtype=torch.long)), training=True, epoch=0, step=1)[0]
+    assert not torch.equal(x[0], x[1])  # ... and each copy is augmented its own way
+    validation = list(dm.val_dataloader().sampler)
+    assert validation == list(range(len(validation)))  # evaluation: every image once, in order
+
+
+def test_train_image_size_resizes_training_batches_and_evaluation_keeps_the_test_size() -> None:
+    dm = ImageDataModule("digits", batch_size=16, preset="cifar", train_image_size=24)
+    images, labels = next(iter(dm.val_dataloader()))
+    assert transfer(dm, (images, labels), training=True, epoch=0, step=1)[0].shape == (16, 3, 24, 24)
+    assert transfer(dm, (images, labels), training=False)[0].shape == (16, 3, 32, 32)
+    assert dm.preprocess.image_size == 32  # what the logged model serves
+
+
 def test_erase_batch_erases_one_rectangle_of_a_share_of_the_images_as_the_generator_says() -> None:
     images = torch.full((64, 3, 32, 32), 7.0)
     erased = erase_batch(images, augmentation_generator(0, 0, 0, STREAMS["erase"]), prob=0.5)
@@ -164,11 +189,11 @@ def test_erase_batch_erases_one_rectangle_of_a_share_of_the_images_as_the_genera
 
 
 def test_mixup_mixes_each_image_with_the_reversed_batch_and_targets_are_timms() -> None:
-    images, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4, 5])
+    images, labels = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6)
     mixed, targets = Mixing(mixup_alpha=0.4)(images, labels, 6, augmentation_generator(0, 0, 0, STREAMS["mix"]))
     lam = float(targets[0, 0])
     assert 0 < lam < 1
-    assert torch.allclose(mixed, images * lam + images.flip(0) * (1 - lam))
+    assert torch.allclose(mixed, images * lam + images.flip(0) * (1 - lam), atol=1e-6)  # lam rounded to float32
     assert torch.allclose(targets, mixup_target(labels, 6, lam=lam))
     again = Mixing(mixup_alpha=0.4)(images, labels, 6, augmentation_generator(0, 0, 0, STREAMS["mix"]))
     assert torch.equal(again[0], mixed)

@@ -27,6 +27,8 @@ RECIPE = {
     "erase_prob": "0.25",
     "auto_augment": "randaugment",
     "augment_magnitude": "7",
+    "repeated_augment": "2",
+    "train_image_size": "24",
 }
 FLAGS = [
     "--data", "digits", "--preset", "cifar", "--augment", "--limit-per-class", "8", "--batch-size", "16",
@@ -34,7 +36,7 @@ FLAGS = [
     "--optimizer", "lamb", "--weight-decay", "0.02", "--no-decay-norm-bias", "--schedule", "step",
     "--step-epochs", "1", "--lr-gamma", "0.5", "--loss", "bce", "--label-smoothing", "0.1",
     "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--mixup-prob", "0.9", "--erase-prob", "0.25",
-    "--auto-augment", "randaugment", "--augment-magnitude", "7",
+    "--auto-augment", "randaugment", "--augment-magnitude", "7", "--repeated-augment", "2", "--train-image-size", "24",
 ]  # fmt: skip
 
 

@@ -92,6 +92,14 @@ class ExperimentConfig(BaseModel):
         fix="give three numbers (one per RGB channel, all > 0)",
     )  # fmt: skip
     augment: bool | None = _field(None, "random crop + flip while training; default: the preset's")
+    train_image_size: int | None = _field(
+        None, "input size of training batches, if not the test size (image_size)", ge=1, le=MAX_IMAGE_SIZE,
+        unit=" pixels",
+    )  # fmt: skip
+    repeated_augment: int = _field(
+        1, "repeated augmentation: each training image N times in a row, each copy augmented its own way; "
+        "the epoch keeps its length", ge=1, le=16,
+    )  # fmt: skip
     auto_augment: Literal["none", "randaugment", "trivialaugment"] = _field(
         "none", "RandAugment (2 operations) or TrivialAugment of training images (torchvision's)"
     )
@@ -278,7 +286,7 @@ class ExperimentConfig(BaseModel):
                 "drop --nesterov or use --optimizer sgd"
             )
         self._check_recipe()
-        size = self.image_size or self.decode_size
+        size = max(self.image_size or self.decode_size or 0, self.train_image_size or 0) or None
         if size is not None:
             batch_bytes = self.batch_size * 3 * size * size * 4
             allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE

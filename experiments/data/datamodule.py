@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -64,6 +65,8 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: A pretrained model's cfg: its mean, std and input size beat the preset.
         test_fraction: Share of each class drawn as the test part where the source has none.
         in_memory: Cache decoded images (True), decode per image (False), or decide by size (None).
+        train_image_size: Size of training batches, if not ``image_size`` (the test size).
+        repeated_augment: Each training image this many times in a row per epoch (`SeededSampler`).
         auto_augment: ``randaugment`` or ``trivialaugment`` of training images (`auto_augment_batch`).
         augment_magnitude: RandAugment's magnitude, 0 to 30.
         erase_prob: Share of training images with one rectangle erased to noise (`erase_batch`).
@@ -91,6 +94,8 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: dict[str, Any] | None = None,
         test_fraction: float = 0.2,
         in_memory: bool | None = None,
+        train_image_size: int | None = None,
+        repeated_augment: int = 1,
         auto_augment: str = "none",
         augment_magnitude: int = 9,
         erase_prob: float = 0.0,
@@ -110,6 +115,7 @@ class ImageDataModule(L.LightningDataModule):
         self.preset = resolve_preset(
             preset, image_size=image_size, mean=mean, std=std, augment=augment, pretrained_cfg=pretrained_cfg
         )
+        self.train_image_size, self.repeated_augment = train_image_size, repeated_augment
         if auto_augment not in AUTO_AUGMENTS:
             raise DataError(f"unknown auto_augment {auto_augment!r}; choose one of {', '.join(AUTO_AUGMENTS)}")
         self.auto_augment, self.augment_magnitude, self.erase_prob = auto_augment, augment_magnitude, erase_prob
@@ -117,6 +123,7 @@ class ImageDataModule(L.LightningDataModule):
         self._images: ImageSet | None = None
         self._split: Split | None = None
         self._preprocess: Preprocess | None = None
+        self._train_preprocessing: Preprocess | None = None
 
     def _load(self) -> ImageSet:
         if self._images is None:
@@ -192,8 +199,9 @@ class ImageDataModule(L.LightningDataModule):
         else:
             raise RuntimeError(f"{self.source}: loaded without cached images or a file list")
         workers = _resolve_workers(self.workers, images.in_memory)
+        sampler = SeededSampler(len(dataset), self.seed, shuffle, self.repeated_augment if shuffle else 1)
         return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=SeededSampler(len(dataset), self.seed, shuffle),
+            dataset, batch_size=self.batch_size, sampler=sampler,
             collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
@@ -255,6 +263,14 @@ class ImageDataModule(L.LightningDataModule):
             return self.mixing(images, labels, self.num_classes, generator)
         return self.model_input(images), labels
 
+    def _train_preprocess(self, device: torch.device) -> Preprocess:
+        """The training batches' `Preprocess` at ``train_image_size``, kept on the batches' device."""
+        kept = self._train_preprocessing
+        if kept is None or kept.mean.device != device:
+            preset = replace(self.preset, image_size=self.train_image_size)
+            kept = self._train_preprocessing = Preprocess.from_preset(preset).to(device)
+        return kept
+
     def model_input(self, images: Tensor, epoch: int | None = None, batch_index: int = 0) -> Tensor:
         """A uint8 batch on its device as the model takes it: augmented for training, resized, normalised.
 
@@ -282,6 +298,8 @@ class ImageDataModule(L.LightningDataModule):
         preprocess = self._ready()[2]
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)
+        if epoch is not None and self.train_image_size is not None:
+            preprocess = self._train_preprocess(images.device)
         output: Tensor = preprocess(images)
         if self.erase_prob > 0 and epoch is not None:
             output = erase_batch(

@@ -57,6 +57,8 @@ DATA_FIELDS = ("batch_size", "val_fraction", "seed", "limit_per_class", "decode_
 PREPROCESS_FIELDS = ("preset", "image_size", "mean", "std", "augment")
 """... and what the images become (`experiments.data.transforms.resolve_preset`) ..."""
 AUGMENT_FIELDS = (
+    "train_image_size",
+    "repeated_augment",
     "auto_augment",
     "augment_magnitude",
     "erase_prob",
