@@ -324,7 +324,7 @@ class ExperimentConfig(BaseModel):
         return self
 
     def _check_recipe(self) -> None:
-        """The training recipe's fields that only make sense together (schedule, decay)."""
+        """The training recipe's fields that only make sense together (schedule, mixing, decay)."""
         if self.milestones is not None and self.schedule != "multistep":
             raise ConfigError(
                 f"milestones: only apply to schedule multistep, not '{self.schedule}'; "
