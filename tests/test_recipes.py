@@ -63,6 +63,7 @@ def only_run(uri: str, name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.floors  # timm's Lamb and Lightning's resume on the lowest allowed releases too
 def test_a_run_with_every_recipe_part_records_them_and_repeats_its_batches_on_resume(
     mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
