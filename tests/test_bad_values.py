@@ -55,6 +55,8 @@ def no_runs(uri: str) -> bool:
         (["--image-size", "8000", "--batch-size", "256"], "more than a quarter of this machine's"),
         (["--checkpoint-dir", "a_file"], "is a file, not a folder"),
         (["--checkpoint-dir", "a_file/below"], "is a file, not a folder"),
+        (["--schedule", "multistep", "--milestones", "2,40"], "milestones: 40 is past the last epoch (epochs 10)"),
+        (["--lr-gamma", "0"], "lr_gamma: 0.0 is not allowed; give a number in (0, 1]"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )

@@ -9,6 +9,8 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from timm.data.mixup import mixup_target
+from torchvision.transforms import v2
 
 from experiments.data.datamodule import ImageDataModule
 from experiments.data.datasets import SeededSampler
@@ -18,9 +20,13 @@ from experiments.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PRESETS,
+    STREAMS,
+    Mixing,
     Preprocess,
     augment_batch,
     augmentation_generator,
+    auto_augment_batch,
+    erase_batch,
     resolve_preset,
 )
 
@@ -108,6 +114,127 @@ def test_augment_batch_crops_and_flips_each_image() -> None:
         padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
         windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(augmented, w) or torch.equal(augmented, w.flip(-1)) for w in windows)
+
+
+@pytest.mark.parametrize("policy", ["randaugment", "trivialaugment"])
+def test_auto_augment_gives_each_image_torchvisions_transform_under_its_own_seed(policy: str) -> None:
+    images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8)
+    before = torch.random.get_rng_state()
+    out = auto_augment_batch(images, augmentation_generator(0, 0, 0, STREAMS["auto_augment"]), policy, magnitude=9)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator is left alone
+    assert out.dtype == torch.uint8
+    assert out.shape == images.shape
+    again = auto_augment_batch(images, augmentation_generator(0, 0, 0, STREAMS["auto_augment"]), policy, magnitude=9)
+    assert torch.equal(out, again)
+    seeds = torch.randint(0, 2**62, (12,), generator=augmentation_generator(0, 0, 0, STREAMS["auto_augment"]))
+    transform = v2.RandAugment(num_ops=2, magnitude=9) if policy == "randaugment" else v2.TrivialAugmentWide()
+    with torch.random.fork_rng(devices=[]):
+        for image, seed, augmented in zip(images, seeds.tolist(), out, strict=True):
+            torch.manual_seed(seed)
+            assert torch.equal(transform(image), augmented)  # torchvision's own transform, image by image
+    assert sum(not torch.equal(a, b) for a, b in zip(images, out, strict=True)) >= 6
+
+
+def test_auto_augment_in_the_hook_and_a_bad_name() -> None:
+    dm = ImageDataModule("digits", batch_size=32, auto_augment="randaugment")  # no crop and flip
+    images, labels = next(iter(dm.val_dataloader()))
+    first = transfer(dm, (images, labels), training=True, epoch=0, step=1)[0]
+    assert not torch.equal(first, dm.preprocess(images))
+    assert torch.equal(first, transfer(dm, (images, labels), training=True, epoch=0, step=1)[0])
+    assert torch.equal(transfer(dm, (images, labels), training=False)[0], dm.preprocess(images))
+    with pytest.raises(DataError, match="unknown auto_augment 'randaug'; choose one of none, randaugment"):
+        ImageDataModule("digits", auto_augment="randaug")
+
+
+def test_repeated_augmentation_repeats_each_shuffled_index_and_keeps_the_epochs_length() -> None:
+    sampler = SeededSampler(10, seed=0, repeats=3)
+    order = list(sampler)
+    assert len(order) == 10
+    assert order[:9:3] == order[1:9:3] == order[2:9:3]  # each index three times in a row
+    assert order[9] == order[::3][-1]
+    assert len(set(order)) == 4
+    assert order[::3] == list(SeededSampler(10, seed=0))[:4]  # the shuffle's first quarter-plus, repeated
+    dm = ImageDataModule("digits", batch_size=30, preset="cifar", repeated_augment=3)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert torch.equal(images[0], images[1])  # the loader repeats the image ...
+    x = transfer(dm, (images, torch.zeros(30, dtype=torch.long)), training=True, epoch=0, step=1)[0]
+    assert not torch.equal(x[0], x[1])  # ... and each copy is augmented its own way
+    validation = list(dm.val_dataloader().sampler)
+    assert validation == list(range(len(validation)))  # evaluation: every image once, in order
+
+
+def test_train_image_size_resizes_training_batches_and_evaluation_keeps_the_test_size() -> None:
+    dm = ImageDataModule("digits", batch_size=16, preset="cifar", train_image_size=24)
+    images, labels = next(iter(dm.val_dataloader()))
+    assert transfer(dm, (images, labels), training=True, epoch=0, step=1)[0].shape == (16, 3, 24, 24)
+    assert transfer(dm, (images, labels), training=False)[0].shape == (16, 3, 32, 32)
+    assert dm.preprocess.image_size == 32  # what the logged model serves
+
+
+def test_erase_batch_erases_one_rectangle_of_a_share_of_the_images_as_the_generator_says() -> None:
+    images = torch.full((64, 3, 32, 32), 7.0)
+    erased = erase_batch(images, augmentation_generator(0, 0, 0, STREAMS["erase"]), prob=0.5)
+    assert torch.equal(erased, erase_batch(images, augmentation_generator(0, 0, 0, STREAMS["erase"]), prob=0.5))
+    assert torch.equal(images, torch.full((64, 3, 32, 32), 7.0))  # a new tensor
+    changed = erased != 7.0
+    assert torch.equal(changed[:, 0], changed[:, 1])  # the same rectangle in every channel
+    hit = changed[:, 0].flatten(1).any(1)
+    assert 16 <= int(hit.sum()) <= 48  # about half the images
+    for mask in changed[hit, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+        assert int(mask.sum()) == height * width  # one rectangle
+        assert 0.02 * 1024 * 0.8 <= height * width <= 1024 / 3 * 1.2  # of 2% to a third of the image (rounded sides)
+    assert torch.equal(erase_batch(images, augmentation_generator(0, 0, 0), prob=0.0), images)
+
+
+def test_mixup_mixes_each_image_with_the_reversed_batch_and_targets_are_timms() -> None:
+    images, labels = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+    mixed, targets = Mixing(mixup_alpha=0.4)(images, labels, 6, augmentation_generator(0, 0, 0, STREAMS["mix"]))
+    lam = float(targets[0, 0])
+    assert 0 < lam < 1
+    assert torch.allclose(mixed, images * lam + images.flip(0) * (1 - lam), atol=1e-6)  # lam rounded to float32
+    assert torch.allclose(targets, mixup_target(labels, 6, lam=lam))
+    again = Mixing(mixup_alpha=0.4)(images, labels, 6, augmentation_generator(0, 0, 0, STREAMS["mix"]))
+    assert torch.equal(again[0], mixed)
+    assert torch.equal(again[1], targets)
+
+
+def test_cutmix_pastes_one_box_whose_area_is_the_targets_weight() -> None:
+    images, labels = torch.zeros(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    images[2:] = 1.0  # the reversed batch pastes ones into the first two images
+    both = Mixing(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=1.0)  # always CutMix
+    for batch in range(5):
+        mixed, targets = both(images, labels, 4, augmentation_generator(0, 0, batch, STREAMS["mix"]))
+        pasted = float(mixed[0, 0].mean())
+        assert set(mixed.unique().tolist()) <= {0.0, 1.0}  # pasted, not blended
+        assert torch.allclose(targets, mixup_target(labels, 4, lam=1 - pasted))
+    never = Mixing(cutmix_alpha=1.0, prob=0.0)(images, labels, 4, augmentation_generator(0, 0, 0))
+    assert torch.equal(never[0], images)
+    assert torch.equal(never[1], torch.eye(4))
+
+
+def test_erasing_and_mixing_in_the_hook_are_fixed_by_seed_epoch_and_batch() -> None:
+    dm = ImageDataModule("digits", batch_size=64, preset="cifar", erase_prob=0.5, mixup_alpha=0.2, cutmix_alpha=1.0)
+    images, labels = next(iter(dm.val_dataloader()))
+    x, y = transfer(dm, (images, labels), training=True, epoch=1, step=3)
+    assert y.shape == (64, dm.num_classes)
+    assert torch.allclose(y.sum(1), torch.ones(64))
+    again = transfer(dm, (images, labels), training=True, epoch=1, step=3)
+    assert torch.equal(x, again[0])
+    assert torch.equal(y, again[1])
+    assert not torch.equal(x, transfer(dm, (images, labels), training=True, epoch=1, step=4)[0])
+    evaluation = transfer(dm, (images, labels), training=False)
+    assert torch.equal(evaluation[0], dm.preprocess(images))
+    assert torch.equal(evaluation[1], labels)
+    crops_only = ImageDataModule("digits", batch_size=64, preset="cifar")  # a new part leaves crops as they were
+    crops = transfer(crops_only, (images, labels), training=True, epoch=1, step=3)[0]
+    erasing = ImageDataModule("digits", batch_size=64, preset="cifar", erase_prob=0.5)
+    erased = transfer(erasing, (images, labels), training=True, epoch=1, step=3)[0]
+    kept = (erased == crops).flatten(1).all(1)
+    assert 10 < int(kept.sum()) < 54  # the images not erased are exactly the crops
+    plain = ImageDataModule("digits", batch_size=64, erase_prob=1.0)  # no crop and flip, still erased
+    assert not torch.equal(transfer(plain, (images, labels), training=True)[0], plain.preprocess(images))
 
 
 def test_shuffle_is_seeded_per_epoch() -> None:

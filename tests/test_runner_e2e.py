@@ -81,7 +81,17 @@ def test_params_describe_the_experiment_with_the_values_used(runs) -> None:
     plumbing = {name for name in field_names() if is_plumbing(name)}
     assert not plumbing & set(params)  # no tracking_uri, checkpoint_dir, run_name, workers, ...
     assert "None" not in params.values()
-    unset = {"weights", "decode_size", "head_lr", "grad_clip", "ema_decay", "model_args"}  # unused here: no param
+    # Fields left unset here have no param.
+    unset = {
+        "weights",
+        "decode_size",
+        "head_lr",
+        "grad_clip",
+        "ema_decay",
+        "model_args",
+        "milestones",
+        "train_image_size",
+    }
     assert set(field_names()) - plumbing - unset <= set(params)
     assert not unset & set(params)
     # The cifar preset resolved: what the run actually used, not "None".

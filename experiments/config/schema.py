@@ -92,6 +92,31 @@ class ExperimentConfig(BaseModel):
         fix="give three numbers (one per RGB channel, all > 0)",
     )  # fmt: skip
     augment: bool | None = _field(None, "random crop + flip while training; default: the preset's")
+    train_image_size: int | None = _field(
+        None, "input size of training batches, if not the test size (image_size)", ge=1, le=MAX_IMAGE_SIZE,
+        unit=" pixels",
+    )  # fmt: skip
+    repeated_augment: int = _field(
+        1, "repeated augmentation: each training image N times in a row, each copy augmented its own way; "
+        "the epoch keeps its length", ge=1, le=16,
+    )  # fmt: skip
+    auto_augment: Literal["none", "randaugment", "trivialaugment"] = _field(
+        "none", "RandAugment (2 operations) or TrivialAugment of training images (torchvision's)"
+    )
+    augment_magnitude: int = _field(9, "RandAugment's magnitude, 0 to 30", ge=0, le=30)
+    erase_prob: float = _field(
+        0.0, "random erasing: share of training images with a rectangle erased to noise", ge=0, le=1,
+        fix="give a number in [0, 1]",
+    )  # fmt: skip
+    mixup_alpha: float = _field(0.0, "mixup of training batches: Beta(alpha, alpha) weights; 0: off", ge=0)
+    cutmix_alpha: float = _field(0.0, "CutMix of training batches: Beta(alpha, alpha) box areas; 0: off", ge=0)
+    mixup_prob: float = _field(
+        1.0, "probability that a training batch is mixed (mixup or CutMix)", ge=0, le=1, fix="give a number in [0, 1]"
+    )
+    mixup_switch_prob: float = _field(
+        0.5, "with mixup and CutMix both on: probability of CutMix for a batch", ge=0, le=1,
+        fix="give a number in [0, 1]",
+    )  # fmt: skip
     decode_size: int | None = _field(
         None, "size images are decoded to in the cache; default: the source's", ge=1, le=MAX_IMAGE_SIZE, unit=" pixels"
     )
@@ -107,15 +132,27 @@ class ExperimentConfig(BaseModel):
     )  # fmt: skip
     # -- optimisation --------------------------------------------------------
     epochs: int = _field(10, "maximum number of epochs", ge=1)
-    optimizer: Literal["adam", "adamw", "sgd"] = _field("adam", "optimizer")
+    optimizer: Literal["adam", "adamw", "sgd", "lamb"] = _field("adam", "optimizer (lamb: timm's LAMB)")
     lr: float = _field(1e-3, "learning rate", ge=0)
     momentum: float = _field(0.9, "SGD momentum", ge=0)
     nesterov: bool = _field(False, "SGD with Nesterov momentum")
     weight_decay: float = _field(0.0, "weight decay", ge=0)
-    schedule: Literal["none", "cosine", "onecycle"] = _field("none", "learning-rate schedule")
+    decay_norm_bias: bool = _field(True, "weight decay on norm layers and biases too (off: as timm's recipes)")
+    schedule: Literal["none", "cosine", "onecycle", "step", "multistep"] = _field("none", "learning-rate schedule")
+    step_epochs: int = _field(30, "schedule step: multiply the learning rate by lr_gamma every N epochs", ge=1)
+    milestones: list[Annotated[int, Field(ge=1)]] | None = _field(
+        None, "schedule multistep: epochs at which the learning rate is multiplied by lr_gamma, e.g. 30,60",
+        min_length=1, fix="give whole numbers of epochs >= 1, e.g. 30,60",
+    )  # fmt: skip
+    lr_gamma: float = _field(
+        0.1, "factor of the step and multistep schedules", gt=0, le=1, fix="give a number in (0, 1]"
+    )
     warmup_epochs: float = _field(0.0, "linear warmup epochs before the schedule", ge=0)
+    loss: Literal["ce", "bce"] = _field(
+        "ce", "training loss: ce (cross-entropy) or bce (binary cross-entropy per class, on soft targets)"
+    )
     label_smoothing: float = _field(
-        0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1, fix="give a number in [0, 1)"
+        0.0, "label smoothing of the training loss (ce or bce)", ge=0, lt=1, fix="give a number in [0, 1)"
     )
     seed: int = _field(
         0, "seed of weights, split, shuffling and augmentation", ge=0, le=MAX_SEED,
@@ -251,7 +288,8 @@ class ExperimentConfig(BaseModel):
                 f"nesterov: only applies to optimizer sgd, not '{self.optimizer}'; "
                 "drop --nesterov or use --optimizer sgd"
             )
-        size = self.image_size or self.decode_size
+        self._check_recipe()
+        size = max(self.image_size or self.decode_size or 0, self.train_image_size or 0) or None
         if size is not None:
             batch_bytes = self.batch_size * 3 * size * size * 4
             allowed = machine_memory_bytes() * BATCH_MEMORY_SHARE
@@ -287,6 +325,40 @@ class ExperimentConfig(BaseModel):
         if self.precision == "16-mixed" and _resolves_to_cpu(self.accelerator):
             raise ConfigError("precision: 16-mixed is refused on a CPU (it needs a GPU); use bf16-mixed or 32 there")
         return self
+
+    def _check_recipe(self) -> None:
+        """The training recipe's fields that only make sense together (schedule, mixing, decay)."""
+        if self.milestones is not None and self.schedule != "multistep":
+            raise ConfigError(
+                f"milestones: only apply to schedule multistep, not '{self.schedule}'; "
+                "drop --milestones or use --schedule multistep"
+            )
+        if self.schedule == "multistep":
+            if self.milestones is None:
+                raise ConfigError("schedule: multistep needs milestones; give --milestones EPOCH,EPOCH,...")
+            if self.milestones != sorted(set(self.milestones)):
+                raise ConfigError(f"milestones: {self.milestones} must go up, each once; e.g. 30,60")
+            if self.milestones[-1] >= self.epochs:
+                raise ConfigError(
+                    f"milestones: {self.milestones[-1]} is past the last epoch (epochs {self.epochs}); "
+                    f"give milestones below {self.epochs} or raise --epochs"
+                )
+        if self.schedule == "step" and self.step_epochs >= self.epochs:
+            raise ConfigError(
+                f"step_epochs: {self.step_epochs} is past the last epoch (epochs {self.epochs}), so the "
+                f"learning rate never steps; give step_epochs below {self.epochs} or raise --epochs"
+            )
+        mixing = "mixup_alpha" if self.mixup_alpha > 0 else "cutmix_alpha" if self.cutmix_alpha > 0 else None
+        if mixing and self.batch_size < 2:
+            raise ConfigError(
+                f"{mixing}: mixing needs batch_size >= 2 (an image mixes with another of its batch), "
+                f"not batch_size {self.batch_size}; raise --batch-size or drop --{mixing.replace('_', '-')}"
+            )
+        if not self.decay_norm_bias and self.weight_decay == 0:
+            raise ConfigError(
+                "decay_norm_bias: off has no effect with weight_decay 0; drop --no-decay-norm-bias "
+                "or give --weight-decay"
+            )
 
     def validate(self) -> ExperimentConfig:  # type: ignore[override]  # pydantic's is a deprecated v1 classmethod
         """The config itself: it was checked when it was made (kept for the callers that chain it).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -16,7 +17,17 @@ from experiments.data.digest import PartDescription, describe_parts
 from experiments.data.errors import DataError
 from experiments.data.load import ImageSet, load_images
 from experiments.data.split import Split, split_images, summarize
-from experiments.data.transforms import Preprocess, augment_batch, augmentation_generator, resolve_preset
+from experiments.data.transforms import (
+    AUTO_AUGMENTS,
+    STREAMS,
+    Mixing,
+    Preprocess,
+    augment_batch,
+    augmentation_generator,
+    auto_augment_batch,
+    erase_batch,
+    resolve_preset,
+)
 
 
 def _resolve_workers(workers: int | str, in_memory: bool) -> int:
@@ -54,6 +65,15 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: A pretrained model's cfg: its mean, std and input size beat the preset.
         test_fraction: Share of each class drawn as the test part where the source has none.
         in_memory: Cache decoded images (True), decode per image (False), or decide by size (None).
+        train_image_size: Size of training batches, if not ``image_size`` (the test size).
+        repeated_augment: Each training image this many times in a row per epoch (`SeededSampler`).
+        auto_augment: ``randaugment`` or ``trivialaugment`` of training images (`auto_augment_batch`).
+        augment_magnitude: RandAugment's magnitude, 0 to 30.
+        erase_prob: Share of training images with one rectangle erased to noise (`erase_batch`).
+        mixup_alpha: Mixup of training batches (`Mixing`); 0 is off.
+        cutmix_alpha: CutMix of training batches; 0 is off.
+        mixup_prob: Probability that a training batch is mixed.
+        mixup_switch_prob: With both on, probability of CutMix rather than mixup.
     """
 
     def __init__(
@@ -74,6 +94,15 @@ class ImageDataModule(L.LightningDataModule):
         pretrained_cfg: dict[str, Any] | None = None,
         test_fraction: float = 0.2,
         in_memory: bool | None = None,
+        train_image_size: int | None = None,
+        repeated_augment: int = 1,
+        auto_augment: str = "none",
+        augment_magnitude: int = 9,
+        erase_prob: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        mixup_switch_prob: float = 0.5,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -86,9 +115,15 @@ class ImageDataModule(L.LightningDataModule):
         self.preset = resolve_preset(
             preset, image_size=image_size, mean=mean, std=std, augment=augment, pretrained_cfg=pretrained_cfg
         )
+        self.train_image_size, self.repeated_augment = train_image_size, repeated_augment
+        if auto_augment not in AUTO_AUGMENTS:
+            raise DataError(f"unknown auto_augment {auto_augment!r}; choose one of {', '.join(AUTO_AUGMENTS)}")
+        self.auto_augment, self.augment_magnitude, self.erase_prob = auto_augment, augment_magnitude, erase_prob
+        self.mixing = Mixing(mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
         self._images: ImageSet | None = None
         self._split: Split | None = None
         self._preprocess: Preprocess | None = None
+        self._train_preprocessing: Preprocess | None = None
 
     def _load(self) -> ImageSet:
         if self._images is None:
@@ -164,8 +199,9 @@ class ImageDataModule(L.LightningDataModule):
         else:
             raise RuntimeError(f"{self.source}: loaded without cached images or a file list")
         workers = _resolve_workers(self.workers, images.in_memory)
+        sampler = SeededSampler(len(dataset), self.seed, shuffle, self.repeated_augment if shuffle else 1)
         return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=SeededSampler(len(dataset), self.seed, shuffle),
+            dataset, batch_size=self.batch_size, sampler=sampler,
             collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
@@ -202,37 +238,71 @@ class ImageDataModule(L.LightningDataModule):
         """
         return self._loader("test", shuffle=False)
 
+    @property
+    def augments(self) -> bool:
+        """Whether training batches change at all (crop and flip, RandAugment or TrivialAugment, erasing, mixing)."""
+        return self.preset.augment or self.auto_augment != "none" or self.erase_prob > 0 or self.mixing.active
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """Augment (training only), resize and normalise the batch on its device.
 
         Returns:
-            (float32 (N, 3, S, S) normalised, labels).
+            (float32 (N, 3, S, S) normalised, labels); a mixed training batch has soft
+            targets, float32 (N, num_classes), in place of its labels.
         """
         images, labels = batch
         trainer = self.trainer
-        if self.preset.augment and trainer is not None and trainer.training:
+        if self.augments and trainer is not None and trainer.training:
             # The batch's index within the epoch is restored on resume, so augmentation repeats exactly.
             batch_index = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-            return self.model_input(images, trainer.current_epoch, batch_index), labels
+            epoch = trainer.current_epoch
+            images = self.model_input(images, epoch, batch_index)
+            if not self.mixing.active:
+                return images, labels
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["mix"])
+            return self.mixing(images, labels, self.num_classes, generator)
         return self.model_input(images), labels
+
+    def _train_preprocess(self, device: torch.device) -> Preprocess:
+        """The training batches' `Preprocess` at ``train_image_size``, kept on the batches' device."""
+        kept = self._train_preprocessing
+        if kept is None or kept.mean.device != device:
+            preset = replace(self.preset, image_size=self.train_image_size)
+            kept = self._train_preprocessing = Preprocess.from_preset(preset).to(device)
+        return kept
 
     def model_input(self, images: Tensor, epoch: int | None = None, batch_index: int = 0) -> Tensor:
         """A uint8 batch on its device as the model takes it: augmented for training, resized, normalised.
 
+        Crop and flip (the preset's ``augment``), then RandAugment or TrivialAugment, work on the
+        uint8 batch, random erasing on the
+        normalised one (as timm's recipes order them); each draws from its own stream of
+        `augmentation_generator`. Mixing changes the labels too, so `on_after_batch_transfer` does it.
+
         Args:
             images: uint8 (N, 3, H, W), on any device.
             epoch: The training epoch; with ``batch_index`` it seeds the augmentation (so a
-                resumed run repeats it). None for an evaluation batch: never augmented (nor is
-                any batch of a preset without augmentation).
+                resumed run repeats it). None for an evaluation batch: never augmented (nor
+                cropped and flipped is any batch of a preset without augmentation).
             batch_index: The batch's index within the epoch.
 
         Returns:
             float32 (N, 3, S, S), normalised, on the batch's device.
         """
         if self.preset.augment and epoch is not None:
-            images = augment_batch(images, augmentation_generator(self.seed, epoch, batch_index))
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["crop_flip"])
+            images = augment_batch(images, generator)
+        if self.auto_augment != "none" and epoch is not None:
+            generator = augmentation_generator(self.seed, epoch, batch_index, STREAMS["auto_augment"])
+            images = auto_augment_batch(images, generator, self.auto_augment, self.augment_magnitude)
         preprocess = self._ready()[2]
         if preprocess.mean.device != images.device:
             preprocess = self._preprocess = preprocess.to(images.device)
+        if epoch is not None and self.train_image_size is not None:
+            preprocess = self._train_preprocess(images.device)
         output: Tensor = preprocess(images)
+        if self.erase_prob > 0 and epoch is not None:
+            output = erase_batch(
+                output, augmentation_generator(self.seed, epoch, batch_index, STREAMS["erase"]), self.erase_prob
+            )
         return output

@@ -127,12 +127,16 @@ class SeededSampler(Sampler[int]):
         length: Number of items.
         seed: Seed of the shuffle.
         shuffle: Whether to shuffle.
+        repeats: Repeated augmentation (Hoffer et al. 2020, timm's ``RepeatAugSampler``): each
+            shuffled index ``repeats`` times in a row, the epoch kept at ``length`` (so it sees
+            a ``1 / repeats`` share of the items, each copy augmented its own way).
     """
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, repeats: int = 1) -> None:
         self.length = length
         self.seed = seed
         self.shuffle = shuffle
+        self.repeats = repeats
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -146,7 +150,10 @@ class SeededSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
             return iter(range(self.length))
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.length).tolist())
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        if self.repeats > 1:
+            order = np.repeat(order[: -(-self.length // self.repeats)], self.repeats)[: self.length]
+        return iter(order.tolist())
 
     def __len__(self) -> int:
         return self.length

@@ -10,13 +10,16 @@ mean/std and augmentation; they never change the model.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms import v2
 
 from experiments.data.errors import DataError
 
@@ -263,16 +266,184 @@ def augment_batch(images: Tensor, generator: torch.Generator, padding: int = 4) 
     return torch.gather(padded, 2, index.view(n, 1, -1).expand(n, channels, -1)).view(n, channels, height, width)
 
 
-def augmentation_generator(seed: int, epoch: int, batch_index: int) -> torch.Generator:
+def augmentation_generator(seed: int, epoch: int, batch_index: int, stream: int = 0) -> torch.Generator:
     """A CPU generator for one training batch, so a resumed run repeats the same augmentations.
 
     Args:
         seed: The run's seed.
         epoch: The epoch (0-based), so that every epoch augments differently.
         batch_index: The batch's index within the epoch.
+        stream: Which augmentation draws from it (`STREAMS`): each has its own numbers, so that
+            turning one on leaves the others' draws as they were.
 
     Returns:
         The seeded generator.
     """
-    mixed = (seed * 1_000_003 + epoch) * 1_000_003 + batch_index
+    mixed = (seed * 1_000_003 + epoch) * 1_000_003 + batch_index + stream * 0x9E3779B97F4A7C15
     return torch.Generator().manual_seed(mixed % (2**63))
+
+
+STREAMS = {"crop_flip": 0, "erase": 1, "mix": 2, "auto_augment": 3}
+"""The `augmentation_generator` stream of each batch augmentation."""
+
+
+AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
+"""The config's ``auto_augment`` names: torchvision's ``RandAugment`` and ``TrivialAugmentWide``."""
+
+
+def auto_augment_batch(images: Tensor, generator: torch.Generator, policy: str, magnitude: int = 9) -> Tensor:
+    """RandAugment (2 operations at ``magnitude``) or TrivialAugment, each image its own draw.
+
+    torchvision's ``transforms.v2`` classes take a uint8 batch but draw one operation for all
+    of it from torch's global generator; so each image is transformed alone, under a forked
+    global CPU generator seeded from ``generator`` (the one per-image Python loop of the data
+    path, paid only with ``auto_augment`` on). The operations run where the batch is.
+
+    Args:
+        images: uint8 (N, C, H, W), on any device.
+        generator: CPU generator, seeded by the caller.
+        policy: ``"randaugment"`` or ``"trivialaugment"``.
+        magnitude: RandAugment's magnitude, 0 to 30 (TrivialAugment draws its own).
+
+    Returns:
+        The augmented batch, same shape, dtype and device.
+    """
+    transform = v2.RandAugment(num_ops=2, magnitude=magnitude) if policy == "randaugment" else v2.TrivialAugmentWide()
+    seeds = torch.randint(0, 2**62, (images.shape[0],), generator=generator).tolist()
+    with torch.random.fork_rng(devices=[]):  # the global CPU generator is left as it was
+        augmented = []
+        for image, seed in zip(images, seeds, strict=True):
+            torch.manual_seed(seed)
+            augmented.append(transform(image))
+    return torch.stack(augmented)
+
+
+def erase_batch(
+    images: Tensor, generator: torch.Generator, prob: float, area: tuple[float, float] = (0.02, 1 / 3)
+) -> Tensor:
+    """Random erasing (Zhong et al. 2017) as timm's ``RandomErasing(mode="pixel")``, for a whole batch at once.
+
+    Each image, with probability ``prob``, has one rectangle (``area`` of the image, aspect 0.3
+    to 1/0.3, the first of 10 tries that fits, as timm draws it) replaced by normal noise.
+    timm's class draws from Python's global ``random`` one image at a time; here every number
+    comes from the CPU generator, so the batch is erased the same way on any device.
+
+    Args:
+        images: Normalised float (N, C, H, W), on any device.
+        generator: CPU generator, seeded by the caller.
+        prob: Probability that an image is erased.
+        area: Smallest and largest share of the image a rectangle covers.
+
+    Returns:
+        The erased batch (a new tensor), same shape, dtype and device.
+    """
+    n, _, height, width = images.shape
+    tries = 10
+    target = (area[0] + (area[1] - area[0]) * torch.rand(n, tries, generator=generator)) * height * width
+    aspect = torch.exp(math.log(0.3) + 2 * math.log(1 / 0.3) * torch.rand(n, tries, generator=generator))
+    h, w = (target * aspect).sqrt().round().long(), (target / aspect).sqrt().round().long()
+    fits = (h < height) & (w < width)
+    first = fits.float().argmax(1, keepdim=True)  # the first try that fits (any, where none does)
+    h, w = h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1)
+    top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
+    erased = (torch.rand(n, generator=generator) < prob) & fits.any(1)
+    noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
+    rows, cols = torch.arange(height).view(1, -1, 1), torch.arange(width).view(1, 1, -1)
+    inside = (rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
+    inside = inside & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)) & erased.view(-1, 1, 1)
+    return torch.where(inside.unsqueeze(1).to(images.device), noise, images)
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """Mixup and CutMix of a batch with its reverse, as timm's ``Mixup(mode="batch")`` mixes.
+
+    Attributes:
+        mixup_alpha: Beta(alpha, alpha) of mixup's weight; 0 turns mixup off.
+        cutmix_alpha: Beta(alpha, alpha) of CutMix's box area; 0 turns CutMix off.
+        prob: Probability that a batch is mixed at all.
+        switch_prob: With both on, probability of CutMix rather than mixup for a batch.
+    """
+
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    prob: float = 1.0
+    switch_prob: float = 0.5
+
+    @property
+    def active(self) -> bool:
+        """Whether any batch is ever mixed."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.prob > 0
+
+    @staticmethod
+    def targets(labels: Tensor, num_classes: int, lam: float) -> Tensor:
+        """Soft targets: ``lam`` of each image's class and ``1 - lam`` of its partner's (the reversed batch).
+
+        Args:
+            labels: int64 (N,).
+            num_classes: Classes of the targets.
+            lam: Weight of each image's own class.
+
+        Returns:
+            float32 (N, num_classes).
+        """
+        one_hot = F.one_hot(labels, num_classes).float()
+        return one_hot * lam + one_hot.flip(0) * (1 - lam)
+
+    def __call__(
+        self, images: Tensor, labels: Tensor, num_classes: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Mix a batch (image ``i`` with image ``N - 1 - i``) and its labels.
+
+        timm's ``Mixup`` draws from NumPy's global state; here the draws come from the CPU
+        generator (through a NumPy generator seeded from it, for the Beta draw), so a batch
+        mixes the same way on any device and on resume. The soft targets are those of timm's
+        ``mixup_target``, unsmoothed (the loss smooths them); written out here, since importing
+        timm would cost the data layer seconds for two lines.
+
+        Args:
+            images: Normalised float (N, C, H, W), on any device.
+            labels: int64 (N,).
+            num_classes: Classes of the soft targets.
+            generator: CPU generator, seeded by the caller.
+
+        Returns:
+            The mixed images and float (N, num_classes) soft targets.
+        """
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        if rng.random() >= self.prob:
+            return images, self.targets(labels, num_classes, 1.0)
+        cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or rng.random() < self.switch_prob)
+        alpha = self.cutmix_alpha if cutmix else self.mixup_alpha
+        lam = float(rng.beta(alpha, alpha))
+        if not cutmix:
+            return images * lam + images.flip(0) * (1 - lam), self.targets(labels, num_classes, lam)
+        (top, bottom, left, right), lam = cutmix_bbox_and_lam(images.shape, lam, rng)
+        images = images.clone()
+        images[:, :, top:bottom, left:right] = images.flip(0)[:, :, top:bottom, left:right]
+        return images, self.targets(labels, num_classes, lam)
+
+
+def cutmix_bbox_and_lam(
+    shape: torch.Size, lam: float, rng: np.random.Generator
+) -> tuple[tuple[int, int, int, int], float]:
+    """CutMix's box (sides ``sqrt(1 - lam)`` of the image's, centred anywhere, clipped) and its real weight.
+
+    timm's ``rand_bbox`` and ``cutmix_bbox_and_lam(correct_lam=True)``, drawing from ``rng``.
+
+    Args:
+        shape: The batch's (N, C, H, W).
+        lam: The drawn weight of the kept image.
+        rng: The batch's NumPy generator.
+
+    Returns:
+        ``(top, bottom, left, right)`` and the kept share of the pixels.
+    """
+    height, width = shape[-2:]
+    ratio = math.sqrt(1 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
+    top, bottom = int(np.clip(cy - cut_h // 2, 0, height)), int(np.clip(cy + cut_h // 2, 0, height))
+    left, right = int(np.clip(cx - cut_w // 2, 0, width)), int(np.clip(cx + cut_w // 2, 0, width))
+    return (top, bottom, left, right), 1 - (bottom - top) * (right - left) / (height * width)

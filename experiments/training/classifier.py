@@ -13,13 +13,15 @@ callback writes to MLflow with the epoch as step (an explicit epoch axis);
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from timm.optim import Lamb
 from torch.optim import SGD, Adam, AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 from torchmetrics import MeanMetric
@@ -29,7 +31,7 @@ import registry
 from experiments.config.schema import ExperimentConfig, from_dict
 from experiments.training.finetune import check_model, param_groups
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "lamb": Lamb}
 """The optimizer of each of the config's ``optimizer`` names (SGD also takes its momentum and nesterov)."""
 
 
@@ -94,23 +96,35 @@ class Classifier(L.LightningModule):
             return self._compiled(images)
         return self.model(images)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing if self.training else 0.0)
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss the config names, or plain cross-entropy outside training.
+
+        ``targets`` are labels ``(N,)`` or soft targets ``(N, C)`` (mixed batches). Binary
+        cross-entropy smooths as timm's ``BinaryCrossEntropy`` does (every class ``s / C``, the
+        true one ``1 - s`` more), on soft targets too, where timm's leaves smoothing upstream.
+        """
+        if not self.training:  # validation and test losses compare across runs whatever the recipe
+            return F.cross_entropy(logits, targets)
+        smoothing = self.config.label_smoothing
+        if self.config.loss == "ce":
+            return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        soft = targets if targets.is_floating_point() else F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, soft * (1 - smoothing) + smoothing / logits.shape[1])
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimisation step; logs ``train_loss_step``.
 
         Args:
-            batch: Preprocessed images and labels.
+            batch: Preprocessed images and labels (or soft targets, for a mixed batch).
             batch_idx: Index of the batch in the epoch.
 
         Returns:
             The loss.
         """
-        images, labels = batch
+        images, targets = batch
         logits = self(images)
-        loss = self._loss(logits, labels)
-        self.train_acc(logits, labels)
+        loss = self._loss(logits, targets)
+        self.train_acc(logits, targets if targets.ndim == 1 else targets.argmax(1))  # a mixed batch: its main class
         self.train_loss_mean(loss.detach())
         self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, logger=False)
@@ -120,8 +134,8 @@ class Classifier(L.LightningModule):
     def eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         """The step validation and test share: logits, ``{stage}_loss`` and ``{stage}_acc`` for the epoch.
 
-        The loss is without label smoothing (``self.training`` is off), so
-        validation and test losses compare across runs whatever the training recipe.
+        The loss is plain cross-entropy (``self.training`` is off), so validation and
+        test losses compare across runs whatever the training loss and smoothing.
 
         Args:
             batch: Preprocessed images and labels.
@@ -205,17 +219,36 @@ class Classifier(L.LightningModule):
             max_lr = [g["lr"] for g in optimizer.param_groups]
             scheduler: Any = OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct)
         else:
-            scheduler = LambdaLR(optimizer, lr_factor(c.schedule, warmup, total))
+            steps = [round(e * total / c.epochs) for e in step_milestones(c)]
+            scheduler = LambdaLR(optimizer, lr_factor(c.schedule, warmup, total, steps, c.lr_gamma))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    """The per-step learning-rate multiplier: linear warmup, then constant or cosine.
+def step_milestones(config: ExperimentConfig) -> list[int]:
+    """The epochs at which the step and multistep schedules multiply the learning rate by ``lr_gamma``.
 
     Args:
-        schedule: ``"none"`` or ``"cosine"``.
+        config: The run's config.
+
+    Returns:
+        Epochs, increasing; empty for the other schedules.
+    """
+    if config.schedule == "step":
+        return list(range(config.step_epochs, config.epochs, config.step_epochs))
+    return list(config.milestones or []) if config.schedule == "multistep" else []
+
+
+def lr_factor(
+    schedule: str, warmup: int, total: int, milestones: Sequence[int] = (), gamma: float = 0.1
+) -> Callable[[int], float]:
+    """The per-step learning-rate multiplier: linear warmup, then constant, cosine or stepped.
+
+    Args:
+        schedule: ``"none"``, ``"cosine"``, ``"step"`` or ``"multistep"``.
         warmup: Warmup steps.
         total: Total optimisation steps.
+        milestones: Steps at which ``step`` and ``multistep`` multiply the rate by ``gamma``.
+        gamma: That factor.
 
     Returns:
         ``factor(step) -> float``.
@@ -227,6 +260,8 @@ def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
         if schedule == "cosine":
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if schedule in ("step", "multistep"):
+            return float(gamma ** bisect.bisect_right(milestones, step))
         return 1.0
 
     return factor

@@ -99,16 +99,32 @@ def param_groups(model: torch.nn.Module, config: ExperimentConfig) -> list[dict[
         config: The `ExperimentConfig`.
 
     Returns:
-        One group (``lr`` from the optimizer) or two (the head's with its own ``lr``).
+        One group (``lr`` from the optimizer) or two (the head's with its own ``lr``); with
+        ``decay_norm_bias`` off, each split into its decayed part and its part with weight decay 0.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     if config.head_lr is None:
-        return [{"params": trainable, "lr": config.lr}]
-    head_ids = {id(p) for p in head_of(model).parameters()}
-    body = [p for p in trainable if id(p) not in head_ids]
-    head = [p for p in trainable if id(p) in head_ids]
-    groups = [{"params": body, "lr": config.lr}] if body else []
-    return [*groups, {"params": head, "lr": config.head_lr}]
+        groups = [{"params": trainable, "lr": config.lr}]
+    else:
+        head_ids = {id(p) for p in head_of(model).parameters()}
+        body = [p for p in trainable if id(p) not in head_ids]
+        head = [p for p in trainable if id(p) in head_ids]
+        groups = [*([{"params": body, "lr": config.lr}] if body else []), {"params": head, "lr": config.head_lr}]
+    return groups if config.decay_norm_bias else [part for g in groups for part in _split_decay(model, g)]
+
+
+def _split_decay(model: torch.nn.Module, group: dict[str, Any]) -> list[dict[str, Any]]:
+    """A group as its decayed part and its part without weight decay.
+
+    The part without is timm's (``param_groups_weight_decay``): norms and biases, that is every
+    parameter of one dimension or fewer, or named ``*.bias``.
+    """
+    bias_ids = {id(p) for name, p in model.named_parameters() if name.endswith(".bias")}
+    plain = [p for p in group["params"] if p.ndim <= 1 or id(p) in bias_ids]
+    plain_ids = {id(p) for p in plain}
+    decayed = [p for p in group["params"] if id(p) not in plain_ids]
+    parts = [{**group, "params": decayed}] if decayed else []
+    return [*parts, *([{**group, "params": plain, "weight_decay": 0.0}] if plain else [])]
 
 
 class FreezeStages(BaseFinetuning):

@@ -55,7 +55,19 @@ C = TypeVar("C", bound=Callback)
 DATA_FIELDS = ("batch_size", "val_fraction", "seed", "limit_per_class", "decode_size")
 """Config fields that `ImageDataModule` takes under the same names: what is read and how it is split, ..."""
 PREPROCESS_FIELDS = ("preset", "image_size", "mean", "std", "augment")
-"""... and what the images become (`experiments.data.transforms.resolve_preset`)."""
+"""... and what the images become (`experiments.data.transforms.resolve_preset`) ..."""
+AUGMENT_FIELDS = (
+    "train_image_size",
+    "repeated_augment",
+    "auto_augment",
+    "augment_magnitude",
+    "erase_prob",
+    "mixup_alpha",
+    "cutmix_alpha",
+    "mixup_prob",
+    "mixup_switch_prob",
+)
+"""... and what training batches become besides the preset's crop and flip."""
 
 LOG_EVERY_N_STEPS = 50
 """Steps between two logged ``train_loss`` values (Lightning's default; each is one write to the store)."""
@@ -113,7 +125,7 @@ def build_datamodule(config: ExperimentConfig) -> ImageDataModule:
         config.data,
         workers=int(config.workers) if config.workers.isdigit() else "auto",
         pretrained_cfg=registry.model_info(config.model)["pretrained_cfg"] or None,
-        **{name: getattr(config, name) for name in (*DATA_FIELDS, *PREPROCESS_FIELDS)},
+        **{name: getattr(config, name) for name in (*DATA_FIELDS, *PREPROCESS_FIELDS, *AUGMENT_FIELDS)},
     )
     dm.prepare_data()
     dm.setup("fit")
