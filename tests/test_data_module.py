@@ -381,6 +381,7 @@ def test_bad_batch_size() -> None:
         ImageDataModule("digits", batch_size=0)
 
 
+@pytest.mark.floors  # 2.6.0's wrapper did not pass set_epoch on: the floor is 2.6.1 for it
 def test_distributed_wrapper_splits_the_seeded_order_between_ranks() -> None:
     from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
