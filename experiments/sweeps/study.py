@@ -49,9 +49,9 @@ from experiments.tracking.names import (
 )
 from experiments.tracking.store import (
     check_database,
+    make_default_folder,
     make_runs_folder,
     resolve_tracking_uri,
-    runs_folder,
     sqlite_path,
 )
 
@@ -134,8 +134,8 @@ def open_storage(url: str, tracking_uri: str | None) -> optuna.storages.BaseStor
     if url == "memory":
         return optuna.storages.InMemoryStorage()
     path, engine = sqlite_path(url), dict[str, Any]()
-    if path is not None and path.parent == runs_folder():  # the default, opened before the store that makes it
-        make_runs_folder()
+    if path is not None:  # the default storage may open before the MLflow store beside it
+        make_default_folder(path)
     if path is not None and not path.parent.is_dir():
         raise TrackingError(
             f"study storage {mask_uri(url)}: its folder {path.parent} does not exist; create it, "

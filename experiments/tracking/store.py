@@ -122,6 +122,21 @@ def make_runs_folder() -> Path:
     return folder
 
 
+def make_default_folder(path: Path) -> None:
+    """Make a SQLite file's folder when it is `runs_folder`: made on first use; any other folder must exist.
+
+    The MLflow store and the study storage both call it: whichever opens first makes the folder.
+
+    Args:
+        path: A SQLite file (the MLflow store's or the study storage's).
+
+    Raises:
+        TrackingError: The runs folder cannot be made (see `make_runs_folder`).
+    """
+    if path.parent == runs_folder():
+        make_runs_folder()
+
+
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Where a new experiment's artifacts go: ``mlruns/NAME`` beside a SQLite store, so the store stays whole.
 
@@ -182,8 +197,7 @@ def open_store(uri: str | None = None) -> str:
         check_database(resolved, "tracking store", "--tracking-uri")
     path = sqlite_path(resolved)
     if path is not None:
-        if path.parent == runs_folder():  # the default folder is made on first use; any other must exist
-            make_runs_folder()
+        make_default_folder(path)
         check_sqlite_file(resolved, path)
         try:
             if path.is_file() and path.stat().st_size and not writable(path):
